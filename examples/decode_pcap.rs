@@ -1,0 +1,3 @@
+//! Decodes database traffic from pcap and pcapng captures.
+
+fn main() {}

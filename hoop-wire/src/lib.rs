@@ -1,0 +1,1 @@
+//! Sans-IO codecs for database wire protocols.
