@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Regenerates the seed corpora of the fuzz targets (fuzz/corpus/, gitignored)
+# from the public captures in ../shared/captures. `.ci/run` runs it before
+# fuzzing; run it yourself before `cargo fuzz run`. Needs tshark and python3.
+# A target seeded from captures gets one line below.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+command -v tshark >/dev/null || { echo "fuzz/seed.sh: tshark is not installed (apt-get install tshark)" >&2; exit 1; }
+
+python3 fuzz/seed_postgres.py
