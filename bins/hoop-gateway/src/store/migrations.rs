@@ -1,0 +1,87 @@
+//! Schema migrations, applied in order, each once, inside one transaction.
+//!
+//! A migration is written once; `{bigint}` and `{bytes}` become the
+//! backend's spelling. Never edit a released migration: add a new one.
+
+/// The backend a migration is rendered for.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// One schema change.
+pub(super) struct Migration(&'static str);
+
+impl Migration {
+    pub(super) fn render(&self, dialect: Dialect) -> String {
+        let (bigint, bytes) = match dialect {
+            Dialect::Sqlite => ("INTEGER", "BLOB"),
+            Dialect::Postgres => ("BIGINT", "BYTEA"),
+        };
+        self.0.replace("{bigint}", bigint).replace("{bytes}", bytes)
+    }
+}
+
+/// Every migration, oldest first; the schema version is the count applied.
+pub(super) const MIGRATIONS: &[Migration] = &[Migration(
+    "
+CREATE TABLE agents (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    mode TEXT NOT NULL,
+    key_hash TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    created_at {bigint} NOT NULL
+);
+CREATE TABLE resources (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    subtype TEXT,
+    agent_id TEXT REFERENCES agents(id),
+    created_at {bigint} NOT NULL
+);
+CREATE TABLE connections (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    type TEXT NOT NULL,
+    subtype TEXT,
+    agent_id TEXT REFERENCES agents(id),
+    resource_name TEXT REFERENCES resources(name),
+    attributes TEXT NOT NULL,
+    secret {bytes} NOT NULL,
+    created_at {bigint} NOT NULL,
+    updated_at {bigint} NOT NULL
+);
+CREATE INDEX connections_agent ON connections (agent_id);
+CREATE TABLE plugins (
+    name TEXT PRIMARY KEY,
+    config TEXT NOT NULL
+);
+CREATE TABLE plugin_connections (
+    plugin TEXT NOT NULL,
+    connection_id TEXT NOT NULL REFERENCES connections(id) ON DELETE CASCADE,
+    config TEXT NOT NULL,
+    PRIMARY KEY (plugin, connection_id)
+);
+CREATE TABLE user_groups (
+    name TEXT PRIMARY KEY
+);
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    email TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    groups TEXT NOT NULL,
+    created_at {bigint} NOT NULL
+);
+CREATE TABLE api_tokens (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at {bigint} NOT NULL
+);
+",
+)];

@@ -1,0 +1,202 @@
+//! The store's behaviour, identical on SQLite and PostgreSQL.
+
+use super::*;
+use crate::testing::{Backend, TestStore, on_both_backends};
+
+fn agent(name: &str) -> AgentRecord {
+    AgentRecord {
+        id: crate::crypto::new_id().unwrap(),
+        name: name.into(),
+        mode: "standard".into(),
+        key_hash: crate::crypto::hash_token(name),
+        metadata: "{}".into(),
+        created_at: records::now(),
+    }
+}
+
+fn connection(name: &str, agent_id: &str) -> ConnectionRecord {
+    ConnectionRecord {
+        id: crate::crypto::new_id().unwrap(),
+        name: name.into(),
+        kind: "database".into(),
+        subtype: Some("postgres".into()),
+        agent_id: Some(agent_id.into()),
+        resource_name: None,
+        attributes: "{}".into(),
+        secret: vec![1, 2, 3, 0, 255],
+        created_at: 1,
+        updated_at: 2,
+    }
+}
+
+fn audit(connection_id: &str) -> PluginConfigRecord {
+    PluginConfigRecord {
+        plugin: "audit".into(),
+        connection_id: connection_id.into(),
+        config: "[]".into(),
+    }
+}
+
+async fn migrations_apply_once_and_data_survives_reopen(backend: Backend) {
+    let test = TestStore::new(backend).await;
+    let store = test.open().await;
+    let a = agent("a1");
+    store.insert_agent(&a).await.unwrap();
+    drop(store);
+    let reopened = test.open().await;
+    assert_eq!(reopened.find_agent("a1").await.unwrap(), Some(a.clone()));
+    assert_eq!(reopened.find_agent(&a.id).await.unwrap(), Some(a));
+    let versions = reopened
+        .query("SELECT version FROM schema_migrations", vec![])
+        .await
+        .unwrap();
+    assert_eq!(versions.len(), migrations::MIGRATIONS.len());
+}
+
+async fn duplicate_names_conflict(backend: Backend) {
+    let test = TestStore::new(backend).await;
+    let store = test.open().await;
+    store.insert_agent(&agent("dup")).await.unwrap();
+    assert!(matches!(
+        store.insert_agent(&agent("dup")).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(store.list_agents().await.unwrap().len(), 1);
+}
+
+async fn failed_transaction_writes_nothing(backend: Backend) {
+    let test = TestStore::new(backend).await;
+    let store = test.open().await;
+    let a = agent("a");
+    store.insert_agent(&a).await.unwrap();
+    let first = connection("pg", &a.id);
+    store
+        .insert_connection(&first, &[audit(&first.id)])
+        .await
+        .unwrap();
+    // Same name: the connection insert fails, so its plugin rows must not land.
+    let second = connection("pg", &a.id);
+    assert!(matches!(
+        store.insert_connection(&second, &[audit(&second.id)]).await,
+        Err(StoreError::Conflict)
+    ));
+    // New name but a plugin row that collides: the connection must not land.
+    let third = connection("pg3", &a.id);
+    let collide = [audit(&third.id), audit(&third.id)];
+    assert!(matches!(
+        store.insert_connection(&third, &collide).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(store.list_connections().await.unwrap(), vec![first.clone()]);
+    assert_eq!(
+        store.list_plugin_connections().await.unwrap(),
+        vec![audit(&first.id)]
+    );
+}
+
+async fn connections_round_trip_update_and_delete(backend: Backend) {
+    let test = TestStore::new(backend).await;
+    let store = test.open().await;
+    let a = agent("a");
+    store.insert_agent(&a).await.unwrap();
+    let mut c = connection("pg", &a.id);
+    store.insert_connection(&c, &[audit(&c.id)]).await.unwrap();
+    assert_eq!(store.find_connection("pg").await.unwrap(), Some(c.clone()));
+    c.name = "renamed".into();
+    c.subtype = None;
+    c.kind = "custom".into();
+    assert!(store.update_connection(&c).await.unwrap());
+    assert_eq!(store.find_connection(&c.id).await.unwrap(), Some(c.clone()));
+    assert_eq!(store.agent_references(&a.id).await.unwrap(), 1);
+    assert!(matches!(
+        store.delete_agent(&a.id).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(store.delete_connection(&c.id).await.unwrap());
+    assert!(!store.delete_connection(&c.id).await.unwrap());
+    assert!(store.list_plugin_connections().await.unwrap().is_empty());
+    assert!(store.delete_agent(&a.id).await.unwrap());
+}
+
+async fn plugins_replace_whole_set(backend: Backend) {
+    let test = TestStore::new(backend).await;
+    let store = test.open().await;
+    let a = agent("a");
+    store.insert_agent(&a).await.unwrap();
+    let c = connection("pg", &a.id);
+    store.insert_connection(&c, &[]).await.unwrap();
+    let dlp = PluginConfigRecord {
+        plugin: "dlp".into(),
+        connection_id: c.id.clone(),
+        config: r#"["EMAIL_ADDRESS"]"#.into(),
+    };
+    store
+        .replace_plugin("dlp", "{}", std::slice::from_ref(&dlp))
+        .await
+        .unwrap();
+    store
+        .replace_plugin("dlp", r#"{"k":1}"#, std::slice::from_ref(&dlp))
+        .await
+        .unwrap();
+    assert_eq!(store.list_plugin_connections().await.unwrap(), vec![dlp]);
+    assert_eq!(
+        store.plugin_config("dlp").await.unwrap().as_deref(),
+        Some(r#"{"k":1}"#)
+    );
+    store.replace_plugin("dlp", "{}", &[]).await.unwrap();
+    assert!(store.list_plugin_connections().await.unwrap().is_empty());
+}
+
+async fn users_groups_and_tokens(backend: Backend) {
+    let test = TestStore::new(backend).await;
+    let store = test.open().await;
+    let mut user = UserRecord {
+        id: crate::crypto::new_id().unwrap(),
+        email: "ann@example.com".into(),
+        name: "Ann".into(),
+        status: "active".into(),
+        groups: vec!["admin".into(), "sre".into()],
+        created_at: 5,
+    };
+    store.insert_user(&user).await.unwrap();
+    store.insert_group("sre").await.unwrap();
+    assert!(matches!(
+        store.insert_group("sre").await,
+        Err(StoreError::Conflict)
+    ));
+    let token = TokenRecord {
+        id: crate::crypto::new_id().unwrap(),
+        name: "ci".into(),
+        user_id: user.id.clone(),
+        token_hash: crate::crypto::hash_token("tok"),
+        created_at: 6,
+    };
+    store.insert_token(&token).await.unwrap();
+    assert_eq!(
+        store
+            .user_for_token(&crate::crypto::hash_token("tok"))
+            .await
+            .unwrap(),
+        Some(user.clone())
+    );
+    assert_eq!(store.user_for_token("nope").await.unwrap(), None);
+    user.groups = vec![];
+    assert!(store.update_user(&user).await.unwrap());
+    assert_eq!(
+        store.find_user("ann@example.com").await.unwrap(),
+        Some(user.clone())
+    );
+    assert!(store.delete_user(&user.id).await.unwrap());
+    assert!(store.list_tokens().await.unwrap().is_empty());
+    assert!(store.delete_group("sre").await.unwrap());
+    assert!(store.list_groups().await.unwrap().is_empty());
+}
+
+on_both_backends!(
+    migrations_apply_once_and_data_survives_reopen,
+    duplicate_names_conflict,
+    failed_transaction_writes_nothing,
+    connections_round_trip_update_and_delete,
+    plugins_replace_whole_set,
+    users_groups_and_tokens,
+);
