@@ -1,0 +1,404 @@
+//! The agent's side of the link: dial, authenticate, heartbeat, check
+//! targets, and reconnect with backoff and jitter when anything breaks.
+//!
+//! ```text
+//!  agent                                   gateway
+//!    | -- TCP (TLS for hoops://) ------------> |
+//!    | -- Hello {name, secret, metadata} ----> |
+//!    | <------------- Welcome | Refused ------ |
+//!    | <------------- Targets --------------- |   again whenever they change
+//!    | -- Status {connection_id: bool} ------> |   when a check result changes
+//!    | -- Ping ------------------------------> |   every heartbeat
+//!    | <------------- Pong ------------------ |
+//! ```
+//!
+//! A link that stays silent for three heartbeats is dropped by either side.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rand::Rng;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+use crate::frame::{Frame, FrameError, FrameKind};
+use crate::key::AgentKey;
+use crate::messages::{Hello, Status, Target, Targets, Welcome};
+
+/// How long one reachability probe may take before the target counts as
+/// unreachable: short enough that a dead target is reported well within the
+/// product's 10-second promise.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How often targets are probed.
+pub const CHECK_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Even without changes, the full status is re-sent this often, so a lost
+/// or ignored report heals.
+const STATUS_REFRESH: Duration = Duration::from_secs(10);
+
+/// How long the gateway has to answer the hello.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A write that cannot complete in this time means the link is stuck.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// First reconnect delay; doubles per failure up to [`BACKOFF_MAX`].
+const BACKOFF_BASE: Duration = Duration::from_millis(250);
+
+/// Longest reconnect delay.
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// Why one link ended.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkError {
+    /// The socket failed.
+    #[error("link i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// The gateway refused the key.
+    #[error("the gateway refused the agent key")]
+    Refused,
+    /// The gateway sent something unexpected.
+    #[error("protocol error: {0}")]
+    Protocol(&'static str),
+    /// A frame was oversized.
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// Nothing arrived for three heartbeats, or a write stalled.
+    #[error("the link went silent")]
+    Timeout,
+    /// TLS could not be set up.
+    #[error("tls: {0}")]
+    Tls(String),
+}
+
+/// Everything the agent needs to run.
+#[derive(Clone)]
+pub struct AgentConfig {
+    /// The key from `POST /api/agents` (`HOOP_KEY`).
+    pub key: AgentKey,
+    /// Roots trusted for a `hoops://` gateway; `None` uses none, so a TLS
+    /// key then needs a CA file.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("key", &self.key)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// A TLS client configuration trusting the PEM certificates in `ca_file`.
+///
+/// # Errors
+///
+/// When the file cannot be read or holds no usable certificate.
+pub fn tls_client_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, LinkError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let certificates = CertificateDer::pem_file_iter(ca_file)
+        .map_err(|e| LinkError::Tls(format!("reading {}: {e}", ca_file.display())))?;
+    for certificate in certificates {
+        let certificate = certificate.map_err(|e| LinkError::Tls(e.to_string()))?;
+        roots
+            .add(certificate)
+            .map_err(|e| LinkError::Tls(e.to_string()))?;
+    }
+    if roots.is_empty() {
+        return Err(LinkError::Tls("the CA file holds no certificate".into()));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| LinkError::Tls(e.to_string()))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Runs the agent until the task is dropped: link, serve, and on any failure
+/// wait (exponential backoff with jitter) and link again.
+pub async fn run(config: AgentConfig) {
+    let mut failures: u32 = 0;
+    loop {
+        let started = Instant::now();
+        match link_once(&config).await {
+            Ok(()) => tracing::info!("agent link closed by the gateway"),
+            Err(LinkError::Refused) => tracing::error!("the gateway refused this agent's key"),
+            Err(error) => tracing::warn!(%error, "agent link lost"),
+        }
+        // A link that lived a while was healthy: start backing off afresh.
+        if started.elapsed() > BACKOFF_MAX {
+            failures = 0;
+        }
+        let delay = backoff(failures);
+        failures = failures.saturating_add(1);
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// The delay before reconnect attempt `failures + 1`: exponential, capped,
+/// with "equal jitter" (half fixed, half random) so agents cut off together
+/// do not return together.
+pub fn backoff(failures: u32) -> Duration {
+    let exponential = BACKOFF_BASE.saturating_mul(1u32 << failures.min(16));
+    let capped = exponential.min(BACKOFF_MAX);
+    let half = capped / 2;
+    let jitter = rand::rng().random_range(0..=half.as_millis() as u64);
+    half + Duration::from_millis(jitter)
+}
+
+async fn dial(config: &AgentConfig) -> Result<Box<dyn Io>, LinkError> {
+    let tcp = TcpStream::connect(&config.key.address).await?;
+    tcp.set_nodelay(true)?;
+    if !config.key.tls {
+        return Ok(Box::new(tcp));
+    }
+    let tls = config
+        .tls
+        .clone()
+        .ok_or_else(|| LinkError::Tls("a hoops:// key needs a CA file (HOOP_TLS_CA)".into()))?;
+    let host = config
+        .key
+        .address
+        .rsplit_once(':')
+        .map_or(config.key.address.as_str(), |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+        .map_err(|e| LinkError::Tls(e.to_string()))?;
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await?;
+    Ok(Box::new(stream))
+}
+
+struct Link {
+    io: Box<dyn Io>,
+    buffer: BytesMut,
+    out: BytesMut,
+}
+
+impl Link {
+    async fn send(&mut self, frame: &Frame) -> Result<(), LinkError> {
+        self.out.clear();
+        frame.encode(&mut self.out)?;
+        tokio::time::timeout(WRITE_TIMEOUT, self.io.write_all(&self.out))
+            .await
+            .map_err(|_| LinkError::Timeout)??;
+        Ok(())
+    }
+
+    async fn send_json(
+        &mut self,
+        kind: FrameKind,
+        value: &impl serde::Serialize,
+    ) -> Result<(), LinkError> {
+        let payload = serde_json::to_vec(value).map_err(|_| LinkError::Protocol("encode"))?;
+        self.send(&Frame::control(kind, payload)).await
+    }
+
+    /// The next frame. Cancel-safe: bytes read so far stay in the buffer.
+    async fn recv(&mut self) -> Result<Option<Frame>, LinkError> {
+        loop {
+            if let Some(frame) = Frame::decode(&mut self.buffer)? {
+                return Ok(Some(frame));
+            }
+            if self.io.read_buf(&mut self.buffer).await? == 0 {
+                return Ok(None);
+            }
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+async fn link_once(config: &AgentConfig) -> Result<(), LinkError> {
+    let io = dial(config).await?;
+    let mut link = Link {
+        io,
+        buffer: BytesMut::with_capacity(8 * 1024),
+        out: BytesMut::with_capacity(8 * 1024),
+    };
+    let hello = Hello {
+        name: config.key.name.clone(),
+        secret: config.key.secret.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        hostname: hostname(),
+        platform: format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
+    };
+    link.send_json(FrameKind::Hello, &hello).await?;
+    let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, link.recv())
+        .await
+        .map_err(|_| LinkError::Timeout)??
+        .ok_or(LinkError::Protocol("closed during the handshake"))?;
+    let welcome: Welcome = match first.kind {
+        FrameKind::Welcome => serde_json::from_slice(&first.payload)
+            .map_err(|_| LinkError::Protocol("bad welcome"))?,
+        FrameKind::Refused => return Err(LinkError::Refused),
+        _ => return Err(LinkError::Protocol("unexpected first frame")),
+    };
+    let heartbeat = Duration::from_millis(welcome.heartbeat_ms.clamp(200, 30_000));
+    tracing::info!(agent_id = %welcome.agent_id, "agent linked to the gateway");
+    serve(&mut link, heartbeat).await
+}
+
+async fn serve(link: &mut Link, heartbeat: Duration) -> Result<(), LinkError> {
+    let mut targets: Vec<Target> = Vec::new();
+    let mut reported: Option<BTreeMap<String, bool>> = None;
+    let mut last_report = Instant::now();
+    let mut last_heard = Instant::now();
+    let mut ping = tokio::time::interval(heartbeat);
+    let mut check = tokio::time::interval(CHECK_INTERVAL);
+    let (results_tx, mut results) = mpsc::channel::<BTreeMap<String, bool>>(1);
+    let mut checking = false;
+    loop {
+        tokio::select! {
+            frame = link.recv() => {
+                let Some(frame) = frame? else { return Ok(()) };
+                last_heard = Instant::now();
+                match frame.kind {
+                    FrameKind::Ping => {
+                        link.send(&Frame::control(FrameKind::Pong, frame.payload)).await?;
+                    }
+                    FrameKind::Targets => {
+                        let update: Targets = serde_json::from_slice(&frame.payload)
+                            .map_err(|_| LinkError::Protocol("bad targets"))?;
+                        targets = update.targets;
+                        reported = None;
+                        check.reset_immediately();
+                    }
+                    FrameKind::Open => {
+                        // Sessions over the link arrive in a later release:
+                        // refuse each one cleanly, keeping the link.
+                        link.send(&Frame { kind: FrameKind::Close, stream: frame.stream, payload: bytes::Bytes::new() }).await?;
+                    }
+                    _ => {}
+                }
+            }
+            _ = ping.tick() => {
+                if last_heard.elapsed() > heartbeat * 3 {
+                    return Err(LinkError::Timeout);
+                }
+                link.send(&Frame::control(FrameKind::Ping, bytes::Bytes::new())).await?;
+            }
+            _ = check.tick(), if !checking => {
+                checking = true;
+                let snapshot = targets.clone();
+                let tx = results_tx.clone();
+                tokio::spawn(async move {
+                    let _ = tx.send(check_targets(&snapshot).await).await;
+                });
+            }
+            Some(result) = results.recv() => {
+                checking = false;
+                // Drop results for connections no longer in the target list
+                // (it may have changed while the check ran).
+                let result: BTreeMap<String, bool> = result
+                    .into_iter()
+                    .filter(|(id, _)| targets.iter().any(|t| &t.connection_id == id))
+                    .collect();
+                if reported.as_ref() != Some(&result) || last_report.elapsed() > STATUS_REFRESH {
+                    link.send_json(FrameKind::Status, &Status { reachable: result.clone() }).await?;
+                    reported = Some(result);
+                    last_report = Instant::now();
+                }
+            }
+        }
+    }
+}
+
+/// Probes every target concurrently with a TCP connect.
+pub async fn check_targets(targets: &[Target]) -> BTreeMap<String, bool> {
+    let mut probes = tokio::task::JoinSet::new();
+    for target in targets {
+        let target = target.clone();
+        probes.spawn(async move {
+            let reachable = match &target.host {
+                None => true,
+                Some(host) => matches!(
+                    tokio::time::timeout(
+                        CHECK_TIMEOUT,
+                        TcpStream::connect((host.as_str(), target.port))
+                    )
+                    .await,
+                    Ok(Ok(_))
+                ),
+            };
+            (target.connection_id, reachable)
+        });
+    }
+    let mut out = BTreeMap::new();
+    while let Some(result) = probes.join_next().await {
+        if let Ok((id, reachable)) = result {
+            out.insert(id, reachable);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_caps_and_jitters() {
+        for failures in 0..40 {
+            let delay = backoff(failures);
+            assert!(delay <= BACKOFF_MAX);
+            let full = BACKOFF_BASE
+                .saturating_mul(1u32 << failures.min(16))
+                .min(BACKOFF_MAX);
+            assert!(delay >= full / 2, "{failures}: {delay:?}");
+        }
+        let spread: std::collections::BTreeSet<_> = (0..50).map(|_| backoff(10)).collect();
+        assert!(spread.len() > 1, "no jitter");
+    }
+
+    #[tokio::test]
+    async fn probes_report_open_and_closed_ports() {
+        let open = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let closed_port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let targets = vec![
+            Target {
+                connection_id: "up".into(),
+                host: Some("127.0.0.1".into()),
+                port: open.local_addr().unwrap().port(),
+            },
+            Target {
+                connection_id: "down".into(),
+                host: Some("127.0.0.1".into()),
+                port: closed_port,
+            },
+            Target {
+                connection_id: "custom".into(),
+                host: None,
+                port: 0,
+            },
+        ];
+        let result = check_targets(&targets).await;
+        assert_eq!(result.get("up"), Some(&true));
+        assert_eq!(result.get("down"), Some(&false));
+        assert_eq!(result.get("custom"), Some(&true));
+    }
+}

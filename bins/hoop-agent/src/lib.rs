@@ -1,0 +1,15 @@
+//! The hoop agent: it sits beside the services it serves, dials the gateway
+//! (the gateway never dials it), keeps one long-lived link, and reports
+//! whether each of its connections' targets is reachable.
+//!
+//! The link's framing ([`frame`]) carries stream ids so sessions can be
+//! multiplexed over it; session relaying itself arrives in a later release.
+
+pub mod agent;
+pub mod frame;
+pub mod key;
+pub mod messages;
+
+pub use agent::{AgentConfig, LinkError, run, tls_client_config};
+pub use frame::{Frame, FrameError, FrameKind};
+pub use key::{AgentKey, KeyError};
