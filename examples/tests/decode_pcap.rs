@@ -10,11 +10,12 @@ mod decode_pcap;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use decode_pcap::testing::{LINKTYPE_RAW, pcap, resegment, tcp_packet};
+use decode_pcap::testing::{LINKTYPE_RAW, pcap, pcapng, resegment, tcp_packet};
 use serde_json::Value;
 
 /// The public PostgreSQL captures, which the tests read in place.
@@ -363,14 +364,31 @@ mod pg {
     }
 }
 
-/// A conversation as raw-IP frames: a handshake, then each `(from_client,
-/// bytes)` as one segment in order.
-fn conversation(server_port: u16, turns: &[(bool, Vec<u8>)]) -> Vec<u8> {
-    let client = "10.1.0.1:40000".parse().unwrap();
-    let server = std::net::SocketAddr::new([10, 1, 0, 2].into(), server_port);
-    let (mut client_seq, mut server_seq) = (1000u32, 9000u32);
+/// The two ends of a built conversation.
+struct Ends {
+    client: SocketAddr,
+    server: SocketAddr,
+    /// The client's initial sequence number.
+    isn: u32,
+}
+
+impl Ends {
+    fn v4(server_port: u16) -> Self {
+        Self {
+            client: "10.1.0.1:40000".parse().unwrap(),
+            server: SocketAddr::new([10, 1, 0, 2].into(), server_port),
+            isn: 999,
+        }
+    }
+}
+
+/// A conversation's frames, without link header: a handshake, then each
+/// `(from_client, bytes)` as one segment, in order.
+fn conversation_frames(ends: &Ends, turns: &[(bool, Vec<u8>)]) -> Vec<Vec<u8>> {
+    let (client, server) = (ends.client, ends.server);
+    let (mut client_seq, mut server_seq) = (ends.isn.wrapping_add(1), 9000u32);
     let mut frames = vec![
-        tcp_packet(client, server, client_seq - 1, (true, false), b""),
+        tcp_packet(client, server, ends.isn, (true, false), b""),
         tcp_packet(server, client, server_seq - 1, (true, true), b""),
     ];
     for (from_client, bytes) in turns {
@@ -382,13 +400,21 @@ fn conversation(server_port: u16, turns: &[(bool, Vec<u8>)]) -> Vec<u8> {
         frames.push(tcp_packet(src, dst, *seq, (false, true), bytes));
         *seq = seq.wrapping_add(bytes.len() as u32);
     }
-    pcap(LINKTYPE_RAW, &frames)
+    frames
+}
+
+/// A raw-IP capture of one IPv4 conversation with the server on `server_port`.
+fn conversation(server_port: u16, turns: &[(bool, Vec<u8>)]) -> Vec<u8> {
+    pcap(
+        LINKTYPE_RAW,
+        &conversation_frames(&Ends::v4(server_port), turns),
+    )
 }
 
 /// SQL with every character tshark escapes, others it does not, non-ASCII,
 /// commas, two queries in one segment, a Parse, and a query split over two
-/// segments.
-fn tricky_sql_conversation() -> (Vec<u8>, Vec<&'static [u8]>) {
+/// segments: the conversation's turns and the statements in order.
+fn tricky_sql_turns() -> (Vec<(bool, Vec<u8>)>, Vec<String>) {
     let odd: &[u8] = b"select 'a\tb'\n, 2 -- x\\y \"z\" \xc3\xa9 \x08\x0c\x07\x1b\r\n;";
     let split = pg::query(b"select 3");
     let turns = vec![
@@ -406,8 +432,25 @@ fn tricky_sql_conversation() -> (Vec<u8>, Vec<&'static [u8]>) {
         (true, split[..7].to_vec()),
         (true, split[7..].to_vec()),
     ];
-    let sql = vec![odd, b"select 1,2", b"select $1\nfrom t", b"select 3"];
+    let sql: [&[u8]; 4] = [odd, b"select 1,2", b"select $1\nfrom t", b"select 3"];
+    (
+        turns,
+        sql.iter()
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect(),
+    )
+}
+
+fn tricky_sql_conversation() -> (Vec<u8>, Vec<String>) {
+    let (turns, sql) = tricky_sql_turns();
     (conversation(5432, &turns), sql)
+}
+
+fn sql_of(run: &Run) -> Vec<&str> {
+    run.records
+        .iter()
+        .filter_map(|r| r["sql"].as_str())
+        .collect()
 }
 
 #[test]
@@ -415,16 +458,7 @@ fn extracts_sql_from_query_and_parse_exactly() {
     let (capture, expected) = tricky_sql_conversation();
     let run = decode_file(&temp_capture("tricky", &capture));
     assert_eq!(run.status, decode_pcap::EXIT_OK, "{}", run.notes);
-    let sql: Vec<_> = run
-        .records
-        .iter()
-        .filter_map(|r| r["sql"].as_str())
-        .collect();
-    let expected: Vec<_> = expected
-        .iter()
-        .map(|s| String::from_utf8_lossy(s))
-        .collect();
-    assert_eq!(sql, expected);
+    assert_eq!(sql_of(&run), expected);
     let parse = run
         .records
         .iter()
@@ -594,4 +628,55 @@ fn reports_unreadable_files_and_goes_on() {
         run.notes
     );
     assert!(!run.records.is_empty(), "the readable file was not decoded");
+}
+
+/// The same statements over IPv6, captured on Linux's "any" device (cooked
+/// v2 headers) into a pcapng file.
+#[test]
+fn reads_pcapng_with_linux_cooked_headers_over_ipv6() {
+    let (turns, expected) = tricky_sql_turns();
+    let ends = Ends {
+        client: "[2001:db8::1]:40000".parse().unwrap(),
+        server: "[2001:db8::2]:5432".parse().unwrap(),
+        isn: 7,
+    };
+    // SLL2: protocol IPv6, reserved, interface 1, ARPHRD_ETHER, packet type,
+    // address length 6, address.
+    let sll2 = [&[0x86, 0xdd, 0, 0, 0, 0, 0, 1, 0, 1, 0, 6][..], &[0; 8]].concat();
+    let packets: Vec<(u32, Vec<u8>)> = conversation_frames(&ends, &turns)
+        .into_iter()
+        .map(|frame| (0, [&sll2[..], &frame].concat()))
+        .collect();
+    let run = decode_file(&temp_capture("sll2", &pcapng(&[276], &packets)));
+    assert_eq!(run.status, decode_pcap::EXIT_OK, "{}", run.notes);
+    assert_eq!(sql_of(&run), expected);
+}
+
+/// A second connection from the same address and port, told apart by its
+/// SYN, gets the next stream number, as in tshark.
+#[test]
+fn a_reused_address_pair_starts_a_new_stream() {
+    let turns = |sql: &[u8]| vec![(true, pg::startup()), (true, pg::query(sql))];
+    let mut frames = conversation_frames(&Ends::v4(5432), &turns(b"select 'first'"));
+    let second = Ends {
+        isn: 77_777,
+        ..Ends::v4(5432)
+    };
+    frames.extend(conversation_frames(&second, &turns(b"select 'second'")));
+    let path = temp_capture("reuse", &pcap(LINKTYPE_RAW, &frames));
+    let run = decode_file(&path);
+    let queries: Vec<(u64, &str)> = run
+        .records
+        .iter()
+        .filter(|r| r["sql"].is_string())
+        .map(|r| (r["stream"].as_u64().unwrap(), r["sql"].as_str().unwrap()))
+        .collect();
+    assert_eq!(queries, [(0, "select 'first'"), (1, "select 'second'")]);
+    if let Some(tshark) = tshark() {
+        let (_, our_streams) = our_sql_as_tshark_prints_it(&run);
+        assert_eq!(
+            our_streams,
+            tshark_lines(tshark, &path, &["-e", "tcp.stream"])
+        );
+    }
 }
