@@ -1,9 +1,36 @@
 //! Tokio session drivers: accept a client, open the real server connection with
 //! the connection's credentials, and relay every message through hoop's policy.
+//!
+//! ```text
+//!  client ──TLS?──▶ listener ──▶ session driver (per protocol)
+//!                                  │ client leg: TLS, hoop's own auth (ClientAuthenticator)
+//!                                  │ server leg: TLS per SSLMODE, the real auth (SCRAM, md5, ...)
+//!                                  ▼
+//!                    relay: decode (hoop-wire) ─▶ events ─▶ SessionHook ─▶ encode
+//! ```
+//!
+//! Shared parts, reused by every protocol: [`listener`] (accept loop),
+//! [`tls`] (both legs), [`auth`] (the client-leg authenticator trait),
+//! [`pipeline`] (the hook masking, guardrails and recording plug into),
+//! [`relay`] (the bounded, batched two-way pump), [`cancel`] (cancel-key
+//! mapping), [`scram`] (SCRAM-SHA-256 client). Protocol specifics live in
+//! [`postgres`].
+//!
+//! This crate does not decode anything itself (that is `hoop-wire`) and holds
+//! no policy (that is `hoop-masking`).
 
+pub mod auth;
+pub mod cancel;
 pub mod connection;
+pub mod listener;
+pub mod pipeline;
+pub mod postgres;
+pub mod relay;
+pub mod scram;
+pub mod stream;
+pub mod tls;
 
 pub use connection::{
-    AccessMode, AccessModes, ConfigError, Connection, ConnectionType, Credentials,
-    DatabaseTarget, Secret, SslMode, Subtype,
+    AccessMode, AccessModes, ConfigError, Connection, ConnectionType, Credentials, DatabaseTarget,
+    Secret, SslMode, Subtype,
 };

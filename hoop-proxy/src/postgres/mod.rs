@@ -1,0 +1,426 @@
+//! The PostgreSQL session driver.
+//!
+//! ```text
+//!  client                         hoop                              server
+//!    │ SSLRequest / GSSENCRequest  │                                  │
+//!    │◀── 'S' + TLS, or 'N' ───────│                                  │
+//!    │ StartupMessage(user, db..)  │                                  │
+//!    │◀── AuthenticationCleartext ─│  (only if the authenticator      │
+//!    │ PasswordMessage(token) ────▶│   wants a token)                 │
+//!    │                             │── SSLRequest, TLS per SSLMODE ──▶│
+//!    │                             │── Startup(real USER, db, params)▶│
+//!    │                             │◀─ SCRAM / md5 / cleartext / ok ─▶│
+//!    │◀── AuthenticationOk ────────│◀─ ParameterStatus.., KeyData, Z ─│
+//!    │◀── ParameterStatus.., hoop's own BackendKeyData, ReadyForQuery │
+//!    │◀════════ relay: decode, events to the hook, re-encode ════════▶│
+//! ```
+//!
+//! What it promises:
+//!
+//! - The client never sees the connection's real password, and the startup
+//!   exchange never shows it the real user (`session_authorization` is
+//!   reported as the client's own user name; SQL such as `current_user`
+//!   naturally still answers truthfully).
+//! - Every message is framed by `hoop-wire`; untouched messages go out byte
+//!   for byte, in order, batched into one write per read.
+//! - Memory per session is bounded (about two read chunks plus the largest
+//!   single message, capped by [`Limits`]); a slow client slows only its own
+//!   session; a client that goes away releases its server connection at once
+//!   (with a cancel request if a query was still running).
+//! - Cancel requests work: clients get hoop's own key, mapped to the server's
+//!   through a [`CancelRegistry`].
+//! - Failures reach the client as an ErrorResponse with a SQLSTATE: `08001`
+//!   server unreachable, `28P01` credentials or token refused (never saying
+//!   which credentials), `08P01` protocol violation.
+
+mod client;
+mod codec;
+pub mod error;
+mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use hoop_wire::postgres::{
+    Authentication, BackendKeyData, BackendMessage, Limits, Notice, ParameterStatus, StartupMessage,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use self::client::Hello;
+use self::codec::PgCodec;
+pub use self::error::{Culprit, SessionError};
+use crate::auth::{AllowAll, ClientAuthenticator};
+use crate::cancel::{CancelGuard, CancelKey, CancelRegistry, CancelTarget};
+use crate::connection::DatabaseTarget;
+use crate::pipeline::{NoopPipeline, Pipeline, SessionInfo};
+use crate::relay::{Pump, RelayEnd, relay};
+use crate::stream::Stream;
+use crate::tls::{TlsConfigError, UpstreamTls};
+
+/// How long a client and the server together get to finish the startup
+/// (TLS, both authentications); stops idle half-open connections from
+/// holding a slot.
+const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The startup parameter naming the real user.
+const USER: &[u8] = b"user";
+/// The startup parameter naming the database.
+const DATABASE: &[u8] = b"database";
+/// The ParameterStatus that reports the session's user.
+const SESSION_AUTHORIZATION: &[u8] = b"session_authorization";
+
+/// Builds a [`PostgresProxy`].
+pub struct Builder {
+    target: DatabaseTarget,
+    client_tls: Option<TlsAcceptor>,
+    upstream_tls: Option<UpstreamTls>,
+    authenticator: Arc<dyn ClientAuthenticator>,
+    pipeline: Arc<dyn Pipeline>,
+    limits: Limits,
+    handshake_timeout: Duration,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("target", &self.target)
+            .field("client_tls", &self.client_tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    /// Client-leg TLS: answer SSLRequest with `S` and this acceptor.
+    pub fn client_tls(mut self, acceptor: TlsAcceptor) -> Self {
+        self.client_tls = Some(acceptor);
+        self
+    }
+
+    /// Server-leg TLS; by default built from the target's `SSLMODE` with the
+    /// system's roots.
+    pub fn upstream_tls(mut self, tls: UpstreamTls) -> Self {
+        self.upstream_tls = Some(tls);
+        self
+    }
+
+    /// Who may open sessions; by default [`AllowAll`].
+    pub fn authenticator(mut self, authenticator: Arc<dyn ClientAuthenticator>) -> Self {
+        self.authenticator = authenticator;
+        self
+    }
+
+    /// The hook every session's traffic passes; by default [`NoopPipeline`].
+    pub fn pipeline(mut self, pipeline: Arc<dyn Pipeline>) -> Self {
+        self.pipeline = pipeline;
+        self
+    }
+
+    /// Codec limits (largest message accepted from either side).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// How long the startup of both legs may take.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// The proxy.
+    ///
+    /// # Errors
+    ///
+    /// [`TlsConfigError`] when no server-leg TLS was given and the one
+    /// `SSLMODE` needs cannot be built (`verify-full` without readable roots).
+    pub fn build(self) -> Result<PostgresProxy, TlsConfigError> {
+        let upstream_tls = match self.upstream_tls {
+            Some(tls) => tls,
+            None => UpstreamTls::new(self.target.ssl_mode)?,
+        };
+        Ok(PostgresProxy {
+            inner: Arc::new(Inner {
+                target: self.target,
+                client_tls: self.client_tls,
+                upstream_tls,
+                authenticator: self.authenticator,
+                pipeline: self.pipeline,
+                cancels: CancelRegistry::new(),
+                limits: self.limits,
+                handshake_timeout: self.handshake_timeout,
+            }),
+        })
+    }
+}
+
+struct Inner {
+    target: DatabaseTarget,
+    client_tls: Option<TlsAcceptor>,
+    upstream_tls: UpstreamTls,
+    authenticator: Arc<dyn ClientAuthenticator>,
+    pipeline: Arc<dyn Pipeline>,
+    cancels: CancelRegistry,
+    limits: Limits,
+    handshake_timeout: Duration,
+}
+
+/// A PostgreSQL proxy for one connection: many sessions, one upstream target.
+/// Cloning shares it (and its cancel registry).
+#[derive(Clone)]
+pub struct PostgresProxy {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for PostgresProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresProxy")
+            .field("target", &self.inner.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The server side of a session that completed its startup.
+struct Opened {
+    server: upstream::ServerLeg,
+    cancel: Option<(CancelGuard, CancelTarget)>,
+    info: SessionInfo,
+}
+
+impl PostgresProxy {
+    /// Starts configuring a proxy to `target`.
+    pub fn builder(target: DatabaseTarget) -> Builder {
+        Builder {
+            target,
+            client_tls: None,
+            upstream_tls: None,
+            authenticator: Arc::new(AllowAll),
+            pipeline: Arc::new(NoopPipeline),
+            limits: Limits::default(),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+        }
+    }
+
+    /// The registry mapping client cancel keys to server keys.
+    pub fn cancel_registry(&self) -> &CancelRegistry {
+        &self.inner.cancels
+    }
+
+    /// Serves every connection `listener` accepts, forever.
+    pub async fn serve(&self, listener: TcpListener) {
+        crate::listener::serve(listener, "postgres", |stream, peer| {
+            let proxy = self.clone();
+            async move { proxy.handle(stream, peer).await }
+        })
+        .await;
+    }
+
+    /// Runs one client connection to its end. Failures are reported to the
+    /// client (when it can still hear) and logged; they never propagate.
+    pub async fn handle(&self, stream: TcpStream, peer: SocketAddr) {
+        match self.session(stream, peer).await {
+            Ok(()) => tracing::debug!("session ended"),
+            Err(error) => match error.culprit() {
+                Culprit::Client => tracing::info!(%error, "session ended by the client"),
+                _ => tracing::warn!(%error, "session failed"),
+            },
+        }
+    }
+
+    async fn session(&self, stream: TcpStream, peer: SocketAddr) -> Result<(), SessionError> {
+        let inner = &*self.inner;
+        let hello = tokio::time::timeout(
+            inner.handshake_timeout,
+            client::accept(stream, inner.client_tls.as_ref(), inner.limits),
+        )
+        .await
+        .map_err(|_| SessionError::Timeout(Culprit::Client))??;
+        let mut client = match hello {
+            Hello::Closed => return Ok(()),
+            Hello::Cancel(request) => {
+                self.forward_cancel(request).await;
+                return Ok(());
+            }
+            Hello::Startup(client) => client,
+        };
+        let opened = tokio::time::timeout(inner.handshake_timeout, self.open(&mut client, peer))
+            .await
+            .unwrap_or(Err(SessionError::Timeout(Culprit::Server)));
+        match opened {
+            Ok(opened) => self.relay(client, opened).await,
+            Err(error) => {
+                send_fatal(&mut client.stream, &[], &error).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Client authentication, then the server leg; answers the client's
+    /// startup with the server's parameters and hoop's own cancel key.
+    async fn open(
+        &self,
+        client: &mut client::ClientLeg,
+        peer: SocketAddr,
+    ) -> Result<Opened, SessionError> {
+        let inner = &*self.inner;
+        let identity = client::authenticate(client, inner.authenticator.as_ref()).await?;
+        let client_user = client.param(USER).unwrap_or_default().to_owned();
+        let database = client
+            .param(DATABASE)
+            .filter(|db| !db.is_empty())
+            .map(str::to_owned)
+            .or_else(|| inner.target.database.clone());
+
+        let mut params = vec![(
+            Bytes::from_static(USER),
+            Bytes::copy_from_slice(inner.target.user.as_bytes()),
+        )];
+        if let Some(database) = &database {
+            params.push((
+                Bytes::from_static(DATABASE),
+                Bytes::copy_from_slice(database.as_bytes()),
+            ));
+        }
+        params.extend(
+            client
+                .startup
+                .params
+                .iter()
+                .filter(|(name, _)| name.as_ref() != USER && name.as_ref() != DATABASE)
+                .cloned(),
+        );
+        let startup = StartupMessage {
+            protocol_version: client.startup.protocol_version,
+            params,
+        };
+        let server =
+            upstream::connect(&inner.target, &inner.upstream_tls, inner.limits, startup).await?;
+
+        let cancel = server.key.as_ref().map(|key| {
+            let target = CancelTarget {
+                server: server.addr,
+                process_id: key.process_id,
+                secret: key.secret_key.clone(),
+            };
+            (
+                inner.cancels.register(target.clone(), key.secret_key.len()),
+                target,
+            )
+        });
+
+        let mut answer = BytesMut::new();
+        if let Some(negotiation) = &server.negotiation {
+            negotiation.encode(&mut answer);
+        }
+        BackendMessage::Authentication(Authentication::Ok).encode(&mut answer);
+        for message in &server.startup {
+            match message {
+                BackendMessage::ParameterStatus(status)
+                    if status.name.as_ref() == SESSION_AUTHORIZATION =>
+                {
+                    BackendMessage::ParameterStatus(ParameterStatus {
+                        name: status.name.clone(),
+                        value: Bytes::copy_from_slice(client_user.as_bytes()),
+                    })
+                    .encode(&mut answer);
+                }
+                BackendMessage::ReadyForQuery(_) => {
+                    if let Some((guard, _)) = &cancel {
+                        BackendMessage::BackendKeyData(BackendKeyData {
+                            process_id: guard.key().process_id,
+                            secret_key: guard.key().secret.clone(),
+                        })
+                        .encode(&mut answer);
+                    }
+                    message.encode(&mut answer);
+                }
+                other => other.encode(&mut answer),
+            }
+        }
+        client::write(&mut client.stream, &answer).await?;
+
+        Ok(Opened {
+            server,
+            cancel,
+            info: SessionInfo {
+                protocol: "postgres",
+                peer,
+                user: identity.user,
+                database,
+            },
+        })
+    }
+
+    async fn relay(&self, client: client::ClientLeg, opened: Opened) -> Result<(), SessionError> {
+        let Opened {
+            server,
+            cancel,
+            info,
+        } = opened;
+        let mut client_stream = client.stream;
+        let mut server_stream = server.stream;
+        let mut hook = self.inner.pipeline.open(&info);
+        let mut codec = PgCodec::new(client.decoder, server.decoder, hook.as_mut());
+        let mut to_server = Pump::new(client.buf);
+        let mut to_client = Pump::new(server.buf);
+        let result = relay(
+            &mut codec,
+            &mut client_stream,
+            &mut server_stream,
+            &mut to_server,
+            &mut to_client,
+        )
+        .await;
+        let abandoned = !codec.terminated() && codec.busy();
+        drop(codec);
+        hook.closed();
+        // The client went away while the server was still working for it:
+        // stop the query so the server connection is released now, not when
+        // the query would next write.
+        let client_gone = matches!(result, Ok(RelayEnd::ClientClosed))
+            || matches!(&result, Err(e) if e.culprit() == Culprit::Client);
+        if client_gone && abandoned {
+            if let Some((_, target)) = &cancel {
+                drop(server_stream);
+                upstream::send_cancel(target.server, target.process_id, &target.secret).await;
+            }
+            return result.map(drop);
+        }
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                send_fatal(&mut client_stream, to_client.unwritten(), &error).await;
+                Err(error)
+            }
+        }
+    }
+
+    async fn forward_cancel(&self, request: hoop_wire::postgres::CancelRequest) {
+        let key = CancelKey {
+            process_id: request.process_id,
+            secret: request.secret_key,
+        };
+        match self.inner.cancels.lookup(&key) {
+            Some(target) => {
+                upstream::send_cancel(target.server, target.process_id, &target.secret).await;
+            }
+            None => tracing::info!("cancel request for no known session"),
+        }
+    }
+}
+
+/// How long a final error may take to reach a client that stopped reading.
+const FAREWELL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Best effort: sends what was already relayed, then a FATAL ErrorResponse
+/// describing `error`, unless the client is the one that failed.
+async fn send_fatal(client: &mut Stream, unwritten: &[u8], error: &SessionError) {
+    let Some((code, message)) = error.client_error() else {
+        return;
+    };
+    let mut bytes = BytesMut::from(unwritten);
+    BackendMessage::ErrorResponse(Notice::error("FATAL", code, &message)).encode(&mut bytes);
+    let _ = tokio::time::timeout(FAREWELL_TIMEOUT, client::write(client, &bytes)).await;
+}
