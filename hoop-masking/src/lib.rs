@@ -1,4 +1,42 @@
 //! Masking and guardrail policy over protocol-neutral events.
 //!
-//! This crate knows no wire protocol and does no I/O: it decides what a cell
-//! becomes and whether a statement may run.
+//! This crate knows no wire protocol and does no I/O, reads no clock and keeps no globals:
+//! it decides what a cell becomes and whether a statement may run. A protocol driver (the
+//! PostgreSQL and MySQL session drivers in `hoop-proxy`) turns its messages into the calls
+//! below and the answers back into its own messages.
+//!
+//! ```text
+//! policy.json ──Policy::from_json──► Policy ──compile──► CompiledPolicy (Arc; Send + Sync; clone per session)
+//!                                                           │
+//!   statement text ──check_statement(sql, Dialect)──────────┼──► Verdict::Allow | Deny(rule, message)
+//!   columns (name, table, ValueKind) ──plan──► ResultPlan   │      (once per result set)
+//!   cell bytes ──CellMasker::mask_cell(plan, i, cell, out)──┴──► Unchanged | Replaced (in out) | Null
+//!   row ──check_row──► Verdict            CellMasker::counts ──► masked values per entity, for the recorder
+//! ```
+//!
+//! The hot path is [`CellMasker::mask_cell`]: a cell holding nothing sensitive (most cells)
+//! is rejected by one pass over a byte-class table, with no allocation and no copy. The
+//! crate README has the policy schema and measured costs.
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+mod columns;
+mod compiled;
+mod detect;
+mod entity;
+mod error;
+mod guardrails;
+mod masker;
+mod policy;
+mod transform;
+
+pub use columns::{ColumnInfo, ColumnTreatment, ResultPlan, ValueKind};
+pub use compiled::CompiledPolicy;
+pub use detect::Detection;
+pub use entity::{EntityId, EntityType};
+pub use error::{PolicyError, PolicyErrorKind};
+pub use guardrails::{Denial, Dialect, Verdict};
+pub use masker::{CellMasker, CellOutcome};
+pub use policy::{
+    ColumnAction, ColumnRule, CustomEntity, GuardrailConfig, InputRule, MaskingConfig, OutputRule,
+    Policy, StatementKind, Transform,
+};
