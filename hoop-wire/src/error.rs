@@ -48,6 +48,18 @@ pub enum DecodeError {
         /// What was wrong.
         reason: &'static str,
     },
+    /// The stream uses a feature that takes it out of sight (wire
+    /// compression, a replication stream); like [`Self::Encrypted`] a caller
+    /// must refuse it rather than forward what it cannot inspect.
+    #[error("{message} at offset {offset} is out of sight: {reason}")]
+    Unsupported {
+        /// Offset where the unsupported traffic starts.
+        offset: u64,
+        /// The message that switched to it.
+        message: &'static str,
+        /// What the feature is.
+        reason: &'static str,
+    },
     /// The stream switched to TLS or GSS encryption and is out of sight.
     ///
     /// Distinct from a skip on purpose: a caller that expected plaintext must
@@ -67,6 +79,7 @@ impl DecodeError {
             | Self::InvalidLength { offset, .. }
             | Self::UnknownMessage { offset, .. }
             | Self::Malformed { offset, .. }
+            | Self::Unsupported { offset, .. }
             | Self::Encrypted { offset } => offset,
         }
     }

@@ -25,6 +25,7 @@
 
 mod error;
 pub mod event;
+pub mod mysql;
 pub mod postgres;
 mod reader;
 

@@ -66,6 +66,28 @@ impl Reader {
         self.array().map(u32::from_be_bytes)
     }
 
+    pub(crate) fn u16_le(&mut self) -> Result<u16, ReadError> {
+        self.array().map(u16::from_le_bytes)
+    }
+
+    pub(crate) fn u24_le(&mut self) -> Result<u32, ReadError> {
+        self.array::<3>()
+            .map(|[a, b, c]| u32::from_le_bytes([a, b, c, 0]))
+    }
+
+    pub(crate) fn u32_le(&mut self) -> Result<u32, ReadError> {
+        self.array().map(u32::from_le_bytes)
+    }
+
+    pub(crate) fn u64_le(&mut self) -> Result<u64, ReadError> {
+        self.array().map(u64::from_le_bytes)
+    }
+
+    /// The next byte, without consuming it.
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.buf.get(self.pos).copied()
+    }
+
     /// A NUL-terminated string, returned without its terminator.
     pub(crate) fn cstr(&mut self) -> Result<Bytes, ReadError> {
         let rest = self.buf.get(self.pos..).ok_or("truncated field")?;

@@ -1,0 +1,702 @@
+//! Session claims on synthetic conversations that exercise every packet kind,
+//! with and without CLIENT_DEPRECATE_EOF. Real captures and real clients are
+//! tested in `tests/` and by the `decode_pcap` example.
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use proptest::prelude::*;
+
+use super::*;
+use crate::DecodeError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dir {
+    Client,
+    Server,
+}
+
+/// A conversation: which side sent each packet, its sequence id and payload.
+struct Conversation {
+    packets: Vec<(Dir, u8, Bytes)>,
+    deprecate_eof: bool,
+}
+
+impl Conversation {
+    fn new(deprecate_eof: bool) -> Self {
+        Self {
+            packets: Vec::new(),
+            deprecate_eof,
+        }
+    }
+
+    fn push(&mut self, dir: Dir, seq: u8, payload: impl Into<Bytes>) {
+        self.packets.push((dir, seq, payload.into()));
+    }
+
+    fn server(&mut self, seq: u8, message: ServerMessage) {
+        let mut payload = BytesMut::new();
+        message.encode_payload(&mut payload);
+        self.push(Dir::Server, seq, payload.freeze());
+    }
+
+    fn client(&mut self, seq: u8, message: ClientMessage) {
+        let mut payload = BytesMut::new();
+        message.encode_payload(&mut payload);
+        self.push(Dir::Client, seq, payload.freeze());
+    }
+
+    fn eof(&mut self, seq: u8, status: u16) {
+        if self.deprecate_eof {
+            let mut ok = OkPacket::new(0, status);
+            ok.header = 0xfe;
+            self.server(seq, ServerMessage::Ok(ok));
+        } else {
+            self.server(
+                seq,
+                ServerMessage::Eof(EofPacket {
+                    warnings: 0,
+                    status,
+                }),
+            );
+        }
+    }
+
+    /// EOF after column definitions: absent under CLIENT_DEPRECATE_EOF.
+    fn columns_eof(&mut self, seq: u8, status: u16) -> u8 {
+        if self.deprecate_eof {
+            seq
+        } else {
+            self.server(
+                seq,
+                ServerMessage::Eof(EofPacket {
+                    warnings: 0,
+                    status,
+                }),
+            );
+            seq + 1
+        }
+    }
+}
+
+fn column(name: &str, column_type: u8) -> ColumnDefinition {
+    ColumnDefinition {
+        catalog: Bytes::from_static(b"def"),
+        schema: Bytes::from_static(b"shop"),
+        table: Bytes::from_static(b"p"),
+        org_table: Bytes::from_static(b"people"),
+        name: Bytes::copy_from_slice(name.as_bytes()),
+        org_name: Bytes::copy_from_slice(name.as_bytes()),
+        extended_metadata: None,
+        charset: 33,
+        column_length: 255,
+        column_type,
+        flags: 0,
+        decimals: 0,
+        reserved: 0,
+        default_values: None,
+    }
+}
+
+const CAPS: u64 = capability::LONG_PASSWORD
+    | capability::CONNECT_WITH_DB
+    | capability::LOCAL_FILES
+    | capability::PROTOCOL_41
+    | capability::SECURE_CONNECTION
+    | capability::MULTI_STATEMENTS
+    | capability::MULTI_RESULTS
+    | capability::PLUGIN_AUTH
+    | capability::CONNECT_ATTRS
+    | capability::PLUGIN_AUTH_LENENC_CLIENT_DATA;
+
+fn types() -> Arc<[u8]> {
+    Arc::from(vec![
+        column_type::LONGLONG,
+        column_type::VAR_STRING,
+        column_type::DOUBLE,
+        column_type::DATETIME,
+        column_type::TIME,
+        column_type::TINY,
+        column_type::SHORT,
+        column_type::LONG,
+        column_type::FLOAT,
+        column_type::NEWDECIMAL,
+        column_type::BLOB,
+        column_type::YEAR,
+        column_type::DATE,
+    ])
+}
+
+/// Login, then one of every command and response shape.
+fn conversation(deprecate_eof: bool) -> Conversation {
+    let caps = if deprecate_eof {
+        CAPS | capability::DEPRECATE_EOF
+    } else {
+        CAPS
+    };
+    let mut c = Conversation::new(deprecate_eof);
+    c.server(
+        0,
+        ServerMessage::Handshake(Handshake {
+            server_version: Bytes::from_static(b"5.5.5-10.11.19-MariaDB"),
+            connection_id: 42,
+            auth_plugin_data: Bytes::from_static(b"abcdefgh0123456789ab\0"),
+            capabilities: caps,
+            charset: 45,
+            status: 2,
+            auth_plugin_data_len: 21,
+            auth_plugin_name: Some(Bytes::from_static(b"mysql_native_password")),
+        }),
+    );
+    c.client(
+        1,
+        ClientMessage::HandshakeResponse(HandshakeResponse {
+            capabilities: caps,
+            max_packet_size: 1 << 24,
+            charset: 45,
+            username: Bytes::from_static(b"app"),
+            auth_response: Bytes::from_static(&[7; 20]),
+            database: Some(Bytes::from_static(b"shop")),
+            auth_plugin_name: Some(Bytes::from_static(b"mysql_native_password")),
+            attributes: Some(Bytes::from_static(b"\x0c_client_name\x07pymysql")),
+            trailer: Bytes::new(),
+        }),
+    );
+    c.server(
+        2,
+        ServerMessage::AuthSwitchRequest(AuthSwitchRequest {
+            plugin: Bytes::from_static(b"client_ed25519"),
+            data: Bytes::from_static(b"0123456789abcdef0123456789abcdef"),
+        }),
+    );
+    c.client(
+        3,
+        ClientMessage::AuthData(AuthData {
+            data: Bytes::from_static(&[9; 64]),
+        }),
+    );
+    c.server(
+        4,
+        ServerMessage::AuthMoreData(AuthMoreData {
+            data: Bytes::from_static(&[3]),
+        }),
+    );
+    c.server(5, ServerMessage::Ok(OkPacket::new(0, 2)));
+
+    // COM_QUERY with two result sets: a text result with a NULL, then an OK.
+    c.client(
+        0,
+        ClientMessage::Command(Command::query(b"SELECT id, email FROM people; DO 1")),
+    );
+    c.server(
+        0,
+        ServerMessage::ColumnCount(ColumnCount {
+            count: 2,
+            metadata_follows: None,
+        }),
+    );
+    c.server(
+        1,
+        ServerMessage::ColumnDefinition(column("id", column_type::LONGLONG)),
+    );
+    c.server(
+        2,
+        ServerMessage::ColumnDefinition(column("email", column_type::VAR_STRING)),
+    );
+    let seq = c.columns_eof(3, 2);
+    c.server(
+        seq,
+        ServerMessage::TextRow(TextRow::from_cells([
+            Some(&b"1"[..]),
+            Some(&b"alice@example.com"[..]),
+        ])),
+    );
+    c.server(
+        seq + 1,
+        ServerMessage::TextRow(TextRow::from_cells([Some(&b"2"[..]), None])),
+    );
+    c.eof(seq + 2, status::MORE_RESULTS_EXISTS | 2);
+    c.server(seq + 3, ServerMessage::Ok(OkPacket::new(0, 2)));
+
+    // A failing query.
+    c.client(0, ClientMessage::Command(Command::query(b"SELEC 1")));
+    c.server(
+        1,
+        ServerMessage::Err(ErrPacket::new(1064, b"42000", "syntax error")),
+    );
+
+    // Prepare with two parameters and the thirteen result columns.
+    c.client(
+        0,
+        ClientMessage::Command(Command::StmtPrepare(Bytes::from_static(
+            b"SELECT ... WHERE id = ? AND note = ?",
+        ))),
+    );
+    let t = types();
+    c.server(
+        1,
+        ServerMessage::StmtPrepareOk(StmtPrepareOk {
+            statement_id: 7,
+            num_columns: t.len() as u16,
+            num_params: 2,
+            warnings: Some(0),
+            metadata_follows: None,
+        }),
+    );
+    c.server(
+        2,
+        ServerMessage::ColumnDefinition(column("?", column_type::LONGLONG)),
+    );
+    c.server(
+        3,
+        ServerMessage::ColumnDefinition(column("?", column_type::VAR_STRING)),
+    );
+    let mut seq = c.columns_eof(4, 2);
+    for (i, ty) in t.iter().enumerate() {
+        c.server(
+            seq,
+            ServerMessage::ColumnDefinition(column(&format!("c{i}"), *ty)),
+        );
+        seq += 1;
+    }
+    c.columns_eof(seq, 2);
+
+    // Long data for the second parameter, then execute: the value is omitted.
+    let mut long = BytesMut::new();
+    long.put_u8(command::STMT_SEND_LONG_DATA);
+    long.put_u32_le(7);
+    long.put_u16_le(1);
+    long.put_slice(b"a long note");
+    c.push(Dir::Client, 0, long.freeze());
+    let mut exec = BytesMut::new();
+    exec.put_u8(command::STMT_EXECUTE);
+    exec.put_u32_le(7);
+    exec.put_u8(0);
+    exec.put_u32_le(1);
+    exec.put_u8(0); // NULL bitmap: none NULL
+    exec.put_u8(1); // types bound
+    exec.put_slice(&[column_type::LONGLONG, 0, column_type::VAR_STRING, 0]);
+    exec.put_u64_le(1);
+    c.push(Dir::Client, 0, exec.freeze());
+    c.server(
+        1,
+        ServerMessage::ColumnCount(ColumnCount {
+            count: t.len() as u64,
+            metadata_follows: None,
+        }),
+    );
+    let mut seq = 2;
+    for (i, ty) in t.iter().enumerate() {
+        c.server(
+            seq,
+            ServerMessage::ColumnDefinition(column(&format!("c{i}"), *ty)),
+        );
+        seq += 1;
+    }
+    let seq = c.columns_eof(seq, 2);
+    let cells: Vec<Option<&[u8]>> = vec![
+        Some(&[1, 0, 0, 0, 0, 0, 0, 0]),
+        Some(b"alice@example.com"),
+        None,
+        Some(&[0xea, 0x07, 11, 28, 1, 2, 3]),
+        Some(&[0, 0, 0, 0, 0, 1, 2, 3]),
+        Some(&[5]),
+        None,
+        Some(&[1, 2, 3, 4]),
+        Some(&[0, 0, 128, 63]),
+        Some(b"12.50"),
+        Some(&[0xde, 0xad]),
+        Some(&[0xea, 0x07]),
+        Some(&[]),
+    ];
+    c.server(
+        seq,
+        ServerMessage::BinaryRow(BinaryRow::from_cells(t.clone(), cells)),
+    );
+    c.eof(seq + 1, 2);
+
+    // Execute again without rebinding types; a cursor; fetch.
+    let mut exec = BytesMut::new();
+    exec.put_u8(command::STMT_EXECUTE);
+    exec.put_u32_le(7);
+    exec.put_u8(1); // CURSOR_TYPE_READ_ONLY
+    exec.put_u32_le(1);
+    exec.put_u8(0b10); // second parameter NULL
+    exec.put_u8(0); // types not rebound
+    exec.put_u64_le(2);
+    c.push(Dir::Client, 0, exec.freeze());
+    c.server(
+        1,
+        ServerMessage::ColumnCount(ColumnCount {
+            count: t.len() as u64,
+            metadata_follows: None,
+        }),
+    );
+    let mut seq = 2;
+    for (i, ty) in t.iter().enumerate() {
+        c.server(
+            seq,
+            ServerMessage::ColumnDefinition(column(&format!("c{i}"), *ty)),
+        );
+        seq += 1;
+    }
+    if !deprecate_eof {
+        c.server(
+            seq,
+            ServerMessage::Eof(EofPacket {
+                warnings: 0,
+                status: status::CURSOR_EXISTS | 2,
+            }),
+        );
+    } else {
+        let mut ok = OkPacket::new(0, status::CURSOR_EXISTS | 2);
+        ok.header = 0xfe;
+        c.server(seq, ServerMessage::Ok(ok));
+    }
+    let mut fetch = BytesMut::new();
+    fetch.put_u8(command::STMT_FETCH);
+    fetch.put_u32_le(7);
+    fetch.put_u32_le(10);
+    c.push(Dir::Client, 0, fetch.freeze());
+    let nulls: Vec<Option<&[u8]>> = vec![None; t.len()];
+    c.server(
+        1,
+        ServerMessage::BinaryRow(BinaryRow::from_cells(t.clone(), nulls)),
+    );
+    c.eof(2, 2);
+
+    // Simple commands.
+    for (cmd, body) in [
+        (command::STMT_RESET, &[7u8, 0, 0, 0][..]),
+        (command::PING, &[][..]),
+        (command::INIT_DB, &b"shop"[..]),
+        (command::SET_OPTION, &[1, 0][..]),
+        (command::RESET_CONNECTION, &[][..]),
+    ] {
+        let mut p = BytesMut::new();
+        p.put_u8(cmd);
+        p.put_slice(body);
+        c.push(Dir::Client, 0, p.freeze());
+        c.server(1, ServerMessage::Ok(OkPacket::new(0, 2)));
+    }
+    // Field list.
+    c.push(Dir::Client, 0, Bytes::from_static(b"\x04people\0"));
+    let mut field = column("email", column_type::VAR_STRING);
+    field.default_values = Some(Bytes::from_static(b"\xfb"));
+    c.server(1, ServerMessage::ColumnDefinition(field));
+    c.eof(2, 2);
+    // Statistics.
+    c.push(Dir::Client, 0, Bytes::from_static(b"\x09"));
+    c.server(
+        1,
+        ServerMessage::Statistics(Bytes::from_static(b"Uptime: 5  Threads: 1")),
+    );
+    // LOAD DATA LOCAL INFILE.
+    c.client(
+        0,
+        ClientMessage::Command(Command::query(b"LOAD DATA LOCAL INFILE 'x' INTO TABLE t")),
+    );
+    c.server(
+        1,
+        ServerMessage::LocalInfileRequest(LocalInfileRequest {
+            filename: Bytes::from_static(b"x"),
+        }),
+    );
+    c.push(Dir::Client, 2, Bytes::from_static(b"1,alice\n"));
+    c.push(Dir::Client, 3, Bytes::new());
+    c.server(4, ServerMessage::Ok(OkPacket::new(1, 2)));
+    // Close needs no answer; quit ends the session.
+    c.push(Dir::Client, 0, Bytes::from_static(b"\x19\x07\0\0\0"));
+    c.push(Dir::Client, 0, Bytes::from_static(b"\x01"));
+    c
+}
+
+fn wire(seq: u8, payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::new();
+    encode_packet(&mut out, seq, payload);
+    out.freeze()
+}
+
+/// Feeds every packet, cut at `cuts` (relative to each packet), and returns
+/// the message names decoded in order.
+fn run(conversation: &Conversation, cuts: &[usize]) -> Result<Vec<&'static str>, DecodeError> {
+    let mut session = Session::new(Limits::default());
+    let mut names = Vec::new();
+    let mut client = BytesMut::new();
+    let mut server = BytesMut::new();
+    for (i, (dir, seq, payload)) in conversation.packets.iter().enumerate() {
+        let bytes = wire(*seq, payload);
+        let cut = cuts.get(i % cuts.len().max(1)).copied().unwrap_or(0) % (bytes.len() + 1);
+        for chunk in [bytes.slice(..cut), bytes.slice(cut..)] {
+            match dir {
+                Dir::Client => {
+                    client.extend_from_slice(&chunk);
+                    while let Some((packet, message)) = session.decode_client(&mut client)? {
+                        let mut again = BytesMut::new();
+                        message.encode_payload(&mut again);
+                        assert_eq!(again, packet.payload, "{} re-encodes", message.name());
+                        assert_eq!(packet.payload, *payload);
+                        names.push(message.name());
+                    }
+                }
+                Dir::Server => {
+                    server.extend_from_slice(&chunk);
+                    while let Some((packet, message)) = session.decode_server(&mut server)? {
+                        let mut again = BytesMut::new();
+                        message.encode_payload(&mut again);
+                        assert_eq!(again, packet.payload, "{} re-encodes", message.name());
+                        names.push(message.name());
+                    }
+                }
+            }
+        }
+    }
+    assert!(client.is_empty() && server.is_empty());
+    Ok(names)
+}
+
+#[test]
+fn decodes_every_packet_kind_exactly() {
+    for deprecate_eof in [false, true] {
+        let c = conversation(deprecate_eof);
+        let names = run(&c, &[]).unwrap();
+        assert_eq!(names.len(), c.packets.len());
+        for expected in [
+            "HandshakeV10",
+            "HandshakeResponse41",
+            "AuthSwitchRequest",
+            "AuthSwitchResponse",
+            "AuthMoreData",
+            "COM_QUERY",
+            "ResultSetRow",
+            "ERR",
+            "COM_STMT_PREPARE_OK",
+            "COM_STMT_SEND_LONG_DATA",
+            "COM_STMT_EXECUTE",
+            "BinaryResultSetRow",
+            "COM_STMT_FETCH",
+            "COM_FIELD_LIST",
+            "Statistics",
+            "LOCAL_INFILE_Request",
+            "LocalInfileData",
+            "COM_STMT_CLOSE",
+            "COM_QUIT",
+        ] {
+            assert!(
+                names.contains(&expected),
+                "{expected} missing (deprecate_eof {deprecate_eof}): {names:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn binary_rows_yield_typed_cells_and_nulls() {
+    let row = BinaryRow::from_cells(types(), {
+        let mut cells: Vec<Option<&[u8]>> = vec![None; 13];
+        cells[1] = Some(b"x@example.com");
+        cells[3] = Some(&[0xea, 0x07, 11, 28]);
+        cells
+    });
+    let cells: Vec<_> = row.cells().collect();
+    assert_eq!(cells[1].as_deref(), Some(&b"x@example.com"[..]));
+    assert_eq!(cells[3].as_deref(), Some(&[0xea, 0x07, 11, 28][..]));
+    assert_eq!(cells.iter().filter(|c| c.is_none()).count(), 11);
+}
+
+#[test]
+fn events_name_statements_columns_rows_and_errors() {
+    let c = conversation(true);
+    let mut session = Session::new(Limits::default());
+    let mut events = Vec::new();
+    let (mut client, mut server) = (BytesMut::new(), BytesMut::new());
+    for (dir, seq, payload) in &c.packets {
+        match dir {
+            Dir::Client => {
+                client.extend_from_slice(&wire(*seq, payload));
+                while let Some((_, m)) = session.decode_client(&mut client).unwrap() {
+                    events.extend(session.client_event(&m));
+                }
+            }
+            Dir::Server => {
+                server.extend_from_slice(&wire(*seq, payload));
+                while let Some((_, m)) = session.decode_server(&mut server).unwrap() {
+                    events.extend(session.server_event(&m));
+                }
+            }
+        }
+    }
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, crate::Event::Query { text } if text.starts_with("SELECT id")))
+    );
+    assert!(events.iter().any(|e| matches!(e, crate::Event::Columns { columns } if columns.len() == 2 && columns[1].name == "email" && columns[1].table.as_deref() == Some("people"))));
+    assert!(events.iter().any(|e| matches!(e, crate::Event::Row { cells } if cells[1].as_deref() == Some(&b"alice@example.com"[..]))));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, crate::Event::Done { rows: Some(2), .. }))
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, crate::Event::Error { code, .. } if code == "42000"))
+    );
+    assert!(events.iter().any(|e| matches!(e, crate::Event::Execute { params, .. } if params.len() == 2 && params[1].is_none())));
+}
+
+#[test]
+fn joins_packets_of_sixteen_megabytes_and_more() {
+    let big = vec![b'x'; MAX_PHYSICAL_PAYLOAD + 10];
+    let mut wire_bytes = BytesMut::new();
+    encode_packet(&mut wire_bytes, 0, &big);
+    assert_eq!(wire_bytes.len(), big.len() + 8, "two physical packets");
+    let mut exact = BytesMut::new();
+    encode_packet(&mut exact, 0, &big[..MAX_PHYSICAL_PAYLOAD]);
+    assert_eq!(
+        exact.len(),
+        MAX_PHYSICAL_PAYLOAD + 8,
+        "a full packet needs an empty one after it"
+    );
+
+    let mut c = conversation(true);
+    c.packets.truncate(6);
+    let mut query = vec![command::QUERY];
+    query.extend_from_slice(&big);
+    c.push(Dir::Client, 0, query);
+    let names = run(&c, &[]).unwrap();
+    assert_eq!(names.last(), Some(&"COM_QUERY"));
+}
+
+const MAX_PHYSICAL_PAYLOAD: usize = 0xff_ffff;
+
+#[test]
+fn refuses_oversized_packets_on_their_header() {
+    let mut session = Session::new(Limits {
+        max_payload_len: 1000,
+        ..Limits::default()
+    });
+    let mut buf = BytesMut::from(&b"\xff\xff\x00\x00"[..]);
+    assert!(matches!(
+        session.decode_server(&mut buf),
+        Err(DecodeError::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn ssl_request_takes_both_directions_out_of_sight() {
+    let c = conversation(true);
+    let mut session = Session::new(Limits::default());
+    let mut server = BytesMut::from(&wire(0, &c.packets[0].2)[..]);
+    session.decode_server(&mut server).unwrap().unwrap();
+    let mut ssl = BytesMut::new();
+    ClientMessage::SslRequest(SslRequest {
+        capabilities: CAPS | capability::SSL,
+        max_packet_size: 1 << 24,
+        charset: 45,
+    })
+    .encode_payload(&mut ssl);
+    let mut client = BytesMut::from(&wire(1, &ssl)[..]);
+    let (_, message) = session.decode_client(&mut client).unwrap().unwrap();
+    assert_eq!(message.name(), "SSLRequest");
+    let mut tls = BytesMut::from(&b"\x16\x03\x01\x00\x05hello"[..]);
+    assert!(matches!(
+        session.decode_client(&mut tls),
+        Err(DecodeError::Encrypted { .. })
+    ));
+    let mut tls = BytesMut::from(&b"\x16\x03\x03\x00\x05hello"[..]);
+    assert!(matches!(
+        session.decode_server(&mut tls),
+        Err(DecodeError::Encrypted { .. })
+    ));
+}
+
+#[test]
+fn compressed_sessions_are_refused() {
+    let mut c = conversation(false);
+    c.packets.truncate(6);
+    let compress = |payload: &Bytes, caps_at: usize| {
+        let mut p = BytesMut::from(&payload[..]);
+        p[caps_at] |= capability::COMPRESS as u8;
+        p.freeze()
+    };
+    // Capability low byte sits after version, id and scramble in the
+    // handshake, first in the response.
+    let version_end = c.packets[0].2.iter().position(|&b| b == 0).unwrap();
+    c.packets[0].2 = compress(&c.packets[0].2, version_end + 1 + 4 + 8 + 1);
+    c.packets[1].2 = compress(&c.packets[1].2, 0);
+    assert!(matches!(
+        run(&c, &[]),
+        Err(DecodeError::Unsupported {
+            reason: "compressed protocol",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn execution_of_an_unknown_statement_is_an_error() {
+    let mut c = conversation(true);
+    c.packets.truncate(6);
+    c.push(
+        Dir::Client,
+        0,
+        Bytes::from_static(b"\x17\x63\0\0\0\0\x01\0\0\0"),
+    );
+    assert!(matches!(
+        run(&c, &[]),
+        Err(DecodeError::Malformed {
+            message: "COM_STMT_EXECUTE",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn unsolicited_server_packets_other_than_err_are_rejected() {
+    let mut c = conversation(true);
+    c.packets.truncate(6);
+    c.server(0, ServerMessage::Ok(OkPacket::new(0, 2)));
+    assert!(run(&c, &[]).is_err());
+}
+
+proptest! {
+    #[test]
+    fn any_split_of_each_packet_gives_the_same_messages(
+        cuts in proptest::collection::vec(any::<usize>(), 1..40),
+        deprecate_eof in any::<bool>(),
+    ) {
+        let c = conversation(deprecate_eof);
+        prop_assert_eq!(run(&c, &cuts).unwrap(), run(&c, &[]).unwrap());
+    }
+
+    #[test]
+    fn arbitrary_server_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600), prefix in 0usize..40) {
+        let c = conversation(prefix % 2 == 0);
+        let mut session = Session::new(Limits::default());
+        let (mut client, mut server) = (BytesMut::new(), BytesMut::new());
+        for (dir, seq, payload) in c.packets.iter().take(prefix) {
+            match dir {
+                Dir::Client => { client.extend_from_slice(&wire(*seq, payload)); while let Ok(Some(_)) = session.decode_client(&mut client) {} }
+                Dir::Server => { server.extend_from_slice(&wire(*seq, payload)); while let Ok(Some(_)) = session.decode_server(&mut server) {} }
+            }
+        }
+        server.extend_from_slice(&bytes);
+        client.extend_from_slice(&bytes);
+        loop {
+            let before = server.len();
+            match session.decode_server(&mut server) {
+                Ok(Some(_)) => prop_assert!(server.len() < before),
+                _ => break,
+            }
+        }
+        loop {
+            let before = client.len();
+            match session.decode_client(&mut client) {
+                Ok(Some(_)) => prop_assert!(client.len() < before),
+                _ => break,
+            }
+        }
+    }
+}
