@@ -424,6 +424,7 @@ fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
 mod tests {
     use std::io::Cursor;
 
+    use super::super::packet::tcp_segment;
     use super::super::testing::{pcap, pcapng, pcapng_block};
     use super::*;
 
@@ -474,6 +475,24 @@ mod tests {
                 (3, 1, b"small".to_vec())
             ]
         );
+    }
+
+    /// A pcapng file from a real capture tool: all 27 frames, each a TCP
+    /// segment, 1316 payload bytes in all (as tshark counts them).
+    #[test]
+    fn reads_a_real_pcapng_capture() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
+            "../../shared/captures/mysql/zeek-caching_sha2_password-after-auth-switch.pcapng",
+        );
+        let file = std::fs::read(&path)
+            .unwrap_or_else(|e| panic!("the shared captures are missing: {}: {e}", path.display()));
+        let frames = read_all(&file).unwrap();
+        assert_eq!(frames.len(), 27);
+        let payload: usize = frames
+            .iter()
+            .map(|(_, link, data)| tcp_segment(*link, data).unwrap().payload.len())
+            .sum();
+        assert_eq!(payload, 1316);
     }
 
     #[test]

@@ -174,11 +174,11 @@ impl Streams {
             (segment.dst, segment.src)
         };
         let opens = segment.syn && !segment.ack;
-        let reused = match self.conversations.get(&key) {
+        let starts_stream = match self.conversations.get(&key) {
             Some(c) => opens && c.syn_seq.is_some_and(|s| s != segment.seq),
             None => true,
         };
-        if reused {
+        if starts_stream {
             let stream = self.next_stream;
             self.next_stream += 1;
             let connection = self.connection_for(segment, stream);
@@ -228,15 +228,7 @@ impl Streams {
                 MAX_PENDING_BYTES >> 20,
             ));
         }
-        let failed_before = connection.client_side.state == State::Failed
-            || connection.server_side.state == State::Failed;
-        decode_available(connection, dir, protocol, frame, output)?;
-        let failed_after = connection.client_side.state == State::Failed
-            || connection.server_side.state == State::Failed;
-        if failed_after && !failed_before {
-            self.summary.failed += 1;
-        }
-        Ok(())
+        decode_available(connection, dir, protocol, frame, output)
     }
 
     /// Reports what each connection left undecoded and returns the summary.
@@ -281,8 +273,13 @@ impl Streams {
         }))
     }
 
-    /// Reports bytes a connection leaves undecoded at its end.
-    fn finish(&self, connection: Connection, output: &mut Output<'_>) -> io::Result<()> {
+    /// Counts a connection that failed and reports bytes it leaves
+    /// undecoded at its end.
+    fn finish(&mut self, connection: Connection, output: &mut Output<'_>) -> io::Result<()> {
+        let sides = [&connection.client_side, &connection.server_side];
+        if sides.iter().any(|side| side.state == State::Failed) {
+            self.summary.failed += 1;
+        }
         for (dir, side) in [
             (Direction::Client, &connection.client_side),
             (Direction::Server, &connection.server_side),
