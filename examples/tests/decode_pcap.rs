@@ -152,10 +152,41 @@ fn decodes_the_login_exchange_in_capture_order() {
     );
 }
 
-/// The deliberately malformed captures: the built binary must exit with 1,
-/// name the file, stream and offset, and neither panic nor hang.
+/// The deliberately malformed captures fail with the decode error's file,
+/// stream, direction and offset, after printing what did decode.
 #[test]
 fn bad_captures_give_a_clean_decode_error() {
+    for capture in postgres_captures()
+        .iter()
+        .filter(|c| is_deliberately_bad(c))
+    {
+        let run = decode_file(capture);
+        assert_eq!(
+            run.status,
+            decode_pcap::EXIT_FAILED,
+            "{}",
+            capture.display()
+        );
+        let failure = format!(
+            "{}: stream 0 server: does not decode at byte offset 0: ",
+            capture.display()
+        );
+        assert!(run.notes.contains(&failure), "{}", run.notes);
+    }
+    // The backend's first message is bad; the client's StartupMessage is fine.
+    let run = decode_file(
+        &postgres_captures()
+            .into_iter()
+            .find(|c| c.ends_with("zeek-bad-backend-message-1.pcap"))
+            .unwrap(),
+    );
+    assert_eq!(message_names(&run), [("client", "StartupMessage")]);
+}
+
+/// The same through the built binary: exit status 1, a message naming the
+/// stream and offset, no panic, no hang.
+#[test]
+fn the_built_binary_exits_non_zero_on_bad_captures() {
     let binary = example_binary();
     for capture in postgres_captures()
         .iter()
@@ -189,8 +220,8 @@ fn bad_captures_give_a_clean_decode_error() {
     }
 }
 
-/// The example binary, which `cargo test` and `cargo nextest run` build next
-/// to this test's directory.
+/// The example binary, which `cargo test` and `cargo nextest run` build
+/// beside this test's directory unless told to build only some targets.
 fn example_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(Path::parent).unwrap();
