@@ -149,6 +149,31 @@ impl Session {
         }
     }
 
+    /// A session whose handshake and authentication happened elsewhere: a
+    /// proxy that authenticated each leg itself relays only the command phase,
+    /// with the capabilities it made both legs agree on.
+    pub fn after_handshake(limits: Limits, capabilities: u64) -> Self {
+        let mut session = Self::new(limits);
+        session.capabilities = capabilities;
+        session.server_capabilities = capabilities;
+        session.phase = Phase::Command;
+        session
+    }
+
+    /// The last command decoded was answered by the caller (a proxy refusing
+    /// it), not by the server: forget the response it expected.
+    ///
+    /// Only meaningful right after [`decode_client`](Self::decode_client)
+    /// returned that command, before any later command.
+    pub fn answered_locally(&mut self) {
+        self.pending.pop_back();
+    }
+
+    /// Commands sent whose responses have not finished arriving.
+    pub fn pending_responses(&self) -> usize {
+        self.pending.len()
+    }
+
     /// The capabilities both sides agreed on (MariaDB's extended ones in the
     /// upper 32 bits); 0 before the handshake response.
     pub fn capabilities(&self) -> u64 {
