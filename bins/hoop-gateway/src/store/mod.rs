@@ -14,6 +14,7 @@ mod sqlite;
 
 use std::path::Path;
 
+pub(crate) use records::now;
 pub use records::{
     AgentRecord, ConnectionRecord, PluginConfigRecord, ResourceRecord, TokenRecord, UserRecord,
 };

@@ -1,0 +1,226 @@
+//! The OpenAPI 3.1 document, built from the route list and the schemas
+//! below.
+
+use axum::http::Method;
+use axum::routing::get;
+use serde_json::{Map, Value, json};
+
+use super::{Access, Route, RouteDoc, route};
+
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        route(
+            Method::GET,
+            "/api/openapi.json",
+            "This document",
+            Access::Public,
+            None,
+            None,
+            200,
+            get(|| async { super::ok(&super::openapi_document()) }),
+        ),
+        route(
+            Method::GET,
+            "/api/healthz",
+            "Liveness: the gateway answers",
+            Access::Public,
+            None,
+            None,
+            200,
+            get(|| async { super::ok(&json!({"status": "ok"})) }),
+        ),
+    ]
+}
+
+fn schemas() -> Value {
+    let string = json!({"type": "string"});
+    let strings = json!({"type": "array", "items": {"type": "string"}});
+    let mode = json!({"type": "string", "enum": ["enabled", "disabled"]});
+    json!({
+        "Error": {
+            "type": "object",
+            "properties": {"message": string, "field": string},
+            "required": ["message"]
+        },
+        "AgentRequest": {
+            "type": "object",
+            "properties": {"name": string, "mode": {"type": "string", "enum": ["standard", "embedded"]}},
+            "required": ["name"],
+            "additionalProperties": false
+        },
+        "Agent": {
+            "type": "object",
+            "properties": {
+                "id": string, "name": string, "mode": string, "token": string,
+                "status": {"type": "string", "enum": ["CONNECTED", "DISCONNECTED"]},
+                "hostname": string, "version": string, "platform": string
+            }
+        },
+        "ResourceRequest": {
+            "type": "object",
+            "properties": {"name": string, "type": string, "subtype": string, "agent_id": string},
+            "required": ["name", "type"],
+            "additionalProperties": false
+        },
+        "Resource": {
+            "type": "object",
+            "properties": {"id": string, "name": string, "type": string, "subtype": string, "agent_id": string}
+        },
+        "ConnectionRequest": {
+            "type": "object",
+            "properties": {
+                "name": string,
+                "type": {"type": "string", "enum": ["database", "application", "custom"]},
+                "subtype": {"type": "string", "enum": ["postgres", "mysql", "mongodb", "mssql", "oracledb", "httpproxy", "tcp", "ssh"]},
+                "agent_id": string,
+                "resource_name": string,
+                "command": strings,
+                "secret": {"type": "object", "additionalProperties": {"type": "string", "contentEncoding": "base64"}},
+                "access_mode_exec": mode,
+                "access_mode_connect": mode,
+                "access_mode_runbooks": mode,
+                "redact_enabled": {"type": "boolean"},
+                "redact_types": strings,
+                "guardrail_rules": {"type": "array"},
+                "reviewers": strings,
+                "tags": strings
+            },
+            "required": ["name", "type"],
+            "additionalProperties": false
+        },
+        "Connection": {
+            "type": "object",
+            "description": "secret values are never returned: each key maps to an empty string",
+            "properties": {
+                "id": string, "name": string, "type": string, "subtype": string,
+                "agent_id": string, "resource_name": string,
+                "status": {"type": "string", "enum": ["online", "offline"]},
+                "command": strings,
+                "secret": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 0}},
+                "access_mode_exec": mode, "access_mode_connect": mode, "access_mode_runbooks": mode,
+                "redact_enabled": {"type": "boolean"}, "redact_types": strings,
+                "guardrail_rules": {"type": "array"}, "reviewers": strings, "tags": strings
+            }
+        },
+        "Plugin": {
+            "type": "object",
+            "properties": {
+                "id": string, "name": string, "config": {"type": "object"},
+                "connections": {"type": "array", "items": {"type": "object", "properties": {"id": string, "name": string, "config": strings}}}
+            }
+        },
+        "PluginRequest": {
+            "type": "object",
+            "properties": {
+                "name": string, "config": {"type": "object"},
+                "connections": {"type": "array", "items": {"type": "object", "properties": {"id": string, "config": strings}}}
+            },
+            "additionalProperties": false
+        },
+        "User": {
+            "type": "object",
+            "properties": {"id": string, "email": string, "name": string, "status": string, "groups": strings}
+        },
+        "UserRequest": {
+            "type": "object",
+            "properties": {"email": string, "name": string, "status": {"type": "string", "enum": ["active", "inactive"]}, "groups": strings},
+            "required": ["email"],
+            "additionalProperties": false
+        },
+        "GroupRequest": {
+            "type": "object", "properties": {"name": string}, "required": ["name"], "additionalProperties": false
+        },
+        "Token": {
+            "type": "object",
+            "properties": {"id": string, "name": string, "user_id": string, "token": string}
+        },
+        "TokenRequest": {
+            "type": "object", "properties": {"name": string, "user_id": string},
+            "required": ["name", "user_id"], "additionalProperties": false
+        }
+    })
+}
+
+fn reference(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn operation(doc: &RouteDoc) -> Value {
+    let error = json!({"content": {"application/json": {"schema": reference("Error")}}});
+    let mut responses = Map::new();
+    let success = match doc.response {
+        Some(schema) => {
+            json!({"description": "success", "content": {"application/json": {"schema": reference(schema)}}})
+        }
+        None => json!({"description": "success"}),
+    };
+    responses.insert(doc.success.to_string(), success);
+    let mut describe = |code: &str, text: &str| {
+        let mut entry = error.clone();
+        entry["description"] = Value::String(text.to_owned());
+        responses.insert(code.to_owned(), entry);
+    };
+    if doc.access != Access::Public {
+        describe("401", "missing or invalid token");
+    }
+    if doc.access == Access::Admin {
+        describe("403", "administrators only");
+    }
+    if doc.path.contains('{') {
+        describe("404", "not found");
+    }
+    if doc.request.is_some() {
+        describe("400", "malformed JSON");
+        describe("413", "body too large");
+        describe("422", "invalid field, named in `field`");
+    }
+    if doc.method == Method::POST || doc.method == Method::PUT || doc.method == Method::PATCH {
+        describe("409", "the name exists");
+    }
+    let mut op = json!({
+        "summary": doc.summary,
+        "operationId": format!("{} {}", doc.method, doc.path),
+        "responses": responses,
+    });
+    if doc.access != Access::Public {
+        op["security"] = json!([{"bearer": []}]);
+    }
+    let parameters: Vec<Value> = doc
+        .path
+        .split('/')
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .collect();
+    if !parameters.is_empty() {
+        op["parameters"] = Value::Array(parameters);
+    }
+    if let Some(schema) = doc.request {
+        op["requestBody"] = json!({
+            "required": true,
+            "content": {"application/json": {"schema": reference(schema)}}
+        });
+    }
+    op
+}
+
+pub(super) fn document(docs: &[RouteDoc]) -> Value {
+    let mut paths = Map::new();
+    for doc in docs {
+        let entry = paths
+            .entry(doc.path.to_owned())
+            .or_insert_with(|| Value::Object(Map::new()));
+        entry[doc.method.as_str().to_ascii_lowercase()] = operation(doc);
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "hoop gateway API",
+            "version": env!("CARGO_PKG_VERSION"),
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
+        }
+    })
+}

@@ -1,0 +1,203 @@
+//! `/api/plugins`: features attached per connection.
+//!
+//! The set of plugins is fixed by this build. Creating a connection enables
+//! `audit` (always, and it cannot be turned off), `dlp` when
+//! `redact_enabled` (configured with `redact_types`), `review` when it has
+//! `reviewers` (configured with them) and `runbooks` when
+//! `access_mode_runbooks` is enabled. `access_control`, `webhooks` and
+//! `slack` start off: enabling `access_control` by default would hide every
+//! new connection from everyone but administrators.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::Method;
+use axum::routing::{get, put};
+use serde_json::{Value, json};
+
+use super::connections::ConnectionInput;
+use super::input::Fields;
+use super::{Access, ApiError, ApiResult, AppState, Caller, Route, route};
+use crate::store::PluginConfigRecord;
+
+/// Every plugin this gateway knows.
+pub const PLUGINS: [&str; 7] = [
+    "audit",
+    "dlp",
+    "review",
+    "access_control",
+    "runbooks",
+    "webhooks",
+    "slack",
+];
+
+pub(super) fn routes() -> Vec<Route> {
+    vec![
+        route(
+            Method::GET,
+            "/api/plugins",
+            "List plugins with their connections",
+            Access::User,
+            None,
+            Some("Plugin"),
+            200,
+            get(list),
+        ),
+        route(
+            Method::GET,
+            "/api/plugins/{name}",
+            "One plugin",
+            Access::User,
+            None,
+            Some("Plugin"),
+            200,
+            get(show),
+        ),
+        route(
+            Method::PUT,
+            "/api/plugins/{name}",
+            "Replace a plugin's configuration and its set of connections",
+            Access::Admin,
+            Some("PluginRequest"),
+            Some("Plugin"),
+            200,
+            put(replace),
+        ),
+    ]
+}
+
+/// The plugins a new connection starts with.
+pub(crate) fn default_plugins(
+    input: &ConnectionInput,
+    connection_id: &str,
+) -> Vec<PluginConfigRecord> {
+    let entry = |plugin: &str, config: Value| PluginConfigRecord {
+        plugin: plugin.to_owned(),
+        connection_id: connection_id.to_owned(),
+        config: config.to_string(),
+    };
+    let mut plugins = vec![entry("audit", json!([]))];
+    if input.redact_enabled {
+        plugins.push(entry("dlp", json!(input.redact_types)));
+    }
+    if !input.reviewers.is_empty() {
+        plugins.push(entry("review", json!(input.reviewers)));
+    }
+    if input.access.runbooks.is_enabled() {
+        plugins.push(entry("runbooks", json!([])));
+    }
+    plugins
+}
+
+async fn plugin_json(state: &AppState, name: &str) -> Result<Value, ApiError> {
+    let names: HashMap<String, String> = state
+        .store
+        .list_connections()
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.name))
+        .collect();
+    let connections: Vec<Value> = state
+        .store
+        .list_plugin_connections()
+        .await?
+        .into_iter()
+        .filter(|p| p.plugin == name)
+        .map(|p| {
+            json!({
+                "id": p.connection_id,
+                "name": names.get(&p.connection_id),
+                "config": serde_json::from_str::<Value>(&p.config).unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    let config = match state.store.plugin_config(name).await? {
+        Some(config) => serde_json::from_str(&config).unwrap_or(Value::Null),
+        None => Value::Null,
+    };
+    Ok(json!({
+        "id": name,
+        "name": name,
+        "config": config,
+        "connections": connections,
+    }))
+}
+
+fn known(name: &str) -> Result<(), ApiError> {
+    if PLUGINS.contains(&name) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found("plugin"))
+    }
+}
+
+async fn list(State(state): State<AppState>, _caller: Caller) -> ApiResult {
+    let mut all = Vec::new();
+    for name in PLUGINS {
+        all.push(plugin_json(&state, name).await?);
+    }
+    super::ok(&Value::Array(all))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult {
+    known(&name)?;
+    super::ok(&plugin_json(&state, &name).await?)
+}
+
+async fn replace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    caller.require_admin()?;
+    known(&name)?;
+    let mut fields = Fields::parse(&body)?;
+    if let Some(body_name) = fields.string("name")?
+        && body_name != name
+    {
+        return Err(ApiError::invalid("name", "does not match the path"));
+    }
+    fields.take("id");
+    let config = fields.object("config")?.map_or(Value::Null, Value::Object);
+    let entries = fields.array("connections")?.unwrap_or_default();
+    fields.finish()?;
+    let all = state.store.list_connections().await?;
+    let mut records: Vec<PluginConfigRecord> = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.into_iter().enumerate() {
+        let prefix = format!("connections[{index}]");
+        let mut entry = Fields::nested(entry, &prefix)?;
+        entry.take("name");
+        let id = entry.required_string("id")?;
+        let config = entry.strings("config")?.unwrap_or_default();
+        entry.finish()?;
+        let connection = all
+            .iter()
+            .find(|c| c.id == id || c.name == id)
+            .ok_or_else(|| ApiError::invalid(format!("{prefix}.id"), "no such connection"))?;
+        if records.iter().any(|r| r.connection_id == connection.id) {
+            return Err(ApiError::invalid(format!("{prefix}.id"), "listed twice"));
+        }
+        records.push(PluginConfigRecord {
+            plugin: name.clone(),
+            connection_id: connection.id.clone(),
+            config: json!(config).to_string(),
+        });
+    }
+    if name == "audit" && records.len() != all.len() {
+        return Err(ApiError::invalid(
+            "connections",
+            "audit cannot be disabled: list every connection",
+        ));
+    }
+    state
+        .store
+        .replace_plugin(&name, &config.to_string(), &records)
+        .await?;
+    super::ok(&plugin_json(&state, &name).await?)
+}

@@ -1,0 +1,888 @@
+//! The API over real HTTP against a real gateway, on both backends.
+
+use std::time::{Duration, Instant};
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::client::{ApiClient, Response};
+use crate::testing::{Backend, TestStore, on_both_backends};
+use crate::{Gateway, GatewayConfig};
+
+/// A gateway on a test store, with an admin client.
+pub(crate) struct TestGateway {
+    pub(crate) test: TestStore,
+    pub(crate) gateway: Gateway,
+    pub(crate) admin: ApiClient,
+    pub(crate) token: String,
+}
+
+pub(crate) fn config(test: &TestStore) -> GatewayConfig {
+    let mut config = GatewayConfig::new(test.dir.path());
+    config.api_listen = "127.0.0.1:0".into();
+    config.agent_listen = "127.0.0.1:0".into();
+    config.database_url = test.database.as_ref().map(|db| db.url().to_owned());
+    config
+}
+
+impl TestGateway {
+    pub(crate) async fn start(backend: Backend) -> Self {
+        let test = TestStore::new(backend).await;
+        let gateway = Gateway::start(config(&test)).await.unwrap();
+        let token = gateway.first_admin_token.clone().unwrap();
+        let admin = client(&gateway, Some(&token));
+        Self {
+            test,
+            gateway,
+            admin,
+            token,
+        }
+    }
+
+    /// Stops the gateway and starts a new one on the same store.
+    pub(crate) async fn restart(&mut self) {
+        let port = self.gateway.api_addr;
+        drop(std::mem::replace(
+            &mut self.gateway,
+            Gateway::start(config(&self.test)).await.unwrap(),
+        ));
+        assert_ne!(port, self.gateway.api_addr);
+        self.admin = client(&self.gateway, Some(&self.token));
+    }
+
+    pub(crate) async fn agent(&self, name: &str) -> (String, String) {
+        let response = self
+            .admin
+            .json(Method::POST, "/api/agents", &json!({"name": name}))
+            .await
+            .unwrap();
+        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+        (
+            response.body["id"].as_str().unwrap().to_owned(),
+            response.body["token"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+pub(crate) fn client(gateway: &Gateway, token: Option<&str>) -> ApiClient {
+    ApiClient::new(
+        &format!("http://{}", gateway.api_addr),
+        token.map(str::to_owned),
+    )
+    .unwrap()
+}
+
+fn b64(value: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(value)
+}
+
+/// The documentation's example body.
+pub(crate) fn documented_postgres(name: &str, agent_id: &str) -> Value {
+    json!({
+        "name": name,
+        "type": "database",
+        "subtype": "postgres",
+        "agent_id": agent_id,
+        "secret": {
+            "envvar:HOST": "bXlkYi5leGFtcGxlLmNvbQ==",
+            "envvar:PORT": b64("5432"),
+            "envvar:USER": b64("app"),
+            "envvar:PASS": b64("Very-Secret-Pa55word"),
+        },
+        "access_mode_exec": "enabled",
+        "access_mode_connect": "enabled",
+        "access_mode_runbooks": "disabled",
+        "redact_enabled": true,
+        "redact_types": ["EMAIL_ADDRESS"],
+        "guardrail_rules": [{"type": "deny_words_list", "words": ["drop"]}],
+        "reviewers": ["dba"],
+        "tags": ["prod"],
+    })
+}
+
+fn assert_invalid(response: &Response, field: &str) {
+    assert_eq!(
+        response.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{field}: {:?}",
+        response.body
+    );
+    assert_eq!(response.body["field"], field, "{:?}", response.body);
+}
+
+async fn connection_lifecycle(backend: Backend) {
+    let gw = TestGateway::start(backend).await;
+    let (agent_id, _) = gw.agent("agent-1").await;
+    let created = gw
+        .admin
+        .json(
+            Method::POST,
+            "/api/connections",
+            &documented_postgres("pg", &agent_id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let body = &created.body;
+    assert_eq!(body["name"], "pg");
+    assert_eq!(body["type"], "database");
+    assert_eq!(body["subtype"], "postgres");
+    assert_eq!(body["agent_id"], agent_id.as_str());
+    assert_eq!(body["status"], "offline");
+    assert_eq!(body["redact_types"], json!(["EMAIL_ADDRESS"]));
+    assert_eq!(
+        body["secret"],
+        json!({"envvar:HOST": "", "envvar:PASS": "", "envvar:PORT": "", "envvar:USER": ""})
+    );
+    let text = body.to_string();
+    assert!(
+        !text.contains("Very-Secret") && !text.contains("bXlkYi5"),
+        "{text}"
+    );
+
+    let again = gw
+        .admin
+        .json(
+            Method::POST,
+            "/api/connections",
+            &documented_postgres("pg", &agent_id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.status, StatusCode::CONFLICT);
+
+    let list = gw.admin.get("/api/connections").await.unwrap();
+    assert_eq!(list.body.as_array().unwrap().len(), 1);
+    for (query, count) in [
+        ("type=database", 1),
+        ("type=custom", 0),
+        ("subtype=postgres", 1),
+        ("agent_id=agent-1", 1),
+        ("status=offline", 1),
+        ("status=online", 0),
+    ] {
+        let filtered = gw
+            .admin
+            .get(&format!("/api/connections?{query}"))
+            .await
+            .unwrap();
+        assert_eq!(filtered.body.as_array().unwrap().len(), count, "{query}");
+    }
+    assert_invalid(
+        &gw.admin.get("/api/connections?colour=red").await.unwrap(),
+        "colour",
+    );
+
+    // Default plugins: audit always, dlp (redact), review (reviewers); not
+    // runbooks (disabled) nor access_control.
+    let plugins = gw.admin.get("/api/plugins").await.unwrap();
+    let enabled: Vec<&str> = plugins
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| !p["connections"].as_array().unwrap().is_empty())
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(enabled, ["audit", "dlp", "review"]);
+
+    // PATCH keeps what it does not name, including the secret.
+    let patched = gw
+        .admin
+        .json(
+            Method::PATCH,
+            "/api/connections/pg",
+            &json!({"tags": ["a"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    assert_eq!(patched.body["tags"], json!(["a"]));
+    assert_eq!(patched.body["redact_enabled"], true);
+    // A GET body sent back as a PUT keeps the withheld secret values.
+    let mut round_trip = gw.admin.get("/api/connections/pg").await.unwrap().body;
+    round_trip["access_mode_exec"] = json!("disabled");
+    let put = gw
+        .admin
+        .json(Method::PUT, "/api/connections/pg", &round_trip)
+        .await
+        .unwrap();
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    assert_eq!(put.body["access_mode_exec"], "disabled");
+    // PUT replaces: omitted fields return to defaults.
+    let minimal =
+        json!({"name": "pg", "type": "database", "subtype": "postgres", "agent_id": agent_id});
+    let put = gw
+        .admin
+        .json(
+            Method::PUT,
+            &format!("/api/connections/{}", body["id"].as_str().unwrap()),
+            &minimal,
+        )
+        .await
+        .unwrap();
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    assert_eq!(put.body["tags"], json!([]));
+    assert_eq!(put.body["secret"].as_object().unwrap().len(), 4);
+
+    // Renaming onto an existing name conflicts and changes nothing.
+    let mut other = documented_postgres("other", &agent_id);
+    other["name"] = json!("other");
+    gw.admin
+        .json(Method::POST, "/api/connections", &other)
+        .await
+        .unwrap();
+    let clash = gw
+        .admin
+        .json(
+            Method::PATCH,
+            "/api/connections/other",
+            &json!({"name": "pg"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(clash.status, StatusCode::CONFLICT);
+    assert_eq!(
+        gw.admin.get("/api/connections/other").await.unwrap().status,
+        StatusCode::OK
+    );
+
+    let deleted = gw
+        .admin
+        .send(Method::DELETE, "/api/connections/pg", None)
+        .await
+        .unwrap();
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        gw.admin.get("/api/connections/pg").await.unwrap().status,
+        StatusCode::NOT_FOUND
+    );
+    let audit = gw.admin.get("/api/plugins/audit").await.unwrap();
+    assert_eq!(audit.body["connections"].as_array().unwrap().len(), 1);
+}
+
+async fn invalid_connections_name_the_field_and_write_nothing(backend: Backend) {
+    let gw = TestGateway::start(backend).await;
+    let (agent_id, _) = gw.agent("a").await;
+    let good = documented_postgres("pg", &agent_id);
+    let with = |path: &[&str], value: Value| {
+        let mut body = good.clone();
+        let mut target = &mut body;
+        for key in &path[..path.len() - 1] {
+            target = &mut target[*key];
+        }
+        target[path[path.len() - 1]] = value;
+        body
+    };
+    let without = |path: &[&str]| {
+        let mut body = good.clone();
+        let mut target = &mut body;
+        for key in &path[..path.len() - 1] {
+            target = &mut target[*key];
+        }
+        target.as_object_mut().unwrap().remove(path[path.len() - 1]);
+        body
+    };
+    let cases = [
+        (
+            with(&["secret", "envvar:HOST"], json!("not base64!")),
+            "secret.envvar:HOST",
+        ),
+        (
+            with(&["secret", "envvar:HOST"], json!(42)),
+            "secret.envvar:HOST",
+        ),
+        (with(&["type"], json!("spreadsheet")), "type"),
+        (with(&["subtype"], json!("nosql")), "subtype"),
+        (with(&["subtype"], json!("ssh")), "subtype"),
+        (without(&["secret", "envvar:PASS"]), "secret.envvar:PASS"),
+        (
+            with(&["secret", "envvar:PORT"], json!(b64("http"))),
+            "secret.envvar:PORT",
+        ),
+        (with(&["agent_id"], json!("no-such-agent")), "agent_id"),
+        (without(&["agent_id"]), "agent_id"),
+        (with(&["resource_name"], json!("nowhere")), "resource_name"),
+        (
+            with(&["access_mode_exec"], json!("maybe")),
+            "access_mode_exec",
+        ),
+        (with(&["redact_enabled"], json!("yes")), "redact_enabled"),
+        (with(&["tags"], json!("prod")), "tags"),
+        (with(&["reviewers"], json!([1])), "reviewers"),
+        (
+            with(&["guardrail_rules"], json!(["x"])),
+            "guardrail_rules[0]",
+        ),
+        (with(&["name"], json!(7)), "name"),
+        (with(&["name"], json!("has space")), "name"),
+        (with(&["surprise"], json!(1)), "surprise"),
+        (without(&["name"]), "name"),
+        (
+            json!({"name": "c", "type": "custom", "agent_id": agent_id}),
+            "command",
+        ),
+        (json!([1, 2]), "body"),
+    ];
+    for (body, field) in cases {
+        let response = gw
+            .admin
+            .json(Method::POST, "/api/connections", &body)
+            .await
+            .unwrap();
+        assert_invalid(&response, field);
+    }
+    let malformed = gw
+        .admin
+        .send(
+            Method::POST,
+            "/api/connections",
+            Some(b"{\"name\": ".to_vec()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    let huge = vec![b' '; super::MAX_BODY + 1];
+    let oversized = gw
+        .admin
+        .send(Method::POST, "/api/connections", Some(huge))
+        .await
+        .unwrap();
+    assert_eq!(oversized.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // The same checks on update, leaving the stored connection unchanged.
+    gw.admin
+        .json(Method::POST, "/api/connections", &good)
+        .await
+        .unwrap();
+    let before = gw.admin.get("/api/connections/pg").await.unwrap().body;
+    let bad_patch = gw
+        .admin
+        .json(
+            Method::PATCH,
+            "/api/connections/pg",
+            &json!({"tags": ["x"], "subtype": "mysql", "secret": {"envvar:HOST": "%"}}),
+        )
+        .await
+        .unwrap();
+    assert_invalid(&bad_patch, "secret.envvar:HOST");
+    let bad_put = gw
+        .admin
+        .json(
+            Method::PUT,
+            "/api/connections/pg",
+            &json!({"name": "pg", "type": "application"}),
+        )
+        .await
+        .unwrap();
+    assert_invalid(&bad_put, "subtype");
+    assert_eq!(
+        gw.admin.get("/api/connections/pg").await.unwrap().body,
+        before
+    );
+    assert_eq!(
+        gw.admin
+            .get("/api/connections")
+            .await
+            .unwrap()
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    let plugins = gw.admin.get("/api/plugins/audit").await.unwrap();
+    assert_eq!(plugins.body["connections"].as_array().unwrap().len(), 1);
+}
+
+async fn every_endpoint_checks_the_caller(backend: Backend) {
+    let gw = TestGateway::start(backend).await;
+    // A non-admin user with a token.
+    let user = gw
+        .admin
+        .json(
+            Method::POST,
+            "/api/users",
+            &json!({"email": "bob@example.com", "name": "Bob"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(user.status, StatusCode::CREATED, "{:?}", user.body);
+    let token = gw
+        .admin
+        .json(
+            Method::POST,
+            "/api/tokens",
+            &json!({"name": "bob", "user_id": "bob@example.com"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(token.status, StatusCode::CREATED, "{:?}", token.body);
+    let bob = client(&gw.gateway, token.body["token"].as_str());
+    let anonymous = client(&gw.gateway, None);
+    let wrong = client(&gw.gateway, Some("not-a-token"));
+    for doc in super::route_docs() {
+        let path = doc
+            .path
+            .replace("{name_or_id}", "x")
+            .replace("{id_or_email}", "x")
+            .replace("{name}", "audit")
+            .replace("{id}", "x");
+        let body = doc.request.map(|_| b"{}".to_vec());
+        for caller in [&anonymous, &wrong] {
+            let response = caller
+                .send(doc.method.clone(), &path, body.clone())
+                .await
+                .unwrap();
+            let expected = if doc.access == super::Access::Public {
+                StatusCode::OK
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
+            assert_eq!(response.status, expected, "{} {path}", doc.method);
+        }
+        let response = bob
+            .send(doc.method.clone(), &path, body.clone())
+            .await
+            .unwrap();
+        if doc.access == super::Access::Admin {
+            assert_eq!(
+                response.status,
+                StatusCode::FORBIDDEN,
+                "{} {path}",
+                doc.method
+            );
+        } else {
+            assert!(
+                response.status != StatusCode::FORBIDDEN
+                    && response.status != StatusCode::UNAUTHORIZED,
+                "{} {path}: {}",
+                doc.method,
+                response.status
+            );
+        }
+    }
+    let me = bob.get("/api/userinfo").await.unwrap();
+    assert_eq!(me.body["email"], "bob@example.com");
+    assert_eq!(me.body["role"], "standard");
+    // Revoked tokens stop working; inactive users too.
+    let id = token.body["id"].as_str().unwrap();
+    gw.admin
+        .send(Method::DELETE, &format!("/api/tokens/{id}"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        bob.get("/api/userinfo").await.unwrap().status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+async fn users_groups_tokens_and_plugins_validate(backend: Backend) {
+    let gw = TestGateway::start(backend).await;
+    let admin = &gw.admin;
+    assert_invalid(
+        &admin
+            .json(Method::POST, "/api/users", &json!({"email": "nope"}))
+            .await
+            .unwrap(),
+        "email",
+    );
+    assert_invalid(
+        &admin
+            .json(
+                Method::POST,
+                "/api/users",
+                &json!({"email": "a@b", "groups": ["ghosts"]}),
+            )
+            .await
+            .unwrap(),
+        "groups",
+    );
+    assert_invalid(
+        &admin
+            .json(
+                Method::POST,
+                "/api/users",
+                &json!({"email": "a@b", "status": "asleep"}),
+            )
+            .await
+            .unwrap(),
+        "status",
+    );
+    assert_eq!(
+        admin
+            .json(Method::POST, "/api/users/groups", &json!({"name": "sre"}))
+            .await
+            .unwrap()
+            .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        admin
+            .json(Method::POST, "/api/users/groups", &json!({"name": "sre"}))
+            .await
+            .unwrap()
+            .status,
+        StatusCode::CONFLICT
+    );
+    let user = admin
+        .json(
+            Method::POST,
+            "/api/users",
+            &json!({"email": "a@b", "groups": ["sre"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(user.status, StatusCode::CREATED, "{:?}", user.body);
+    assert_eq!(
+        admin
+            .json(Method::POST, "/api/users", &json!({"email": "a@b"}))
+            .await
+            .unwrap()
+            .status,
+        StatusCode::CONFLICT
+    );
+    assert_invalid(
+        &admin
+            .json(
+                Method::POST,
+                "/api/tokens",
+                &json!({"name": "t", "user_id": "ghost"}),
+            )
+            .await
+            .unwrap(),
+        "user_id",
+    );
+    assert_eq!(
+        admin
+            .send(Method::DELETE, "/api/users/groups/admin", None)
+            .await
+            .unwrap()
+            .status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        admin
+            .send(Method::DELETE, "/api/users/admin@localhost", None)
+            .await
+            .unwrap()
+            .status,
+        StatusCode::CONFLICT
+    );
+    assert_invalid(
+        &admin
+            .json(Method::POST, "/api/agents", &json!({"name": "bad name"}))
+            .await
+            .unwrap(),
+        "name",
+    );
+    assert_invalid(
+        &admin
+            .json(
+                Method::POST,
+                "/api/agents",
+                &json!({"name": "a", "mode": "turbo"}),
+            )
+            .await
+            .unwrap(),
+        "mode",
+    );
+
+    let (agent_id, _) = gw.agent("a").await;
+    let created = admin
+        .json(
+            Method::POST,
+            "/api/connections",
+            &documented_postgres("pg", &agent_id),
+        )
+        .await
+        .unwrap();
+    let connection_id = created.body["id"].as_str().unwrap();
+    // audit cannot be disabled.
+    assert_invalid(
+        &admin
+            .json(
+                Method::PUT,
+                "/api/plugins/audit",
+                &json!({"connections": []}),
+            )
+            .await
+            .unwrap(),
+        "connections",
+    );
+    assert_invalid(
+        &admin
+            .json(
+                Method::PUT,
+                "/api/plugins/dlp",
+                &json!({"connections": [{"id": "ghost"}]}),
+            )
+            .await
+            .unwrap(),
+        "connections[0].id",
+    );
+    assert_invalid(
+        &admin
+            .json(
+                Method::PUT,
+                "/api/plugins/dlp",
+                &json!({"connections": [{"id": "pg", "config": "x"}]}),
+            )
+            .await
+            .unwrap(),
+        "connections[0].config",
+    );
+    assert_invalid(
+        &admin
+            .json(Method::PUT, "/api/plugins/dlp", &json!({"name": "slack"}))
+            .await
+            .unwrap(),
+        "name",
+    );
+    assert_eq!(
+        admin
+            .json(Method::PUT, "/api/plugins/nope", &json!({}))
+            .await
+            .unwrap()
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let set = admin
+        .json(
+            Method::PUT,
+            "/api/plugins/access_control",
+            &json!({"connections": [{"id": "pg", "config": ["sre"]}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(set.status, StatusCode::OK, "{:?}", set.body);
+    assert_eq!(
+        set.body["connections"],
+        json!([{"id": connection_id, "name": "pg", "config": ["sre"]}])
+    );
+    // An agent in use cannot be deleted.
+    assert_eq!(
+        admin
+            .send(Method::DELETE, "/api/agents/a", None)
+            .await
+            .unwrap()
+            .status,
+        StatusCode::CONFLICT
+    );
+}
+
+async fn resources_lend_their_agent(backend: Backend) {
+    let gw = TestGateway::start(backend).await;
+    let (agent_id, _) = gw.agent("a").await;
+    let resource = gw
+        .admin
+        .json(Method::POST, "/api/resources", &json!({"name": "billing-db", "type": "database", "subtype": "postgres", "agent_id": "a"}))
+        .await
+        .unwrap();
+    assert_eq!(resource.status, StatusCode::CREATED, "{:?}", resource.body);
+    let mut body = documented_postgres("billing-ro", "");
+    body.as_object_mut().unwrap().remove("agent_id");
+    body["resource_name"] = json!("billing-db");
+    let created = gw
+        .admin
+        .json(Method::POST, "/api/connections", &body)
+        .await
+        .unwrap();
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(created.body["agent_id"], agent_id.as_str());
+    let filtered = gw
+        .admin
+        .get(&format!("/api/connections?agent_id={agent_id}"))
+        .await
+        .unwrap();
+    assert_eq!(filtered.body.as_array().unwrap().len(), 1);
+    // A resource without an agent lends none.
+    gw.admin
+        .json(
+            Method::POST,
+            "/api/resources",
+            &json!({"name": "orphan", "type": "database"}),
+        )
+        .await
+        .unwrap();
+    body["name"] = json!("orphan-ro");
+    body["resource_name"] = json!("orphan");
+    assert_invalid(
+        &gw.admin
+            .json(Method::POST, "/api/connections", &body)
+            .await
+            .unwrap(),
+        "agent_id",
+    );
+}
+
+async fn data_survives_restart_and_admin_token_is_printed_once(backend: Backend) {
+    let mut gw = TestGateway::start(backend).await;
+    let (agent_id, _) = gw.agent("a").await;
+    let created = gw
+        .admin
+        .json(
+            Method::POST,
+            "/api/connections",
+            &documented_postgres("pg", &agent_id),
+        )
+        .await
+        .unwrap();
+    gw.restart().await;
+    assert_eq!(gw.gateway.first_admin_token, None);
+    let after = gw.admin.get("/api/connections/pg").await.unwrap();
+    assert_eq!(after.status, StatusCode::OK);
+    assert_eq!(after.body, created.body);
+    assert_eq!(
+        gw.admin.get("/api/agents/a").await.unwrap().body["id"],
+        agent_id.as_str()
+    );
+}
+
+async fn secrets_never_appear_in_plain_text_in_the_store(backend: Backend) {
+    let gw = TestGateway::start(backend).await;
+    let (agent_id, _) = gw.agent("a").await;
+    gw.admin
+        .json(
+            Method::POST,
+            "/api/connections",
+            &documented_postgres("pg", &agent_id),
+        )
+        .await
+        .unwrap();
+    let needles = [
+        "Very-Secret-Pa55word",
+        "mydb.example.com",
+        "bXlkYi5leGFtcGxlLmNvbQ==",
+        &gw.token,
+    ];
+    match backend {
+        Backend::Sqlite => {
+            let mut bytes = Vec::new();
+            for entry in std::fs::read_dir(gw.test.dir.path()).unwrap() {
+                bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+            }
+            assert!(bytes.windows(3).any(|w| w == b"pg\0") || bytes.windows(2).any(|w| w == b"pg"));
+            for needle in needles {
+                assert!(
+                    !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                    "{needle} found"
+                );
+            }
+        }
+        Backend::Postgres => {
+            let store = gw.gateway.state().store.clone();
+            let rows = store
+                .query(
+                    "SELECT name || attributes || encode(secret, 'escape') FROM connections",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            let tokens = store
+                .query("SELECT token_hash FROM api_tokens", vec![])
+                .await
+                .unwrap();
+            let text = format!("{rows:?}{tokens:?}");
+            assert!(text.contains("pg"));
+            for needle in needles {
+                assert!(!text.contains(needle), "{needle} found");
+            }
+        }
+    }
+}
+
+on_both_backends!(
+    connection_lifecycle,
+    invalid_connections_name_the_field_and_write_nothing,
+    every_endpoint_checks_the_caller,
+    users_groups_tokens_and_plugins_validate,
+    resources_lend_their_agent,
+    data_survives_restart_and_admin_token_is_printed_once,
+    secrets_never_appear_in_plain_text_in_the_store,
+);
+
+#[tokio::test]
+async fn openapi_document_matches_the_routes() {
+    let gw = TestGateway::start(Backend::Sqlite).await;
+    let anonymous = client(&gw.gateway, None);
+    let document = anonymous.get("/api/openapi.json").await.unwrap().body;
+    let paths = document["paths"].as_object().unwrap();
+    let docs = super::route_docs();
+    let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(documented, docs.len());
+    // Every documented operation is served (the router's fallback answers
+    // "no such route" for anything else).
+    for (path, operations) in paths {
+        for method in operations.as_object().unwrap().keys() {
+            let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
+            let concrete = path
+                .split('/')
+                .map(|s| if s.starts_with('{') { "x" } else { s })
+                .collect::<Vec<_>>()
+                .join("/");
+            let response = gw
+                .admin
+                .send(method.clone(), &concrete, Some(b"{}".to_vec()))
+                .await
+                .unwrap();
+            assert_ne!(response.body["message"], "no such route", "{method} {path}");
+            assert_ne!(
+                response.status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+        }
+    }
+    // And what is not documented is not served.
+    for (method, path) in [
+        (Method::GET, "/api/nothing"),
+        (Method::POST, "/api/healthz"),
+        (Method::DELETE, "/api/plugins/audit"),
+    ] {
+        let response = gw.admin.send(method.clone(), path, None).await.unwrap();
+        assert!(
+            response.body["message"] == "no such route"
+                || response.status == StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+    }
+    // hoop's own paths are all there.
+    for path in [
+        "/api/agents",
+        "/api/agents/{name_or_id}",
+        "/api/connections",
+        "/api/connections/{name_or_id}",
+        "/api/plugins",
+        "/api/plugins/{name}",
+        "/api/users",
+        "/api/users/groups",
+        "/api/userinfo",
+    ] {
+        assert!(paths.contains_key(path), "{path}");
+    }
+    let connection = &paths["/api/connections"]["post"];
+    assert!(connection["responses"]["422"].is_object());
+    assert_eq!(
+        connection["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ConnectionRequest"
+    );
+}
+
+/// Polls `GET path` until `field` equals `want`, for at most 10 seconds
+/// (the product's promise); returns how long it took.
+pub(crate) async fn wait_for(admin: &ApiClient, path: &str, field: &str, want: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        let response = admin.get(path).await.unwrap();
+        if response.body[field] == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{path}: {field} is {} after 10 s, want {want}",
+            response.body[field]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

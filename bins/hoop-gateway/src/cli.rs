@@ -1,0 +1,104 @@
+//! Command-line pieces shared by `hoop-gateway` and `hoop up`.
+
+use std::path::PathBuf;
+
+use crate::{Gateway, GatewayConfig};
+
+/// The gateway's flags; each has an environment variable too.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GatewayFlags {
+    /// Where the REST API listens.
+    #[arg(long, env = "HOOP_API_LISTEN", default_value = "127.0.0.1:8009")]
+    pub api_listen: String,
+    /// Where agents dial in.
+    #[arg(long, env = "HOOP_AGENT_LISTEN", default_value = "127.0.0.1:8010")]
+    pub agent_listen: String,
+    /// The agent address written into agent keys, if not the listener's.
+    #[arg(long, env = "HOOP_AGENT_ADVERTISE")]
+    pub agent_advertise: Option<String>,
+    /// Data directory: SQLite database and secret key.
+    #[arg(long, env = "HOOP_DATA_DIR", default_value = "./hoop-data")]
+    pub data_dir: PathBuf,
+    /// Keep state in PostgreSQL (postgres://user@host:port/db) instead of SQLite.
+    #[arg(long, env = "HOOP_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// TLS certificate chain (PEM) for the agent listener.
+    #[arg(long, env = "HOOP_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for the agent listener.
+    #[arg(long, env = "HOOP_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl GatewayFlags {
+    /// The gateway configuration these flags describe, with the secret key
+    /// and admin token from `HOOP_SECRET_KEY` and `HOOP_ADMIN_TOKEN`.
+    pub fn into_config(self) -> GatewayConfig {
+        GatewayConfig {
+            api_listen: self.api_listen,
+            agent_listen: self.agent_listen,
+            agent_advertise: self.agent_advertise,
+            data_dir: self.data_dir,
+            database_url: self.database_url,
+            secret_key: std::env::var(crate::crypto::SECRET_KEY_ENV).ok(),
+            admin_token: std::env::var("HOOP_ADMIN_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty()),
+            tls_cert: self.tls_cert,
+            tls_key: self.tls_key,
+        }
+    }
+}
+
+/// `hoop-gateway`'s command line.
+#[derive(Debug, clap::Parser)]
+#[command(name = "hoop-gateway", version, about = "The hoop control plane")]
+pub struct GatewayArgs {
+    /// Gateway settings.
+    #[command(flatten)]
+    pub flags: GatewayFlags,
+}
+
+impl GatewayArgs {
+    /// See [`GatewayFlags::into_config`].
+    pub fn into_config(self) -> GatewayConfig {
+        self.flags.into_config()
+    }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .try_init();
+}
+
+/// Prints where the gateway listens and, on first start, the admin token.
+pub fn print_banner(gateway: &Gateway) {
+    println!("hoop gateway");
+    println!("  API:          http://{}", gateway.api_addr);
+    println!("  agent link:   {}", gateway.agent_addr);
+    if let Some(token) = &gateway.first_admin_token {
+        println!("  admin token:  {token}");
+        println!("                (shown once; keep it, or set HOOP_ADMIN_TOKEN)");
+    }
+}
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn wait_for_shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

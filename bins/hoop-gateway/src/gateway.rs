@@ -1,0 +1,287 @@
+//! Starting a gateway: open the store, load the secret key, make sure an
+//! administrator exists, and serve the API and the agent link.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hoop_agent::AgentKey;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, ADMIN_GROUP, AppState, ConnectionInput};
+use crate::crypto::{self, SecretBox};
+use crate::links::LinkRegistry;
+use crate::store::{Store, StoreError, UserRecord};
+
+/// The e-mail of the administrator made on first start.
+pub const ADMIN_EMAIL: &str = "admin@localhost";
+
+/// How to run a gateway.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Where the REST API listens.
+    pub api_listen: String,
+    /// Where agents dial in.
+    pub agent_listen: String,
+    /// The agent address written into keys, when it differs from the
+    /// listener (behind NAT or a load balancer).
+    pub agent_advertise: Option<String>,
+    /// The data directory: SQLite database and secret key.
+    pub data_dir: PathBuf,
+    /// Use PostgreSQL instead of SQLite.
+    pub database_url: Option<String>,
+    /// The secret key, base64 (`HOOP_SECRET_KEY`); else the data directory's.
+    pub secret_key: Option<String>,
+    /// A token to accept as the administrator's (`HOOP_ADMIN_TOKEN`).
+    pub admin_token: Option<String>,
+    /// TLS certificate chain (PEM) for the agent listener.
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for the agent listener.
+    pub tls_key: Option<PathBuf>,
+}
+
+impl GatewayConfig {
+    /// The defaults of `hoop up`: API on 127.0.0.1:8009, agents on
+    /// 127.0.0.1:8010, data in `./hoop-data`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            api_listen: "127.0.0.1:8009".into(),
+            agent_listen: "127.0.0.1:8010".into(),
+            agent_advertise: None,
+            data_dir: data_dir.into(),
+            database_url: None,
+            secret_key: None,
+            admin_token: None,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+/// Why a gateway could not start or act.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GatewayError {
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// The secret key is unusable.
+    #[error(transparent)]
+    Crypto(#[from] crypto::CryptoError),
+    /// A listener could not be bound, or the data directory made.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The TLS certificate or key is unusable.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// A connection from the configuration was refused.
+    #[error("connection {name}: {message}")]
+    Connection {
+        /// The connection's name.
+        name: String,
+        /// What is wrong, naming the field.
+        message: String,
+    },
+    /// `--tls-cert` without `--tls-key`, or the reverse.
+    #[error("--tls-cert and --tls-key go together")]
+    TlsHalf,
+}
+
+/// A running gateway; dropping it stops its listeners.
+#[derive(Debug)]
+pub struct Gateway {
+    /// The API's bound address.
+    pub api_addr: SocketAddr,
+    /// The agent listener's bound address.
+    pub agent_addr: SocketAddr,
+    /// The administrator token made on this (first) start, to print once.
+    pub first_admin_token: Option<String>,
+    state: AppState,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Gateway {
+    /// Opens the store and starts serving.
+    ///
+    /// # Errors
+    ///
+    /// When the data directory, store, key, TLS files or listeners fail.
+    pub async fn start(config: GatewayConfig) -> Result<Self, GatewayError> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let store = match &config.database_url {
+            Some(url) => Store::open_postgres(url).await?,
+            None => Store::open_sqlite(&config.data_dir.join("hoop.db")).await?,
+        };
+        let secrets = SecretBox::load(&config.data_dir, config.secret_key.as_deref())?;
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::link_server::tls_acceptor(cert, key)?),
+            (None, None) => None,
+            _ => return Err(GatewayError::TlsHalf),
+        };
+        let api_listener = TcpListener::bind(&config.api_listen).await?;
+        let agent_listener = TcpListener::bind(&config.agent_listen).await?;
+        let api_addr = api_listener.local_addr()?;
+        let agent_addr = agent_listener.local_addr()?;
+        let state = AppState {
+            store,
+            secrets: Arc::new(secrets),
+            links: LinkRegistry::default(),
+            agent_address: config
+                .agent_advertise
+                .clone()
+                .unwrap_or_else(|| agent_addr.to_string())
+                .into(),
+            agent_tls: tls.is_some(),
+        };
+        let first_admin_token = bootstrap_admin(&state, config.admin_token.as_deref()).await?;
+        let router = api::router(state.clone());
+        let api_task = tokio::spawn(async move {
+            if let Err(error) = axum::serve(api_listener, router).await {
+                tracing::error!(%error, "API server stopped");
+            }
+        });
+        let link_task = tokio::spawn(crate::link_server::serve(
+            agent_listener,
+            tls,
+            state.clone(),
+        ));
+        tracing::info!(api = %api_addr, agents = %agent_addr, store = state.store.backend(), "gateway started");
+        Ok(Self {
+            api_addr,
+            agent_addr,
+            first_admin_token,
+            state,
+            tasks: vec![api_task, link_task],
+        })
+    }
+
+    /// The shared state (store, links), for embedding.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Makes sure an agent named `name` exists in `embedded` mode and gives
+    /// it a fresh key (the previous secret stops working), for an agent
+    /// that runs inside this process.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails.
+    pub async fn embedded_agent_key(&self, name: &str) -> Result<AgentKey, GatewayError> {
+        let secret = crypto::new_token()?;
+        match self.state.store.find_agent(name).await? {
+            Some(agent) => {
+                self.state
+                    .store
+                    .set_agent_key_hash(&agent.id, &crypto::hash_token(&secret))
+                    .await?;
+                Ok(AgentKey {
+                    name: agent.name,
+                    secret,
+                    address: self.state.agent_address.to_string(),
+                    tls: self.state.agent_tls,
+                    mode: agent.mode,
+                })
+            }
+            None => match api::register_agent(&self.state, name, "embedded").await {
+                Ok((_, key)) => Ok(key),
+                Err(error) => Err(GatewayError::Connection {
+                    name: name.to_owned(),
+                    message: error.message().to_owned(),
+                }),
+            },
+        }
+    }
+
+    /// Creates or rewrites each connection (by name), with the API's checks.
+    ///
+    /// # Errors
+    ///
+    /// The first connection refused, naming its field; earlier ones stay.
+    pub async fn apply_connections(
+        &self,
+        connections: &[ConnectionInput],
+    ) -> Result<Vec<Value>, GatewayError> {
+        let mut applied = Vec::with_capacity(connections.len());
+        for input in connections {
+            let body = api::upsert_connection(&self.state, input)
+                .await
+                .map_err(|e| GatewayError::Connection {
+                    name: input.name.clone(),
+                    message: e.message().to_owned(),
+                })?;
+            applied.push(body);
+        }
+        Ok(applied)
+    }
+}
+
+/// Makes the `admin` group and administrator on first start; accepts
+/// `admin_token` when given. Returns a token to print when one was made.
+async fn bootstrap_admin(
+    state: &AppState,
+    admin_token: Option<&str>,
+) -> Result<Option<String>, GatewayError> {
+    match state.store.insert_group(ADMIN_GROUP).await {
+        Ok(()) | Err(StoreError::Conflict) => {}
+        Err(error) => return Err(error.into()),
+    }
+    let (admin, created) = match state.store.find_user(ADMIN_EMAIL).await? {
+        Some(user) => (user, false),
+        None => {
+            let user = UserRecord {
+                id: crypto::new_id()?,
+                email: ADMIN_EMAIL.into(),
+                name: "Administrator".into(),
+                status: "active".into(),
+                groups: vec![ADMIN_GROUP.into()],
+                created_at: crate::store::now(),
+            };
+            match state.store.insert_user(&user).await {
+                Ok(()) => (user, true),
+                // Another gateway on the same database won the race.
+                Err(StoreError::Conflict) => match state.store.find_user(ADMIN_EMAIL).await? {
+                    Some(user) => (user, false),
+                    None => return Err(StoreError::Conflict.into()),
+                },
+                Err(error) => return Err(error.into()),
+            }
+        }
+    };
+    if let Some(token) = admin_token {
+        if state
+            .store
+            .user_for_token(&crypto::hash_token(token))
+            .await?
+            .is_none()
+        {
+            api::issue_admin_token(state, &admin.id, "HOOP_ADMIN_TOKEN", Some(token.to_owned()))
+                .await
+                .map_err(|e| GatewayError::Connection {
+                    name: "admin".into(),
+                    message: e.message().to_owned(),
+                })?;
+        }
+        return Ok(None);
+    }
+    if !created {
+        return Ok(None);
+    }
+    let (_, token) = api::issue_admin_token(state, &admin.id, "first start", None)
+        .await
+        .map_err(|e| GatewayError::Connection {
+            name: "admin".into(),
+            message: e.message().to_owned(),
+        })?;
+    Ok(Some(token))
+}

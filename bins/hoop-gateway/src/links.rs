@@ -1,0 +1,164 @@
+//! What this gateway knows live about its agents: which are linked, what
+//! they report, and which of their targets answer.
+//!
+//! This state is in memory on purpose: a gateway that restarts knows of no
+//! link, so every connection reads `offline` until its agent dials again.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::watch;
+
+/// One agent's live link.
+#[derive(Debug)]
+struct LiveAgent {
+    generation: u64,
+    reachable: BTreeMap<String, bool>,
+    /// Closed (sender dropped or set) when this link must end: the agent
+    /// linked again elsewhere, or it was deleted.
+    kick: watch::Sender<bool>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    agents: HashMap<String, LiveAgent>,
+    next_generation: u64,
+}
+
+/// The registry of live links, shared by the link server and the API.
+#[derive(Debug, Clone, Default)]
+pub struct LinkRegistry {
+    inner: Arc<Mutex<Inner>>,
+    /// Bumped whenever connections change, so links resend their targets.
+    targets_version: Arc<watch::Sender<u64>>,
+}
+
+/// A registered link; hand it back to [`LinkRegistry::unregister`].
+#[derive(Debug)]
+pub struct LinkTicket {
+    /// The agent's id.
+    pub agent_id: String,
+    generation: u64,
+    /// Becomes true when the link must close.
+    pub kicked: watch::Receiver<bool>,
+}
+
+impl LinkRegistry {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // The map stays consistent under every panic point (single inserts
+        // and removes), so a poisoned lock is safe to keep using.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a new link for `agent_id`, ending the previous one.
+    pub fn register(&self, agent_id: &str) -> LinkTicket {
+        let (kick, kicked) = watch::channel(false);
+        let mut inner = self.lock();
+        inner.next_generation += 1;
+        let generation = inner.next_generation;
+        let previous = inner.agents.insert(
+            agent_id.to_owned(),
+            LiveAgent {
+                generation,
+                reachable: BTreeMap::new(),
+                kick,
+            },
+        );
+        if let Some(previous) = previous {
+            let _ = previous.kick.send(true);
+        }
+        LinkTicket {
+            agent_id: agent_id.to_owned(),
+            generation,
+            kicked,
+        }
+    }
+
+    /// Forgets a link, unless a newer one replaced it.
+    pub fn unregister(&self, ticket: &LinkTicket) {
+        let mut inner = self.lock();
+        if inner
+            .agents
+            .get(&ticket.agent_id)
+            .is_some_and(|live| live.generation == ticket.generation)
+        {
+            inner.agents.remove(&ticket.agent_id);
+        }
+    }
+
+    /// Ends an agent's link (it was deleted).
+    pub fn kick(&self, agent_id: &str) {
+        if let Some(live) = self.lock().agents.remove(agent_id) {
+            let _ = live.kick.send(true);
+        }
+    }
+
+    /// Records the agent's latest reachability report.
+    pub fn set_reachable(&self, ticket: &LinkTicket, reachable: BTreeMap<String, bool>) {
+        let mut inner = self.lock();
+        if let Some(live) = inner.agents.get_mut(&ticket.agent_id)
+            && live.generation == ticket.generation
+        {
+            live.reachable = reachable;
+        }
+    }
+
+    /// Whether the agent has a live link.
+    pub fn is_linked(&self, agent_id: &str) -> bool {
+        self.lock().agents.contains_key(agent_id)
+    }
+
+    /// `online` when the agent is linked and reported the connection's
+    /// target reachable, `offline` otherwise.
+    pub fn connection_status(&self, agent_id: Option<&str>, connection_id: &str) -> &'static str {
+        let inner = self.lock();
+        let online = agent_id
+            .and_then(|agent| inner.agents.get(agent))
+            .and_then(|live| live.reachable.get(connection_id))
+            .copied()
+            .unwrap_or(false);
+        if online { "online" } else { "offline" }
+    }
+
+    /// Tells every link that connections changed.
+    pub fn targets_changed(&self) {
+        self.targets_version.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// A receiver that changes whenever connections change.
+    pub fn watch_targets(&self) -> watch::Receiver<u64> {
+        self.targets_version.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_follows_link_and_reachability() {
+        let registry = LinkRegistry::default();
+        assert_eq!(registry.connection_status(Some("a"), "c"), "offline");
+        let ticket = registry.register("a");
+        assert_eq!(registry.connection_status(Some("a"), "c"), "offline");
+        registry.set_reachable(&ticket, BTreeMap::from([("c".to_owned(), true)]));
+        assert_eq!(registry.connection_status(Some("a"), "c"), "online");
+        assert_eq!(registry.connection_status(None, "c"), "offline");
+        registry.unregister(&ticket);
+        assert_eq!(registry.connection_status(Some("a"), "c"), "offline");
+    }
+
+    #[test]
+    fn a_newer_link_replaces_and_kicks_the_older() {
+        let registry = LinkRegistry::default();
+        let old = registry.register("a");
+        let new = registry.register("a");
+        assert!(*old.kicked.borrow());
+        registry.set_reachable(&old, BTreeMap::from([("c".to_owned(), true)]));
+        assert_eq!(registry.connection_status(Some("a"), "c"), "offline");
+        registry.unregister(&old);
+        assert!(registry.is_linked("a"));
+        registry.unregister(&new);
+        assert!(!registry.is_linked("a"));
+    }
+}
