@@ -121,6 +121,8 @@ pub struct Session {
     columns_complete: bool,
     /// Set when the packet just decoded ended a result set: its row count.
     result_done: Option<u64>,
+    /// Whether the last client command queued an expected response.
+    last_command_expects_response: bool,
     rows: u64,
 }
 
@@ -145,6 +147,7 @@ impl Session {
             result_binary: false,
             columns_complete: false,
             result_done: None,
+            last_command_expects_response: false,
             rows: 0,
         }
     }
@@ -166,7 +169,9 @@ impl Session {
     /// Only meaningful right after [`decode_client`](Self::decode_client)
     /// returned that command, before any later command.
     pub fn answered_locally(&mut self) {
-        self.pending.pop_back();
+        if std::mem::take(&mut self.last_command_expects_response) {
+            self.pending.pop_back();
+        }
     }
 
     /// Commands sent whose responses have not finished arriving.
@@ -399,6 +404,7 @@ impl Session {
             | Command::Ping
             | Command::SetOption(_) => Some(Expect::Simple),
         };
+        self.last_command_expects_response = expect.is_some();
         if let Some(expect) = expect {
             if self.pending.len() >= MAX_PENDING_COMMANDS {
                 return Err(malformed(
