@@ -92,6 +92,8 @@ pub(crate) async fn write(stream: &mut Stream, bytes: &[u8]) -> Result<(), Sessi
 
 /// Reads the client's opening messages: negotiates TLS (when `tls` is set)
 /// and declines GSS encryption until a startup or cancel request arrives.
+/// A client that breaks the protocol here is told so before the error
+/// returns.
 pub(crate) async fn accept(
     tcp: TcpStream,
     tls: Option<&TlsAcceptor>,
@@ -100,21 +102,22 @@ pub(crate) async fn accept(
     let mut stream = Stream::Plain(tcp);
     let mut decoder = FrontendDecoder::new(limits);
     let mut buf = BytesMut::with_capacity(1024);
-    loop {
-        let Some(message) = read_message(&mut stream, &mut decoder, &mut buf).await? else {
-            return Ok(Hello::Closed);
+    let refused = loop {
+        let message = match read_message(&mut stream, &mut decoder, &mut buf).await {
+            Ok(Some(message)) => message,
+            Ok(None) => return Ok(Hello::Closed),
+            Err(error) => break error,
         };
         match message {
+            FrontendMessage::SslRequest | FrontendMessage::GssEncRequest if !buf.is_empty() => {
+                // Bytes sent after the request but before our answer would be
+                // taken as if they came over TLS (CVE-2021-23222): refuse.
+                break SessionError::Unexpected {
+                    culprit: Culprit::Client,
+                    message: "data before the encryption answer",
+                };
+            }
             FrontendMessage::SslRequest => {
-                // Bytes sent after the SSLRequest but before our answer would
-                // be taken as if they came over TLS (CVE-2021-23222 in libpq's
-                // server-side twin): refuse them.
-                if !buf.is_empty() {
-                    return Err(SessionError::Unexpected {
-                        culprit: Culprit::Client,
-                        message: "data after SSLRequest",
-                    });
-                }
                 stream = match (tls, stream) {
                     (Some(acceptor), Stream::Plain(mut tcp)) => {
                         tcp.write_all(ACCEPT_TLS)
@@ -133,26 +136,16 @@ pub(crate) async fn accept(
                     }
                 };
             }
-            FrontendMessage::GssEncRequest => {
-                if !buf.is_empty() {
-                    return Err(SessionError::Unexpected {
-                        culprit: Culprit::Client,
-                        message: "data after GSSENCRequest",
-                    });
-                }
-                write(&mut stream, DECLINE).await?;
-            }
+            FrontendMessage::GssEncRequest => write(&mut stream, DECLINE).await?,
             FrontendMessage::CancelRequest(request) => return Ok(Hello::Cancel(request)),
             FrontendMessage::Startup(startup) => {
                 if startup.protocol_version >> 16 != PROTOCOL_MAJOR_3 {
-                    return Err(SessionError::Unsupported(
+                    break SessionError::Unsupported(
                         "unsupported frontend protocol: hoop speaks protocol 3",
-                    ));
+                    );
                 }
                 if startup.param(b"replication").is_some() {
-                    return Err(SessionError::Unsupported(
-                        "replication connections are not supported",
-                    ));
+                    break SessionError::Unsupported("replication connections are not supported");
                 }
                 return Ok(Hello::Startup(ClientLeg {
                     stream,
@@ -162,13 +155,15 @@ pub(crate) async fn accept(
                 }));
             }
             other => {
-                return Err(SessionError::Unexpected {
+                break SessionError::Unexpected {
                     culprit: Culprit::Client,
                     message: other.name(),
-                });
+                };
             }
         }
-    }
+    };
+    super::send_fatal(&mut stream, &[], &refused).await;
+    Err(refused)
 }
 
 /// Authenticates the person: asks for a cleartext password (the access
