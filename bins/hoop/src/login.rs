@@ -1,0 +1,96 @@
+//! Where the CLI finds its gateway and token: `HOOP_API_URL` and
+//! `HOOP_TOKEN`, else the file `hoop login` writes
+//! (`$HOME/.hoop/config.toml`, mode 0600).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use hoop_gateway::client::ApiClient;
+
+/// The API of a `hoop up` with default flags.
+pub(crate) const DEFAULT_API_URL: &str = "http://127.0.0.1:8009";
+
+fn config_path() -> anyhow::Result<PathBuf> {
+    let home = std::env::var_os("HOME").context("HOME is not set")?;
+    Ok(PathBuf::from(home).join(".hoop").join("config.toml"))
+}
+
+#[derive(Debug, Default)]
+struct Saved {
+    api_url: Option<String>,
+    token: Option<String>,
+}
+
+fn read_saved() -> anyhow::Result<Saved> {
+    let path = config_path()?;
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Saved::default()),
+        Err(error) => return Err(error).with_context(|| format!("reading {}", path.display())),
+    };
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let get = |key: &str| table.get(key).and_then(|v| v.as_str()).map(str::to_owned);
+    Ok(Saved {
+        api_url: get("api_url"),
+        token: get("token"),
+    })
+}
+
+/// A client from the environment or the saved login.
+pub(crate) fn client() -> anyhow::Result<ApiClient> {
+    let saved = read_saved()?;
+    let url = std::env::var("HOOP_API_URL")
+        .ok()
+        .or(saved.api_url)
+        .unwrap_or_else(|| DEFAULT_API_URL.to_owned());
+    let token = std::env::var("HOOP_TOKEN").ok().or(saved.token);
+    if token.is_none() {
+        bail!("no token: set HOOP_TOKEN or run `hoop login`");
+    }
+    Ok(ApiClient::new(&url, token)?)
+}
+
+/// A TOML basic string: JSON's string escapes are a subset of TOML's.
+fn quote(value: &str) -> String {
+    serde_json::Value::String(value.to_owned()).to_string()
+}
+
+/// Checks the token against the API, then saves both.
+pub(crate) async fn login(api_url: &str, token: Option<String>) -> anyhow::Result<()> {
+    let token = match token {
+        Some(token) => token,
+        None => {
+            eprint!("token: ");
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim().to_owned()
+        }
+    };
+    let client = ApiClient::new(api_url, Some(token.clone()))?;
+    let me = client.get("/api/userinfo").await?;
+    if !me.status.is_success() {
+        bail!("the gateway refused the token ({})", me.status);
+    }
+    let path = config_path()?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&path)?;
+    writeln!(file, "api_url = {}", quote(api_url))?;
+    writeln!(file, "token = {}", quote(&token))?;
+    println!(
+        "logged in to {api_url} as {}; saved to {}",
+        me.body["email"].as_str().unwrap_or("?"),
+        path.display()
+    );
+    Ok(())
+}

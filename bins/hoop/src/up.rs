@@ -1,0 +1,69 @@
+//! `hoop up`: a gateway on the embedded store plus an embedded agent named
+//! `default`, in one process: the quickest way to try everything.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use hoop_gateway::cli::GatewayFlags;
+use hoop_gateway::{Gateway, config};
+
+/// The embedded agent's name; connections without an agent get it.
+const EMBEDDED_AGENT: &str = "default";
+
+/// `hoop up` flags.
+#[derive(Debug, clap::Args)]
+pub(crate) struct UpArgs {
+    #[command(flatten)]
+    gateway: GatewayFlags,
+    /// Connections to create or update on start (TOML; see examples/hoop.toml).
+    #[arg(long, env = "HOOP_CONFIG")]
+    config: Option<PathBuf>,
+    /// CA certificate (PEM) the embedded agent trusts when the agent
+    /// listener has TLS; defaults to --tls-cert itself.
+    #[arg(long, env = "HOOP_TLS_CA")]
+    tls_ca: Option<PathBuf>,
+}
+
+pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let connections = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            config::parse_connections(&text, EMBEDDED_AGENT)
+                .with_context(|| format!("in {}", path.display()))?
+        }
+        None => Vec::new(),
+    };
+    let tls_ca = args
+        .tls_ca
+        .clone()
+        .or_else(|| args.gateway.tls_cert.clone());
+    let gateway = Gateway::start(args.gateway.into_config()).await?;
+    let key = gateway.embedded_agent_key(EMBEDDED_AGENT).await?;
+    let tls = match (&key.tls, tls_ca) {
+        (true, Some(ca)) => Some(hoop_agent::tls_client_config(&ca)?),
+        _ => None,
+    };
+    let agent = tokio::spawn(hoop_agent::run(hoop_agent::AgentConfig { key, tls }));
+    let applied = gateway.apply_connections(&connections).await?;
+    hoop_gateway::cli::print_banner(&gateway);
+    println!("  agent:        {EMBEDDED_AGENT} (embedded)");
+    for connection in &applied {
+        println!(
+            "  connection:   {} ({})",
+            connection["name"].as_str().unwrap_or("?"),
+            connection["subtype"].as_str().unwrap_or("custom")
+        );
+    }
+    println!(
+        "  client listeners: none yet (sessions over the agent link arrive in a later release)"
+    );
+    println!();
+    println!(
+        "  try: curl -s -H \"Authorization: Bearer $TOKEN\" http://{}/api/connections",
+        gateway.api_addr
+    );
+    hoop_gateway::cli::wait_for_shutdown().await;
+    agent.abort();
+    Ok(())
+}
