@@ -672,3 +672,82 @@ async fn ten_million_rows_stream_in_bounded_memory() {
     let peak = support::peak_rss();
     assert!(peak < 64 * 1024 * 1024, "peak RSS {peak} bytes");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_client_slows_only_its_own_session() {
+    use hoop_wire::postgres::{FrontendMessage, Query};
+    let proxy = proxy_for(Role::Trust, SslMode::Disable, Some("postgres")).await;
+    let mut stalled = support::RawClient::start(proxy, "slow", "postgres").await;
+    stalled.until_ready().await.unwrap();
+    // Ask for about 1 GB of rows and never read them.
+    stalled
+        .send(&FrontendMessage::Query(Query {
+            query: "SELECT i, repeat('y', 100) FROM generate_series(1, 10000000) i".into(),
+        }))
+        .await;
+    // Wait until the server is blocked sending to the stalled session.
+    let pg = cluster();
+    loop {
+        let state = pg.sql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'ClientWrite' AND query LIKE 'SELECT i, repeat%'",
+        );
+        if state.trim() == "1" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Other sessions are served meanwhile.
+    let out = output_ok(psql(proxy, "fast", "postgres").args(["-c", "SELECT 'served'"])).await;
+    assert_eq!(out, "served\n");
+    // And the stalled session holds only bounded buffers, not the result.
+    let peak = support::peak_rss();
+    assert!(peak < 64 * 1024 * 1024, "peak RSS {peak} bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_is_the_default_database_and_startup_parameters_are_forwarded() {
+    let pg = cluster();
+    pg.create_database("hoop_default_db");
+    let proxy = proxy_for(Role::Scram, SslMode::Prefer, Some("hoop_default_db")).await;
+    // A client that names no database gets DB.
+    let mut raw = support::RawClient::start(proxy, "nodb", "").await;
+    raw.until_ready().await.unwrap();
+    raw.send(&hoop_wire::postgres::FrontendMessage::Query(
+        hoop_wire::postgres::Query {
+            query: "SELECT current_database()".into(),
+        },
+    ))
+    .await;
+    let row = loop {
+        if let Some(hoop_wire::postgres::BackendMessage::DataRow(row)) = raw.message().await {
+            break row;
+        }
+    };
+    assert_eq!(
+        row.cells().next().unwrap().unwrap().as_ref(),
+        b"hoop_default_db"
+    );
+    // One that names a database gets it, with its other parameters; notices
+    // and ParameterStatus changes reach it.
+    let out = python(
+        proxy,
+        "postgres",
+        r#"
+import os, psycopg
+conn = psycopg.connect(os.environ["HOOP_DSN"] + " application_name=hoop_app options='-c search_path=pg_catalog'", autocommit=True)
+notices = []
+conn.add_notice_handler(lambda d: notices.append(d.message_primary))
+print(conn.execute("SELECT current_database(), current_setting('application_name'), current_setting('search_path')").fetchone())
+conn.execute("SET application_name = 'renamed'")
+print(conn.info.parameter_status("application_name"))
+conn.execute("DO $$ BEGIN RAISE NOTICE 'hello notice'; END $$")
+print(notices)
+"#,
+    )
+    .await;
+    assert_eq!(
+        out,
+        "('postgres', 'hoop_app', 'pg_catalog')\nrenamed\n['hello notice']\n"
+    );
+}
