@@ -253,3 +253,124 @@ impl RelayCodec for PgCodec<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use hoop_wire::postgres::{BackendMessage, Limits, Query, ReadyForQuery};
+
+    use super::*;
+
+    struct RefuseForbidden;
+
+    impl SessionHook for RefuseForbidden {
+        fn interest(&self) -> Interest {
+            Interest {
+                statements: true,
+                ..Interest::NONE
+            }
+        }
+
+        fn client_event(&mut self, event: &Event) -> ClientAction {
+            match event {
+                Event::Query { text } if text.contains("forbidden") => {
+                    ClientAction::Refuse(crate::pipeline::Refusal {
+                        code: "42501".to_owned(),
+                        message: "refused".to_owned(),
+                    })
+                }
+                _ => ClientAction::Forward,
+            }
+        }
+    }
+
+    fn query(text: &'static str) -> Vec<u8> {
+        let mut bytes = BytesMut::new();
+        FrontendMessage::Query(Query {
+            query: Bytes::from_static(text.as_bytes()),
+        })
+        .encode(&mut bytes);
+        bytes.to_vec()
+    }
+
+    fn backend(messages: &[BackendMessage]) -> Vec<u8> {
+        let mut bytes = BytesMut::new();
+        for message in messages {
+            message.encode(&mut bytes);
+        }
+        bytes.to_vec()
+    }
+
+    fn ready() -> BackendMessage {
+        BackendMessage::ReadyForQuery(ReadyForQuery { status: b'I' })
+    }
+
+    fn complete(tag: &'static str) -> BackendMessage {
+        BackendMessage::CommandComplete(hoop_wire::postgres::CommandComplete {
+            tag: Bytes::from_static(tag.as_bytes()),
+        })
+    }
+
+    /// Three pipelined queries, the middle one refused: the server sees a
+    /// Sync in its place, and the client gets the refusal right before the
+    /// ReadyForQuery that answers it, between the other two results.
+    #[test]
+    fn refusal_of_a_pipelined_query_lands_in_its_own_place() {
+        let mut hook = RefuseForbidden;
+        let mut frontend = FrontendDecoder::new(Limits::default());
+        // Past the startup phase.
+        let mut startup = BytesMut::from(&b"\0\0\0\x14\0\x03\0\0user\0alice\0\0"[..]);
+        assert!(frontend.decode_frame(&mut startup).unwrap().is_some());
+        let mut codec = PgCodec::new(frontend, BackendDecoder::new(Limits::default()), &mut hook);
+
+        let mut input = BytesMut::new();
+        for text in ["SELECT 1", "DROP forbidden", "SELECT 2"] {
+            input.extend_from_slice(&query(text));
+        }
+        let mut to_server = Vec::new();
+        codec.client_bytes(&mut input, &mut to_server).unwrap();
+        let mut expected = query("SELECT 1");
+        expected.extend_from_slice(&SYNC_MESSAGE);
+        expected.extend_from_slice(&query("SELECT 2"));
+        assert_eq!(to_server, expected);
+        assert!(codec.busy());
+
+        let answers = backend(&[
+            complete("SELECT 1"),
+            ready(),
+            ready(),
+            complete("SELECT 2"),
+            ready(),
+        ]);
+        // Split the server's bytes at every offset: the output is the same.
+        for cut in 0..answers.len() {
+            let mut refusal = hoop_wire::postgres::Notice::error("ERROR", "42501", "refused");
+            refusal.fields.truncate(4);
+            let expected = backend(&[
+                complete("SELECT 1"),
+                ready(),
+                BackendMessage::ErrorResponse(refusal),
+                ready(),
+                complete("SELECT 2"),
+                ready(),
+            ]);
+            let mut hook = RefuseForbidden;
+            let mut frontend = FrontendDecoder::new(Limits::default());
+            let mut startup = BytesMut::from(&b"\0\0\0\x14\0\x03\0\0user\0alice\0\0"[..]);
+            frontend.decode_frame(&mut startup).unwrap();
+            let mut codec =
+                PgCodec::new(frontend, BackendDecoder::new(Limits::default()), &mut hook);
+            let mut input = BytesMut::new();
+            for text in ["SELECT 1", "DROP forbidden", "SELECT 2"] {
+                input.extend_from_slice(&query(text));
+            }
+            codec.client_bytes(&mut input, &mut Vec::new()).unwrap();
+            let mut to_client = Vec::new();
+            let mut server = BytesMut::from(&answers[..cut]);
+            codec.server_bytes(&mut server, &mut to_client).unwrap();
+            server.extend_from_slice(&answers[cut..]);
+            codec.server_bytes(&mut server, &mut to_client).unwrap();
+            assert_eq!(to_client, expected, "cut at {cut}");
+            assert!(!codec.busy());
+        }
+    }
+}
