@@ -9,3 +9,4 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 command -v tshark >/dev/null || { echo "fuzz/seed.sh: tshark is not installed (apt-get install tshark)" >&2; exit 1; }
 
 python3 fuzz/seed_postgres.py
+python3 fuzz/seed_mysql.py

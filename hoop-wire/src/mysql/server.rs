@@ -266,8 +266,12 @@ impl OkPacket {
     }
 
     pub(crate) fn parse(r: &mut Reader) -> Result<Self, ReadError> {
+        let ok_header = r.u8()?;
+        if ok_header != header::OK && ok_header != header::EOF {
+            return Err("expected an OK packet");
+        }
         Ok(Self {
-            header: r.u8()?,
+            header: ok_header,
             affected_rows: lenenc_int(r)?,
             last_insert_id: lenenc_int(r)?,
             status: r.u16_le()?,
@@ -696,7 +700,9 @@ pub struct StmtPrepareOk {
 
 impl StmtPrepareOk {
     pub(crate) fn parse(r: &mut Reader) -> Result<Self, ReadError> {
-        r.u8()?;
+        if r.u8()? != header::OK {
+            return Err("expected COM_STMT_PREPARE_OK");
+        }
         let statement_id = r.u32_le()?;
         let num_columns = r.u16_le()?;
         let num_params = r.u16_le()?;

@@ -923,7 +923,9 @@ fn resolve_statement(id: u32, last_prepared: Option<u32>) -> Option<u32> {
 }
 
 fn parse_eof(r: &mut Reader) -> Result<EofPacket, ReadError> {
-    r.u8()?;
+    if r.u8()? != header::EOF {
+        return Err("expected an EOF packet");
+    }
     Ok(EofPacket {
         warnings: r.u16_le()?,
         status: r.u16_le()?,

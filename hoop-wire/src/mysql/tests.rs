@@ -700,3 +700,44 @@ proptest! {
         }
     }
 }
+
+/// Found by the `mysql_session` fuzz target: a packet in the place of an EOF
+/// was taken for one whatever its first byte, and re-encoded as `0xFE ...`.
+#[test]
+fn rejects_a_non_eof_packet_where_an_eof_belongs() {
+    let mut c = Conversation::new(false);
+    c.client(0, ClientMessage::Command(Command::query(b"SELECT 1")));
+    c.server(
+        1,
+        ServerMessage::ColumnCount(ColumnCount {
+            count: 1,
+            metadata_follows: None,
+        }),
+    );
+    c.server(
+        2,
+        ServerMessage::ColumnDefinition(column("1", column_type::LONGLONG)),
+    );
+    c.push(Dir::Server, 3, Bytes::from_static(b"\xfc\0\0\x02\0"));
+    let mut session = Session::after_handshake(Limits::default(), CAPS);
+    let (mut client, mut server) = (BytesMut::new(), BytesMut::new());
+    let mut result = Ok(None);
+    for (dir, seq, payload) in &c.packets {
+        match dir {
+            Dir::Client => {
+                client.extend_from_slice(&wire(*seq, payload));
+                session.decode_client(&mut client).unwrap();
+            }
+            Dir::Server => {
+                server.extend_from_slice(&wire(*seq, payload));
+                result = session
+                    .decode_server(&mut server)
+                    .map(|m| m.map(|(_, m)| m.name()));
+            }
+        }
+    }
+    assert!(
+        matches!(result, Err(DecodeError::Malformed { message: "EOF", .. })),
+        "{result:?}"
+    );
+}
