@@ -23,6 +23,7 @@ pub mod auth;
 pub mod cancel;
 pub mod connection;
 pub mod listener;
+pub mod mysql;
 pub mod pipeline;
 pub mod postgres;
 pub mod relay;

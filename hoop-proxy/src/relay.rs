@@ -80,6 +80,14 @@ pub trait RelayCodec {
         output: &mut Vec<u8>,
     ) -> Result<(), Self::Error>;
 
+    /// Appends to `output` what the protocol must send the client on its
+    /// own, such as the answer to a command it refused in place. Called after
+    /// client bytes were processed; `output` goes to the client after any
+    /// server bytes already processed. The default sends nothing.
+    fn client_replies(&mut self, output: &mut Vec<u8>) {
+        let _ = output;
+    }
+
     /// The peer closed its side (`from_client` tells which) with `pending`
     /// bytes of an incomplete message left over.
     ///
@@ -216,6 +224,7 @@ where
     // Bytes left over from the handshake are processed before the first read.
     if !to_server.input.is_empty() {
         codec.client_bytes(&mut to_server.input, &mut to_server.output)?;
+        codec.client_replies(&mut to_client.output);
     }
     if !to_client.input.is_empty() {
         codec.server_bytes(&mut to_client.input, &mut to_client.output)?;
@@ -231,6 +240,7 @@ where
             codec.closed(true, to_server.input.len())?;
             return Poll::Ready(Ok(RelayEnd::ClientClosed));
         }
+        codec.client_replies(&mut to_client.output);
         if let Poll::Ready(done) = to_client.poll_pump(
             cx,
             (server, Peer::Server),

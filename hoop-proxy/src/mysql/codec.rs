@@ -1,0 +1,280 @@
+//! The relay: both directions of the command phase through one
+//! `hoop_wire::mysql::Session`, statements and rows through the pipeline
+//! hook.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use hoop_wire::event::Event;
+use hoop_wire::mysql::{
+    BinaryRow, ClientMessage, Command, Packet, ServerMessage, Session, TextRow, column_type,
+    encode_packet,
+};
+
+use super::error::{Culprit, REFUSED_BY_POLICY, SessionError};
+use super::packet::err_payload;
+use crate::pipeline::{ClientAction, Interest, ServerAction, SessionHook};
+use crate::relay::{Peer, PeerIoError, RelayCodec};
+
+/// Refusals waiting for earlier responses. A client may pipeline commands;
+/// this bounds what a flood of refused ones can make hoop hold.
+const MAX_QUEUED_REFUSALS: usize = 1024;
+
+impl From<PeerIoError> for SessionError {
+    fn from(error: PeerIoError) -> Self {
+        match error.peer {
+            Peer::Client => Self::client_io(error.source),
+            Peer::Server => Self::server_io(error.source),
+        }
+    }
+}
+
+/// One session's relay state.
+pub(crate) struct MysqlCodec<'h> {
+    session: Session,
+    hook: &'h mut dyn SessionHook,
+    interest: Interest,
+    allow_local_infile: bool,
+    /// Responses the client's commands asked for, and responses finished.
+    issued: u64,
+    answered: u64,
+    /// Refusals (ERR packets) to send once `answered` reaches their mark.
+    refusals: VecDeque<(u64, Bytes)>,
+    /// The sequence id of the next packet to the client, for a final ERR.
+    client_seq: u8,
+    quit: bool,
+    scratch: BytesMut,
+}
+
+impl<'h> MysqlCodec<'h> {
+    pub(crate) fn new(
+        session: Session,
+        hook: &'h mut dyn SessionHook,
+        allow_local_infile: bool,
+    ) -> Self {
+        let interest = hook.interest();
+        Self {
+            session,
+            hook,
+            interest,
+            allow_local_infile,
+            issued: 0,
+            answered: 0,
+            refusals: VecDeque::new(),
+            client_seq: 1,
+            quit: false,
+            scratch: BytesMut::new(),
+        }
+    }
+
+    /// True when the server still owes the client a response.
+    pub(crate) fn busy(&self) -> bool {
+        self.session.pending_responses() > 0
+    }
+
+    /// True when the client said goodbye with COM_QUIT.
+    pub(crate) fn quit(&self) -> bool {
+        self.quit
+    }
+
+    /// The sequence id for an ERR hoop sends the client on its own.
+    pub(crate) fn client_seq(&self) -> u8 {
+        self.client_seq
+    }
+
+    /// Shows a statement to the hook; true when it was refused (and answered
+    /// in place).
+    fn judge(&mut self, packet: &Packet, message: &ClientMessage) -> bool {
+        let Some(event) = self.session.client_event(message) else {
+            return false;
+        };
+        let ClientAction::Refuse(refusal) = self.hook.client_event(&event) else {
+            return false;
+        };
+        self.session.answered_locally();
+        let (code, state) = REFUSED_BY_POLICY;
+        let payload = err_payload(code, state, &refusal.message);
+        encode_packet(&mut self.scratch, packet.seq.wrapping_add(1), &payload);
+        self.refusals
+            .push_back((self.issued, self.scratch.split().freeze()));
+        true
+    }
+
+    /// Appends the refusals whose earlier responses have all been sent.
+    fn release_refusals(&mut self, output: &mut Vec<u8>) {
+        while let Some((_, error)) = self
+            .refusals
+            .pop_front_if(|(mark, _)| *mark <= self.answered)
+        {
+            output.extend_from_slice(&error);
+        }
+    }
+
+    /// Shows a server event to the hook; true when the packet was replaced
+    /// by a rewritten row.
+    fn show(
+        &mut self,
+        packet: &Packet,
+        message: &ServerMessage,
+        output: &mut Vec<u8>,
+    ) -> Result<bool, SessionError> {
+        let Some(mut event) = self.session.server_event(message) else {
+            return Ok(false);
+        };
+        if self.hook.server_event(&mut event) == ServerAction::Forward {
+            return Ok(false);
+        }
+        let payload = match (event, message) {
+            (Event::Row { cells }, ServerMessage::TextRow(_)) => {
+                let row = TextRow::from_cells(cells.iter().map(|c| c.as_deref()));
+                ServerMessage::TextRow(row).encode_payload(&mut self.scratch);
+                self.scratch.split()
+            }
+            (Event::Row { cells }, ServerMessage::BinaryRow(row)) => {
+                let types: Arc<[u8]> = Arc::from(row.types());
+                if !fits_binary_types(&types, &cells) {
+                    return Err(SessionError::Policy(
+                        "the pipeline rewrote a binary row with values that do not fit their column types"
+                            .to_owned(),
+                    ));
+                }
+                let row = BinaryRow::from_cells(types, cells.iter().map(|c| c.as_deref()));
+                ServerMessage::BinaryRow(row).encode_payload(&mut self.scratch);
+                self.scratch.split()
+            }
+            _ => {
+                return Err(SessionError::Policy(
+                    "the pipeline rewrote an event the MySQL driver cannot re-encode".to_owned(),
+                ));
+            }
+        };
+        // The original sequence id: the client counts every packet.
+        encode_packet(&mut self.scratch, packet.seq, &payload);
+        output.extend_from_slice(&self.scratch);
+        self.scratch.clear();
+        Ok(true)
+    }
+}
+
+/// Whether rewritten binary cells can be encoded under the row's column
+/// types: one per column, fixed-size types at their size, temporal values
+/// at one of their lengths.
+fn fits_binary_types(types: &[u8], cells: &[Option<Bytes>]) -> bool {
+    types.len() == cells.len()
+        && types.iter().zip(cells).all(|(&ty, cell)| {
+            let Some(value) = cell else { return true };
+            match ty {
+                column_type::NULL => value.is_empty(),
+                column_type::TINY => value.len() == 1,
+                column_type::SHORT | column_type::YEAR => value.len() == 2,
+                column_type::LONG | column_type::INT24 | column_type::FLOAT => value.len() == 4,
+                column_type::LONGLONG | column_type::DOUBLE => value.len() == 8,
+                column_type::DATE
+                | column_type::DATETIME
+                | column_type::TIMESTAMP
+                | column_type::DATETIME2
+                | column_type::TIMESTAMP2
+                | column_type::NEWDATE => [0, 4, 7, 11].contains(&value.len()),
+                column_type::TIME | column_type::TIME2 => [0, 8, 12].contains(&value.len()),
+                _ => true,
+            }
+        })
+}
+
+impl RelayCodec for MysqlCodec<'_> {
+    type Error = SessionError;
+
+    fn client_bytes(
+        &mut self,
+        input: &mut BytesMut,
+        output: &mut Vec<u8>,
+    ) -> Result<(), SessionError> {
+        loop {
+            let before = self.session.pending_responses();
+            let Some((packet, message)) = self
+                .session
+                .decode_client(input)
+                .map_err(SessionError::client_protocol)?
+            else {
+                return Ok(());
+            };
+            match &message {
+                ClientMessage::Command(Command::Quit) => self.quit = true,
+                ClientMessage::Command(Command::ChangeUser(_)) => {
+                    // It would log in to the server with the client's
+                    // credentials, past hoop's authentication.
+                    return Err(SessionError::Unsupported(
+                        "COM_CHANGE_USER is not supported through hoop",
+                    ));
+                }
+                ClientMessage::Command(
+                    Command::Query(_) | Command::StmtPrepare(_) | Command::StmtExecute(_),
+                ) if self.interest.statements && self.judge(&packet, &message) => {
+                    if self.refusals.len() > MAX_QUEUED_REFUSALS {
+                        return Err(SessionError::Unexpected {
+                            culprit: Culprit::Client,
+                            message: "flood of refused commands",
+                        });
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            self.issued += self.session.pending_responses().saturating_sub(before) as u64;
+            output.extend_from_slice(&packet.bytes);
+        }
+    }
+
+    fn server_bytes(
+        &mut self,
+        input: &mut BytesMut,
+        output: &mut Vec<u8>,
+    ) -> Result<(), SessionError> {
+        self.release_refusals(output);
+        loop {
+            let before = self.session.pending_responses();
+            let Some((packet, message)) = self
+                .session
+                .decode_server(input)
+                .map_err(SessionError::server_protocol)?
+            else {
+                return Ok(());
+            };
+            self.answered += before.saturating_sub(self.session.pending_responses()) as u64;
+            self.client_seq = packet.seq.wrapping_add(1);
+            let interested = match &message {
+                ServerMessage::TextRow(_) | ServerMessage::BinaryRow(_) => self.interest.rows,
+                ServerMessage::ColumnDefinition(_) => self.interest.columns,
+                ServerMessage::Ok(_) | ServerMessage::Eof(_) => self.interest.completions,
+                ServerMessage::Err(_) => self.interest.errors,
+                ServerMessage::LocalInfileRequest(_) if !self.allow_local_infile => {
+                    // Fail closed: a server must not read the client's files
+                    // unless the connection allows it (hoop never offered the
+                    // capability, so only a rogue server asks).
+                    return Err(SessionError::Policy(
+                        "the database server asked for a local file (LOAD DATA LOCAL INFILE), which this connection does not allow".to_owned(),
+                    ));
+                }
+                _ => false,
+            };
+            if !(interested && self.show(&packet, &message, output)?) {
+                output.extend_from_slice(&packet.bytes);
+            }
+            self.release_refusals(output);
+        }
+    }
+
+    fn client_replies(&mut self, output: &mut Vec<u8>) {
+        self.release_refusals(output);
+    }
+
+    fn closed(&mut self, from_client: bool, pending: usize) -> Result<(), SessionError> {
+        if pending > 0 && !from_client {
+            return Err(SessionError::server_io(
+                std::io::ErrorKind::UnexpectedEof.into(),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,433 @@
+//! The MySQL (and MariaDB) session driver.
+//!
+//! ```text
+//!  client                          hoop                               server
+//!    │                              │── TCP connect ──────────────────▶│
+//!    │                              │◀─ HandshakeV10 (id, caps, salt) ─│
+//!    │◀─ hoop's HandshakeV10 ───────│  (server's id and version, caps  │
+//!    │   ∩ what hoop relays, hoop's own challenge)                     │
+//!    │ SSLRequest + TLS (optional) ▶│                                  │
+//!    │ HandshakeResponse41 ────────▶│                                  │
+//!    │◀─ AuthSwitchRequest ─────────│  (mysql_clear_password, only if  │
+//!    │ access token ───────────────▶│   the authenticator wants one)   │
+//!    │                              │── SSLRequest + TLS per SSLMODE ─▶│
+//!    │                              │── HandshakeResponse41 (USER, the │
+//!    │                              │   client's caps, DB) ───────────▶│
+//!    │                              │◀─▶ native / caching_sha2 /       │
+//!    │                              │    ed25519 exchanges, then OK ───│
+//!    │◀─ OK ────────────────────────│                                  │
+//!    │◀════════ relay: one codec session, events to the hook ═════════▶│
+//! ```
+//!
+//! What it promises:
+//!
+//! - Both legs run with the same capabilities (the client's, within what
+//!   the server offers and hoop can relay: never compression, LOCAL INFILE
+//!   only when allowed), so every packet hoop does not change passes byte
+//!   for byte, in order, batched into one write per read.
+//! - The client never sees the connection's user or password; errors
+//!   during the server's login are replaced by hoop's wording.
+//! - `KILL QUERY <id>` from another connection through hoop reaches the
+//!   right thread: the client is greeted with the server's connection id.
+//! - Statements (COM_QUERY, COM_STMT_PREPARE, COM_STMT_EXECUTE) go to the
+//!   pipeline hook; a refused one is answered with an ERR packet (1227,
+//!   SQLSTATE 42000, the refusal's message) in its turn, and the session
+//!   goes on. Rows the hook rewrites are re-encoded (text or binary) under
+//!   their original sequence id.
+//! - A server asking for a local file (LOAD DATA LOCAL INFILE) when the
+//!   connection does not allow it ends the session: fail closed.
+//! - Memory per session is bounded (about two read chunks plus the largest
+//!   packet, capped by [`Limits`]); a slow client slows only its own
+//!   session; a client that goes away releases its server connection, and a
+//!   thread still busy for it is ended with `KILL CONNECTION`.
+//! - COM_CHANGE_USER is refused (it would log in past hoop's
+//!   authentication).
+
+mod client;
+mod codec;
+pub mod error;
+mod packet;
+mod scramble;
+mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use hoop_wire::mysql::{Limits, Session, capability};
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use self::codec::MysqlCodec;
+pub use self::error::{Culprit, SessionError};
+use self::upstream::LoginRequest;
+use crate::auth::{AllowAll, ClientAuthenticator};
+use crate::connection::DatabaseTarget;
+use crate::pipeline::{NoopPipeline, Pipeline, SessionInfo};
+use crate::relay::{Pump, RelayEnd, relay};
+use crate::stream::Stream;
+use crate::tls::{TlsConfigError, UpstreamTls};
+
+/// How long a client and the server together get to finish the login
+/// (TLS, both authentications); stops idle half-open connections from
+/// holding a slot.
+const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The capabilities hoop relays when both sides have them: everything the
+/// codec follows. Left out: compression (hoop must read the packets),
+/// SSL and LOCAL_FILES (decided per leg and per connection), client-side
+/// only flags, multi-factor authentication, MySQL's capability extension
+/// and MariaDB's bulk operations, whose responses the codec does not type.
+const RELAYED_CAPABILITIES: u64 = (0x0fff_ffff
+    & !capability::COMPRESS
+    & !capability::LOCAL_FILES
+    & !capability::SSL
+    & !ZSTD_COMPRESSION)
+    | MARIADB_PROGRESS
+    | capability::MARIADB_EXTENDED_METADATA
+    | capability::MARIADB_CACHE_METADATA;
+
+/// CLIENT_ZSTD_COMPRESSION_ALGORITHM.
+const ZSTD_COMPRESSION: u64 = 1 << 26;
+/// MariaDB's MARIADB_CLIENT_PROGRESS: progress reports as ERR 0xFFFF.
+const MARIADB_PROGRESS: u64 = 1 << 32;
+
+/// Builds a [`MysqlProxy`].
+pub struct Builder {
+    target: DatabaseTarget,
+    client_tls: Option<TlsAcceptor>,
+    upstream_tls: Option<UpstreamTls>,
+    authenticator: Arc<dyn ClientAuthenticator>,
+    pipeline: Arc<dyn Pipeline>,
+    limits: Limits,
+    handshake_timeout: Duration,
+    allow_local_infile: bool,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("target", &self.target)
+            .field("client_tls", &self.client_tls.is_some())
+            .field("allow_local_infile", &self.allow_local_infile)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    /// Client-leg TLS: offer CLIENT_SSL and accept with this acceptor.
+    pub fn client_tls(mut self, acceptor: TlsAcceptor) -> Self {
+        self.client_tls = Some(acceptor);
+        self
+    }
+
+    /// Server-leg TLS; by default built from the target's `SSLMODE` with the
+    /// system's roots.
+    pub fn upstream_tls(mut self, tls: UpstreamTls) -> Self {
+        self.upstream_tls = Some(tls);
+        self
+    }
+
+    /// Who may open sessions; by default [`AllowAll`].
+    pub fn authenticator(mut self, authenticator: Arc<dyn ClientAuthenticator>) -> Self {
+        self.authenticator = authenticator;
+        self
+    }
+
+    /// The hook every session's traffic passes; by default [`NoopPipeline`].
+    pub fn pipeline(mut self, pipeline: Arc<dyn Pipeline>) -> Self {
+        self.pipeline = pipeline;
+        self
+    }
+
+    /// Codec limits (largest packet, columns, prepared statements).
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// How long the login of both legs may take.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Lets the server read files from the client's machine with `LOAD DATA
+    /// LOCAL INFILE` (off by default: the capability is not offered, and a
+    /// server that asks anyway ends the session).
+    pub fn allow_local_infile(mut self, allow: bool) -> Self {
+        self.allow_local_infile = allow;
+        self
+    }
+
+    /// The proxy.
+    ///
+    /// # Errors
+    ///
+    /// [`TlsConfigError`] when no server-leg TLS was given and the one
+    /// `SSLMODE` needs cannot be built (`verify-full` without readable roots).
+    pub fn build(self) -> Result<MysqlProxy, TlsConfigError> {
+        let upstream_tls = match self.upstream_tls {
+            Some(tls) => tls,
+            None => UpstreamTls::new(self.target.ssl_mode)?,
+        };
+        Ok(MysqlProxy {
+            inner: Arc::new(Inner {
+                target: self.target,
+                client_tls: self.client_tls,
+                upstream_tls,
+                authenticator: self.authenticator,
+                pipeline: self.pipeline,
+                limits: self.limits,
+                handshake_timeout: self.handshake_timeout,
+                allow_local_infile: self.allow_local_infile,
+            }),
+        })
+    }
+}
+
+struct Inner {
+    target: DatabaseTarget,
+    client_tls: Option<TlsAcceptor>,
+    upstream_tls: UpstreamTls,
+    authenticator: Arc<dyn ClientAuthenticator>,
+    pipeline: Arc<dyn Pipeline>,
+    limits: Limits,
+    handshake_timeout: Duration,
+    allow_local_infile: bool,
+}
+
+/// A MySQL proxy for one connection: many sessions, one upstream target.
+/// Cloning shares it.
+#[derive(Clone)]
+pub struct MysqlProxy {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for MysqlProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MysqlProxy")
+            .field("target", &self.inner.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A session whose both legs logged in.
+struct Opened {
+    client: client::ClientLeg,
+    server: upstream::ServerLeg,
+    capabilities: u64,
+    thread_id: u32,
+    info: SessionInfo,
+}
+
+impl MysqlProxy {
+    /// Starts configuring a proxy to `target`.
+    pub fn builder(target: DatabaseTarget) -> Builder {
+        Builder {
+            target,
+            client_tls: None,
+            upstream_tls: None,
+            authenticator: Arc::new(AllowAll),
+            pipeline: Arc::new(NoopPipeline),
+            limits: Limits::default(),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            allow_local_infile: false,
+        }
+    }
+
+    /// Serves every connection `listener` accepts, forever.
+    pub async fn serve(&self, listener: TcpListener) {
+        crate::listener::serve(listener, "mysql", |stream, peer| {
+            let proxy = self.clone();
+            async move { proxy.handle(stream, peer).await }
+        })
+        .await;
+    }
+
+    /// Runs one client connection to its end. Failures are reported to the
+    /// client (when it can still hear) and logged; they never propagate.
+    pub async fn handle(&self, stream: TcpStream, peer: SocketAddr) {
+        match self.session(stream, peer).await {
+            Ok(()) => tracing::debug!("session ended"),
+            Err(error) => match error.culprit() {
+                Culprit::Client => tracing::info!(%error, "session ended by the client"),
+                _ => tracing::warn!(%error, "session failed"),
+            },
+        }
+    }
+
+    async fn session(&self, stream: TcpStream, peer: SocketAddr) -> Result<(), SessionError> {
+        let inner = &*self.inner;
+        let greeted = tokio::time::timeout(
+            inner.handshake_timeout,
+            upstream::greet(&inner.target, inner.limits),
+        )
+        .await
+        .unwrap_or(Err(SessionError::Timeout(Culprit::Server)));
+        let greeted = match greeted {
+            Ok(greeted) => greeted,
+            Err(error) => {
+                // In place of a greeting, as a server that refuses a
+                // connection does.
+                let mut stream = Stream::Plain(stream);
+                send_error(&mut stream, 0, &[], &error).await;
+                return Err(error);
+            }
+        };
+        let mut offered = greeted.handshake.capabilities & RELAYED_CAPABILITIES;
+        if inner.client_tls.is_some() {
+            offered |= capability::SSL;
+        }
+        if inner.allow_local_infile {
+            offered |= greeted.handshake.capabilities & capability::LOCAL_FILES;
+        }
+        let greeting = client::greeting(&greeted.handshake, offered);
+        let accepted = tokio::time::timeout(
+            inner.handshake_timeout,
+            client::accept(stream, greeting, inner.client_tls.as_ref(), inner.limits),
+        )
+        .await
+        .unwrap_or(Err(SessionError::Timeout(Culprit::Client)))?;
+        let Some(mut client) = accepted else {
+            return Ok(());
+        };
+        let opened = tokio::time::timeout(
+            inner.handshake_timeout,
+            self.open(&mut client, greeted, offered, peer),
+        )
+        .await
+        .unwrap_or(Err(SessionError::Timeout(Culprit::Server)));
+        match opened {
+            Ok((server, capabilities, thread_id, info)) => {
+                self.relay(Opened {
+                    client,
+                    server,
+                    capabilities,
+                    thread_id,
+                    info,
+                })
+                .await
+            }
+            Err(error) => {
+                send_error(&mut client.stream, client.seq, &[], &error).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Client authentication, then the server's login with the same
+    /// capabilities; answers the client with the server's OK.
+    async fn open(
+        &self,
+        client: &mut client::ClientLeg,
+        greeted: upstream::Greeted,
+        offered: u64,
+        peer: SocketAddr,
+    ) -> Result<(upstream::ServerLeg, u64, u32, SessionInfo), SessionError> {
+        let inner = &*self.inner;
+        let identity = client::authenticate(client, inner.authenticator.as_ref()).await?;
+        let response = &client.response;
+        // What the command phase runs with on both legs.
+        let capabilities = response.capabilities & offered & !capability::SSL;
+        let database = response
+            .database
+            .clone()
+            .filter(|db| !db.is_empty())
+            .or_else(|| {
+                inner
+                    .target
+                    .database
+                    .as_ref()
+                    .map(|db| bytes::Bytes::copy_from_slice(db.as_bytes()))
+            });
+        let request = LoginRequest {
+            capabilities,
+            max_packet_size: response.max_packet_size,
+            charset: response.charset,
+            database: database.clone(),
+            attributes: response.attributes.clone(),
+        };
+        let thread_id = greeted.handshake.connection_id;
+        let server = upstream::login(
+            greeted,
+            &inner.target,
+            &inner.upstream_tls,
+            inner.limits,
+            &request,
+        )
+        .await?;
+        packet::write(&mut client.stream, client.seq, &server.ok, Culprit::Client).await?;
+        Ok((
+            server,
+            capabilities,
+            thread_id,
+            SessionInfo {
+                protocol: "mysql",
+                peer,
+                user: identity.user,
+                database: database.map(|db| String::from_utf8_lossy(&db).into_owned()),
+            },
+        ))
+    }
+
+    async fn relay(&self, opened: Opened) -> Result<(), SessionError> {
+        let Opened {
+            client,
+            server,
+            capabilities,
+            thread_id,
+            info,
+        } = opened;
+        let inner = &*self.inner;
+        let mut client_stream = client.stream;
+        let mut server_stream = server.stream;
+        let mut hook = inner.pipeline.open(&info);
+        let session = Session::after_handshake(inner.limits, capabilities);
+        let mut codec = MysqlCodec::new(session, hook.as_mut(), inner.allow_local_infile);
+        let mut to_server = Pump::new(client.buf);
+        let mut to_client = Pump::new(server.buf);
+        let result = relay(
+            &mut codec,
+            &mut client_stream,
+            &mut server_stream,
+            &mut to_server,
+            &mut to_client,
+        )
+        .await;
+        let abandoned = !codec.quit() && codec.busy();
+        let seq = codec.client_seq();
+        drop(codec);
+        hook.closed();
+        let client_gone = matches!(result, Ok(RelayEnd::ClientClosed))
+            || matches!(&result, Err(e) if e.culprit() == Culprit::Client);
+        if client_gone && abandoned {
+            // The server is still working for a client that left: closing
+            // the socket alone frees the thread only when it next writes.
+            drop(server_stream);
+            upstream::kill(&inner.target, &inner.upstream_tls, inner.limits, thread_id).await;
+            return result.map(drop);
+        }
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                send_error(&mut client_stream, seq, to_client.unwritten(), &error).await;
+                Err(error)
+            }
+        }
+    }
+}
+
+/// Writes what was pending, then the ERR packet for `error` (if the client
+/// can still hear), then closes.
+async fn send_error(stream: &mut Stream, seq: u8, pending: &[u8], error: &SessionError) {
+    let mut bytes = BytesMut::from(pending);
+    if let Some((code, state, message)) = error.client_error() {
+        let payload = packet::err_payload(code, &state, &message);
+        hoop_wire::mysql::encode_packet(&mut bytes, seq, &payload);
+    }
+    let _ = stream.write_all(&bytes).await;
+    let _ = stream.shutdown().await;
+}
