@@ -30,4 +30,10 @@ pub mod postgres;
 mod reader;
 
 pub use error::DecodeError;
+
+/// The workspace README's Rust examples, compiled and run as doctests so the
+/// README cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
 pub use event::{CellFormat, Column, Event};
