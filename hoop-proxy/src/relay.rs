@@ -27,9 +27,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 /// Bytes requested from the socket per read.
 pub const READ_CHUNK: usize = 64 * 1024;
 
-/// An input buffer that grew past this (to hold one large message) is
-/// released once drained, so one big message does not pin memory for the rest
-/// of the session.
+/// A buffer that grew past this (to hold one large message) is released once
+/// drained, so one big message does not pin memory for the rest of the
+/// session.
 const SHRINK_ABOVE: usize = 4 * READ_CHUNK;
 
 /// One side of a relayed session.
@@ -179,6 +179,9 @@ impl Pump {
             }
             self.output.clear();
             self.written = 0;
+            if self.output.capacity() > SHRINK_ABOVE {
+                self.output = Vec::new();
+            }
             if self.eof {
                 return Poll::Ready(Ok(()));
             }

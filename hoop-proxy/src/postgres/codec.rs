@@ -42,6 +42,11 @@ mod tag {
     pub(super) const ERROR_RESPONSE: u8 = b'E';
 }
 
+/// Refusals waiting for their ReadyForQuery. A client that pipelines refused
+/// statements without reading the answers would otherwise grow this queue
+/// without bound; past the cap the session ends.
+const MAX_PENDING_REFUSALS: usize = 1024;
+
 /// A Sync message: tag and a length that counts only itself.
 const SYNC_MESSAGE: [u8; 5] = [tag::SYNC, 0, 0, 0, 4];
 
@@ -129,6 +134,11 @@ impl<'h> PgCodec<'h> {
         match self.hook.client_event(&event) {
             ClientAction::Forward => Ok(false),
             ClientAction::Refuse(refusal) if frame.tag == Some(tag::QUERY) => {
+                if self.refusals.len() >= MAX_PENDING_REFUSALS {
+                    return Err(SessionError::Policy(
+                        "too many refused statements awaiting an answer".to_owned(),
+                    ));
+                }
                 BackendMessage::ErrorResponse(Notice::error(
                     "ERROR",
                     &refusal.code,
