@@ -361,7 +361,7 @@ fn decode_available(
             }
         };
         let offset = side.consumed;
-        let used = held - side.buf.len();
+        let used = held.saturating_sub(side.buf.len());
         side.consumed += used as u64;
         serde_json::to_writer(
             &mut *output.records,
