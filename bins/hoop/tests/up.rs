@@ -174,6 +174,33 @@ async fn newcomer_quick_start_and_restart() {
     };
     assert_eq!(status("mine"), Some(json!("online")));
     assert_eq!(status("docs"), Some(json!("offline")));
+
+    // The CLI: `hoop login` saves URL and token; later commands use them.
+    let home = data_dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let hoop = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hoop"))
+            .args(args)
+            .env("HOME", &home)
+            .env_remove("HOOP_API_URL")
+            .env_remove("HOOP_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let refused = hoop(&["login", "--api-url", &up.api, "--token", "wrong"]);
+    assert!(!refused.status.success());
+    let login = hoop(&["login", "--api-url", &up.api, "--token", &token]);
+    assert!(login.status.success(), "{login:?}");
+    let listed = hoop(&["connections", "list"]);
+    assert!(listed.status.success(), "{listed:?}");
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(
+        listed.contains("\"local-postgres\"") && listed.contains("\"online\""),
+        "{listed}"
+    );
+    assert!(!listed.contains(PASSWORD));
+    std::fs::remove_dir_all(&home).unwrap();
+
     let logs = up.stop().await;
 
     // No secret in plain text (nor base64) in the logs or the data directory.

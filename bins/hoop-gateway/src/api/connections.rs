@@ -622,6 +622,19 @@ pub(crate) fn effective_agent(
 pub(crate) async fn resources_by_name(
     state: &AppState,
 ) -> Result<HashMap<String, ResourceRecord>, ApiError> {
+    resources_for(state, &[]).await
+}
+
+/// The resources `records` may inherit an agent from: none to load when
+/// every record names its agent itself (the common case, one query saved
+/// per read). An empty `records` means all of them.
+async fn resources_for(
+    state: &AppState,
+    records: &[&ConnectionRecord],
+) -> Result<HashMap<String, ResourceRecord>, ApiError> {
+    if !records.is_empty() && records.iter().all(|r| r.agent_id.is_some()) {
+        return Ok(HashMap::new());
+    }
     Ok(state
         .store
         .list_resources()
@@ -653,7 +666,7 @@ pub(crate) async fn insert(state: &AppState, input: &ConnectionInput) -> Result<
         .await
         .map_err(name_conflict)?;
     state.links.targets_changed();
-    connection_json(state, &record, &resources_by_name(state).await?)
+    connection_json(state, &record, &resources_for(state, &[&record]).await?)
 }
 
 /// Creates the connection, or rewrites the existing one of the same name
@@ -674,7 +687,7 @@ pub(crate) async fn upsert(state: &AppState, input: &ConnectionInput) -> Result<
                 .await
                 .map_err(name_conflict)?;
             state.links.targets_changed();
-            connection_json(state, &record, &resources_by_name(state).await?)
+            connection_json(state, &record, &resources_for(state, &[&record]).await?)
         }
     }
 }
@@ -740,7 +753,7 @@ async fn show(
     super::ok(&connection_json(
         &state,
         &record,
-        &resources_by_name(&state).await?,
+        &resources_for(&state, &[&record]).await?,
     )?)
 }
 
@@ -762,7 +775,7 @@ async fn change(state: &AppState, name: &str, body: &[u8], mode: Mode) -> ApiRes
     super::ok(&connection_json(
         state,
         &record,
-        &resources_by_name(state).await?,
+        &resources_for(state, &[&record]).await?,
     )?)
 }
 

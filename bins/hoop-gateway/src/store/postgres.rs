@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::BytesMut;
-use tokio::sync::Mutex;
+use tokio::sync::RwLock;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use tokio_postgres::{Client, NoTls};
@@ -27,7 +27,7 @@ const MIGRATION_LOCK: i64 = 0x686f_6f70; // "hoop"
 /// A shared handle on the PostgreSQL database.
 #[derive(Clone)]
 pub struct PostgresStore {
-    clients: Arc<Vec<Mutex<Client>>>,
+    clients: Arc<Vec<RwLock<Client>>>,
     next: Arc<AtomicUsize>,
 }
 
@@ -92,7 +92,7 @@ impl PostgresStore {
                     tracing::warn!(%error, "postgres store connection closed");
                 }
             });
-            clients.push(Mutex::new(client));
+            clients.push(RwLock::new(client));
         }
         Ok(Self {
             clients: Arc::new(clients),
@@ -100,13 +100,15 @@ impl PostgresStore {
         })
     }
 
-    fn pick(&self) -> &Mutex<Client> {
+    /// One of the pool's connections. Queries share it (tokio-postgres
+    /// pipelines them: read lock); a transaction needs it alone (write lock).
+    fn pick(&self) -> &RwLock<Client> {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
         &self.clients[index]
     }
 
     pub(super) async fn migrate(&self) -> Result<(), StoreError> {
-        let mut client = self.pick().lock().await;
+        let mut client = self.pick().write().await;
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await?;
@@ -151,7 +153,7 @@ impl PostgresStore {
         sql: &'static str,
         values: Vec<Value>,
     ) -> Result<Vec<Row>, StoreError> {
-        let client = self.pick().lock().await;
+        let client = self.pick().read().await;
         let rows = client
             .query(sql, &params(&values))
             .await
@@ -163,7 +165,7 @@ impl PostgresStore {
         &self,
         statements: Vec<Statement>,
     ) -> Result<Vec<u64>, StoreError> {
-        let mut client = self.pick().lock().await;
+        let mut client = self.pick().write().await;
         let tx = client.transaction().await.map_err(map_error)?;
         let mut changed = Vec::with_capacity(statements.len());
         for statement in &statements {
