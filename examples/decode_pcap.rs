@@ -1,7 +1,7 @@
 //! Decodes database traffic from pcap and pcapng captures with `hoop-wire`.
 //!
 //! ```text
-//! cargo run --release --example decode_pcap -- [--protocol postgres] [--port N] FILE...
+//! cargo run --release --example decode_pcap -- [--protocol postgres|mysql] [--port N] FILE...
 //! ```
 //!
 //! Prints one JSON object per message on stdout, in capture order:
@@ -16,8 +16,8 @@
 //! with 1, naming the file, stream and byte offset on stderr, when a stream
 //! does not decode (the other streams are still printed), and with 2 on a bad
 //! command line. The reading, reassembly and decoding live in
-//! `decode_pcap/`; `decode_pcap/postgres.rs` is all it takes to plug in a
-//! `hoop-wire` codec.
+//! `decode_pcap/`; `decode_pcap/postgres.rs` and `decode_pcap/mysql.rs` are
+//! all it takes to plug in a `hoop-wire` codec.
 
 #[path = "decode_pcap/mod.rs"]
 mod decode_pcap;

@@ -7,6 +7,7 @@
 //! ```
 
 mod capture;
+mod mysql;
 mod packet;
 mod postgres;
 mod protocol;
@@ -37,7 +38,8 @@ struct Args {
     /// The protocol spoken on the server port.
     #[arg(long, default_value = "postgres", value_parser = PossibleValuesParser::new(PROTOCOLS.iter().map(|p| p.name())))]
     protocol: String,
-    /// The server's port [default: the protocol's well-known port, 5432 for postgres].
+    /// The server's port [default: the protocol's well-known port: 5432 for
+    /// postgres, 3306 for mysql].
     #[arg(long)]
     port: Option<u16>,
     /// Capture files (pcap or pcapng).

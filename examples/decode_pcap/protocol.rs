@@ -5,10 +5,11 @@
 use bytes::{Bytes, BytesMut};
 use hoop_wire::DecodeError;
 
+use super::mysql::Mysql;
 use super::postgres::Postgres;
 
 /// Every protocol the example decodes, selected with `--protocol NAME`.
-pub(crate) const PROTOCOLS: &[&dyn Protocol] = &[&Postgres];
+pub(crate) const PROTOCOLS: &[&dyn Protocol] = &[&Postgres, &Mysql];
 
 /// Finds a protocol by the name `--protocol` takes.
 pub(crate) fn find(name: &str) -> Option<&'static dyn Protocol> {

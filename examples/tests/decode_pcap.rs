@@ -18,9 +18,37 @@ use std::time::{Duration, Instant};
 use decode_pcap::testing::{LINKTYPE_RAW, pcap, pcapng, resegment, tcp_packet};
 use serde_json::Value;
 
-/// The public PostgreSQL captures, which the tests read in place.
-fn postgres_captures() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/captures/postgres");
+/// A protocol's public captures and how tshark names their statements.
+struct Corpus {
+    /// The example's `--protocol`, also the folder under `shared/captures`.
+    protocol: &'static str,
+    /// How many captures the folder holds.
+    files: usize,
+    /// tshark's field for a statement's SQL.
+    tshark_field: &'static str,
+    /// The messages that carry SQL.
+    sql_messages: &'static [&'static str],
+}
+
+const POSTGRES: Corpus = Corpus {
+    protocol: "postgres",
+    files: 15,
+    tshark_field: "pgsql.query",
+    sql_messages: &["Query", "Parse"],
+};
+
+const MYSQL: Corpus = Corpus {
+    protocol: "mysql",
+    files: 8,
+    tshark_field: "mysql.query",
+    sql_messages: &["COM_QUERY", "COM_STMT_PREPARE"],
+};
+
+/// The public captures of a protocol, which the tests read in place.
+fn captures(corpus: &Corpus) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/captures")
+        .join(corpus.protocol);
     let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
         panic!(
             "the shared captures are missing: cannot read {} ({e}); they live beside the \
@@ -33,11 +61,17 @@ fn postgres_captures() -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
         .collect();
     files.sort();
-    assert!(
-        files.len() >= 15,
-        "expected the 15 PostgreSQL captures, found {files:?}"
+    assert_eq!(
+        files.len(),
+        corpus.files,
+        "captures in {}: {files:?}",
+        dir.display()
     );
     files
+}
+
+fn postgres_captures() -> Vec<PathBuf> {
+    captures(&POSTGRES)
 }
 
 fn is_deliberately_bad(capture: &Path) -> bool {
@@ -79,6 +113,10 @@ fn decode_file(capture: &Path) -> Run {
     decode(&[capture.to_str().unwrap()])
 }
 
+fn decode_as(corpus: &Corpus, capture: &Path) -> Run {
+    decode(&["--protocol", corpus.protocol, capture.to_str().unwrap()])
+}
+
 /// Writes a built capture to a temporary file named for the test.
 fn temp_capture(name: &str, bytes: &[u8]) -> PathBuf {
     let path = std::env::temp_dir().join(format!("decode_pcap-{}-{name}.pcap", std::process::id()));
@@ -95,11 +133,14 @@ fn message_names(run: &Run) -> Vec<(&str, &str)> {
 
 #[test]
 fn every_stream_of_every_good_capture_decodes() {
-    for capture in postgres_captures()
-        .iter()
-        .filter(|c| !is_deliberately_bad(c))
-    {
-        let run = decode_file(capture);
+    for corpus in [POSTGRES, MYSQL] {
+        every_stream_decodes(&corpus);
+    }
+}
+
+fn every_stream_decodes(corpus: &Corpus) {
+    for capture in captures(corpus).iter().filter(|c| !is_deliberately_bad(c)) {
+        let run = decode_as(corpus, capture);
         let name = capture.display();
         assert_eq!(run.status, decode_pcap::EXIT_OK, "{name}: {}", run.notes);
         // No decode error, and nothing left over: no gap, no partial message.
@@ -111,9 +152,10 @@ fn every_stream_of_every_good_capture_decodes() {
                 matches!(record["dir"].as_str(), Some("client" | "server")),
                 "{record}"
             );
-            assert_eq!(record["protocol"], "postgres", "{name}: {record}");
-            assert!(record["message"].as_str().is_some_and(|m| !m.is_empty()));
-            let carries_sql = matches!(record["message"].as_str(), Some("Query" | "Parse"));
+            assert_eq!(record["protocol"], corpus.protocol, "{name}: {record}");
+            let message = record["message"].as_str().unwrap();
+            assert!(!message.is_empty(), "{name}: {record}");
+            let carries_sql = corpus.sql_messages.contains(&message);
             assert_eq!(record["sql"].is_string(), carries_sql, "{name}: {record}");
         }
     }
@@ -252,13 +294,13 @@ fn tshark() -> Option<&'static str> {
     found.then_some("tshark")
 }
 
-/// Runs tshark with these field arguments and returns its output lines.
-fn tshark_lines(tshark: &str, capture: &Path, fields: &[&str]) -> Vec<String> {
+/// Runs `tshark -r CAPTURE -Y FILTER -T fields -e FIELD` and returns its
+/// output lines.
+fn tshark_lines(tshark: &str, capture: &Path, filter: &str, field: &str) -> Vec<String> {
     let output = Command::new(tshark)
         .arg("-r")
         .arg(capture)
-        .args(["-Y", "pgsql.query", "-T", "fields"])
-        .args(fields)
+        .args(["-Y", filter, "-T", "fields", "-e", field])
         .output()
         .unwrap();
     assert!(
@@ -330,28 +372,31 @@ fn tshark_escape(sql: &str) -> String {
 }
 
 /// The SQL the example extracts equals, in order, what
-/// `tshark -r FILE -Y pgsql.query -T fields -e pgsql.query` extracts, on
-/// every capture; tshark's statements include Parse messages. The frames and
-/// stream numbers must agree too.
+/// `tshark -r FILE -Y pgsql.query -T fields -e pgsql.query` extracts on every
+/// PostgreSQL capture (tshark's statements include Parse messages), and what
+/// `-Y mysql.query -e mysql.query` extracts on every MySQL capture. The
+/// frames that complete the statements and the stream numbers agree too.
 #[test]
 fn sql_matches_tshark_on_every_capture() {
     let Some(tshark) = tshark() else { return };
-    let mut compared = 0;
-    for capture in postgres_captures() {
-        let run = decode_file(&capture);
-        let (ours, our_streams) = our_sql_as_tshark_prints_it(&run);
-        let theirs = tshark_lines(tshark, &capture, &["-e", "pgsql.query"]);
-        assert_eq!(ours, theirs, "SQL of {}", capture.display());
-        let their_streams = tshark_lines(tshark, &capture, &["-e", "tcp.stream"]);
-        assert_eq!(
-            our_streams,
-            their_streams,
-            "streams of {}",
-            capture.display()
+    for (corpus, at_least) in [(POSTGRES, 35), (MYSQL, 30)] {
+        let field = corpus.tshark_field;
+        let mut compared = 0;
+        for capture in captures(&corpus) {
+            let name = capture.display();
+            let (ours, our_streams) = our_sql_as_tshark_prints_it(&decode_as(&corpus, &capture));
+            let theirs = tshark_lines(tshark, &capture, field, field);
+            assert_eq!(ours, theirs, "SQL of {name}");
+            let their_streams = tshark_lines(tshark, &capture, field, "tcp.stream");
+            assert_eq!(our_streams, their_streams, "streams of {name}");
+            compared += theirs.len();
+        }
+        let protocol = corpus.protocol;
+        assert!(
+            compared >= at_least,
+            "{protocol}: only {compared} statements compared"
         );
-        compared += theirs.len();
     }
-    assert!(compared >= 35, "only {compared} statements compared");
 }
 
 /// PostgreSQL messages for the built captures.
@@ -517,7 +562,7 @@ fn tricky_sql_matches_tshark() {
     let (capture, _) = tricky_sql_conversation();
     let path = temp_capture("tricky-tshark", &capture);
     let (ours, _) = our_sql_as_tshark_prints_it(&decode_file(&path));
-    let theirs = tshark_lines(tshark, &path, &["-e", "pgsql.query"]);
+    let theirs = tshark_lines(tshark, &path, "pgsql.query", "pgsql.query");
     assert_eq!(
         theirs.len(),
         3,
@@ -547,14 +592,16 @@ fn resegmented_captures_decode_to_the_same_messages() {
             })
             .collect()
     };
-    for capture in postgres_captures() {
-        let original = decode_file(&capture);
-        let name = capture.file_name().unwrap().to_str().unwrap();
-        let cut = temp_capture(name, &resegment(&std::fs::read(&capture).unwrap()));
-        let resegmented = decode_file(&cut);
-        assert_eq!(strip(&resegmented), strip(&original), "{name}");
-        assert_eq!(resegmented.status, original.status, "{name}");
-        std::fs::remove_file(cut).unwrap();
+    for corpus in [POSTGRES, MYSQL] {
+        for capture in captures(&corpus) {
+            let original = decode_as(&corpus, &capture);
+            let name = capture.file_name().unwrap().to_str().unwrap();
+            let cut = temp_capture(name, &resegment(&std::fs::read(&capture).unwrap()));
+            let resegmented = decode_as(&corpus, &cut);
+            assert_eq!(strip(&resegmented), strip(&original), "{name}");
+            assert_eq!(resegmented.status, original.status, "{name}");
+            std::fs::remove_file(cut).unwrap();
+        }
     }
 }
 
@@ -707,7 +754,7 @@ fn a_reused_address_pair_starts_a_new_stream() {
         let (_, our_streams) = our_sql_as_tshark_prints_it(&run);
         assert_eq!(
             our_streams,
-            tshark_lines(tshark, &path, &["-e", "tcp.stream"])
+            tshark_lines(tshark, &path, "pgsql.query", "tcp.stream")
         );
     }
 }
@@ -724,14 +771,18 @@ fn damaged_captures_fail_cleanly() {
         state ^= state << 5;
         state as usize
     };
-    for capture in postgres_captures() {
+    for (corpus, capture) in captures(&POSTGRES)
+        .into_iter()
+        .map(|c| (&POSTGRES, c))
+        .chain(captures(&MYSQL).into_iter().map(|c| (&MYSQL, c)))
+    {
         let bytes = std::fs::read(&capture).unwrap();
         let name = capture.file_name().unwrap().to_str().unwrap();
         let path =
             std::env::temp_dir().join(format!("decode_pcap-{}-damaged-{name}", std::process::id()));
         let check = |damaged: &[u8]| {
             std::fs::write(&path, damaged).unwrap();
-            let run = decode(&[path.to_str().unwrap()]);
+            let run = decode_as(corpus, &path);
             assert!(
                 [decode_pcap::EXIT_OK, decode_pcap::EXIT_FAILED].contains(&run.status),
                 "{name}: {}",
