@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use clap::builder::PossibleValuesParser;
@@ -111,7 +111,7 @@ pub(crate) fn run(
 ///
 /// Only from writing to `output`.
 fn decode_file(
-    path: &PathBuf,
+    path: &Path,
     protocol: &'static dyn Protocol,
     port: u16,
     output: &mut Output<'_>,

@@ -144,3 +144,19 @@ pub(crate) fn pcapng(link_types: &[u32], packets: &[(u32, Vec<u8>)]) -> Vec<u8> 
     }
     file
 }
+
+/// Rewrites a capture as raw-IP frames without its SYN and SYN-ACK segments,
+/// as if capture had started just after the handshake.
+pub(crate) fn without_handshake(capture: &[u8]) -> Vec<u8> {
+    let mut reader = CaptureReader::new(Cursor::new(capture)).unwrap();
+    let mut frames = Vec::new();
+    while let Some(frame) = reader.next_frame().unwrap() {
+        match tcp_segment(frame.link_type, frame.data) {
+            Ok(s) if !s.syn => {
+                frames.push(tcp_packet(s.src, s.dst, s.seq, (false, s.ack), s.payload))
+            }
+            _ => {}
+        }
+    }
+    pcap(LINKTYPE_RAW, &frames)
+}

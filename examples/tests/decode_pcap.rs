@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use decode_pcap::testing::{LINKTYPE_RAW, pcap, pcapng, resegment, tcp_packet};
+use decode_pcap::testing::{LINKTYPE_RAW, pcap, pcapng, resegment, tcp_packet, without_handshake};
 use serde_json::Value;
 
 /// A protocol's public captures and how tshark names their statements.
@@ -575,23 +575,25 @@ fn tricky_sql_matches_tshark() {
     assert_eq!(ours, theirs);
 }
 
+/// A run's records without the fields that name the file and frame.
+fn strip(run: &Run) -> Vec<Value> {
+    run.records
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            let object = r.as_object_mut().unwrap();
+            object.remove("frame");
+            object.remove("file");
+            r
+        })
+        .collect()
+}
+
 /// Real streams cut into pieces of 1 to 7 bytes, sent in reverse order
 /// within each segment, each piece retransmitted and overlapped by a
 /// segment spanning it and its neighbour, decode to the same messages.
 #[test]
 fn resegmented_captures_decode_to_the_same_messages() {
-    let strip = |run: &Run| -> Vec<Value> {
-        run.records
-            .iter()
-            .map(|r| {
-                let mut r = r.clone();
-                let object = r.as_object_mut().unwrap();
-                object.remove("frame");
-                object.remove("file");
-                r
-            })
-            .collect()
-    };
     for corpus in [POSTGRES, MYSQL] {
         for capture in captures(&corpus) {
             let original = decode_as(&corpus, &capture);
@@ -801,5 +803,25 @@ fn damaged_captures_fail_cleanly() {
             check(&bytes[..cut]);
         }
         std::fs::remove_file(&path).unwrap();
+    }
+}
+
+/// Captures that start after the handshake, with no SYN to say where each
+/// direction begins, decode to the same messages.
+#[test]
+fn captures_without_the_handshake_decode_to_the_same_messages() {
+    for corpus in [POSTGRES, MYSQL] {
+        for capture in captures(&corpus) {
+            let name = capture.file_name().unwrap().to_str().unwrap();
+            let original = decode_as(&corpus, &capture);
+            let path = temp_capture(
+                &format!("synless-{name}"),
+                &without_handshake(&std::fs::read(&capture).unwrap()),
+            );
+            let synless = decode_as(&corpus, &path);
+            assert_eq!(strip(&synless), strip(&original), "{name}");
+            assert_eq!(synless.status, original.status, "{name}");
+            std::fs::remove_file(path).unwrap();
+        }
     }
 }
