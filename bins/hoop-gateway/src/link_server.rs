@@ -213,12 +213,15 @@ async fn serve_link(
     )
     .await?;
     send_targets(conn, state, &ticket.agent_id).await?;
+    // Silence is measured from the last frame heard, whatever else happens.
+    let mut deadline = tokio::time::Instant::now() + HEARTBEAT * 3;
     loop {
         tokio::select! {
-            frame = tokio::time::timeout(HEARTBEAT * 3, conn.recv()) => {
+            frame = tokio::time::timeout_at(deadline, conn.recv()) => {
                 let Some(frame) = frame.map_err(|_| LinkEnd::Timeout)?? else {
                     return Ok(());
                 };
+                deadline = tokio::time::Instant::now() + HEARTBEAT * 3;
                 match frame.kind {
                     FrameKind::Ping => {
                         conn.send(&Frame::control(FrameKind::Pong, frame.payload)).await?;

@@ -224,6 +224,31 @@ async fn bad_keys_are_refused_without_revealing_the_agent() {
 }
 
 #[tokio::test]
+async fn a_silent_link_is_dropped_within_ten_seconds() {
+    // An agent whose network is cut sends nothing and never closes: only
+    // the heartbeat deadline can notice.
+    let gw = TestGateway::start(Backend::Sqlite).await;
+    let (_, key) = gw.agent("edge").await;
+    let key: hoop_agent::AgentKey = key.parse().unwrap();
+    let mut stream = TcpStream::connect(gw.gateway.agent_addr).await.unwrap();
+    let hello = Hello {
+        name: "edge".into(),
+        secret: key.secret.clone(),
+        version: "test".into(),
+        hostname: "h".into(),
+        platform: "p".into(),
+    };
+    let mut out = BytesMut::new();
+    Frame::control(FrameKind::Hello, serde_json::to_vec(&hello).unwrap())
+        .encode(&mut out)
+        .unwrap();
+    stream.write_all(&out).await.unwrap();
+    wait_for(&gw.admin, "/api/agents/edge", "status", "CONNECTED").await;
+    wait_for(&gw.admin, "/api/agents/edge", "status", "DISCONNECTED").await;
+    drop(stream);
+}
+
+#[tokio::test]
 async fn link_uses_tls_when_the_gateway_has_a_certificate() {
     use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
     let test = TestStore::new(Backend::Sqlite).await;
