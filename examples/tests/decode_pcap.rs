@@ -117,11 +117,29 @@ fn decode_as(corpus: &Corpus, capture: &Path) -> Run {
     decode(&["--protocol", corpus.protocol, capture.to_str().unwrap()])
 }
 
+/// A built capture in a temporary file, removed when dropped.
+struct TempCapture(PathBuf);
+
+impl std::ops::Deref for TempCapture {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempCapture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Writes a built capture to a temporary file named for the test.
-fn temp_capture(name: &str, bytes: &[u8]) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("decode_pcap-{}-{name}.pcap", std::process::id()));
+fn temp_capture(name: &str, bytes: &[u8]) -> TempCapture {
+    let name = format!("decode_pcap-{}-{name}.pcap", std::process::id());
+    let path = std::env::temp_dir().join(name);
     std::fs::write(&path, bytes).unwrap();
-    path
+    TempCapture(path)
 }
 
 fn message_names(run: &Run) -> Vec<(&str, &str)> {
@@ -602,7 +620,6 @@ fn resegmented_captures_decode_to_the_same_messages() {
             let resegmented = decode_as(&corpus, &cut);
             assert_eq!(strip(&resegmented), strip(&original), "{name}");
             assert_eq!(resegmented.status, original.status, "{name}");
-            std::fs::remove_file(cut).unwrap();
         }
     }
 }
@@ -821,7 +838,6 @@ fn captures_without_the_handshake_decode_to_the_same_messages() {
             let synless = decode_as(&corpus, &path);
             assert_eq!(strip(&synless), strip(&original), "{name}");
             assert_eq!(synless.status, original.status, "{name}");
-            std::fs::remove_file(path).unwrap();
         }
     }
 }
