@@ -698,9 +698,39 @@ async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) -> A
     super::created(&insert(&state, &input).await?)
 }
 
+/// The groups allowed on each connection that has `access_control` on.
+/// Administrators see everything, so this is only loaded for others.
+async fn access_rules(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<HashMap<String, Vec<String>>, ApiError> {
+    if caller.is_admin() {
+        return Ok(HashMap::new());
+    }
+    Ok(state
+        .store
+        .list_plugin_connections()
+        .await?
+        .into_iter()
+        .filter(|p| p.plugin == "access_control")
+        .map(|p| {
+            let groups = serde_json::from_str(&p.config).unwrap_or_default();
+            (p.connection_id, groups)
+        })
+        .collect())
+}
+
+/// Whether the caller may see a connection: always, unless its
+/// `access_control` lists groups the caller is in none of.
+fn visible(rules: &HashMap<String, Vec<String>>, caller: &Caller, connection_id: &str) -> bool {
+    rules
+        .get(connection_id)
+        .is_none_or(|groups| caller.user.groups.iter().any(|g| groups.contains(g)))
+}
+
 async fn list(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Query(query): Query<HashMap<String, String>>,
 ) -> ApiResult {
     super::check_query(
@@ -718,8 +748,12 @@ async fn list(
         ),
         None => None,
     };
+    let rules = access_rules(&state, &caller).await?;
     let mut out = Vec::new();
     for record in state.store.list_connections().await? {
+        if !visible(&rules, &caller, &record.id) {
+            continue;
+        }
         let body = connection_json(&state, &record, &resources)?;
         let matches = |key: &str, wanted: Option<&String>| {
             wanted.is_none_or(|w| body.get(key).and_then(Value::as_str) == Some(w.as_str()))
@@ -746,10 +780,13 @@ async fn find(state: &AppState, name: &str) -> Result<ConnectionRecord, ApiError
 
 async fn show(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult {
     let record = find(&state, &name).await?;
+    if !visible(&access_rules(&state, &caller).await?, &caller, &record.id) {
+        return Err(ApiError::not_found("connection"));
+    }
     super::ok(&connection_json(
         &state,
         &record,

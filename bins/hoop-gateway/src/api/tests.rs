@@ -462,6 +462,73 @@ async fn every_endpoint_checks_the_caller(backend: Backend) {
             );
         }
     }
+    // access_control: once on, only the listed groups see the connection.
+    let (agent_id, _) = gw.agent("a").await;
+    gw.admin
+        .json(
+            Method::POST,
+            "/api/connections",
+            &documented_postgres("guarded", &agent_id),
+        )
+        .await
+        .unwrap();
+    gw.admin
+        .json(
+            Method::POST,
+            "/api/connections",
+            &documented_postgres("open", &agent_id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        bob.get("/api/connections/guarded").await.unwrap().status,
+        StatusCode::OK
+    );
+    gw.admin
+        .json(Method::POST, "/api/users/groups", &json!({"name": "dba"}))
+        .await
+        .unwrap();
+    let set = gw
+        .admin
+        .json(
+            Method::PUT,
+            "/api/plugins/access_control",
+            &json!({"connections": [{"id": "guarded", "config": ["dba"]}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(set.status, StatusCode::OK, "{:?}", set.body);
+    assert_eq!(
+        bob.get("/api/connections/guarded").await.unwrap().status,
+        StatusCode::NOT_FOUND
+    );
+    let seen = bob.get("/api/connections").await.unwrap().body;
+    assert_eq!(seen.as_array().unwrap().len(), 1, "{seen}");
+    assert_eq!(
+        gw.admin
+            .get("/api/connections")
+            .await
+            .unwrap()
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let bob_id = user.body["id"].as_str().unwrap();
+    gw.admin
+        .json(
+            Method::PUT,
+            &format!("/api/users/{bob_id}"),
+            &json!({"email": "bob@example.com", "groups": ["dba"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        bob.get("/api/connections/guarded").await.unwrap().status,
+        StatusCode::OK
+    );
+
     let me = bob.get("/api/userinfo").await.unwrap();
     assert_eq!(me.body["email"], "bob@example.com");
     assert_eq!(me.body["role"], "standard");
