@@ -278,3 +278,129 @@ impl RelayCodec for MysqlCodec<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use hoop_wire::mysql::{Limits, capability};
+
+    use super::*;
+    use crate::pipeline::Refusal;
+
+    const CAPABILITIES: u64 = capability::PROTOCOL_41
+        | capability::SECURE_CONNECTION
+        | capability::PLUGIN_AUTH
+        | capability::DEPRECATE_EOF;
+
+    fn packet(seq: u8, payload: &[u8]) -> Vec<u8> {
+        let mut wire = BytesMut::new();
+        encode_packet(&mut wire, seq, payload);
+        wire.to_vec()
+    }
+
+    fn query(sql: &str) -> Vec<u8> {
+        packet(0, &[&[0x03][..], sql.as_bytes()].concat())
+    }
+
+    /// An OK: no rows affected, no insert id, autocommit, no warnings.
+    const OK: [u8; 7] = [0, 0, 0, 2, 0, 0, 0];
+
+    struct RefuseDrop;
+
+    impl SessionHook for RefuseDrop {
+        fn interest(&self) -> Interest {
+            Interest {
+                statements: true,
+                ..Interest::NONE
+            }
+        }
+
+        fn client_event(&mut self, event: &Event) -> ClientAction {
+            match event {
+                Event::Query { text } if text.starts_with("DROP") => {
+                    ClientAction::Refuse(Refusal {
+                        code: "42000".to_owned(),
+                        message: "no drops".to_owned(),
+                    })
+                }
+                _ => ClientAction::Forward,
+            }
+        }
+    }
+
+    #[test]
+    fn refusal_of_a_pipelined_command_waits_for_the_earlier_response() {
+        let mut hook = RefuseDrop;
+        let mut codec = MysqlCodec::new(
+            Session::after_handshake(Limits::default(), CAPABILITIES),
+            &mut hook,
+            false,
+        );
+        let mut to_server = Vec::new();
+        let mut to_client = Vec::new();
+        let mut input = BytesMut::from(&[query("DO 1"), query("DROP TABLE t")].concat()[..]);
+        codec.client_bytes(&mut input, &mut to_server).unwrap();
+        codec.client_replies(&mut to_client);
+        assert_eq!(to_server, query("DO 1"), "the refused command stays here");
+        assert!(
+            to_client.is_empty(),
+            "the first command is still unanswered"
+        );
+
+        let mut input = BytesMut::from(&packet(1, &OK)[..]);
+        codec.server_bytes(&mut input, &mut to_client).unwrap();
+        let (code, state) = REFUSED_BY_POLICY;
+        let refusal = packet(1, &err_payload(code, state, "no drops"));
+        assert_eq!(to_client, [packet(1, &OK), refusal].concat());
+        assert!(!codec.busy());
+
+        // With nothing pending the answer goes out at once.
+        let mut input = BytesMut::from(&query("DROP TABLE u")[..]);
+        let mut to_server = Vec::new();
+        let mut to_client = Vec::new();
+        codec.client_bytes(&mut input, &mut to_server).unwrap();
+        codec.client_replies(&mut to_client);
+        assert!(to_server.is_empty());
+        assert_eq!(to_client, packet(1, &err_payload(code, state, "no drops")));
+    }
+
+    #[test]
+    fn local_infile_request_ends_the_session_unless_allowed() {
+        for allowed in [false, true] {
+            let mut hook = crate::pipeline::NoopPipeline;
+            let mut codec = MysqlCodec::new(
+                Session::after_handshake(Limits::default(), CAPABILITIES),
+                &mut hook,
+                allowed,
+            );
+            let mut input = BytesMut::from(&query("LOAD DATA LOCAL INFILE 'x' INTO TABLE t")[..]);
+            codec.client_bytes(&mut input, &mut Vec::new()).unwrap();
+            let request = packet(1, b"\xfb/etc/passwd");
+            let mut to_client = Vec::new();
+            let result = codec.server_bytes(&mut BytesMut::from(&request[..]), &mut to_client);
+            if allowed {
+                result.unwrap();
+                assert_eq!(to_client, request);
+            } else {
+                assert!(matches!(result, Err(SessionError::Policy(_))));
+                assert!(to_client.is_empty(), "the request never reaches the client");
+            }
+        }
+    }
+
+    #[test]
+    fn change_user_is_refused() {
+        let mut hook = crate::pipeline::NoopPipeline;
+        let mut codec = MysqlCodec::new(
+            Session::after_handshake(Limits::default(), CAPABILITIES),
+            &mut hook,
+            false,
+        );
+        let mut input = BytesMut::from(&packet(0, b"\x11root\0\0")[..]);
+        let mut to_server = Vec::new();
+        assert!(matches!(
+            codec.client_bytes(&mut input, &mut to_server),
+            Err(SessionError::Unsupported(_))
+        ));
+        assert!(to_server.is_empty());
+    }
+}

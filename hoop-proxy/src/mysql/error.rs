@@ -6,7 +6,7 @@ use hoop_wire::DecodeError;
 
 /// ER_CON_COUNT_ERROR's neighbour for "cannot connect": CR_CONN_HOST_ERROR
 /// is client-side only, so hoop uses ER_BAD_HOST_ERROR's SQLSTATE class 08.
-pub const UNABLE_TO_CONNECT: (u16, &[u8; 5]) = (2003, b"08S01");
+pub const UNABLE_TO_CONNECT: (u16, &[u8; 5]) = (1429, b"HY000");
 /// ER_ACCESS_DENIED_ERROR.
 pub const ACCESS_DENIED: (u16, &[u8; 5]) = (1045, b"28000");
 /// ER_NET_READ_ERROR / packets out of order: a protocol violation.
