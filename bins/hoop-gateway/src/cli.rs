@@ -19,8 +19,9 @@ pub struct GatewayFlags {
     /// Data directory: SQLite database and secret key.
     #[arg(long, env = "HOOP_DATA_DIR", default_value = "./hoop-data")]
     pub data_dir: PathBuf,
-    /// Keep state in PostgreSQL (postgres://user@host:port/db) instead of SQLite.
-    #[arg(long, env = "HOOP_DATABASE_URL")]
+    /// Keep state in PostgreSQL (postgres://user@host:port/db) instead of
+    /// SQLite. Gateways sharing one database need the same HOOP_SECRET_KEY.
+    #[arg(long, env = "HOOP_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// TLS certificate chain (PEM) for the agent listener.
     #[arg(long, env = "HOOP_TLS_CERT")]

@@ -953,3 +953,47 @@ pub(crate) async fn wait_for(admin: &ApiClient, path: &str, field: &str, want: &
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_on_one_postgres_share_state() {
+    let test = TestStore::new(Backend::Postgres).await;
+    // Both start together: the migration lock lets exactly one migrate.
+    let key = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode([3u8; 32])
+    };
+    let mut first_config = config(&test);
+    first_config.secret_key = Some(key.clone());
+    first_config.admin_token = Some("shared-admin".into());
+    let second_config = first_config.clone();
+    let (first, second) = tokio::join!(Gateway::start(first_config), Gateway::start(second_config));
+    let (first, second) = (first.unwrap(), second.unwrap());
+    let one = client(&first, Some("shared-admin"));
+    let two = client(&second, Some("shared-admin"));
+    let agent = one
+        .json(Method::POST, "/api/agents", &json!({"name": "a"}))
+        .await
+        .unwrap();
+    let agent_id = agent.body["id"].as_str().unwrap();
+    let created = one
+        .json(
+            Method::POST,
+            "/api/connections",
+            &documented_postgres("pg", agent_id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.status, StatusCode::CREATED);
+    let seen = two.get("/api/connections/pg").await.unwrap();
+    assert_eq!(seen.body, created.body);
+    // A write through the second is a conflict for the first.
+    let again = two
+        .json(
+            Method::POST,
+            "/api/connections",
+            &documented_postgres("pg", agent_id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.status, StatusCode::CONFLICT);
+}
