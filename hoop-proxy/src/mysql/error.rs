@@ -4,8 +4,10 @@ use std::io;
 
 use hoop_wire::DecodeError;
 
-/// ER_CON_COUNT_ERROR's neighbour for "cannot connect": CR_CONN_HOST_ERROR
-/// is client-side only, so hoop uses ER_BAD_HOST_ERROR's SQLSTATE class 08.
+/// ER_CONNECT_TO_FOREIGN_DATA_SOURCE, for "cannot reach the database
+/// server". Not CR_CONN_HOST_ERROR (2003): codes of 2000 and up are the
+/// client library's own, and libmariadb reports an ERR packet carrying one
+/// as a malformed packet.
 pub const UNABLE_TO_CONNECT: (u16, &[u8; 5]) = (1429, b"HY000");
 /// ER_ACCESS_DENIED_ERROR.
 pub const ACCESS_DENIED: (u16, &[u8; 5]) = (1045, b"28000");
@@ -15,8 +17,7 @@ pub const PROTOCOL_VIOLATION: (u16, &[u8; 5]) = (1158, b"08S01");
 pub const UNSUPPORTED_AUTH: (u16, &[u8; 5]) = (1251, b"08004");
 /// ER_NOT_SUPPORTED_YET.
 pub const NOT_SUPPORTED: (u16, &[u8; 5]) = (1235, b"42000");
-/// ER_TABLEACCESS_DENIED_ERROR's cousin ER_SPECIFIC_ACCESS_DENIED_ERROR:
-/// a statement refused by policy.
+/// ER_SPECIFIC_ACCESS_DENIED_ERROR: a statement refused by policy.
 pub const REFUSED_BY_POLICY: (u16, &[u8; 5]) = (1227, b"42000");
 /// ER_CONNECTION_KILLED: a session ended by hoop itself.
 pub const SESSION_ENDED: (u16, &[u8; 5]) = (1927, b"70100");
