@@ -997,3 +997,69 @@ async fn gateways_on_one_postgres_share_state() {
         .unwrap();
     assert_eq!(again.status, StatusCode::CONFLICT);
 }
+
+#[tokio::test]
+async fn every_body_endpoint_refuses_malformed_wrong_and_oversized_bodies() {
+    let gw = TestGateway::start(Backend::Sqlite).await;
+    let (agent_id, _) = gw.agent("a").await;
+    gw.admin
+        .json(
+            Method::POST,
+            "/api/connections",
+            &documented_postgres("pg", &agent_id),
+        )
+        .await
+        .unwrap();
+    gw.admin
+        .json(
+            Method::POST,
+            "/api/resources",
+            &json!({"name": "r", "type": "database"}),
+        )
+        .await
+        .unwrap();
+    let before = gw.admin.get("/api/connections/pg").await.unwrap().body;
+    let docs: Vec<_> = super::route_docs()
+        .into_iter()
+        .filter(|d| d.request.is_some())
+        .collect();
+    assert!(docs.len() >= 8);
+    for doc in docs {
+        let path = doc
+            .path
+            .replace("/api/connections/{name_or_id}", "/api/connections/pg")
+            .replace("{id_or_email}", "admin@localhost")
+            .replace("{name}", "dlp");
+        let label = format!("{} {path}", doc.method);
+        let send = |body: Vec<u8>| gw.admin.send(doc.method.clone(), &path, Some(body));
+        assert_eq!(
+            send(b"{\"name\": ".to_vec()).await.unwrap().status,
+            StatusCode::BAD_REQUEST,
+            "{label}"
+        );
+        assert_eq!(
+            send(b"not json".to_vec()).await.unwrap().status,
+            StatusCode::BAD_REQUEST,
+            "{label}"
+        );
+        assert_invalid(&send(b"[]".to_vec()).await.unwrap(), "body");
+        assert_invalid(&send(b"\"text\"".to_vec()).await.unwrap(), "body");
+        let oversized = send(vec![b' '; super::MAX_BODY + 1]).await.unwrap();
+        assert_eq!(oversized.status, StatusCode::PAYLOAD_TOO_LARGE, "{label}");
+    }
+    assert_eq!(
+        gw.admin.get("/api/connections/pg").await.unwrap().body,
+        before
+    );
+    assert_eq!(
+        gw.admin
+            .get("/api/connections")
+            .await
+            .unwrap()
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
