@@ -236,6 +236,29 @@ fn decode(chunks: &[(Dir, Vec<u8>)]) -> Decoded {
     decoded
 }
 
+impl Decoded {
+    fn assert_has(&self, names: &[&str]) {
+        for name in names {
+            assert!(self.count(name) > 0, "{name} missing: {:?}", self.names);
+        }
+    }
+}
+
+/// Runs a Python client through a fresh relay and decodes its connection.
+/// The script connects with `PORT`, `USER` and `PASSWORD`, which are set
+/// before it runs.
+fn python_session(db: &TestDatabase, script: &str) -> Decoded {
+    let relay = Relay::start();
+    let prelude = format!(
+        "PORT = {}\nUSER = {:?}\nPASSWORD = {PASSWORD:?}\n",
+        relay.port, db.name
+    );
+    run("python3", &["-c", &(prelude + script)]);
+    let connections = relay.finish();
+    assert_eq!(connections.len(), 1);
+    decode(&connections[0])
+}
+
 fn run(program: &str, args: &[&str]) {
     let out = Command::new(program)
         .args(args)
@@ -287,7 +310,7 @@ fn mariadb_cli_session_decodes() {
     let connections = relay.finish();
     assert_eq!(connections.len(), 1);
     let d = decode(&connections[0]);
-    for name in [
+    d.assert_has(&[
         "HandshakeV10",
         "HandshakeResponse41",
         "COM_QUERY",
@@ -297,9 +320,7 @@ fn mariadb_cli_session_decodes() {
         "LocalInfileData",
         "ERR",
         "COM_QUIT",
-    ] {
-        assert!(d.count(name) > 0, "{name} missing: {:?}", d.names);
-    }
+    ]);
     assert!(
         d.sql
             .iter()
@@ -328,13 +349,13 @@ fn pymysql_multi_statement_session_decodes() {
         return;
     }
     let db = TestDatabase::create("pymysql");
-    let relay = Relay::start();
-    let script = format!(
+    let d = python_session(
+        &db,
         r#"
 import pymysql
 from pymysql.constants import CLIENT
-c = pymysql.connect(host="127.0.0.1", port={port}, user="{user}", password="{PASSWORD}",
-                    database="{user}", client_flag=CLIENT.MULTI_STATEMENTS)
+c = pymysql.connect(host="127.0.0.1", port=PORT, user=USER, password=PASSWORD,
+                    database=USER, client_flag=CLIENT.MULTI_STATEMENTS)
 cur = c.cursor()
 cur.execute("CREATE TABLE t (id INT, note TEXT, amount DECIMAL(10,2), at DATETIME)")
 cur.executemany("INSERT INTO t VALUES (%s, %s, %s, %s)",
@@ -344,25 +365,18 @@ assert len(cur.fetchall()) == 2
 assert cur.nextset()
 assert cur.fetchone()[0] == 2
 c.ping()
-c.select_db("{user}")
+c.select_db(USER)
 c.commit()
 c.close()
 "#,
-        port = relay.port,
-        user = db.name,
     );
-    run("python3", &["-c", &script]);
-    let connections = relay.finish();
-    let d = decode(&connections[0]);
-    for name in [
+    d.assert_has(&[
         "COM_QUERY",
         "ResultSetRow",
         "COM_PING",
         "COM_INIT_DB",
         "COM_QUIT",
-    ] {
-        assert!(d.count(name) > 0, "{name} missing: {:?}", d.names);
-    }
+    ]);
     assert!(d.sql.iter().any(|s| s.contains("SELECT COUNT(*)")));
 }
 
@@ -375,12 +389,12 @@ fn connector_prepared_statements_with_binary_rows_decode() {
     // binary YEAR (two bytes, as the protocol and MariaDB send it) for a
     // length-prefixed string and loses its place in the row.
     let db = TestDatabase::create("connector");
-    let relay = Relay::start();
-    let script = format!(
+    let d = python_session(
+        &db,
         r#"
 import mysql.connector, datetime, decimal
-c = mysql.connector.connect(host="127.0.0.1", port={port}, user="{user}", password="{PASSWORD}",
-                            database="{user}", use_pure=True, ssl_disabled=True)
+c = mysql.connector.connect(host="127.0.0.1", port=PORT, user=USER, password=PASSWORD,
+                            database=USER, use_pure=True, ssl_disabled=True)
 cur = c.cursor(prepared=True)
 cur.execute("""CREATE TABLE every_type (
   i INT, bi BIGINT, ti TINYINT, si SMALLINT, mi MEDIUMINT, f FLOAT, d DOUBLE,
@@ -390,7 +404,7 @@ cur.execute("""CREATE TABLE every_type (
 row = (1, 2**40, -5, 300, 70000, 1.5, 2.25, decimal.Decimal("123.456"), datetime.date(2026, 11, 28),
        datetime.datetime(2026, 11, 28, 1, 2, 3, 456789), datetime.datetime(2026, 1, 1, 0, 0, 0),
        datetime.timedelta(hours=5, minutes=6, seconds=7, milliseconds=8),
-       "abc", "alice@example.com", "long text " * 50, b"\x00\x01\xff", 5, "b", "x,y", '{{"k": 1}}')
+       "abc", "alice@example.com", "long text " * 50, b"\x00\x01\xff", 5, "b", "x,y", '{"k": 1}')
 cur.execute("INSERT INTO every_type VALUES (" + ",".join(["?"] * 20) + ")", row)
 cur.execute("INSERT INTO every_type VALUES (" + ",".join(["?"] * 20) + ")", (None,) * 20)
 cur.execute("SELECT * FROM every_type WHERE i = ? OR i IS NULL ORDER BY i", (1,))
@@ -402,21 +416,14 @@ assert full[13] == "alice@example.com", full
 cur.close()
 c.close()
 "#,
-        port = relay.port,
-        user = db.name,
     );
-    run("python3", &["-c", &script]);
-    let connections = relay.finish();
-    let d = decode(&connections[0]);
-    for name in [
+    d.assert_has(&[
         "COM_STMT_PREPARE",
         "COM_STMT_PREPARE_OK",
         "COM_STMT_EXECUTE",
         "BinaryResultSetRow",
         "COM_STMT_CLOSE",
-    ] {
-        assert!(d.count(name) > 0, "{name} missing: {:?}", d.names);
-    }
+    ]);
     let binary_rows: Vec<_> = d
         .events
         .iter()

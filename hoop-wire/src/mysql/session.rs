@@ -241,12 +241,7 @@ impl Session {
         &mut self,
         buf: &mut BytesMut,
     ) -> Result<Option<(Packet, ClientMessage)>, DecodeError> {
-        if self.encrypted && !buf.is_empty() {
-            return Err(DecodeError::Encrypted {
-                offset: self.client.offset,
-            });
-        }
-        let Some(packet) = self.client.next(buf)? else {
+        let Some(packet) = next_packet(&mut self.client, self.encrypted, buf)? else {
             return Ok(None);
         };
         let offset = packet.offset;
@@ -422,12 +417,7 @@ impl Session {
         &mut self,
         buf: &mut BytesMut,
     ) -> Result<Option<(Packet, ServerMessage)>, DecodeError> {
-        if self.encrypted && !buf.is_empty() {
-            return Err(DecodeError::Encrypted {
-                offset: self.server.offset,
-            });
-        }
-        let Some(packet) = self.server.next(buf)? else {
+        let Some(packet) = next_packet(&mut self.server, self.encrypted, buf)? else {
             return Ok(None);
         };
         let offset = packet.offset;
@@ -640,12 +630,7 @@ impl Session {
                 binary,
                 statement,
             } => {
-                let definition = finish(
-                    &mut r,
-                    |r| ColumnDefinition::parse(r, self.capabilities),
-                    offset,
-                    "ColumnDefinition41",
-                )?;
+                let definition = self.column_definition(&mut r, offset)?;
                 self.columns.push(definition.clone());
                 self.pending.pop_front();
                 if left > 1 {
@@ -749,12 +734,7 @@ impl Session {
                 ServerMessage::StmtPrepareOk(ok)
             }
             Expect::PrepareParams { id, left, columns } => {
-                let definition = finish(
-                    &mut r,
-                    |r| ColumnDefinition::parse(r, self.capabilities),
-                    offset,
-                    "ColumnDefinition41",
-                )?;
+                let definition = self.column_definition(&mut r, offset)?;
                 self.pending.pop_front();
                 let next = if left > 1 {
                     Some(Expect::PrepareParams {
@@ -784,12 +764,7 @@ impl Session {
                 ServerMessage::Eof(eof)
             }
             Expect::PrepareColumns { id, left } => {
-                let definition = finish(
-                    &mut r,
-                    |r| ColumnDefinition::parse(r, self.capabilities),
-                    offset,
-                    "ColumnDefinition41",
-                )?;
+                let definition = self.column_definition(&mut r, offset)?;
                 self.columns.push(definition.clone());
                 self.pending.pop_front();
                 if left > 1 {
@@ -819,12 +794,7 @@ impl Session {
                         ServerMessage::Ok(finish(&mut r, OkPacket::parse, offset, "OK")?)
                     }
                 } else {
-                    let definition = finish(
-                        &mut r,
-                        |r| ColumnDefinition::parse(r, self.capabilities),
-                        offset,
-                        "ColumnDefinition41",
-                    )?;
+                    let definition = self.column_definition(&mut r, offset)?;
                     ServerMessage::ColumnDefinition(definition)
                 }
             }
@@ -837,6 +807,19 @@ impl Session {
             }
         };
         Ok(message)
+    }
+
+    fn column_definition(
+        &self,
+        r: &mut Reader,
+        offset: u64,
+    ) -> Result<ColumnDefinition, DecodeError> {
+        finish(
+            r,
+            |r| ColumnDefinition::parse(r, self.capabilities),
+            offset,
+            "ColumnDefinition41",
+        )
     }
 
     /// The protocol-neutral event a client packet stands for.
@@ -906,6 +889,20 @@ impl Session {
             _ => return None,
         })
     }
+}
+
+/// Frames the next packet of one direction, failing closed once TLS started.
+fn next_packet(
+    framer: &mut Framer,
+    encrypted: bool,
+    buf: &mut BytesMut,
+) -> Result<Option<Packet>, DecodeError> {
+    if encrypted && !buf.is_empty() {
+        return Err(DecodeError::Encrypted {
+            offset: framer.offset,
+        });
+    }
+    framer.next(buf)
 }
 
 /// MariaDB's progress report travels as an ERR packet with this code.
