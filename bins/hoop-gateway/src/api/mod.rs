@@ -1,6 +1,6 @@
 //! The REST API, in hoop's paths and field names.
 //!
-//! Every route is declared once in [`routes`], with its documentation; the
+//! Every route is declared once in [`route_docs`], with its documentation; the
 //! router and the OpenAPI document (`/api/openapi.json`) are both built
 //! from that list, so they cannot drift apart.
 //!
