@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[non_exhaustive]
 pub enum EntityType {
-    /// `local@domain.tld`, with a valid domain.
+    /// `local@domain.tld`, with a valid domain (non-ASCII local parts and labels too).
     EmailAddress,
     /// 13 to 19 digits (plain, or grouped 4-4-4-4 / 4-6-5 by spaces or dashes), a major
     /// network prefix (2 to 6) and a valid Luhn check digit.
@@ -120,7 +120,7 @@ impl EntityType {
     pub const fn reference_pattern(self) -> &'static str {
         match self {
             Self::EmailAddress => {
-                r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}\b"
+                r"[A-Za-z0-9_%+\x80-\xFF-]+(?:\.[A-Za-z0-9_%+\x80-\xFF-]+)*@(?:[A-Za-z0-9\x80-\xFF](?:[A-Za-z0-9\x80-\xFF-]*[A-Za-z0-9\x80-\xFF])?\.)+[A-Za-z]{2,}\b"
             }
             Self::CreditCardNumber => {
                 r"\b(?:[0-9]{4}[ -]){3}[0-9]{4}\b|\b[0-9]{4}[ -][0-9]{6}[ -][0-9]{5}\b|\b[0-9]{13,19}\b"

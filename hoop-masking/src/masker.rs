@@ -225,7 +225,17 @@ fn is_continuation(b: u8) -> bool {
 fn leaks(output: &[u8], cell: &[u8], spans: &[Detection]) -> bool {
     spans
         .iter()
-        .any(|s| memchr::memmem::find(output, &cell[s.start..s.end]).is_some())
+        .any(|s| contains(output, &cell[s.start..s.end]))
+}
+
+/// Substring search without building a searcher: outputs are one cell, and the first byte
+/// of a detected value is rarely repeated in them.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    memchr::memchr_iter(first, haystack)
+        .any(|i| haystack.get(i + 1..i + 1 + rest.len()) == Some(rest))
 }
 
 fn substitute_or_null(
@@ -234,7 +244,7 @@ fn substitute_or_null(
     out: &mut Vec<u8>,
 ) -> CellOutcome {
     match substitute {
-        Some(v) if !values.iter().any(|d| memchr::memmem::find(v, d).is_some()) => {
+        Some(v) if !values.iter().any(|d| contains(v, d)) => {
             out.extend_from_slice(v);
             CellOutcome::Replaced
         }

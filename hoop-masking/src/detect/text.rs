@@ -2,13 +2,13 @@
 //! URLs, and the custom word lists and regexes.
 
 use aho_corasick::AhoCorasick;
-use regex_automata::{Input, meta};
+use regex_automata::{Anchored, Input, meta};
 
-use super::{Detection, Literal, Matcher, ends_word, starts_word, validate};
+use super::{Detection, Literal, LiteralFinder, Matcher, ends_word, starts_word, validate};
 use crate::entity::{EntityId, EntityType};
 
 fn email_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-' | b'@')
+    b.is_ascii_alphanumeric() || b >= 0x80 || matches!(b, b'.' | b'_' | b'%' | b'+' | b'-' | b'@')
 }
 
 /// Each `@` (memchr) opens a window over email characters; the email regex runs only
@@ -31,8 +31,16 @@ pub(super) fn emails(
         while end < cell.len() && email_byte(cell[end]) {
             end += 1;
         }
-        let mut input = Input::new(cell).range(start..end);
-        while let Some(m) = re.search_with(cache, &input) {
+        // A local part cannot start with a dot: from the first other byte the match is
+        // anchored, which spares the regex its reverse scan for the start.
+        while start < at && cell[start] == b'.' {
+            start += 1;
+        }
+        let mut input = Input::new(cell).range(start..end).anchored(Anchored::Yes);
+        while let Some(m) = re.search_with(cache, &input).or_else(|| {
+            let unanchored = input.clone().anchored(Anchored::No);
+            re.search_with(cache, &unanchored)
+        }) {
             if m.is_empty() {
                 break;
             }
@@ -55,7 +63,13 @@ fn hex_byte(b: u8) -> bool {
 
 /// Windows around `:` (and `-` for MAC addresses) over hex digits: an IPv6 address if the
 /// standard parser takes it, a MAC address if it is six hex pairs.
-pub(super) fn hex_addresses(m: &Matcher, cell: &[u8], colon: bool, out: &mut Vec<Detection>) {
+pub(super) fn hex_addresses(
+    m: &Matcher,
+    cell: &[u8],
+    colon: bool,
+    dash: bool,
+    out: &mut Vec<Detection>,
+) {
     let ip = m.id(EntityType::IpAddress);
     let mac = m.id(EntityType::MacAddress);
     if colon {
@@ -105,7 +119,7 @@ pub(super) fn hex_addresses(m: &Matcher, cell: &[u8], colon: bool, out: &mut Vec
             }
         }
     }
-    if let Some(id) = mac {
+    if let Some(id) = mac.filter(|_| dash) {
         let mut from = 0;
         while let Some(off) = memchr::memchr(b'-', &cell[from..]) {
             let p = from + off;
@@ -152,32 +166,23 @@ fn url_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"._~:/?#@!$&'()*+,;=%-[]".contains(&b)
 }
 
-/// One Aho-Corasick pass (ASCII case-insensitive) finds every literal trigger; each is then
-/// checked for its exact case and shape.
-pub(super) fn literals(
-    m: &Matcher,
-    ac: &AhoCorasick,
-    kinds: &[Literal],
-    cell: &[u8],
-    out: &mut Vec<Detection>,
-) {
+/// Every occurrence of one literal trigger, checked for its entity's exact shape.
+pub(super) fn literal(m: &Matcher, lit: &LiteralFinder, cell: &[u8], out: &mut Vec<Detection>) {
     let mut skip_to = 0;
-    for hit in ac.find_iter(cell) {
-        let p = hit.start();
+    for p in lit.finder.find_iter(cell) {
         if p < skip_to {
             continue;
         }
-        let found = match kinds[hit.pattern().as_usize()] {
+        let end = p + lit.finder.needle().len();
+        let found = match lit.kind {
             Literal::Aws => aws(cell, p).zip(m.id(EntityType::AwsAccessKey)),
             Literal::Jwt => jwt(cell, p).zip(m.id(EntityType::Jwt)),
             Literal::PrivateKey => private_key(cell, p).zip(m.id(EntityType::PrivateKey)),
-            Literal::Bearer => bearer(cell, p, hit.end()).zip(m.id(EntityType::BearerToken)),
-            Literal::UrlScheme => {
-                url(cell, scheme_start(cell, p), p + 3).zip(m.id(EntityType::Url))
-            }
+            Literal::Bearer => bearer(cell, p, end).zip(m.id(EntityType::BearerToken)),
+            Literal::UrlScheme => url(cell, scheme_start(cell, p), end).zip(m.id(EntityType::Url)),
             Literal::UrlWww => {
                 if starts_word(cell, p) {
-                    url(cell, p, p + 4).zip(m.id(EntityType::Url))
+                    url(cell, p, end).zip(m.id(EntityType::Url))
                 } else {
                     None
                 }
@@ -247,8 +252,15 @@ fn private_key(cell: &[u8], p: usize) -> Option<(usize, usize)> {
 
 /// The token after `Bearer` (one or more spaces, at least 16 token bytes): the token is the
 /// secret; the word stays.
-fn bearer(cell: &[u8], p: usize, word_end: usize) -> Option<(usize, usize)> {
-    if !starts_word(cell, p) {
+fn bearer(cell: &[u8], earer: usize, word_end: usize) -> Option<(usize, usize)> {
+    // The finder matched "earer" (or "EARER"): the word starts one byte earlier.
+    let p = earer.checked_sub(1)?;
+    let b_ok = match cell[p] {
+        b'B' => true,
+        b'b' => cell[earer] == b'e',
+        _ => false,
+    };
+    if !b_ok || !starts_word(cell, p) {
         return None;
     }
     let mut start = word_end;

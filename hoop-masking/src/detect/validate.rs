@@ -64,6 +64,12 @@ pub(crate) fn ipv6(text: &[u8]) -> bool {
     if text.len() < 3 || !text.iter().any(u8::is_ascii_hexdigit) {
         return false;
     }
+    // Without "::" an address has exactly seven colons: a time like 10:22:33 never reaches
+    // the parser.
+    let colons = memchr::memchr_iter(b':', text).count();
+    if colons != 7 && memchr::memmem::find(text, b"::").is_none() {
+        return false;
+    }
     std::str::from_utf8(text).is_ok_and(|s| s.parse::<std::net::Ipv6Addr>().is_ok())
 }
 
