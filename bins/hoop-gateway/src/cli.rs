@@ -87,6 +87,7 @@ pub fn print_banner(gateway: &Gateway) {
     if let Some(token) = &gateway.first_admin_token {
         println!("  admin token:  {token}");
         println!("                (shown once; keep it, or set HOOP_ADMIN_TOKEN)");
+        println!("                export HOOP_TOKEN={token}");
     }
 }
 

@@ -60,7 +60,11 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     );
     println!();
     println!(
-        "  try: curl -s -H \"Authorization: Bearer $TOKEN\" http://{}/api/connections",
+        "  try: curl -s -H \"Authorization: Bearer $HOOP_TOKEN\" http://{}/api/connections",
+        gateway.api_addr
+    );
+    println!(
+        "       HOOP_API_URL=http://{} hoop connections list",
         gateway.api_addr
     );
     hoop_gateway::cli::wait_for_shutdown().await;
