@@ -18,6 +18,7 @@ hoop/direct, and the proxy's peak RSS (VmHWM).
 
 Usage (from the workspace root, on a quiet machine):
     python3 benches/harness/mysql_bench.py [--duration 10] [--reps 3] [--rows 3000000]
+        [--workloads oltp_point_select,oltp_read_only] [--threads 1,8]
 It builds what it needs first (cargo build --release), and cleans up every
 process and directory it started, also on Ctrl-C.
 """
@@ -146,8 +147,12 @@ def main():
     parser.add_argument("--reps", type=int, default=3, help="interleaved repetitions")
     parser.add_argument("--rows", type=int, default=3_000_000, help="rows of the large result")
     parser.add_argument("--table-size", type=int, default=100_000, help="sysbench table size")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="sysbench workloads, comma-separated")
+    parser.add_argument("--threads", default="1,8", help="sysbench thread counts, comma-separated")
     parser.add_argument("--no-build", action="store_true")
     args = parser.parse_args()
+    workloads = args.workloads.split(",")
+    thread_counts = [int(t) for t in args.threads.split(",")]
 
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "hoop-examples", "--example", "mysql_proxy"],
@@ -177,8 +182,8 @@ def main():
         large = {}  # target -> list of (seconds, cpu seconds)
         print(f"# load before: {open('/proc/loadavg').read().strip()}", flush=True)
         for rep in range(args.reps):
-            for workload in WORKLOADS:
-                for threads in (1, 8):
+            for workload in workloads:
+                for threads in thread_counts:
                     for name, port, pid in targets:
                         cpu0 = cpu_seconds(pid) if pid else 0
                         tps, lat, txns = sysbench(port, workload, threads, args.duration, args.table_size)
@@ -201,8 +206,8 @@ def main():
         print("| workload | threads | direct tps | relay tps | hoop tps | hoop/relay | hoop/direct | "
               "relay lat ms | hoop lat ms | relay CPU us/txn | hoop CPU us/txn |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
-        for workload in WORKLOADS:
-            for threads in (1, 8):
+        for workload in workloads:
+            for threads in thread_counts:
                 r = {n: results[(workload, threads, n)] for n in ("direct", "relay", "hoop")}
                 tps = {n: med([x[0] for x in v]) for n, v in r.items()}
                 lat = {n: med([x[1] for x in v]) for n, v in r.items()}
