@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PostgreSQL proxy benchmark: direct vs. bare relay vs. hoop, in one run.
 
-Starts a private PostgreSQL 15 cluster (SCRAM, loopback, high port), the bare
+Starts a private PostgreSQL cluster (15 on Debian 12) (SCRAM, loopback, high port), the bare
 relay (benches/src/bin/bare_relay.rs: tokio::io::copy_bidirectional, parses
 nothing) and hoop (examples/pg_proxy.rs, release build), then interleaves
 repetitions of:
@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 
-BIN = "/usr/lib/postgresql/15/bin"
+BIN = "/usr/lib/postgresql/%s/bin" % max(int(v) for v in os.listdir("/usr/lib/postgresql") if v.isdigit())
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 USER, PASSWORD, DB = "bench", "bench-pw", "bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
