@@ -682,7 +682,8 @@ async fn a_stalled_client_slows_only_its_own_session() {
     // Ask for about 1 GB of rows and never read them.
     stalled
         .send(&FrontendMessage::Query(Query {
-            query: "SELECT i, repeat('y', 100) FROM generate_series(1, 10000000) i".into(),
+            query: "SELECT i AS stalled, repeat('y', 100) FROM generate_series(1, 10000000) i"
+                .into(),
         }))
         .await;
     // Wait until the server is blocked sending to the stalled session.
@@ -690,7 +691,7 @@ async fn a_stalled_client_slows_only_its_own_session() {
     loop {
         let state = pg.sql(
             "postgres",
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'ClientWrite' AND query LIKE 'SELECT i, repeat%'",
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'ClientWrite' AND query LIKE 'SELECT i AS stalled%'",
         );
         if state.trim() == "1" {
             break;

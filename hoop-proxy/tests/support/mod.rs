@@ -1,4 +1,4 @@
-//! A private PostgreSQL 15 cluster per test process, and helpers to run real
+//! A private PostgreSQL cluster (15 on Debian 12) per test process, and helpers to run real
 //! clients through hoop.
 //!
 //! The first test process on a machine builds a *template* cluster (initdb,
@@ -20,7 +20,18 @@ use std::sync::{Arc, OnceLock};
 use hoop_proxy::postgres::PostgresProxy;
 use hoop_proxy::{DatabaseTarget, Secret, SslMode};
 
-const BIN: &str = "/usr/lib/postgresql/15/bin";
+/// The newest PostgreSQL server binaries Debian installed (15 on Debian 12).
+fn bin_dir() -> String {
+    let mut versions: Vec<u32> = fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL server binaries under /usr/lib/postgresql (apt install postgresql)")
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    versions.sort_unstable();
+    let version = versions
+        .last()
+        .expect("a PostgreSQL version under /usr/lib/postgresql");
+    format!("/usr/lib/postgresql/{version}/bin")
+}
 /// Bump when the template's contents change.
 const TEMPLATE_VERSION: &str = "v1";
 
@@ -88,7 +99,7 @@ fn is_root() -> bool {
 
 /// Runs a PostgreSQL program as the `postgres` user when we are root.
 fn pg_command(program: &str) -> Command {
-    let path = format!("{BIN}/{program}");
+    let path = format!("{}/{program}", bin_dir());
     if is_root() {
         let mut command = Command::new("runuser");
         command.args(["-u", "postgres", "--", &path]);
@@ -311,9 +322,9 @@ pub fn cluster() -> &'static PgCluster {
         // panic, kill), it stops the cluster and removes its directory.
         let data = dir.join("data");
         let pg_ctl = if is_root() {
-            format!("runuser -u postgres -- {BIN}/pg_ctl")
+            format!("runuser -u postgres -- {}/pg_ctl", bin_dir())
         } else {
-            format!("{BIN}/pg_ctl")
+            format!("{}/pg_ctl", bin_dir())
         };
         let script = format!(
             "while kill -0 {pid} 2>/dev/null; do sleep 0.3; done; \
