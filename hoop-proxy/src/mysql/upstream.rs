@@ -15,6 +15,7 @@ use hoop_wire::mysql::{
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 
+use super::client::CLEAR_PASSWORD;
 use super::error::{Culprit, SessionError};
 use super::packet::{self, read_server, session_after_greeting, without_nul};
 use super::scramble;
@@ -28,7 +29,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const NATIVE_PASSWORD: &[u8] = b"mysql_native_password";
 const CACHING_SHA2: &[u8] = b"caching_sha2_password";
 const ED25519: &[u8] = b"client_ed25519";
-const CLEAR_PASSWORD: &[u8] = b"mysql_clear_password";
 
 /// caching_sha2_password's AuthMoreData codes.
 mod sha2_code {
@@ -148,9 +148,15 @@ fn answer(plugin: &[u8], password: &[u8], nonce: &[u8], tls: bool) -> Option<Vec
     })
 }
 
-/// The challenge without the NUL servers end it with.
-fn nonce(data: &Bytes) -> Bytes {
-    data.slice(..without_nul(data).len())
+/// The plugin's challenge. MySQL's scrambles (native, caching_sha2) are
+/// printable and sent with a terminating NUL, which is not part of them;
+/// ed25519's is 32 random bytes, the last of which may well be 0.
+fn nonce(plugin: &[u8], data: &Bytes) -> Bytes {
+    if plugin == ED25519 {
+        data.clone()
+    } else {
+        data.slice(..without_nul(data).len())
+    }
 }
 
 /// TLS per `SSLMODE`, then the login as the connection's user.
@@ -222,7 +228,7 @@ pub(crate) async fn login(
         .auth_plugin_name
         .clone()
         .unwrap_or_else(|| Bytes::from_static(NATIVE_PASSWORD));
-    let mut nonce = nonce(&handshake.auth_plugin_data);
+    let mut nonce = nonce(&plugin, &handshake.auth_plugin_data);
     // A default plugin hoop does not speak gets an empty answer; the server
     // then switches to the account's own plugin.
     let first = answer(&plugin, password, &nonce, encrypted).unwrap_or_default();
@@ -265,7 +271,7 @@ pub(crate) async fn login(
             ServerMessage::Err(err) => return Err(server_error(&err, target)),
             ServerMessage::AuthSwitchRequest(switch) => {
                 plugin = switch.plugin;
-                nonce = self::nonce(&switch.data);
+                nonce = self::nonce(&plugin, &switch.data);
                 asked_for_key = false;
                 let data = answer(&plugin, password, &nonce, encrypted)
                     .ok_or(SessionError::UnsupportedAuth)?;
@@ -353,5 +359,21 @@ pub(crate) async fn kill(
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::warn!(%error, "ending an abandoned server thread failed"),
         Err(_) => tracing::warn!("ending an abandoned server thread timed out"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// MariaDB's ed25519 challenge is random: one in 256 ends with a zero
+    /// byte, which must be signed, not taken for a terminator.
+    #[test]
+    fn keeps_the_trailing_zero_of_an_ed25519_challenge() {
+        let challenge: Bytes = [[7u8; 31].as_slice(), &[0]].concat().into();
+        assert_eq!(nonce(ED25519, &challenge), challenge);
+        let scramble = Bytes::from_static(b"abcdefghijklmnopqrst\0");
+        assert_eq!(nonce(NATIVE_PASSWORD, &scramble), scramble.slice(..20));
+        assert_eq!(nonce(CACHING_SHA2, &scramble), scramble.slice(..20));
     }
 }
