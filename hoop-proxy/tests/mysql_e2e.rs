@@ -674,3 +674,29 @@ async fn e2e_mysql_ten_million_rows_stream_in_bounded_memory() {
         .unwrap();
     assert!(peak_kb < 64 * 1024, "peak RSS {peak_kb} kB");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_mysql_malformed_login_is_answered_with_an_err_packet() {
+    let fixture = Fixture::new("native");
+    let proxy = spawn(MysqlProxy::builder(fixture.target()).build().unwrap()).await;
+    let out = python(
+        proxy,
+        "import os, socket
+s = socket.create_connection(('127.0.0.1', int(os.environ['HOOP_PORT'])))
+def packet():
+    header = b''
+    while len(header) < 4: header += s.recv(4 - len(header))
+    body = b''
+    n = int.from_bytes(header[:3], 'little')
+    while len(body) < n: body += s.recv(n - len(body))
+    return header[3], body
+seq, greeting = packet()
+assert seq == 0 and greeting[0] == 10
+s.sendall(b'\\x05\\x00\\x00\\x01hello')  # too short to be a login
+seq, err = packet()
+print(seq, err[0], int.from_bytes(err[1:3], 'little'), b'invalid packet from the client' in err)
+",
+    )
+    .await;
+    assert_eq!(out, "2 255 1158 True\n");
+}

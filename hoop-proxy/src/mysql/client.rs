@@ -80,18 +80,21 @@ pub(crate) async fn accept(
         .map_err(SessionError::client_io)?;
     let mut session = session_after_greeting(limits, &greeting)?;
     let mut buf = BytesMut::with_capacity(1024);
-    let Some((first, message)) = read_client(&mut stream, &mut session, &mut buf).await? else {
-        return Ok(None);
+    let (first, message) = match read_client(&mut stream, &mut session, &mut buf).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return Ok(None),
+        Err(error) => return Err(refuse(&mut stream, LOGIN_ANSWER_SEQ, error).await),
     };
     let (seq, message) = match message {
         ClientMessage::SslRequest(_) => {
             if !buf.is_empty() {
                 // Bytes sent before the TLS handshake would be taken as if
                 // they had come encrypted.
-                return Err(SessionError::Unexpected {
+                let error = SessionError::Unexpected {
                     culprit: Culprit::Client,
                     message: "data before the TLS handshake",
-                });
+                };
+                return Err(refuse(&mut stream, LOGIN_ANSWER_SEQ, error).await);
             }
             let (Some(acceptor), Stream::Plain(tcp)) = (tls, stream) else {
                 return Err(SessionError::Unsupported(
@@ -113,10 +116,11 @@ pub(crate) async fn accept(
         message => (first.seq, message),
     };
     let ClientMessage::HandshakeResponse(response) = message else {
-        return Err(SessionError::Unexpected {
+        let error = SessionError::Unexpected {
             culprit: Culprit::Client,
             message: message.name(),
-        });
+        };
+        return Err(refuse(&mut stream, seq.wrapping_add(1), error).await);
     };
     Ok(Some(ClientLeg {
         stream,
@@ -126,6 +130,15 @@ pub(crate) async fn accept(
         scramble,
         session,
     }))
+}
+
+/// The sequence id of hoop's answer to the client's first login packet.
+const LOGIN_ANSWER_SEQ: u8 = 2;
+
+/// Tells the client why its login is refused, then hands the error back.
+async fn refuse(stream: &mut Stream, seq: u8, error: SessionError) -> SessionError {
+    super::send_error(stream, seq, &[], &error).await;
+    error
 }
 
 /// Authenticates the person.
