@@ -451,17 +451,26 @@ async fn wait_for_no_backends(application_name: &str) -> bool {
 }
 
 async fn wait_for_backends(application_name: &str, query_like: &str, count: usize) {
+    wait_for_sql(
+        &format!(
+            "SELECT count(*) >= {count} FROM pg_stat_activity WHERE application_name = '{application_name}' \
+             AND state = 'active' AND query LIKE '{query_like}'"
+        ),
+    )
+    .await;
+}
+
+/// Polls until `query` (run directly on the cluster) answers `t`. Bounded, so
+/// a broken build fails with a message instead of hanging; no timing claim.
+async fn wait_for_sql(query: &str) {
     let pg = cluster();
-    loop {
-        let n = pg.sql(
-            "postgres",
-            &format!("SELECT count(*) FROM pg_stat_activity WHERE application_name = '{application_name}' AND state = 'active' AND query LIKE '{query_like}'"),
-        );
-        if n.trim().parse::<usize>().unwrap() >= count {
+    for _ in 0..1200 {
+        if pg.sql("postgres", query).trim() == "t" {
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    panic!("never true: {query}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -687,17 +696,11 @@ async fn a_stalled_client_slows_only_its_own_session() {
         }))
         .await;
     // Wait until the server is blocked sending to the stalled session.
-    let pg = cluster();
-    loop {
-        let state = pg.sql(
-            "postgres",
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'ClientWrite' AND query LIKE 'SELECT i AS stalled%'",
-        );
-        if state.trim() == "1" {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    wait_for_sql(
+        "SELECT count(*) = 1 FROM pg_stat_activity WHERE wait_event = 'ClientWrite' \
+         AND query LIKE 'SELECT i AS stalled%'",
+    )
+    .await;
     // Other sessions are served meanwhile.
     let out = output_ok(psql(proxy, "fast", "postgres").args(["-c", "SELECT 'served'"])).await;
     assert_eq!(out, "served\n");
