@@ -17,6 +17,11 @@
 //! bytes), so a path that got fast by doing less fails instead.
 //!
 //! Run: `cargo bench -p hoop-benches --bench postgres_codec`.
+//!
+//! The four paths are `#[inline(never)]` so that an instruction counter,
+//! steadier than wall time on a shared machine, can attribute each one:
+//! `valgrind --tool=callgrind --toggle-collect='*decode_reencode*' BENCH --bench --test`
+//! counts `decode_reencode` (see `benches/README.md`).
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput};
@@ -118,6 +123,7 @@ fn stream() -> Bytes {
 }
 
 /// The floor: split messages by their length prefix, trusting everything.
+#[inline(never)]
 fn naive_framing(buf: &mut BytesMut) -> usize {
     let mut count = 0;
     while buf.len() >= 5 {
@@ -131,6 +137,7 @@ fn naive_framing(buf: &mut BytesMut) -> usize {
     count
 }
 
+#[inline(never)]
 fn decode_frame(buf: &mut BytesMut) -> usize {
     let mut decoder = BackendDecoder::new(Limits::default());
     let mut count = 0;
@@ -141,6 +148,7 @@ fn decode_frame(buf: &mut BytesMut) -> usize {
     count
 }
 
+#[inline(never)]
 fn decode(buf: &mut BytesMut) -> usize {
     let mut decoder = BackendDecoder::new(Limits::default());
     let mut count = 0;
@@ -151,6 +159,7 @@ fn decode(buf: &mut BytesMut) -> usize {
     count
 }
 
+#[inline(never)]
 fn decode_reencode(buf: &mut BytesMut, out: &mut BytesMut) -> usize {
     let mut decoder = BackendDecoder::new(Limits::default());
     let mut count = 0;
