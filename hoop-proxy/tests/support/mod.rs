@@ -15,7 +15,7 @@ use std::fs;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use hoop_proxy::postgres::PostgresProxy;
 use hoop_proxy::{DatabaseTarget, Secret, SslMode};
@@ -415,10 +415,6 @@ pub async fn proxy_for(role: Role, ssl_mode: SslMode, database: Option<&str>) ->
         .build()
         .unwrap();
     spawn_proxy(proxy).await
-}
-
-pub fn shared<T>(value: T) -> Arc<T> {
-    Arc::new(value)
 }
 
 /// A client command pointed at the proxy: `psql`, `pgbench`, `pg_dump` with
