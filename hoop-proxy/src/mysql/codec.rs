@@ -203,7 +203,9 @@ impl RelayCodec for MysqlCodec<'_> {
                 ClientMessage::Command(Command::Quit) => self.quit = true,
                 ClientMessage::Command(Command::ChangeUser(_)) => {
                     // It would log in to the server with the client's
-                    // credentials, past hoop's authentication.
+                    // credentials, past hoop's authentication. The final
+                    // ERR answers it.
+                    self.client_seq = packet.seq.wrapping_add(1);
                     return Err(SessionError::Unsupported(
                         "COM_CHANGE_USER is not supported through hoop",
                     ));
@@ -251,7 +253,9 @@ impl RelayCodec for MysqlCodec<'_> {
                 ServerMessage::LocalInfileRequest(_) if !self.allow_local_infile => {
                     // Fail closed: a server must not read the client's files
                     // unless the connection allows it (hoop never offered the
-                    // capability, so only a rogue server asks).
+                    // capability, so only a rogue server asks). The final
+                    // ERR takes the request's place.
+                    self.client_seq = packet.seq;
                     return Err(SessionError::Policy(
                         "the database server asked for a local file (LOAD DATA LOCAL INFILE), which this connection does not allow".to_owned(),
                     ));
@@ -383,6 +387,7 @@ mod tests {
             } else {
                 assert!(matches!(result, Err(SessionError::Policy(_))));
                 assert!(to_client.is_empty(), "the request never reaches the client");
+                assert_eq!(codec.client_seq(), 1, "the ERR answers the query");
             }
         }
     }
@@ -402,5 +407,6 @@ mod tests {
             Err(SessionError::Unsupported(_))
         ));
         assert!(to_server.is_empty());
+        assert_eq!(codec.client_seq(), 1, "the ERR answers the command");
     }
 }
