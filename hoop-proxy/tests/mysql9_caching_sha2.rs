@@ -122,6 +122,60 @@ async fn caching_sha2_password_logs_in_by_every_path() {
         "{error}"
     );
 
+    // MySQL 9's own client (query attributes, caching_sha2 by default)
+    // through hoop, with an access token: libmysqlclient sends a cleartext
+    // password only when told to.
+    let proxy = {
+        let target = DatabaseTarget {
+            host: "127.0.0.1".to_owned(),
+            port,
+            user: USER.to_owned(),
+            password: Some(Secret::new(PASSWORD)),
+            database: None,
+            ssl_mode: SslMode::Require,
+        };
+        let proxy = MysqlProxy::builder(target)
+            .authenticator(std::sync::Arc::new(hoop_proxy::auth::SharedSecret::new(
+                Secret::new("tok-42"),
+            )))
+            .build()
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { proxy.serve(listener).await });
+        addr
+    };
+    let mysql = |extra: &'static [&'static str]| {
+        let mut command = Command::new("chroot");
+        command
+            .args([CHROOT, "mysql", "-h127.0.0.1"])
+            .arg(format!("-P{}", proxy.port()))
+            .args(["-ume", "-ptok-42", "--ssl-mode=DISABLED", "-N", "-B"])
+            .args(extra)
+            .args(["-e", "SELECT CURRENT_USER()"]);
+        command
+    };
+    let refused = mysql(&[]).output().await.unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("mysql_clear_password"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let allowed = mysql(&["--enable-cleartext-plugin"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        allowed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&allowed.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&allowed.stdout),
+        format!("{expected_user}\n")
+    );
+
     if !was_running {
         let (ok, out) = run_script(&["stop"]);
         assert!(ok, "{out}");
