@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use crate::api::{self, ADMIN_GROUP, AppState, ConnectionInput};
 use crate::crypto::{self, SecretBox};
 use crate::links::LinkRegistry;
-use crate::store::{Store, StoreError, UserRecord};
+use crate::store::{Store, StoreError, TokenRecord, UserRecord};
 
 /// The e-mail of the administrator made on first start.
 pub const ADMIN_EMAIL: &str = "admin@localhost";
@@ -259,18 +259,18 @@ async fn bootstrap_admin(
         }
     };
     if let Some(token) = admin_token {
-        if state
-            .store
-            .user_for_token(&crypto::hash_token(token))
-            .await?
-            .is_none()
-        {
-            api::issue_admin_token(state, &admin.id, "HOOP_ADMIN_TOKEN", Some(token.to_owned()))
-                .await
-                .map_err(|e| GatewayError::Connection {
-                    name: "admin".into(),
-                    message: e.message().to_owned(),
-                })?;
+        let record = TokenRecord {
+            id: crypto::new_id()?,
+            name: "HOOP_ADMIN_TOKEN".into(),
+            user_id: admin.id.clone(),
+            token_hash: crypto::hash_token(token),
+            created_at: crate::store::now(),
+        };
+        match state.store.insert_token(&record).await {
+            // Conflict: known already, from an earlier start or from another
+            // gateway on the same database starting at the same moment.
+            Ok(()) | Err(StoreError::Conflict) => {}
+            Err(error) => return Err(error.into()),
         }
         return Ok(None);
     }
