@@ -225,6 +225,25 @@ struct Opened {
 
 impl MysqlProxy {
     /// Starts configuring a proxy to `target`.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use hoop_proxy::auth::SharedSecret;
+    /// use hoop_proxy::mysql::MysqlProxy;
+    /// use hoop_proxy::{Credentials, Secret};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let target = Credentials::from_process_env().database_target(3306)?;
+    /// let proxy = MysqlProxy::builder(target)
+    ///     .authenticator(Arc::new(SharedSecret::new(Secret::new("token"))))
+    ///     .build()?;
+    /// proxy
+    ///     .serve(tokio::net::TcpListener::bind("127.0.0.1:3307").await?)
+    ///     .await;
+    /// # Ok(()) }
+    /// ```
     pub fn builder(target: DatabaseTarget) -> Builder {
         Builder {
             target,
