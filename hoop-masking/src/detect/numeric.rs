@@ -44,6 +44,7 @@ pub(super) fn find(
             continue;
         }
         groups.clear();
+        let mut digits = 0;
         let mut start = i;
         loop {
             let mut end = start;
@@ -51,6 +52,7 @@ pub(super) fn find(
                 end += 1;
             }
             groups.push(Group { start, end });
+            digits += end - start;
             let mut next = end;
             while next < n && next - end < 2 && is_sep(cell[next]) {
                 next += 1;
@@ -62,7 +64,21 @@ pub(super) fn find(
                 break;
             }
         }
-        window(m, cell, gates, groups, out);
+        // Every shape needs at least four digits (a dotted quad, a short date), the ungated
+        // ones at least eight: a time's "22" or "33" is not looked at.
+        let first = groups[0].start;
+        let iban_start = first >= 2
+            && cell[first - 2].is_ascii_uppercase()
+            && cell[first - 1].is_ascii_uppercase()
+            && m.id(EntityType::IbanCode).is_some();
+        if iban_start
+            || (digits >= 4
+                && (digits >= MIN_DIGITS
+                    || gates.date_of_birth
+                    || m.id(EntityType::IpAddress).is_some()))
+        {
+            window(m, cell, gates, groups, out);
+        }
     }
 }
 

@@ -37,13 +37,19 @@ pub(super) fn emails(
             start += 1;
         }
         let mut input = Input::new(cell).range(start..end).anchored(Anchored::Yes);
-        while let Some(m) = re.search_with(cache, &input).or_else(|| {
-            let unanchored = input.clone().anchored(Anchored::No);
-            re.search_with(cache, &unanchored)
-        }) {
-            if m.is_empty() {
+        // The shortest address, `a@b.cd`, has six bytes; a window's tail shorter than that
+        // (a sentence's full stop) needs no second search.
+        while end - input.start() >= 6 {
+            let found = match re.search_with(cache, &input) {
+                None if input.get_anchored() == Anchored::Yes => {
+                    input.set_anchored(Anchored::No);
+                    re.search_with(cache, &input)
+                }
+                found => found,
+            };
+            let Some(m) = found.filter(|m| !m.is_empty()) else {
                 break;
-            }
+            };
             if validate::email(&cell[m.range()]) {
                 out.push(Detection {
                     entity: id,
@@ -52,6 +58,7 @@ pub(super) fn emails(
                 });
             }
             input.set_start(m.end());
+            input.set_anchored(Anchored::No);
         }
         from = end.max(at + 1);
     }
