@@ -7,7 +7,8 @@
 //! the bytes each side sent on every connection. The recorded streams must
 //! decode completely in both directions, every message must re-encode to its
 //! exact bytes, and the messages the client's protocol use implies must be
-//! there. Nothing is committed as a capture file: the streams are recorded
+//! there; a client that upgrades to TLS must meet a decoder that refuses the
+//! encrypted bytes. Nothing is committed as a capture file: the streams are recorded
 //! fresh on every run.
 //!
 //! The tests skip, saying why, only when no server answers on 127.0.0.1:5432.
@@ -969,4 +970,69 @@ fn random_splits_of_real_streams_decode_to_the_same_messages() {
             Ok(())
         })
         .unwrap();
+}
+
+/// Frames a stream until "need more" or an error, which it returns.
+fn frames_until_error(
+    stream: &[u8],
+    mut next: impl FnMut(&mut BytesMut) -> Result<Option<Frame>, hoop_wire::DecodeError>,
+) -> (Vec<Frame>, Option<hoop_wire::DecodeError>) {
+    let mut buf = BytesMut::from(stream);
+    let mut frames = Vec::new();
+    loop {
+        match next(&mut buf) {
+            Ok(Some(frame)) => frames.push(frame),
+            Ok(None) => return (frames, None),
+            Err(e) => return (frames, Some(e)),
+        }
+    }
+}
+
+#[test]
+fn tls_after_a_real_ssl_request_is_refused_as_encrypted() {
+    if !server_available("tls_after_a_real_ssl_request_is_refused_as_encrypted") {
+        return;
+    }
+    let db = TestDatabase::create("tls");
+    let relay = Relay::start();
+    let conninfo = db
+        .conninfo(&relay)
+        .replace("sslmode=disable", "sslmode=prefer");
+    let out = run_ok(
+        "psql sslmode=prefer",
+        psql(&conninfo).args(["-c", "SELECT 1"]),
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains('1'));
+    let recorded = relay.finish();
+    assert_eq!(recorded.len(), 1);
+    let conn = &recorded[0];
+
+    let mut frontend = FrontendDecoder::new(Limits::default());
+    let (client, client_error) = frames_until_error(&conn.client, |b| frontend.decode_frame(b));
+    assert_eq!(
+        FrontendMessage::parse(&client[0]).unwrap(),
+        FrontendMessage::SslRequest
+    );
+    let mut backend = new_backend_decoder(1);
+    let (server, server_error) = frames_until_error(&conn.server, |b| backend.decode_frame(b));
+    let answer = BackendMessage::parse(&server[0]).unwrap();
+    if answer == BackendMessage::NegotiationResponse(b'N') {
+        // A server without TLS: the session goes on in plain text.
+        assert_eq!(client_error, None);
+        assert_eq!(server_error, None);
+        return;
+    }
+    // The server accepted: what follows is TLS, and both decoders refuse it
+    // at the first encrypted byte rather than guess at it.
+    assert_eq!(answer, BackendMessage::NegotiationResponse(b'S'));
+    assert_eq!(client.len(), 1);
+    assert!(matches!(
+        client_error,
+        Some(hoop_wire::DecodeError::Encrypted { offset: 8 })
+    ));
+    assert_eq!(server.len(), 1);
+    assert!(matches!(
+        server_error,
+        Some(hoop_wire::DecodeError::Encrypted { offset: 1 })
+    ));
 }
