@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use crate::{Gateway, GatewayConfig};
 
-/// The gateway's flags; each has an environment variable too.
-#[derive(Debug, Clone, clap::Args)]
+/// The gateway's flags; each has an environment variable too. Its `Debug`
+/// leaves out the database URL, which may carry a password.
+#[derive(Clone, clap::Args)]
 pub struct GatewayFlags {
     /// Where the REST API listens.
     #[arg(long, env = "HOOP_API_LISTEN", default_value = "127.0.0.1:8009")]
@@ -29,6 +30,17 @@ pub struct GatewayFlags {
     /// TLS private key (PEM) for the agent listener.
     #[arg(long, env = "HOOP_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for GatewayFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayFlags")
+            .field("api_listen", &self.api_listen)
+            .field("agent_listen", &self.agent_listen)
+            .field("data_dir", &self.data_dir)
+            .field("postgres", &self.database_url.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl GatewayFlags {

@@ -18,8 +18,9 @@ use crate::store::{Store, StoreError, TokenRecord, UserRecord};
 /// The e-mail of the administrator made on first start.
 pub const ADMIN_EMAIL: &str = "admin@localhost";
 
-/// How to run a gateway.
-#[derive(Debug, Clone)]
+/// How to run a gateway. Its `Debug` leaves out the secret key, the admin
+/// token and the database URL (which may carry a password).
+#[derive(Clone)]
 pub struct GatewayConfig {
     /// Where the REST API listens.
     pub api_listen: String,
@@ -40,6 +41,19 @@ pub struct GatewayConfig {
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM) for the agent listener.
     pub tls_key: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("api_listen", &self.api_listen)
+            .field("agent_listen", &self.agent_listen)
+            .field("agent_advertise", &self.agent_advertise)
+            .field("data_dir", &self.data_dir)
+            .field("postgres", &self.database_url.is_some())
+            .field("tls", &self.tls_cert.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl GatewayConfig {
@@ -284,4 +298,21 @@ async fn bootstrap_admin(
             message: e.message().to_owned(),
         })?;
     Ok(Some(token))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_leaves_out_secrets() {
+        let mut config = GatewayConfig::new("/tmp/x");
+        config.secret_key = Some("c2VjcmV0LWtleQ==".into());
+        config.admin_token = Some("admin-token-value".into());
+        config.database_url = Some("postgres://u:db-password@h/db".into());
+        let text = format!("{config:?}");
+        for secret in ["c2VjcmV0LWtleQ==", "admin-token-value", "db-password"] {
+            assert!(!text.contains(secret), "{text}");
+        }
+    }
 }
