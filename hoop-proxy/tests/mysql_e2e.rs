@@ -700,3 +700,104 @@ print(seq, err[0], int.from_bytes(err[1:3], 'little'), b'invalid packet from the
     .await;
     assert_eq!(out, "2 255 1158 True\n");
 }
+
+/// Records every event, the way the session recorder will.
+#[derive(Default)]
+struct Recorder {
+    events: Arc<Mutex<Vec<String>>>,
+}
+
+struct RecorderHook {
+    events: Arc<Mutex<Vec<String>>>,
+}
+
+impl Pipeline for Recorder {
+    fn open(&self, session: &SessionInfo) -> Box<dyn SessionHook> {
+        self.events.lock().unwrap().push(format!(
+            "open {} {}",
+            session.protocol,
+            session.database.as_deref().unwrap_or("-")
+        ));
+        Box::new(RecorderHook {
+            events: self.events.clone(),
+        })
+    }
+}
+
+impl SessionHook for RecorderHook {
+    fn interest(&self) -> Interest {
+        Interest::ALL
+    }
+
+    fn client_event(&mut self, event: &Event) -> ClientAction {
+        if let Event::Query { text } = event {
+            self.events.lock().unwrap().push(format!("query {text}"));
+        }
+        ClientAction::Forward
+    }
+
+    fn server_event(&mut self, event: &mut Event) -> ServerAction {
+        let line = match event {
+            Event::Columns { columns } => format!(
+                "columns {}",
+                columns
+                    .iter()
+                    .map(|c| format!("{}.{}", c.table.as_deref().unwrap_or("-"), c.name))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            Event::Row { cells } => format!("row {}", cells.len()),
+            Event::Done { rows, .. } => format!("done {rows:?}"),
+            Event::Error { code, .. } => format!("error {code}"),
+            _ => return ServerAction::Forward,
+        };
+        self.events.lock().unwrap().push(line);
+        ServerAction::Forward
+    }
+
+    fn closed(&mut self) {
+        self.events.lock().unwrap().push("closed".to_owned());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_mysql_the_hook_sees_statements_columns_rows_completions_and_errors() {
+    let fixture = Fixture::new("native");
+    let recorder = Arc::new(Recorder::default());
+    let proxy = spawn(
+        MysqlProxy::builder(fixture.target())
+            .pipeline(recorder.clone())
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let (_, stdout, stderr) = with_stdin(
+        mariadb(proxy, "x").args(["--force", "--skip-auto-rehash"]),
+        "SELECT id, label FROM t ORDER BY id;\nSELECT * FROM no_such_table;\n",
+    )
+    .await;
+    assert_eq!(stdout, "1\tone\n2\tsecret\n3\tNULL\n", "{stderr}");
+    // The CLI's own statements (its version comment query) come first.
+    // (`closed` follows once the proxy has seen the client go, which may be
+    // after the client process has exited: not checked here.)
+    let events = recorder.events.lock().unwrap().clone();
+    let from = events
+        .iter()
+        .position(|e| e == "query SELECT id, label FROM t ORDER BY id")
+        .unwrap_or_else(|| panic!("{events:#?}"));
+    assert_eq!(events[0], format!("open mysql {}", fixture.db));
+    assert_eq!(
+        events[from..from + 8],
+        [
+            "query SELECT id, label FROM t ORDER BY id",
+            "columns t.id,t.label",
+            "row 2",
+            "row 2",
+            "row 2",
+            "done Some(3)",
+            "query SELECT * FROM no_such_table",
+            "error 42S02",
+        ],
+        "{events:#?}"
+    );
+}
