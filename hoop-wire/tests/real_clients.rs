@@ -8,8 +8,8 @@
 //! decode completely in both directions, every message must re-encode to its
 //! exact bytes, and the messages the client's protocol use implies must be
 //! there; a client that upgrades to TLS must meet a decoder that refuses the
-//! encrypted bytes. Nothing is committed as a capture file: the streams are recorded
-//! fresh on every run.
+//! encrypted bytes. Nothing is committed as a capture file: the streams are
+//! recorded fresh on every run.
 //!
 //! The tests skip, saying why, only when no server answers on 127.0.0.1:5432.
 //! `scripts/test` installs the clients (PostgreSQL's and `psycopg[binary]`).
