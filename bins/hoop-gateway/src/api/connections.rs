@@ -679,11 +679,13 @@ pub(crate) async fn upsert(state: &AppState, input: &ConnectionInput) -> Result<
     match state.store.find_connection(&input.name).await? {
         None => insert(state, input).await,
         Some(existing) => {
+            let before = stored_input(state, &existing)?;
             let record =
                 create_connection_record(state, input, existing.id, existing.created_at).await?;
+            let plugins = super::plugins::plugin_changes(&before, input);
             state
                 .store
-                .update_connection(&record)
+                .update_connection(&record, &plugins)
                 .await
                 .map_err(name_conflict)?;
             state.links.targets_changed();
@@ -800,9 +802,10 @@ async fn change(state: &AppState, name: &str, body: &[u8], mode: Mode) -> ApiRes
     let input = parse_body(body, Some(&base), mode)?;
     let record =
         create_connection_record(state, &input, existing.id.clone(), existing.created_at).await?;
+    let plugins = super::plugins::plugin_changes(&base, &input);
     if !state
         .store
-        .update_connection(&record)
+        .update_connection(&record, &plugins)
         .await
         .map_err(name_conflict)?
     {

@@ -6,7 +6,9 @@
 //! `reviewers` (configured with them) and `runbooks` when
 //! `access_mode_runbooks` is enabled. `access_control`, `webhooks` and
 //! `slack` start off: enabling `access_control` by default would hide every
-//! new connection from everyone but administrators.
+//! new connection from everyone but administrators. Updating a connection
+//! re-derives `dlp`, `review` and `runbooks` when the fields behind them
+//! change.
 
 use std::collections::HashMap;
 
@@ -19,7 +21,7 @@ use serde_json::{Value, json};
 use super::connections::ConnectionInput;
 use super::input::Fields;
 use super::{Access, ApiError, ApiResult, AppState, Caller, Route, route};
-use crate::store::PluginConfigRecord;
+use crate::store::{PluginChange, PluginConfigRecord};
 
 /// Every plugin this gateway knows.
 pub const PLUGINS: [&str; 7] = [
@@ -88,6 +90,39 @@ pub(crate) fn default_plugins(
         plugins.push(entry("runbooks", json!([])));
     }
     plugins
+}
+
+/// The plugin changes an update implies: `dlp`, `review` and `runbooks`
+/// follow the fields that enable them on create, when those fields change
+/// (a plugin configured through `/api/plugins` stays as set otherwise).
+pub(crate) fn plugin_changes(
+    before: &ConnectionInput,
+    after: &ConnectionInput,
+) -> Vec<PluginChange> {
+    let mut changes = Vec::new();
+    let change = |plugin: &str, config: Option<Value>| PluginChange {
+        plugin: plugin.to_owned(),
+        config: config.map(|c| c.to_string()),
+    };
+    if before.redact_enabled != after.redact_enabled || before.redact_types != after.redact_types {
+        changes.push(change(
+            "dlp",
+            after.redact_enabled.then(|| json!(after.redact_types)),
+        ));
+    }
+    if before.reviewers != after.reviewers {
+        changes.push(change(
+            "review",
+            (!after.reviewers.is_empty()).then(|| json!(after.reviewers)),
+        ));
+    }
+    if before.access.runbooks != after.access.runbooks {
+        changes.push(change(
+            "runbooks",
+            after.access.runbooks.is_enabled().then(|| json!([])),
+        ));
+    }
+    changes
 }
 
 async fn plugin_json(state: &AppState, name: &str) -> Result<Value, ApiError> {

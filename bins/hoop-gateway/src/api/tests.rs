@@ -200,6 +200,28 @@ async fn connection_lifecycle(backend: Backend) {
     assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
     assert_eq!(patched.body["tags"], json!(["a"]));
     assert_eq!(patched.body["redact_enabled"], true);
+    // Plugins follow the fields that enable them.
+    let enabled = |plugins: Value| -> Vec<String> {
+        plugins
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| !p["connections"].as_array().unwrap().is_empty())
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    gw.admin
+        .json(Method::PATCH, "/api/connections/pg", &json!({"redact_enabled": false, "access_mode_runbooks": "enabled", "reviewers": ["dba", "sre"]}))
+        .await
+        .unwrap();
+    let plugins = gw.admin.get("/api/plugins").await.unwrap().body;
+    assert_eq!(enabled(plugins), ["audit", "review", "runbooks"]);
+    let review = gw.admin.get("/api/plugins/review").await.unwrap().body;
+    assert_eq!(review["connections"][0]["config"], json!(["dba", "sre"]));
+    gw.admin
+        .json(Method::PATCH, "/api/connections/pg", &json!({"redact_enabled": true, "access_mode_runbooks": "disabled", "reviewers": ["dba"]}))
+        .await
+        .unwrap();
     // A GET body sent back as a PUT keeps the withheld secret values.
     let mut round_trip = gw.admin.get("/api/connections/pg").await.unwrap().body;
     round_trip["access_mode_exec"] = json!("disabled");

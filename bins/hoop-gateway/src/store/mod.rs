@@ -16,7 +16,8 @@ use std::path::Path;
 
 pub(crate) use records::now;
 pub use records::{
-    AgentRecord, ConnectionRecord, PluginConfigRecord, ResourceRecord, TokenRecord, UserRecord,
+    AgentRecord, ConnectionRecord, PluginChange, PluginConfigRecord, ResourceRecord, TokenRecord,
+    UserRecord,
 };
 
 /// A value bound to or read from a statement.

@@ -124,6 +124,16 @@ pub struct PluginConfigRecord {
     pub config: String,
 }
 
+/// A change to one plugin of one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginChange {
+    /// The plugin's name.
+    pub plugin: String,
+    /// The new per-connection configuration (JSON), or `None` to turn the
+    /// plugin off for the connection.
+    pub config: Option<String>,
+}
+
 /// A person (or service account) using the gateway.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
@@ -438,7 +448,8 @@ impl Store {
         rows.first().map(ConnectionRecord::from_row).transpose()
     }
 
-    /// Rewrites a connection (matched by id); false when it is gone.
+    /// Rewrites a connection (matched by id) and applies `plugins` to it, all
+    /// or nothing; false when it is gone.
     ///
     /// # Errors
     ///
@@ -446,16 +457,29 @@ impl Store {
     pub async fn update_connection(
         &self,
         connection: &ConnectionRecord,
+        plugins: &[PluginChange],
     ) -> Result<bool, StoreError> {
-        let changed = self
-            .execute(
-                "UPDATE connections SET name = $2, type = $3, subtype = $4, agent_id = $5, \
-                 resource_name = $6, attributes = $7, secret = $8, created_at = $9, \
-                 updated_at = $10 WHERE id = $1",
-                connection_values(connection),
-            )
-            .await?;
-        Ok(changed > 0)
+        let mut statements = vec![Statement::new(
+            "UPDATE connections SET name = $2, type = $3, subtype = $4, agent_id = $5, \
+             resource_name = $6, attributes = $7, secret = $8, created_at = $9, \
+             updated_at = $10 WHERE id = $1",
+            connection_values(connection),
+        )];
+        for change in plugins {
+            statements.push(Statement::new(
+                "DELETE FROM plugin_connections WHERE plugin = $1 AND connection_id = $2",
+                vec![change.plugin.as_str().into(), connection.id.as_str().into()],
+            ));
+            if let Some(config) = &change.config {
+                statements.push(insert_plugin_statement(&PluginConfigRecord {
+                    plugin: change.plugin.clone(),
+                    connection_id: connection.id.clone(),
+                    config: config.clone(),
+                }));
+            }
+        }
+        let changed = self.transaction(statements).await?;
+        Ok(changed.first().copied().unwrap_or(0) > 0)
     }
 
     /// Removes a connection and its plugin configurations; false when there

@@ -105,7 +105,18 @@ async fn connections_round_trip_update_and_delete(backend: Backend) {
     c.name = "renamed".into();
     c.subtype = None;
     c.kind = "custom".into();
-    assert!(store.update_connection(&c).await.unwrap());
+    let off = PluginChange {
+        plugin: "audit".into(),
+        config: None,
+    };
+    let dlp = PluginChange {
+        plugin: "dlp".into(),
+        config: Some("[]".into()),
+    };
+    assert!(store.update_connection(&c, &[off, dlp]).await.unwrap());
+    let plugins = store.list_plugin_connections().await.unwrap();
+    assert_eq!(plugins.len(), 1);
+    assert_eq!(plugins[0].plugin, "dlp");
     assert_eq!(store.find_connection(&c.id).await.unwrap(), Some(c.clone()));
     assert_eq!(store.agent_references(&a.id).await.unwrap(), 1);
     assert!(matches!(
