@@ -54,6 +54,7 @@ impl Fixture {
     /// same name holding a small table `t`.
     fn new(plugin: &str) -> Self {
         static NEXT: AtomicU32 = AtomicU32::new(0);
+        drop_leftovers();
         let name = format!(
             "hoopmy_{}_{}",
             std::process::id(),
@@ -105,6 +106,23 @@ impl Fixture {
         .trim()
         .parse()
         .unwrap()
+    }
+}
+
+/// Drops the databases and users of test processes that died before their
+/// fixtures' `Drop` ran (nextest ends a hung test with a signal).
+fn drop_leftovers() {
+    let names = root_sql(
+        "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'hoopmy\\_%'
+         UNION SELECT User FROM mysql.user WHERE User LIKE 'hoopmy\\_%'",
+    );
+    for name in names.lines() {
+        let pid = name.split('_').nth(1).unwrap_or_default();
+        if !pid.is_empty() && !std::path::Path::new("/proc").join(pid).exists() {
+            root_sql(&format!(
+                "DROP DATABASE IF EXISTS {name}; DROP USER IF EXISTS '{name}'@'%';"
+            ));
+        }
     }
 }
 
