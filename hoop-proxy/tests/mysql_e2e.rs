@@ -579,7 +579,14 @@ cur.execute('SELECT 7'); print(result[0] in (1, 1317), cur.fetchone()[0])
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn e2e_mysql_sysbench_prepares_and_runs_point_selects() {
     let fixture = Fixture::new("native");
-    let proxy = spawn(MysqlProxy::builder(fixture.target()).build().unwrap()).await;
+    let recorder = Arc::new(Recorder::default());
+    let proxy = spawn(
+        MysqlProxy::builder(fixture.target())
+            .pipeline(recorder.clone())
+            .build()
+            .unwrap(),
+    )
+    .await;
     let sysbench = |phase: &str| {
         let mut command = Command::new("sysbench");
         command
@@ -608,6 +615,13 @@ async fn e2e_mysql_sysbench_prepares_and_runs_point_selects() {
     };
     assert_eq!(figure("read:").as_deref(), Some("2000"), "{out}");
     assert_eq!(figure("ignored errors:").as_deref(), Some("0"), "{out}");
+    // libmariadb asks for MariaDB's metadata cache, which would let the
+    // server skip column definitions on re-execution; hoop does not relay
+    // it, so the pipeline learns the columns of every one of the 2,000
+    // executions (masking decides per column).
+    let events = recorder.events.lock().unwrap();
+    let columns = events.iter().filter(|e| *e == "columns sbtest1.c").count();
+    assert_eq!(columns, 2000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -79,15 +79,19 @@ const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// codec follows. Left out: compression (hoop must read the packets),
 /// SSL and LOCAL_FILES (decided per leg and per connection), client-side
 /// only flags, multi-factor authentication, MySQL's capability extension
-/// and MariaDB's bulk operations, whose responses the codec does not type.
+/// and MariaDB's bulk operations, whose responses the codec does not type;
+/// and result metadata skipping (MySQL's optional metadata, MariaDB's
+/// metadata cache), so every result set tells the pipeline its columns:
+/// masking decides per column, and rows of columns it was never told about
+/// would be blanked.
 const RELAYED_CAPABILITIES: u64 = (0x0fff_ffff
     & !capability::COMPRESS
     & !capability::LOCAL_FILES
     & !capability::SSL
+    & !capability::OPTIONAL_RESULTSET_METADATA
     & !ZSTD_COMPRESSION)
     | MARIADB_PROGRESS
-    | capability::MARIADB_EXTENDED_METADATA
-    | capability::MARIADB_CACHE_METADATA;
+    | capability::MARIADB_EXTENDED_METADATA;
 
 /// CLIENT_ZSTD_COMPRESSION_ALGORITHM.
 const ZSTD_COMPRESSION: u64 = 1 << 26;
