@@ -40,7 +40,7 @@ mod encode;
 mod events;
 mod framing;
 mod frontend;
-mod tags;
+pub mod tags;
 
 pub use backend::{
     Authentication, BackendKeyData, BackendMessage, Cells, CommandComplete, CopyResponse, DataRow,
