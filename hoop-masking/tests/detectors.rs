@@ -363,3 +363,37 @@ fn masks_every_entity_in_free_text() {
         "Jane ([REDACTED:EMAIL_ADDRESS], [REDACTED:PHONE_NUMBER]) paid with [REDACTED:CREDIT_CARD_NUMBER] from [REDACTED:IP_ADDRESS]"
     );
 }
+
+#[test]
+fn finds_secrets_and_entities_at_every_offset_and_cell_length() {
+    // The gate reads cells in 32-byte chunks (the last one overlapping) or 16-byte halves:
+    // a value must be found wherever the chunk borders fall.
+    let cases = [
+        (
+            "Bearer abcdefghijklmnop1234",
+            "Bearer [REDACTED:BEARER_TOKEN]",
+        ),
+        ("AKIAIOSFODNN7EXAMPLE", "[REDACTED:AWS_ACCESS_KEY]"),
+        (
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln",
+            "[REDACTED:JWT]",
+        ),
+        ("a@example.com", "[REDACTED:EMAIL_ADDRESS]"),
+        ("4111 1111 1111 1111", "[REDACTED:CREDIT_CARD_NUMBER]"),
+        ("10.0.0.1", "[REDACTED:IP_ADDRESS]"),
+    ];
+    for (value, masked) in cases {
+        for before in 0..40 {
+            for after in [0, 1, 7, 20, 33] {
+                let prefix = if before == 0 {
+                    String::new()
+                } else {
+                    format!("{} ", &"abcdefg ".repeat(5)[..before])
+                };
+                let cell = format!("{prefix}{value}{}", " y".repeat(after));
+                let want = format!("{prefix}{masked}{}", " y".repeat(after));
+                assert_eq!(mask(&cell), want, "cell {cell:?}");
+            }
+        }
+    }
+}

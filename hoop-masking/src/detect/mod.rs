@@ -91,7 +91,7 @@ static TAIL_CLASS: [u16; 256] = {
 /// array so that the compiler turns it into SIMD compares (the crate forbids `unsafe`, so
 /// no intrinsics): about 4x faster than a byte-class table lookup per byte.
 #[inline(always)]
-fn chunk_gate(chunk: &[u8; CHUNK]) -> (usize, u16) {
+fn chunk_gate<const N: usize>(chunk: &[u8; N]) -> (usize, u16) {
     let (mut digits, mut at, mut colon, mut dot, mut dash) = (0u8, 0u8, 0u8, 0u8, 0u8);
     let (mut k, mut s, mut j, mut bb, mut w) = (0u8, 0u8, 0u8, 0u8, 0u8);
     for &b in chunk {
@@ -126,27 +126,50 @@ fn chunk_gate(chunk: &[u8; CHUNK]) -> (usize, u16) {
     (usize::from(digits), classes)
 }
 
+/// The gate over a whole cell. `digits` may count some digits twice (the last chunk
+/// overlaps the one before): it is only compared against minimums, so counting high can
+/// cost a search but never miss a value.
 fn gate(cell: &[u8]) -> Gate {
     let mut classes = 0u16;
     let mut digits = 0usize;
-    let mut chunks = cell.chunks_exact(CHUNK);
-    for chunk in &mut chunks {
-        let Ok(chunk) = <&[u8; CHUNK]>::try_from(chunk) else {
-            continue;
-        };
-        let (d, c) = chunk_gate(chunk);
+    let mut add = |(d, c): (usize, u16)| {
         digits += d;
         classes |= c;
+    };
+    if cell.len() >= CHUNK {
+        let mut chunks = cell.chunks_exact(CHUNK);
+        for chunk in &mut chunks {
+            if let Ok(chunk) = <&[u8; CHUNK]>::try_from(chunk) {
+                add(chunk_gate(chunk));
+            }
+        }
+        if !chunks.remainder().is_empty()
+            && let Ok(last) = <&[u8; CHUNK]>::try_from(&cell[cell.len() - CHUNK..])
+        {
+            add(chunk_gate(last));
+        }
+    } else if cell.len() >= CHUNK / 2 {
+        // Two overlapping half chunks cover 16 to 31 bytes.
+        for half in [&cell[..CHUNK / 2], &cell[cell.len() - CHUNK / 2..]] {
+            if let Ok(half) = <&[u8; CHUNK / 2]>::try_from(half) {
+                add(chunk_gate(half));
+            }
+        }
+    } else {
+        // Short cells (names, numbers) by table, a byte at a time.
+        let mut short = 0u16;
+        let mut short_digits = 0usize;
+        for &b in cell {
+            let c = TAIL_CLASS[usize::from(b)];
+            short |= c;
+            short_digits += usize::from(c >> 15);
+        }
+        add((short_digits, short & 0x7FFF));
     }
-    // The tail (and short cells: names, numbers) by table, a byte at a time: cheaper than
-    // padding it into a chunk.
-    let rest = chunks.remainder();
-    for &b in rest {
-        let c = TAIL_CLASS[usize::from(b)];
-        classes |= c;
-        digits += usize::from(c >> 15);
-    }
-    if rest.len() >= 8 {
+    // The overlapping last chunk keeps the long-token bit exact: a run of 15 non-space
+    // bytes that crosses into it covers either the grid's last block before it or its own
+    // first block. Short cells are too short to tell cheaply.
+    if cell.len() < CHUNK / 2 && cell.len() >= 8 {
         classes |= C_LONG;
     }
     Gate { classes, digits }
@@ -374,10 +397,15 @@ impl Matcher {
         {
             text::emails(re, cache, cell, id, out);
         }
-        if self.numeric {
-            let ipv4 = g.classes & C_DOT != 0 && self.id(EntityType::IpAddress).is_some();
+        if self.numeric && g.digits >= 4 {
             let dates = gates.date_of_birth && self.id(EntityType::DateOfBirth).is_some();
-            if g.digits >= numeric::MIN_DIGITS || (g.digits >= 4 && (ipv4 || dates)) {
+            // A dotted quad has three dots: a price like 1234.56 stops here.
+            let ipv4 = || {
+                g.classes & C_DOT != 0
+                    && self.id(EntityType::IpAddress).is_some()
+                    && cell.iter().filter(|&&b| b == b'.').count() >= 3
+            };
+            if g.digits >= numeric::MIN_DIGITS || dates || ipv4() {
                 numeric::find(self, cell, gates, &mut scratch.groups, out);
             }
         }

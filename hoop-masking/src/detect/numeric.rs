@@ -64,19 +64,17 @@ pub(super) fn find(
                 break;
             }
         }
-        // Every shape needs at least four digits (a dotted quad, a short date), the ungated
-        // ones at least eight: a time's "22" or "33" is not looked at.
+        // Every shape needs eight digits, or four in three groups (a dotted quad, a short
+        // date), or starts an IBAN: a time's "22" or a price's "1234.56" is not looked at.
         let first = groups[0].start;
         let iban_start = first >= 2
             && cell[first - 2].is_ascii_uppercase()
             && cell[first - 1].is_ascii_uppercase()
             && m.id(EntityType::IbanCode).is_some();
-        if iban_start
-            || (digits >= 4
-                && (digits >= MIN_DIGITS
-                    || gates.date_of_birth
-                    || m.id(EntityType::IpAddress).is_some()))
-        {
+        let short_shape = digits >= 4
+            && groups.len() >= 3
+            && (gates.date_of_birth || m.id(EntityType::IpAddress).is_some());
+        if iban_start || digits >= MIN_DIGITS || short_shape {
             window(m, cell, gates, groups, out);
         }
     }
