@@ -27,7 +27,8 @@ use tokio::sync::mpsc;
 
 use crate::frame::{Frame, FrameError, FrameKind};
 use crate::key::AgentKey;
-use crate::messages::{Hello, Status, Target, Targets, Welcome};
+use crate::messages::{Hello, OpenSession, Status, Target, Targets, Welcome};
+use crate::mux::{AbortOnDrop, Mux, OUTBOUND_QUEUE, write_frames};
 
 /// How long one reachability probe may take before the target counts as
 /// unreachable: short enough that a dead target is reported well within the
@@ -258,10 +259,86 @@ async fn link_once(config: &AgentConfig) -> Result<(), LinkError> {
     };
     let heartbeat = Duration::from_millis(welcome.heartbeat_ms.clamp(200, 30_000));
     tracing::info!(agent_id = %welcome.agent_id, "agent linked to the gateway");
-    serve(&mut link, heartbeat).await
+    serve(link, heartbeat).await
 }
 
-async fn serve(link: &mut Link, heartbeat: Duration) -> Result<(), LinkError> {
+async fn serve(link: Link, heartbeat: Duration) -> Result<(), LinkError> {
+    let Link { io, mut buffer, .. } = link;
+    let (mut reader, writer) = tokio::io::split(io);
+    let (outbound, queue) = mpsc::channel(OUTBOUND_QUEUE);
+    let mux = Mux::new(outbound.clone());
+    let mut writer = AbortOnDrop(tokio::spawn(write_frames(writer, queue)));
+    // Dropping the set aborts every session of this link.
+    let mut sessions = tokio::task::JoinSet::new();
+    let result = serve_frames(
+        &mut reader,
+        &mut buffer,
+        &mux,
+        &outbound,
+        &mut writer.0,
+        &mut sessions,
+        heartbeat,
+    )
+    .await;
+    mux.shutdown();
+    result
+}
+
+async fn send_json(
+    outbound: &mpsc::Sender<Frame>,
+    kind: FrameKind,
+    value: &impl serde::Serialize,
+) -> Result<(), LinkError> {
+    let payload = serde_json::to_vec(value).map_err(|_| LinkError::Protocol("encode"))?;
+    send(outbound, Frame::control(kind, payload)).await
+}
+
+async fn send(outbound: &mpsc::Sender<Frame>, frame: Frame) -> Result<(), LinkError> {
+    outbound
+        .send(frame)
+        .await
+        .map_err(|_| LinkError::Protocol("link writer stopped"))
+}
+
+/// The next frame. Cancel-safe: bytes read so far stay in the buffer.
+async fn recv_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buffer: &mut BytesMut,
+) -> Result<Option<Frame>, LinkError> {
+    loop {
+        if let Some(frame) = Frame::decode(buffer)? {
+            return Ok(Some(frame));
+        }
+        if reader.read_buf(buffer).await? == 0 {
+            return Ok(None);
+        }
+    }
+}
+
+fn open_session(
+    frame: &Frame,
+    mux: &Mux,
+    sessions: &mut tokio::task::JoinSet<()>,
+) -> Result<(), LinkError> {
+    let open: OpenSession =
+        serde_json::from_slice(&frame.payload).map_err(|_| LinkError::Protocol("bad open"))?;
+    let Some((sender, receiver)) = mux.register(frame.stream) else {
+        return Err(LinkError::Protocol("open on a stream in use"));
+    };
+    tracing::info!(session = %open.session_id, connection = %open.connection, mode = %open.mode, "session opened");
+    sessions.spawn(crate::session::run(open, sender, receiver));
+    Ok(())
+}
+
+async fn serve_frames(
+    reader: &mut (impl AsyncRead + Unpin),
+    buffer: &mut BytesMut,
+    mux: &Mux,
+    outbound: &mpsc::Sender<Frame>,
+    writer: &mut tokio::task::JoinHandle<std::io::Result<()>>,
+    sessions: &mut tokio::task::JoinSet<()>,
+    heartbeat: Duration,
+) -> Result<(), LinkError> {
     let mut targets: Vec<Target> = Vec::new();
     let mut reported: Option<BTreeMap<String, bool>> = None;
     let mut last_report = Instant::now();
@@ -271,13 +348,14 @@ async fn serve(link: &mut Link, heartbeat: Duration) -> Result<(), LinkError> {
     let (results_tx, mut results) = mpsc::channel::<BTreeMap<String, bool>>(1);
     let mut checking = false;
     loop {
+        while sessions.try_join_next().is_some() {}
         tokio::select! {
-            frame = link.recv() => {
+            frame = recv_frame(reader, buffer) => {
                 let Some(frame) = frame? else { return Ok(()) };
                 last_heard = Instant::now();
                 match frame.kind {
                     FrameKind::Ping => {
-                        link.send(&Frame::control(FrameKind::Pong, frame.payload)).await?;
+                        send(outbound, Frame::control(FrameKind::Pong, frame.payload)).await?;
                     }
                     FrameKind::Targets => {
                         let update: Targets = serde_json::from_slice(&frame.payload)
@@ -286,19 +364,23 @@ async fn serve(link: &mut Link, heartbeat: Duration) -> Result<(), LinkError> {
                         reported = None;
                         check.reset_immediately();
                     }
-                    FrameKind::Open => {
-                        // Sessions over the link arrive in a later release:
-                        // refuse each one cleanly, keeping the link.
-                        link.send(&Frame { kind: FrameKind::Close, stream: frame.stream, payload: bytes::Bytes::new() }).await?;
-                    }
+                    FrameKind::Open => open_session(&frame, mux, sessions)?,
+                    FrameKind::Data | FrameKind::Close | FrameKind::Window => mux.dispatch(frame),
                     _ => {}
                 }
+            }
+            written = &mut *writer => {
+                return match written {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(error)) => Err(error.into()),
+                    Err(_) => Err(LinkError::Protocol("link writer stopped")),
+                };
             }
             _ = ping.tick() => {
                 if last_heard.elapsed() > heartbeat * 3 {
                     return Err(LinkError::Timeout);
                 }
-                link.send(&Frame::control(FrameKind::Ping, bytes::Bytes::new())).await?;
+                send(outbound, Frame::control(FrameKind::Ping, bytes::Bytes::new())).await?;
             }
             _ = check.tick(), if !checking => {
                 checking = true;
@@ -317,7 +399,7 @@ async fn serve(link: &mut Link, heartbeat: Duration) -> Result<(), LinkError> {
                     .filter(|(id, _)| targets.iter().any(|t| &t.connection_id == id))
                     .collect();
                 if reported.as_ref() != Some(&result) || last_report.elapsed() > STATUS_REFRESH {
-                    link.send_json(FrameKind::Status, &Status { reachable: result.clone() }).await?;
+                    send_json(outbound, FrameKind::Status, &Status { reachable: result.clone() }).await?;
                     reported = Some(result);
                     last_report = Instant::now();
                 }

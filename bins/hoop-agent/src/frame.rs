@@ -8,9 +8,9 @@
 //! ```
 //!
 //! `stream` 0 is the control stream (hello, heartbeats, targets, status,
-//! JSON payloads). Sessions will use `OPEN`, `DATA` and `CLOSE` on stream ids
-//! chosen by the gateway, so one slow session never blocks the link's
-//! control traffic. Frames of unknown kinds are skipped, so either side can
+//! JSON payloads). Sessions use `OPEN`, `DATA`, `CLOSE` and `WINDOW` on
+//! stream ids chosen by the gateway; per-stream credit (see `mux`) keeps one
+//! slow session from blocking the link's other traffic. Frames of unknown kinds are skipped, so either side can
 //! be upgraded first.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -46,6 +46,9 @@ pub enum FrameKind {
     Data,
     /// Closes a stream.
     Close,
+    /// Returns flow-control credit on a stream: the payload is a `u32` BE
+    /// count of bytes the receiver has consumed (see `mux`).
+    Window,
     /// A kind this version does not know; skipped.
     Unknown(u8),
 }
@@ -63,6 +66,7 @@ impl FrameKind {
             Self::Open => 16,
             Self::Data => 17,
             Self::Close => 18,
+            Self::Window => 19,
             Self::Unknown(byte) => byte,
         }
     }
@@ -79,6 +83,7 @@ impl FrameKind {
             16 => Self::Open,
             17 => Self::Data,
             18 => Self::Close,
+            19 => Self::Window,
             other => Self::Unknown(other),
         }
     }

@@ -2,13 +2,16 @@
 //! (the gateway never dials it), keeps one long-lived link, and reports
 //! whether each of its connections' targets is reachable.
 //!
-//! The link's framing ([`frame`]) carries stream ids so sessions can be
-//! multiplexed over it; session relaying itself arrives in a later release.
+//! The link's framing ([`frame`]) carries stream ids; [`mux`] multiplexes
+//! sessions over it with per-stream flow control, and each session runs the
+//! protocol driver here, beside the database (`session`).
 
 pub mod agent;
 pub mod frame;
 pub mod key;
 pub mod messages;
+pub mod mux;
+mod session;
 
 pub use agent::{AgentConfig, LinkError, run, tls_client_config};
 pub use frame::{Frame, FrameError, FrameKind};

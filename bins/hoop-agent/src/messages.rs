@@ -64,3 +64,46 @@ pub struct Status {
     /// Connection id to reachable.
     pub reachable: BTreeMap<String, bool>,
 }
+
+/// Gateway to agent, on a new stream: run a session on one connection.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenSession {
+    /// The session's id in the gateway's records.
+    pub session_id: String,
+    /// The connection's name.
+    pub connection: String,
+    /// `postgres` or `mysql`.
+    pub protocol: String,
+    /// `connect` (a native client follows on the stream) or `exec`.
+    pub mode: String,
+    /// Who opened it (e-mail), for the agent's logs.
+    pub user: String,
+    /// The connection's credentials by name (`HOST`, `PORT`, `USER`, `PASS`,
+    /// `DB`, `SSLMODE`). Never logged.
+    pub credentials: BTreeMap<String, String>,
+    /// For exec: the input to run.
+    #[serde(default)]
+    pub script: Option<String>,
+}
+
+impl std::fmt::Debug for OpenSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenSession")
+            .field("session_id", &self.session_id)
+            .field("connection", &self.connection)
+            .field("protocol", &self.protocol)
+            .field("mode", &self.mode)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Agent to gateway, in the `CLOSE` frame that ends a session: why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEnd {
+    /// `done`, or `failed` with `error`.
+    pub status: String,
+    /// What went wrong, when it failed.
+    #[serde(default)]
+    pub error: Option<String>,
+}

@@ -30,6 +30,10 @@ pub struct GatewayFlags {
     /// TLS private key (PEM) for the agent listener.
     #[arg(long, env = "HOOP_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Where PostgreSQL clients connect: user name = connection name,
+    /// password = access token. `off` serves none.
+    #[arg(long, env = "HOOP_POSTGRES_LISTEN", default_value = "127.0.0.1:15432")]
+    pub postgres_listen: String,
 }
 
 impl std::fmt::Debug for GatewayFlags {
@@ -59,6 +63,7 @@ impl GatewayFlags {
                 .filter(|t| !t.is_empty()),
             tls_cert: self.tls_cert,
             tls_key: self.tls_key,
+            postgres_listen: Some(self.postgres_listen).filter(|a| a != "off"),
         }
     }
 }
@@ -96,6 +101,13 @@ pub fn print_banner(gateway: &Gateway) {
     println!("hoop gateway");
     println!("  API:          http://{}", gateway.api_addr);
     println!("  agent link:   {}", gateway.agent_addr);
+    if let Some(addr) = gateway.postgres_addr {
+        println!(
+            "  postgres:     {addr}  (psql \"host={} port={} user=CONNECTION\", password: your token)",
+            addr.ip(),
+            addr.port()
+        );
+    }
     if let Some(token) = &gateway.first_admin_token {
         println!("  admin token:  {token}");
         println!("                (shown once; keep it, or set HOOP_ADMIN_TOKEN)");

@@ -41,6 +41,9 @@ pub struct GatewayConfig {
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM) for the agent listener.
     pub tls_key: Option<PathBuf>,
+    /// Where PostgreSQL clients connect (user: connection name, password:
+    /// access token); `None` serves none.
+    pub postgres_listen: Option<String>,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -52,13 +55,15 @@ impl std::fmt::Debug for GatewayConfig {
             .field("data_dir", &self.data_dir)
             .field("postgres", &self.database_url.is_some())
             .field("tls", &self.tls_cert.is_some())
+            .field("postgres_listen", &self.postgres_listen)
             .finish_non_exhaustive()
     }
 }
 
 impl GatewayConfig {
     /// The defaults of `hoop up`: API on 127.0.0.1:8009, agents on
-    /// 127.0.0.1:8010, data in `./hoop-data`.
+    /// 127.0.0.1:8010, data in `./hoop-data`; no native client listener
+    /// (the command line turns them on).
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             api_listen: "127.0.0.1:8009".into(),
@@ -70,6 +75,7 @@ impl GatewayConfig {
             admin_token: None,
             tls_cert: None,
             tls_key: None,
+            postgres_listen: None,
         }
     }
 }
@@ -110,6 +116,8 @@ pub struct Gateway {
     pub api_addr: SocketAddr,
     /// The agent listener's bound address.
     pub agent_addr: SocketAddr,
+    /// The PostgreSQL client listener's bound address, when serving one.
+    pub postgres_addr: Option<SocketAddr>,
     /// The administrator token made on this (first) start, to print once.
     pub first_admin_token: Option<String>,
     state: AppState,
@@ -144,6 +152,14 @@ impl Gateway {
         };
         let api_listener = TcpListener::bind(&config.api_listen).await?;
         let agent_listener = TcpListener::bind(&config.agent_listen).await?;
+        let postgres_listener = match &config.postgres_listen {
+            Some(address) => Some(TcpListener::bind(address).await?),
+            None => None,
+        };
+        let postgres_addr = match &postgres_listener {
+            Some(listener) => Some(listener.local_addr()?),
+            None => None,
+        };
         let api_addr = api_listener.local_addr()?;
         let agent_addr = agent_listener.local_addr()?;
         let state = AppState {
@@ -158,6 +174,12 @@ impl Gateway {
             agent_tls: tls.is_some(),
         };
         let first_admin_token = bootstrap_admin(&state, config.admin_token.as_deref()).await?;
+        // Sessions left open by a gateway that stopped cannot continue.
+        // (Gateways sharing PostgreSQL: only those older than this start.)
+        state
+            .store
+            .fail_open_sessions("the gateway restarted")
+            .await?;
         let router = api::router(state.clone());
         let api_task = tokio::spawn(async move {
             if let Err(error) = axum::serve(api_listener, router).await {
@@ -169,13 +191,21 @@ impl Gateway {
             tls,
             state.clone(),
         ));
+        let mut tasks = vec![api_task, link_task];
+        if let Some(listener) = postgres_listener {
+            tasks.push(tokio::spawn(crate::native::serve_postgres(
+                listener,
+                state.clone(),
+            )));
+        }
         tracing::info!(api = %api_addr, agents = %agent_addr, store = state.store.backend(), "gateway started");
         Ok(Self {
             api_addr,
             agent_addr,
+            postgres_addr,
             first_admin_token,
             state,
-            tasks: vec![api_task, link_task],
+            tasks,
         })
     }
 

@@ -8,8 +8,9 @@
 //!  agents --link (TCP/TLS, framed)--> link_server --> links (in memory)
 //! ```
 //!
-//! What it does not do yet: relay sessions over the link (the framing
-//! reserves stream ids and open/data/close frames for them).
+//! Sessions: native clients reach the gateway's listeners (`native`);
+//! [`sessions`] checks the person and the connection, records the session
+//! and opens a stream to the agent, which runs the protocol driver.
 
 pub mod api;
 pub mod cli;
@@ -19,6 +20,8 @@ pub mod crypto;
 mod gateway;
 pub mod link_server;
 pub mod links;
+mod native;
+pub mod sessions;
 pub mod store;
 
 pub use gateway::{ADMIN_EMAIL, Gateway, GatewayConfig, GatewayError};

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use hoop_agent::messages::{Hello, Status, Targets, Welcome};
+use hoop_agent::mux::{AbortOnDrop, Mux, OUTBOUND_QUEUE, write_frames};
 use hoop_agent::{Frame, FrameKind};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
+use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
 use crate::api::AppState;
@@ -59,15 +61,6 @@ impl Conn {
             .await
             .map_err(|_| LinkEnd::Timeout)??;
         Ok(())
-    }
-
-    async fn send_json(
-        &mut self,
-        kind: FrameKind,
-        value: &impl serde::Serialize,
-    ) -> Result<(), LinkEnd> {
-        let payload = serde_json::to_vec(value).map_err(|_| LinkEnd::Protocol("encode"))?;
-        self.send(&Frame::control(kind, payload)).await
     }
 
     /// Cancel-safe: partial frames stay buffered.
@@ -176,20 +169,19 @@ async fn handle(
     {
         tracing::warn!(%error, "could not record agent metadata");
     }
-    let mut ticket = state.links.register(&agent.id);
     tracing::info!(agent = %agent.name, "agent linked");
-    let result = serve_link(&mut conn, &state, &mut ticket).await;
-    state.links.unregister(&ticket);
+    let result = run_link(conn, &state, &agent.id).await;
     tracing::info!(agent = %agent.name, "agent unlinked");
     result
 }
 
-async fn send_targets(conn: &mut Conn, state: &AppState, agent_id: &str) -> Result<(), LinkEnd> {
+async fn send_targets(
+    outbound: &mpsc::Sender<Frame>,
+    state: &AppState,
+    agent_id: &str,
+) -> Result<(), LinkEnd> {
     match crate::api::targets_for_agent(state, agent_id).await {
-        Ok(targets) => {
-            conn.send_json(FrameKind::Targets, &Targets { targets })
-                .await
-        }
+        Ok(targets) => send_json(outbound, FrameKind::Targets, &Targets { targets }).await,
         Err(error) => {
             tracing::error!(status = %error.status(), "could not compute agent targets");
             Ok(())
@@ -197,14 +189,74 @@ async fn send_targets(conn: &mut Conn, state: &AppState, agent_id: &str) -> Resu
     }
 }
 
+async fn send_json(
+    outbound: &mpsc::Sender<Frame>,
+    kind: FrameKind,
+    value: &impl serde::Serialize,
+) -> Result<(), LinkEnd> {
+    let payload = serde_json::to_vec(value).map_err(|_| LinkEnd::Protocol("encode"))?;
+    send(outbound, Frame::control(kind, payload)).await
+}
+
+async fn send(outbound: &mpsc::Sender<Frame>, frame: Frame) -> Result<(), LinkEnd> {
+    outbound
+        .send(frame)
+        .await
+        .map_err(|_| LinkEnd::Protocol("link writer stopped"))
+}
+
+/// Cancel-safe: partial frames stay buffered.
+async fn recv_frame<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buffer: &mut BytesMut,
+) -> Result<Option<Frame>, LinkEnd> {
+    loop {
+        if let Some(frame) = Frame::decode(buffer)? {
+            return Ok(Some(frame));
+        }
+        if reader.read_buf(buffer).await? == 0 {
+            return Ok(None);
+        }
+    }
+}
+
+/// Serves a linked agent: control frames here, session frames to their
+/// streams, everything outbound through one writer task.
+async fn run_link(conn: Conn, state: &AppState, agent_id: &str) -> Result<(), LinkEnd> {
+    let Conn { io, mut buffer, .. } = conn;
+    let (mut reader, writer) = tokio::io::split(io);
+    let (outbound, queue) = mpsc::channel(OUTBOUND_QUEUE);
+    let mux = Mux::new(outbound.clone());
+    let mut writer = AbortOnDrop(tokio::spawn(write_frames(writer, queue)));
+    let mut ticket = state.links.register(agent_id, mux.clone());
+    let result = serve_link(
+        &mut reader,
+        &mut buffer,
+        &mux,
+        &outbound,
+        &mut writer.0,
+        state,
+        &mut ticket,
+    )
+    .await;
+    state.links.unregister(&ticket);
+    mux.shutdown();
+    result
+}
+
 async fn serve_link(
-    conn: &mut Conn,
+    reader: &mut (impl AsyncRead + Unpin),
+    buffer: &mut BytesMut,
+    mux: &Mux,
+    outbound: &mpsc::Sender<Frame>,
+    writer: &mut tokio::task::JoinHandle<std::io::Result<()>>,
     state: &AppState,
     ticket: &mut crate::links::LinkTicket,
 ) -> Result<(), LinkEnd> {
     let mut targets_changed = state.links.watch_targets();
     targets_changed.mark_unchanged();
-    conn.send_json(
+    send_json(
+        outbound,
         FrameKind::Welcome,
         &Welcome {
             agent_id: ticket.agent_id.clone(),
@@ -212,35 +264,42 @@ async fn serve_link(
         },
     )
     .await?;
-    send_targets(conn, state, &ticket.agent_id).await?;
+    send_targets(outbound, state, &ticket.agent_id).await?;
     // Silence is measured from the last frame heard, whatever else happens.
     let mut deadline = tokio::time::Instant::now() + HEARTBEAT * 3;
     loop {
         tokio::select! {
-            frame = tokio::time::timeout_at(deadline, conn.recv()) => {
+            frame = tokio::time::timeout_at(deadline, recv_frame(reader, buffer)) => {
                 let Some(frame) = frame.map_err(|_| LinkEnd::Timeout)?? else {
                     return Ok(());
                 };
                 deadline = tokio::time::Instant::now() + HEARTBEAT * 3;
                 match frame.kind {
                     FrameKind::Ping => {
-                        conn.send(&Frame::control(FrameKind::Pong, frame.payload)).await?;
+                        send(outbound, Frame::control(FrameKind::Pong, frame.payload)).await?;
                     }
                     FrameKind::Status => {
                         let status: Status = serde_json::from_slice(&frame.payload)
                             .map_err(|_| LinkEnd::Protocol("bad status"))?;
                         state.links.set_reachable(ticket, status.reachable);
                     }
-                    // Session frames are for a later release; unknown kinds
-                    // are skipped so agents may be upgraded first.
+                    FrameKind::Data | FrameKind::Close | FrameKind::Window => mux.dispatch(frame),
+                    // Unknown kinds are skipped so agents may be upgraded first.
                     _ => {}
                 }
+            }
+            written = &mut *writer => {
+                return match written {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(error)) => Err(error.into()),
+                    Err(_) => Err(LinkEnd::Protocol("link writer stopped")),
+                };
             }
             changed = targets_changed.changed() => {
                 if changed.is_err() {
                     return Ok(());
                 }
-                send_targets(conn, state, &ticket.agent_id).await?;
+                send_targets(outbound, state, &ticket.agent_id).await?;
             }
             _ = ticket.kicked.changed() => {
                 return Ok(());

@@ -7,6 +7,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use hoop_agent::mux::{Mux, StreamReceiver, StreamSender};
+use hoop_agent::{Frame, FrameKind};
 use tokio::sync::watch;
 
 /// One agent's live link.
@@ -17,13 +19,21 @@ struct LiveAgent {
     /// Closed (sender dropped or set) when this link must end: the agent
     /// linked again elsewhere, or it was deleted.
     kick: watch::Sender<bool>,
+    /// The link's session streams.
+    mux: Mux,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     agents: HashMap<String, LiveAgent>,
     next_generation: u64,
+    next_stream: u32,
 }
+
+/// A session stream could not be opened: the agent has no live link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the agent serving this connection is offline")]
+pub struct AgentOffline;
 
 /// The registry of live links, shared by the link server and the API.
 #[derive(Debug, Clone, Default)]
@@ -50,8 +60,9 @@ impl LinkRegistry {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Registers a new link for `agent_id`, ending the previous one.
-    pub fn register(&self, agent_id: &str) -> LinkTicket {
+    /// Registers a new link for `agent_id`, ending the previous one; its
+    /// sessions are multiplexed through `mux`.
+    pub fn register(&self, agent_id: &str, mux: Mux) -> LinkTicket {
         let (kick, kicked) = watch::channel(false);
         let mut inner = self.lock();
         inner.next_generation += 1;
@@ -62,6 +73,7 @@ impl LinkRegistry {
                 generation,
                 reachable: BTreeMap::new(),
                 kick,
+                mux,
             },
         );
         if let Some(previous) = previous {
@@ -103,6 +115,45 @@ impl LinkRegistry {
         }
     }
 
+    /// Opens a session stream to `agent_id`, sending `open` (JSON) as its
+    /// `OPEN` frame.
+    ///
+    /// # Errors
+    ///
+    /// [`AgentOffline`] when the agent has no live link.
+    pub async fn open_stream(
+        &self,
+        agent_id: &str,
+        open: Vec<u8>,
+    ) -> Result<(StreamSender, StreamReceiver), AgentOffline> {
+        let (mux, ends) = {
+            let mut inner = self.lock();
+            let Some(mux) = inner.agents.get(agent_id).map(|live| live.mux.clone()) else {
+                return Err(AgentOffline);
+            };
+            // Stream ids wrap after four billion sessions; an id still in
+            // use is skipped.
+            let mut ends = None;
+            for _ in 0..16 {
+                inner.next_stream = inner.next_stream.wrapping_add(1).max(1);
+                if let Some(pair) = mux.register(inner.next_stream) {
+                    ends = Some(pair);
+                    break;
+                }
+            }
+            (mux, ends.ok_or(AgentOffline)?)
+        };
+        mux.outbound()
+            .send(Frame {
+                kind: FrameKind::Open,
+                stream: ends.0.id(),
+                payload: open.into(),
+            })
+            .await
+            .map_err(|_| AgentOffline)?;
+        Ok(ends)
+    }
+
     /// Whether the agent has a live link.
     pub fn is_linked(&self, agent_id: &str) -> bool {
         self.lock().agents.contains_key(agent_id)
@@ -135,11 +186,15 @@ impl LinkRegistry {
 mod tests {
     use super::*;
 
+    fn mux() -> Mux {
+        Mux::new(tokio::sync::mpsc::channel(1).0)
+    }
+
     #[test]
     fn status_follows_link_and_reachability() {
         let registry = LinkRegistry::default();
         assert_eq!(registry.connection_status(Some("a"), "c"), "offline");
-        let ticket = registry.register("a");
+        let ticket = registry.register("a", mux());
         assert_eq!(registry.connection_status(Some("a"), "c"), "offline");
         registry.set_reachable(&ticket, BTreeMap::from([("c".to_owned(), true)]));
         assert_eq!(registry.connection_status(Some("a"), "c"), "online");
@@ -151,8 +206,8 @@ mod tests {
     #[test]
     fn a_newer_link_replaces_and_kicks_the_older() {
         let registry = LinkRegistry::default();
-        let old = registry.register("a");
-        let new = registry.register("a");
+        let old = registry.register("a", mux());
+        let new = registry.register("a", mux());
         assert!(*old.kicked.borrow());
         registry.set_reachable(&old, BTreeMap::from([("c".to_owned(), true)]));
         assert_eq!(registry.connection_status(Some("a"), "c"), "offline");

@@ -207,7 +207,10 @@ fn mode_attr(attributes: &Value, name: &str) -> AccessMode {
 }
 
 /// Rebuilds the input form of a stored connection (secret opened).
-fn stored_input(state: &AppState, record: &ConnectionRecord) -> Result<ConnectionInput, ApiError> {
+pub(crate) fn stored_input(
+    state: &AppState,
+    record: &ConnectionRecord,
+) -> Result<ConnectionInput, ApiError> {
     let attributes: Value = serde_json::from_str(&record.attributes)
         .map_err(|_| ApiError::internal("stored connection attributes are not JSON"))?;
     let kind = record
@@ -702,7 +705,7 @@ async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) -> A
 
 /// The groups allowed on each connection that has `access_control` on.
 /// Administrators see everything, so this is only loaded for others.
-async fn access_rules(
+pub(crate) async fn access_rules(
     state: &AppState,
     caller: &Caller,
 ) -> Result<HashMap<String, Vec<String>>, ApiError> {
@@ -724,7 +727,11 @@ async fn access_rules(
 
 /// Whether the caller may see a connection: always, unless its
 /// `access_control` lists groups the caller is in none of.
-fn visible(rules: &HashMap<String, Vec<String>>, caller: &Caller, connection_id: &str) -> bool {
+pub(crate) fn visible(
+    rules: &HashMap<String, Vec<String>>,
+    caller: &Caller,
+    connection_id: &str,
+) -> bool {
     rules
         .get(connection_id)
         .is_none_or(|groups| caller.user.groups.iter().any(|g| groups.contains(g)))

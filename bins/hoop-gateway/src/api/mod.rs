@@ -373,7 +373,10 @@ pub fn parse_new_connection(body: &[u8]) -> Result<ConnectionInput, ApiError> {
 }
 
 pub(crate) use agents::register as register_agent;
-pub(crate) use connections::{targets_for_agent, upsert as upsert_connection};
+pub(crate) use connections::{
+    access_rules, effective_agent, resources_by_name, stored_input, targets_for_agent,
+    upsert as upsert_connection, visible,
+};
 pub(crate) use users::issue_token as issue_admin_token;
 
 #[cfg(test)]

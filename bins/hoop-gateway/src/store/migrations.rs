@@ -24,8 +24,9 @@ impl Migration {
 }
 
 /// Every migration, oldest first; the schema version is the count applied.
-pub(super) const MIGRATIONS: &[Migration] = &[Migration(
-    "
+pub(super) const MIGRATIONS: &[Migration] = &[
+    Migration(
+        "
 CREATE TABLE agents (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -84,4 +85,31 @@ CREATE TABLE api_tokens (
     created_at {bigint} NOT NULL
 );
 ",
-)];
+    ),
+    Migration(
+        "
+CREATE TABLE sessions (
+    id TEXT PRIMARY KEY,
+    user_id TEXT,
+    user_email TEXT NOT NULL,
+    connection_id TEXT,
+    connection_name TEXT NOT NULL,
+    access_mode TEXT NOT NULL,
+    protocol TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error TEXT,
+    started_at {bigint} NOT NULL,
+    ended_at {bigint},
+    bytes_in {bigint} NOT NULL,
+    bytes_out {bigint} NOT NULL
+);
+CREATE INDEX sessions_started ON sessions (started_at);
+CREATE TABLE session_events (
+    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    seq {bigint} NOT NULL,
+    event TEXT NOT NULL,
+    PRIMARY KEY (session_id, seq)
+);
+",
+    ),
+];

@@ -10,6 +10,7 @@
 mod migrations;
 mod postgres;
 mod records;
+mod sessions;
 mod sqlite;
 
 use std::path::Path;
@@ -19,6 +20,8 @@ pub use records::{
     AgentRecord, ConnectionRecord, PluginChange, PluginConfigRecord, ResourceRecord, TokenRecord,
     UserRecord,
 };
+pub(crate) use sessions::now_ms;
+pub use sessions::{SessionFilter, SessionRecord};
 
 /// A value bound to or read from a statement.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,124 @@
+//! One session on the agent: the protocol driver runs here, inside the
+//! agent's network, so masking and guardrails act before any data leaves it.
+//!
+//! ```text
+//!  link stream <--pump--> loopback socket <--> PostgresProxy | MysqlProxy <--> database
+//!                                              (AllowAll: the gateway
+//!                                               already checked the person)
+//! ```
+//!
+//! The driver serves sockets, so the stream reaches it through a loopback
+//! connection made for this session alone: the driver is used exactly as
+//! for a directly connected client, with no change to it.
+
+use std::sync::Arc;
+
+use hoop_proxy::mysql::MysqlProxy;
+use hoop_proxy::pipeline::{NoopPipeline, Pipeline};
+use hoop_proxy::postgres::PostgresProxy;
+use hoop_proxy::{Credentials, DatabaseTarget};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::messages::{OpenSession, SessionEnd};
+use crate::mux::{PumpEnd, StreamReceiver, StreamSender, pump};
+
+/// Why a session could not start.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error("unsupported protocol {0:?}")]
+    Protocol(String),
+    #[error("connection settings: {0}")]
+    Config(#[from] hoop_proxy::ConfigError),
+    #[error("driver: {0}")]
+    Driver(String),
+    #[error("loopback: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+enum Driver {
+    Postgres(PostgresProxy),
+    Mysql(MysqlProxy),
+}
+
+fn target(open: &OpenSession, default_port: u16) -> Result<DatabaseTarget, StartError> {
+    let mut credentials = Credentials::new();
+    for (name, value) in &open.credentials {
+        credentials.set(name, value.clone());
+    }
+    Ok(credentials.database_target(default_port)?)
+}
+
+fn driver(open: &OpenSession, pipeline: Arc<dyn Pipeline>) -> Result<Driver, StartError> {
+    match open.protocol.as_str() {
+        "postgres" => Ok(Driver::Postgres(
+            PostgresProxy::builder(target(open, 5432)?)
+                .pipeline(pipeline)
+                .build()
+                .map_err(|e| StartError::Driver(e.to_string()))?,
+        )),
+        "mysql" => Ok(Driver::Mysql(
+            MysqlProxy::builder(target(open, 3306)?)
+                .pipeline(pipeline)
+                .build()
+                .map_err(|e| StartError::Driver(e.to_string()))?,
+        )),
+        other => Err(StartError::Protocol(other.to_owned())),
+    }
+}
+
+/// Runs a `connect` session: the bytes on the stream are a native client's.
+pub(crate) async fn run(open: OpenSession, sender: StreamSender, receiver: StreamReceiver) {
+    use tracing::Instrument;
+    let span = tracing::info_span!("session", id = %open.session_id, connection = %open.connection);
+    let end = match serve(&open, sender.clone(), receiver)
+        .instrument(span)
+        .await
+    {
+        Ok(PumpEnd::LinkLost) => return,
+        Ok(PumpEnd::Remote(_)) => SessionEnd {
+            status: "done".into(),
+            error: None,
+        },
+        Ok(PumpEnd::Local) => {
+            // The driver ended the session and the pump told the gateway
+            // with an empty close already.
+            return;
+        }
+        Err(error) => {
+            tracing::warn!(session = %open.session_id, %error, "session could not start");
+            SessionEnd {
+                status: "failed".into(),
+                error: Some(error.to_string()),
+            }
+        }
+    };
+    if let Ok(payload) = serde_json::to_vec(&end) {
+        sender.close(payload).await;
+    }
+}
+
+async fn serve(
+    open: &OpenSession,
+    sender: StreamSender,
+    receiver: StreamReceiver,
+) -> Result<PumpEnd, StartError> {
+    let driver = driver(open, Arc::new(NoopPipeline))?;
+    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+    let (client, accepted) = tokio::join!(
+        TcpStream::connect(listener.local_addr()?),
+        listener.accept()
+    );
+    drop(listener);
+    let client = client?;
+    let (server, peer) = accepted?;
+    client.set_nodelay(true)?;
+    server.set_nodelay(true)?;
+    let driving = async move {
+        match &driver {
+            Driver::Postgres(proxy) => proxy.handle(server, peer).await,
+            Driver::Mysql(proxy) => proxy.handle(server, peer).await,
+        }
+    };
+    let (report, ()) = tokio::join!(pump(client, sender, receiver), driving);
+    Ok(report.end)
+}

@@ -1,0 +1,312 @@
+//! Opening a session: check the person's token, the connection's access
+//! control and access modes and its agent's live status, record the
+//! session, and open its stream on the agent link.
+//!
+//! ```text
+//!  token --> user --> connection (visible to them?) --> protocol fits?
+//!        --> access mode enabled? --> agent online? --> record "open" --> OPEN frame
+//!  any "no" --> record "refused" with the reason; nothing reaches the agent
+//! ```
+
+use hoop_agent::messages::{OpenSession, SessionEnd};
+use hoop_agent::mux::{PumpEnd, PumpReport, StreamReceiver, StreamSender};
+
+use crate::api::{AppState, Caller};
+use crate::store::{SessionRecord, UserRecord, now_ms};
+
+/// How a session uses its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessKind {
+    /// A native client (gateway listener or `hoop connect`).
+    Connect,
+    /// One script (`hoop exec`, `POST /api/sessions`).
+    Exec,
+}
+
+impl AccessKind {
+    /// The name used in records and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Exec => "exec",
+        }
+    }
+}
+
+/// Why a session was refused; the message is safe to show the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// Which check failed.
+    pub reason: RefusalReason,
+    /// What the client is told.
+    pub message: String,
+}
+
+/// The check that refused a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalReason {
+    /// Missing, wrong or inactive token.
+    Token,
+    /// No such connection, or not one the person may see.
+    NotFound,
+    /// The connection speaks another protocol than the listener.
+    Protocol,
+    /// The access mode is disabled on the connection.
+    ModeDisabled,
+    /// The connection's agent is not linked, or cannot reach the target.
+    Offline,
+    /// The store failed.
+    Internal,
+}
+
+/// A session that passed every check and has its stream.
+#[derive(Debug)]
+pub struct Opened {
+    /// Its id in the records.
+    pub id: String,
+    /// Sends to the agent.
+    pub sender: StreamSender,
+    /// Receives from the agent.
+    pub receiver: StreamReceiver,
+    /// The person.
+    pub user: UserRecord,
+}
+
+/// What a session asks for.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// The person's access token.
+    pub token: &'a str,
+    /// The connection's name.
+    pub connection: &'a str,
+    /// How it is used.
+    pub kind: AccessKind,
+    /// The protocol the client speaks (`postgres`, `mysql`), when the
+    /// entry point fixes it.
+    pub protocol: Option<&'a str>,
+    /// For exec: the input.
+    pub script: Option<String>,
+}
+
+fn refuse(reason: RefusalReason, message: impl Into<String>) -> Refused {
+    Refused {
+        reason,
+        message: message.into(),
+    }
+}
+
+/// Checks and opens a session, recording it either way.
+///
+/// # Errors
+///
+/// [`Refused`] with the reason, after recording the refusal.
+pub async fn open(state: &AppState, request: Request<'_>) -> Result<Opened, Refused> {
+    let id =
+        crate::crypto::new_id().map_err(|_| refuse(RefusalReason::Internal, "internal error"))?;
+    let mut record = SessionRecord {
+        id: id.clone(),
+        user_id: None,
+        user_email: "unknown".into(),
+        connection_id: None,
+        connection_name: request.connection.to_owned(),
+        access_mode: request.kind.as_str().into(),
+        protocol: request.protocol.unwrap_or("").into(),
+        status: "open".into(),
+        error: None,
+        started_at: now_ms(),
+        ended_at: None,
+        bytes_in: 0,
+        bytes_out: 0,
+    };
+    match check(state, &request, &mut record).await {
+        Ok((open, agent_id, user)) => {
+            if let Err(error) = state.store.insert_session(&record).await {
+                tracing::error!(%error, "could not record a session");
+                return Err(refuse(RefusalReason::Internal, "internal error"));
+            }
+            let payload = serde_json::to_vec(&open)
+                .map_err(|_| refuse(RefusalReason::Internal, "internal error"))?;
+            match state.links.open_stream(&agent_id, payload).await {
+                Ok((sender, receiver)) => Ok(Opened {
+                    id,
+                    sender,
+                    receiver,
+                    user,
+                }),
+                Err(offline) => {
+                    let message = format!("connection {}: {offline}", request.connection);
+                    finish(state, &id, "refused", Some(message.clone()), 0, 0).await;
+                    Err(refuse(RefusalReason::Offline, message))
+                }
+            }
+        }
+        Err(refused) => {
+            record.status = "refused".into();
+            record.error = Some(refused.message.clone());
+            record.ended_at = Some(now_ms());
+            if let Err(error) = state.store.insert_session(&record).await {
+                tracing::error!(%error, "could not record a refused session");
+            }
+            tracing::info!(session = %id, connection = %request.connection, reason = ?refused.reason, "session refused");
+            Err(refused)
+        }
+    }
+}
+
+async fn check(
+    state: &AppState,
+    request: &Request<'_>,
+    record: &mut SessionRecord,
+) -> Result<(OpenSession, String, UserRecord), Refused> {
+    let internal = |_| refuse(RefusalReason::Internal, "internal error");
+    let user = match request.token.trim() {
+        "" => None,
+        token => state
+            .store
+            .user_for_token(&crate::crypto::hash_token(token))
+            .await
+            .map_err(internal)?
+            .filter(|user| user.status == "active"),
+    }
+    .ok_or_else(|| refuse(RefusalReason::Token, "invalid access token"))?;
+    record.user_id = Some(user.id.clone());
+    record.user_email = user.email.clone();
+    let caller = Caller { user };
+    let not_found = || {
+        refuse(
+            RefusalReason::NotFound,
+            format!("connection {} not found", request.connection),
+        )
+    };
+    let connection = state
+        .store
+        .find_connection(request.connection)
+        .await
+        .map_err(internal)?
+        .filter(|c| c.name == request.connection)
+        .ok_or_else(not_found)?;
+    let rules = crate::api::access_rules(state, &caller)
+        .await
+        .map_err(|_| refuse(RefusalReason::Internal, "internal error"))?;
+    if !crate::api::visible(&rules, &caller, &connection.id) {
+        return Err(not_found());
+    }
+    record.connection_id = Some(connection.id.clone());
+    let subtype = connection.subtype.clone().unwrap_or_default();
+    record.protocol = subtype.clone();
+    if !matches!(subtype.as_str(), "postgres" | "mysql") {
+        return Err(refuse(
+            RefusalReason::Protocol,
+            format!(
+                "connection {} is of subtype {subtype:?}; sessions support postgres and mysql",
+                connection.name
+            ),
+        ));
+    }
+    if let Some(wanted) = request.protocol
+        && wanted != subtype
+    {
+        return Err(refuse(
+            RefusalReason::Protocol,
+            format!(
+                "connection {} is a {subtype} connection; use the {subtype} listener",
+                connection.name
+            ),
+        ));
+    }
+    let input = crate::api::stored_input(state, &connection)
+        .map_err(|_| refuse(RefusalReason::Internal, "internal error"))?;
+    let mode = match request.kind {
+        AccessKind::Connect => input.access.connect,
+        AccessKind::Exec => input.access.exec,
+    };
+    if !mode.is_enabled() {
+        return Err(refuse(
+            RefusalReason::ModeDisabled,
+            format!(
+                "{} access is disabled on connection {}",
+                request.kind.as_str(),
+                connection.name
+            ),
+        ));
+    }
+    let resources = crate::api::resources_by_name(state)
+        .await
+        .map_err(|_| refuse(RefusalReason::Internal, "internal error"))?;
+    let agent_id = crate::api::effective_agent(&connection, &resources);
+    let offline = || {
+        refuse(
+            RefusalReason::Offline,
+            format!(
+                "connection {} is offline: its agent is not connected or cannot reach the database",
+                connection.name
+            ),
+        )
+    };
+    let agent_id = agent_id.ok_or_else(offline)?;
+    if state
+        .links
+        .connection_status(Some(&agent_id), &connection.id)
+        != "online"
+    {
+        return Err(offline());
+    }
+    let credentials = input
+        .secret
+        .iter()
+        .filter_map(|(key, value)| {
+            key.strip_prefix("envvar:")
+                .map(|name| (name.to_owned(), value.clone()))
+        })
+        .collect();
+    let open = OpenSession {
+        session_id: record.id.clone(),
+        connection: connection.name.clone(),
+        protocol: subtype,
+        mode: request.kind.as_str().into(),
+        user: caller.user.email.clone(),
+        credentials,
+        script: request.script.clone(),
+    };
+    Ok((open, agent_id, caller.user))
+}
+
+/// Records how a session ended.
+pub async fn finish(
+    state: &AppState,
+    id: &str,
+    status: &str,
+    error: Option<String>,
+    bytes_in: u64,
+    bytes_out: u64,
+) {
+    let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    if let Err(error) = state
+        .store
+        .finish_session(id, status, error, clamp(bytes_in), clamp(bytes_out))
+        .await
+    {
+        tracing::error!(session = %id, %error, "could not record the end of a session");
+    }
+}
+
+/// The outcome of a relayed session as recorded: `done`, or `failed` with
+/// the reason (the agent's, or the link's loss).
+pub fn outcome(report: &PumpReport) -> (&'static str, Option<String>) {
+    match &report.end {
+        PumpEnd::Local => ("done", None),
+        PumpEnd::Remote(payload) if payload.is_empty() => ("done", None),
+        PumpEnd::Remote(payload) => match serde_json::from_slice::<SessionEnd>(payload) {
+            Ok(end) if end.status == "done" => ("done", None),
+            Ok(end) => (
+                "failed",
+                end.error.or(Some("the agent ended the session".into())),
+            ),
+            Err(_) => ("failed", Some("the agent ended the session".into())),
+        },
+        PumpEnd::LinkLost => (
+            "failed",
+            Some("the agent serving this connection went away".into()),
+        ),
+    }
+}

@@ -1,0 +1,254 @@
+//! Session records: who reached which connection, how, when, and how it
+//! ended. Results and secrets are never stored here.
+
+use super::{Row, Store, StoreError};
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// One session, open or ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Its id.
+    pub id: String,
+    /// The person's user id; none when the token was not recognised.
+    pub user_id: Option<String>,
+    /// The person's e-mail, or `unknown`.
+    pub user_email: String,
+    /// The connection's id, when it exists.
+    pub connection_id: Option<String>,
+    /// The connection name the client asked for.
+    pub connection_name: String,
+    /// `connect` or `exec`.
+    pub access_mode: String,
+    /// `postgres`, `mysql`, ...
+    pub protocol: String,
+    /// `open`, `done`, `failed` or `refused`.
+    pub status: String,
+    /// Why it failed or was refused.
+    pub error: Option<String>,
+    /// Start, in milliseconds since the epoch.
+    pub started_at: i64,
+    /// End, in milliseconds since the epoch; none while open.
+    pub ended_at: Option<i64>,
+    /// Bytes from the client towards the database.
+    pub bytes_in: i64,
+    /// Bytes from the database towards the client.
+    pub bytes_out: i64,
+}
+
+impl SessionRecord {
+    fn from_row(row: &Row) -> Result<Self, StoreError> {
+        Ok(Self {
+            id: row.text(0)?,
+            user_id: row.opt_text(1)?,
+            user_email: row.text(2)?,
+            connection_id: row.opt_text(3)?,
+            connection_name: row.text(4)?,
+            access_mode: row.text(5)?,
+            protocol: row.text(6)?,
+            status: row.text(7)?,
+            error: row.opt_text(8)?,
+            started_at: row.int(9)?,
+            ended_at: match row.get(10)? {
+                super::Value::Null => None,
+                _ => Some(row.int(10)?),
+            },
+            bytes_in: row.int(11)?,
+            bytes_out: row.int(12)?,
+        })
+    }
+}
+
+/// Filters for [`Store::list_sessions`]; `None` matches all.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    /// Connection name.
+    pub connection: Option<String>,
+    /// User e-mail.
+    pub user: Option<String>,
+    /// Status.
+    pub status: Option<String>,
+    /// Started at or after (ms).
+    pub since: Option<i64>,
+    /// Started before (ms).
+    pub until: Option<i64>,
+}
+
+impl Store {
+    /// Records a session (open, or already ended when refused).
+    ///
+    /// # Errors
+    ///
+    /// Any backend error.
+    pub async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        self.execute(
+            "INSERT INTO sessions (id, user_id, user_email, connection_id, connection_name, \
+             access_mode, protocol, status, error, started_at, ended_at, bytes_in, bytes_out) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            vec![
+                session.id.as_str().into(),
+                session.user_id.clone().into(),
+                session.user_email.as_str().into(),
+                session.connection_id.clone().into(),
+                session.connection_name.as_str().into(),
+                session.access_mode.as_str().into(),
+                session.protocol.as_str().into(),
+                session.status.as_str().into(),
+                session.error.clone().into(),
+                session.started_at.into(),
+                session
+                    .ended_at
+                    .map_or(super::Value::Null, super::Value::Int),
+                session.bytes_in.into(),
+                session.bytes_out.into(),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Closes an open session with its outcome and byte counts.
+    ///
+    /// # Errors
+    ///
+    /// Any backend error.
+    pub async fn finish_session(
+        &self,
+        id: &str,
+        status: &str,
+        error: Option<String>,
+        bytes_in: i64,
+        bytes_out: i64,
+    ) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE sessions SET status = $2, error = $3, ended_at = $4, bytes_in = $5, \
+             bytes_out = $6 WHERE id = $1",
+            vec![
+                id.into(),
+                status.into(),
+                error.into(),
+                now_ms().into(),
+                bytes_in.into(),
+                bytes_out.into(),
+            ],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Marks every session still open as failed: run at start, since a
+    /// gateway that stopped cannot have kept them.
+    ///
+    /// # Errors
+    ///
+    /// Any backend error.
+    pub async fn fail_open_sessions(&self, reason: &str) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE sessions SET status = 'failed', error = $1, ended_at = $2 \
+             WHERE status = 'open'",
+            vec![reason.into(), now_ms().into()],
+        )
+        .await
+        .map(drop)
+    }
+
+    /// One session by id.
+    ///
+    /// # Errors
+    ///
+    /// Any backend error.
+    pub async fn find_session(&self, id: &str) -> Result<Option<SessionRecord>, StoreError> {
+        let rows = self.query(SELECT_ONE, vec![id.into()]).await?;
+        rows.first().map(SessionRecord::from_row).transpose()
+    }
+
+    /// Sessions matching `filter`, newest first, at most `limit`.
+    ///
+    /// # Errors
+    ///
+    /// Any backend error.
+    pub async fn list_sessions(
+        &self,
+        filter: &SessionFilter,
+        limit: i64,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let rows = self
+            .query(
+                SELECT_MANY,
+                vec![
+                    filter.connection.clone().into(),
+                    filter.user.clone().into(),
+                    filter.status.clone().into(),
+                    filter.since.unwrap_or(0).into(),
+                    filter.until.unwrap_or(i64::MAX).into(),
+                    limit.into(),
+                ],
+            )
+            .await?;
+        rows.iter().map(SessionRecord::from_row).collect()
+    }
+
+    /// Appends events (JSON objects) to a session's stream, numbered from
+    /// `first_seq`.
+    ///
+    /// # Errors
+    ///
+    /// Any backend error.
+    pub async fn append_session_events(
+        &self,
+        session_id: &str,
+        first_seq: i64,
+        events: &[String],
+    ) -> Result<(), StoreError> {
+        let statements = events
+            .iter()
+            .enumerate()
+            .map(|(i, event)| {
+                super::Statement::new(
+                    "INSERT INTO session_events (session_id, seq, event) VALUES ($1, $2, $3)",
+                    vec![
+                        session_id.into(),
+                        (first_seq + i as i64).into(),
+                        event.as_str().into(),
+                    ],
+                )
+            })
+            .collect();
+        self.transaction(statements).await.map(drop)
+    }
+
+    /// A session's events (JSON objects), in order.
+    ///
+    /// # Errors
+    ///
+    /// Any backend error.
+    pub async fn session_events(&self, session_id: &str) -> Result<Vec<String>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT event FROM session_events WHERE session_id = $1 ORDER BY seq",
+                vec![session_id.into()],
+            )
+            .await?;
+        rows.iter().map(|row| row.text(0)).collect()
+    }
+}
+
+const SELECT_ONE: &str = concat!(
+    "SELECT id, user_id, user_email, connection_id, connection_name, access_mode, \
+     protocol, status, error, started_at, ended_at, bytes_in, bytes_out ",
+    "FROM sessions WHERE id = $1"
+);
+
+const SELECT_MANY: &str = concat!(
+    "SELECT id, user_id, user_email, connection_id, connection_name, access_mode, \
+     protocol, status, error, started_at, ended_at, bytes_in, bytes_out ",
+    "FROM sessions WHERE (CAST($1 AS TEXT) IS NULL OR connection_name = $1) \
+     AND (CAST($2 AS TEXT) IS NULL OR user_email = $2) \
+     AND (CAST($3 AS TEXT) IS NULL OR status = $3) AND started_at >= $4 AND started_at < $5 \
+     ORDER BY started_at DESC, id LIMIT $6"
+);

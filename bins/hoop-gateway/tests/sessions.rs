@@ -1,0 +1,413 @@
+//! Sessions end to end: psql through the gateway's PostgreSQL listener, an
+//! agent running the driver, the real PostgreSQL at 127.0.0.1:5432; every
+//! refusal; the agent killed mid-session; the records these leave.
+
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use hoop_gateway::client::ApiClient;
+use hoop_gateway::store::{SessionFilter, SessionRecord};
+use hoop_gateway::{Gateway, GatewayConfig};
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::process::Command;
+
+const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+fn b64(value: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(value)
+}
+
+fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+async fn server_admin(database: &str) -> tokio_postgres::Client {
+    let (client, connection) =
+        tokio_postgres::connect(&format!("{SERVER}/{database}"), tokio_postgres::NoTls)
+            .await
+            .expect("the tests need PostgreSQL at 127.0.0.1:5432 (user postgres, trust)");
+    tokio::spawn(connection);
+    client
+}
+
+struct Setup {
+    gateway: Gateway,
+    admin: ApiClient,
+    token: String,
+    agent: tokio::task::JoinHandle<()>,
+    database: String,
+    dir: std::path::PathBuf,
+    store_database: Option<String>,
+}
+
+impl Setup {
+    /// A gateway (SQLite, or PostgreSQL when `postgres_store`), its
+    /// embedded agent, and a fresh database with a small table.
+    async fn start(postgres_store: bool) -> Self {
+        let database = unique("hoop_sessions");
+        let admin_db = server_admin("postgres").await;
+        admin_db
+            .batch_execute(&format!("CREATE DATABASE {database}"))
+            .await
+            .unwrap();
+        let store_database = if postgres_store {
+            let name = unique("hoop_sessions_store");
+            admin_db
+                .batch_execute(&format!("CREATE DATABASE {name}"))
+                .await
+                .unwrap();
+            Some(name)
+        } else {
+            None
+        };
+        server_admin(&database)
+            .await
+            .batch_execute(
+                "CREATE TABLE people (id int PRIMARY KEY, email text);
+                 INSERT INTO people VALUES (1, 'ana@example.com'), (2, 'bo@example.com'), (3, 'cy@example.com');",
+            )
+            .await
+            .unwrap();
+        let dir = std::env::temp_dir().join(unique("hoop-sessions-test"));
+        let mut config = GatewayConfig::new(&dir);
+        config.api_listen = "127.0.0.1:0".into();
+        config.agent_listen = "127.0.0.1:0".into();
+        config.postgres_listen = Some("127.0.0.1:0".into());
+        config.database_url = store_database
+            .as_ref()
+            .map(|name| format!("{SERVER}/{name}"));
+        let gateway = Gateway::start(config).await.unwrap();
+        let token = gateway.first_admin_token.clone().unwrap();
+        let admin =
+            ApiClient::new(&format!("http://{}", gateway.api_addr), Some(token.clone())).unwrap();
+        let key = gateway.embedded_agent_key("default").await.unwrap();
+        let agent = tokio::spawn(hoop_agent::run(hoop_agent::AgentConfig { key, tls: None }));
+        Self {
+            gateway,
+            admin,
+            token,
+            agent,
+            database,
+            dir,
+            store_database,
+        }
+    }
+
+    async fn connection(&self, name: &str, port: u16, extra: Value) -> Value {
+        let mut body = json!({
+            "name": name,
+            "type": "database",
+            "subtype": "postgres",
+            "agent_id": "default",
+            "secret": {
+                "envvar:HOST": b64("127.0.0.1"),
+                "envvar:PORT": b64(&port.to_string()),
+                "envvar:USER": b64("postgres"),
+                "envvar:PASS": b64("unused-with-trust"),
+                "envvar:DB": b64(&self.database),
+            },
+        });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        let response = self
+            .admin
+            .json(Method::POST, "/api/connections", &body)
+            .await
+            .unwrap();
+        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+        response.body
+    }
+
+    /// Waits (bounded) until the connection reads `wanted`.
+    async fn wait_status(&self, name: &str, wanted: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let body = self
+                .admin
+                .get(&format!("/api/connections/{name}"))
+                .await
+                .unwrap()
+                .body;
+            if body["status"] == wanted {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{name} never became {wanted}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn psql(&self, user: &str, password: &str, sql: &str) -> Command {
+        let addr = self.gateway.postgres_addr.unwrap();
+        let mut command = Command::new("psql");
+        command
+            .arg(format!(
+                "host={} port={} user={user} dbname={} sslmode=prefer connect_timeout=10",
+                addr.ip(),
+                addr.port(),
+                self.database
+            ))
+            .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
+            .env("PGPASSWORD", password)
+            .kill_on_drop(true);
+        command
+    }
+
+    async fn run_psql(&self, user: &str, password: &str, sql: &str) -> Output {
+        self.psql(user, password, sql).output().await.unwrap()
+    }
+
+    async fn sessions(&self, connection: &str) -> Vec<SessionRecord> {
+        let filter = SessionFilter {
+            connection: Some(connection.into()),
+            ..SessionFilter::default()
+        };
+        self.gateway
+            .state()
+            .store
+            .list_sessions(&filter, 100)
+            .await
+            .unwrap()
+    }
+
+    /// Waits (bounded) until the newest session on `connection` has ended.
+    async fn ended_session(&self, connection: &str) -> SessionRecord {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(session) = self.sessions(connection).await.into_iter().next()
+                && session.status != "open"
+            {
+                return session;
+            }
+            assert!(Instant::now() < deadline, "the session never ended");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn stop(self) {
+        self.agent.abort();
+        drop(self.gateway);
+        let admin_db = server_admin("postgres").await;
+        for name in std::iter::once(&self.database).chain(self.store_database.as_ref()) {
+            let _ = admin_db
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+async fn psql_reaches_the_database_and_is_recorded(postgres_store: bool) {
+    let setup = Setup::start(postgres_store).await;
+    setup.connection("pg", 5432, json!({})).await;
+    setup.wait_status("pg", "online").await;
+    let output = setup
+        .run_psql(
+            "pg",
+            &setup.token,
+            "SELECT id, email FROM people ORDER BY id",
+        )
+        .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "1|ana@example.com\n2|bo@example.com\n3|cy@example.com\n"
+    );
+    let session = setup.ended_session("pg").await;
+    assert_eq!(session.status, "done", "{session:?}");
+    assert_eq!(session.user_email, "admin@localhost");
+    assert_eq!(session.access_mode, "connect");
+    assert_eq!(session.protocol, "postgres");
+    assert!(session.bytes_in > 0 && session.bytes_out > 0, "{session:?}");
+    assert!(session.ended_at.is_some());
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_through_the_native_listener_on_sqlite() {
+    psql_reaches_the_database_and_is_recorded(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_through_the_native_listener_with_the_store_on_postgres() {
+    psql_reaches_the_database_and_is_recorded(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_clear_recorded_and_reach_nothing() {
+    let setup = Setup::start(false).await;
+    setup.connection("pg", 5432, json!({})).await;
+    setup
+        .connection(
+            "noconnect",
+            5432,
+            json!({"access_mode_connect": "disabled"}),
+        )
+        .await;
+    setup.connection("guarded", 5432, json!({})).await;
+    // Nothing listens on port 1: the agent reports the target unreachable.
+    setup.connection("unreachable", 1, json!({})).await;
+    for name in ["pg", "noconnect", "guarded"] {
+        setup.wait_status(name, "online").await;
+    }
+    setup.wait_status("unreachable", "offline").await;
+
+    // A person outside the group access_control names.
+    let created = setup
+        .admin
+        .json(
+            Method::POST,
+            "/api/users",
+            &json!({"email": "bob@example.com", "name": "Bob"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let bob = setup
+        .admin
+        .json(
+            Method::POST,
+            "/api/tokens",
+            &json!({"name": "bob", "user_id": "bob@example.com"}),
+        )
+        .await
+        .unwrap()
+        .body["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    setup
+        .admin
+        .json(Method::POST, "/api/users/groups", &json!({"name": "dba"}))
+        .await
+        .unwrap();
+    let set = setup
+        .admin
+        .json(
+            Method::PUT,
+            "/api/plugins/access_control",
+            &json!({"connections": [{"id": "guarded", "config": ["dba"]}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(set.status, StatusCode::OK, "{:?}", set.body);
+
+    let application = |name: &str| format!("SELECT 'reached-{name}'");
+    let cases = [
+        ("pg", "not-a-token".to_owned(), "invalid access token"),
+        (
+            "noconnect",
+            setup.token.clone(),
+            "connect access is disabled on connection noconnect",
+        ),
+        ("guarded", bob.clone(), "connection guarded not found"),
+        ("unreachable", setup.token.clone(), "is offline"),
+        (
+            "missing",
+            setup.token.clone(),
+            "connection missing not found",
+        ),
+    ];
+    for (connection, token, message) in cases {
+        let output = setup
+            .run_psql(connection, &token, &application(connection))
+            .await;
+        assert!(
+            !output.status.success(),
+            "{connection}: {}",
+            stdout(&output)
+        );
+        assert!(
+            stderr(&output).contains(message),
+            "{connection}: {}",
+            stderr(&output)
+        );
+        let session = setup.ended_session(connection).await;
+        assert_eq!(session.status, "refused", "{session:?}");
+        assert!(
+            session
+                .error
+                .as_deref()
+                .is_some_and(|e| e.contains(message)),
+            "{session:?}"
+        );
+        assert_eq!(session.bytes_in, 0);
+    }
+    // Nothing reached the database: no statement of ours ever ran there.
+    let seen = server_admin(&setup.database)
+        .await
+        .query(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%reached-%' AND pid <> pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(seen[0].get::<_, i64>(0), 0);
+    // The person in the group gets in.
+    let output = setup.run_psql("guarded", &setup.token, "SELECT 1").await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_agent_ends_the_session_with_an_error_and_a_failed_record() {
+    let setup = Setup::start(false).await;
+    setup.connection("pg", 5432, json!({})).await;
+    setup.wait_status("pg", "online").await;
+    let marker = unique("kill_marker");
+    let child = setup
+        .psql(
+            "pg",
+            &setup.token,
+            &format!("SELECT pg_sleep(60), '{marker}'"),
+        )
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the statement runs on the server.
+    let watcher = server_admin(&setup.database).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let rows = watcher
+            .query(
+                "SELECT 1 FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()",
+                &[&format!("%{marker}%")],
+            )
+            .await
+            .unwrap();
+        if !rows.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the statement never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    setup.agent.abort();
+    let output = child.wait_with_output().await.unwrap();
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("the agent serving this connection went away"),
+        "{}",
+        stderr(&output)
+    );
+    let session = setup.ended_session("pg").await;
+    assert_eq!(session.status, "failed", "{session:?}");
+    assert!(session.ended_at.is_some());
+    setup.stop().await;
+}
