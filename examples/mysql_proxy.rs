@@ -4,7 +4,7 @@
 //! ```text
 //! HOST=127.0.0.1 PORT=3306 USER=app PASS=... DB=app SSLMODE=prefer \
 //!   cargo run --release --example mysql_proxy -- --listen 127.0.0.1:3307 \
-//!     [--client-password SECRET] [--tls-cert cert.pem --tls-key key.pem]
+//!     [--client-password SECRET] [--tls-cert cert.pem --tls-key key.pem] [--policy examples/policy.json]
 //! mariadb -h 127.0.0.1 -P 3307 -u me
 //! ```
 //!
@@ -23,6 +23,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use hoop_proxy::auth::SharedSecret;
 use hoop_proxy::mysql::MysqlProxy;
+use hoop_proxy::policy::PolicyPipeline;
 use hoop_proxy::{Credentials, Secret};
 
 /// MySQL proxy; the upstream is read from HOST, PORT, USER, PASS, DB, SSLMODE.
@@ -43,6 +44,10 @@ struct Args {
     /// Let the server read client files with LOAD DATA LOCAL INFILE.
     #[arg(long)]
     allow_local_infile: bool,
+    /// Masking and guardrail policy (JSON, see `examples/policy.json`);
+    /// without it, traffic passes untouched.
+    #[arg(long)]
+    policy: Option<PathBuf>,
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -73,6 +78,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         builder = builder.client_tls(hoop_proxy::tls::acceptor_from_files(cert, key)?);
+    }
+    if let Some(path) = &args.policy {
+        let json = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the policy {}", path.display()))?;
+        let pipeline = PolicyPipeline::from_json(&json)
+            .with_context(|| format!("policy {}", path.display()))?;
+        builder = builder.pipeline(Arc::new(pipeline));
     }
     let proxy = builder.build()?;
     let listener = tokio::net::TcpListener::bind(args.listen)

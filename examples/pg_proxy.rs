@@ -4,7 +4,7 @@
 //! ```text
 //! HOST=127.0.0.1 PORT=5432 USER=app PASS=... DB=app SSLMODE=prefer \
 //!   cargo run --release --example pg_proxy -- --listen 127.0.0.1:6432 \
-//!     [--client-password SECRET] [--tls-cert cert.pem --tls-key key.pem]
+//!     [--client-password SECRET] [--tls-cert cert.pem --tls-key key.pem] [--policy examples/policy.json]
 //! psql "host=127.0.0.1 port=6432 user=me"
 //! ```
 //!
@@ -20,6 +20,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Parser;
 use hoop_proxy::auth::SharedSecret;
+use hoop_proxy::policy::PolicyPipeline;
 use hoop_proxy::postgres::PostgresProxy;
 use hoop_proxy::{Credentials, Secret};
 
@@ -38,6 +39,10 @@ struct Args {
     /// PEM private key for TLS on the client leg.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Masking and guardrail policy (JSON, see `examples/policy.json`);
+    /// without it, traffic passes untouched.
+    #[arg(long)]
+    policy: Option<PathBuf>,
     /// Worker threads (default: one per core).
     #[arg(long)]
     threads: Option<usize>,
@@ -68,6 +73,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         builder = builder.client_tls(hoop_proxy::tls::acceptor_from_files(cert, key)?);
+    }
+    if let Some(path) = &args.policy {
+        let json = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the policy {}", path.display()))?;
+        let pipeline = PolicyPipeline::from_json(&json)
+            .with_context(|| format!("policy {}", path.display()))?;
+        builder = builder.pipeline(Arc::new(pipeline));
     }
     let proxy = builder.build()?;
     let listener = tokio::net::TcpListener::bind(args.listen)

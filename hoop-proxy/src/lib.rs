@@ -13,11 +13,11 @@
 //! [`tls`] (both legs), [`auth`] (the client-leg authenticator trait),
 //! [`pipeline`] (the hook masking, guardrails and recording plug into),
 //! [`relay`] (the bounded, batched two-way pump), [`cancel`] (cancel-key
-//! mapping), [`scram`] (SCRAM-SHA-256 client). Protocol specifics live in
+//! mapping), [`policy`] (masking and guardrails as a pipeline), [`scram`] (SCRAM-SHA-256 client). Protocol specifics live in
 //! [`postgres`].
 //!
 //! This crate does not decode anything itself (that is `hoop-wire`) and holds
-//! no policy (that is `hoop-masking`).
+//! no policy of its own (rules come from `hoop-masking`).
 
 pub mod auth;
 pub mod cancel;
@@ -25,6 +25,7 @@ pub mod connection;
 pub mod listener;
 pub mod mysql;
 pub mod pipeline;
+pub mod policy;
 pub mod postgres;
 pub mod relay;
 pub mod scram;

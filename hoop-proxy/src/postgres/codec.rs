@@ -7,23 +7,27 @@
 //! Typed parsing happens only for the message kinds the hook's [`Interest`]
 //! names.
 //!
-//! Refusals keep the protocol in step without knowing what is in flight: the
-//! refused Query is replaced by a Sync, whose ReadyForQuery (carrying the
-//! server's true transaction status) is preceded by the refusal's
-//! ErrorResponse. Query, Sync and FunctionCall each produce exactly one
-//! ReadyForQuery, so counting them pairs every ReadyForQuery with its request
-//! even when clients pipeline.
+//! Refusals keep the protocol in step: a refused Query is replaced by a
+//! Sync, whose ReadyForQuery (carrying the server's true transaction status)
+//! follows the refusal's ErrorResponse; a refused Parse or Bind is dropped
+//! with the rest of its batch up to the Sync (the extended protocol's
+//! error-until-Sync rule). Query, Sync and FunctionCall each produce exactly
+//! one ReadyForQuery, so counting them tells whether the server still owes
+//! an answer. When the hook wants statements or rows, [`Results`] tracks
+//! every request in flight: which columns each DataRow has, and where each
+//! refusal's ErrorResponse goes.
 
-use std::collections::VecDeque;
-
-use bytes::{Bytes, BytesMut};
-use hoop_wire::event::Event;
+use bytes::BytesMut;
+use hoop_wire::event::{CellFormat, Column, Event};
+use hoop_wire::postgres::field as notice_field;
 use hoop_wire::postgres::{
     BackendDecoder, BackendMessage, DataRow, Frame, FrontendDecoder, FrontendMessage, Notice,
     backend_event, frontend_event,
 };
 
+use super::copy;
 use super::error::{Culprit, SessionError};
+use super::results::{Overflow, Results, ServerStep, columns_of};
 use crate::pipeline::{ClientAction, Interest, ServerAction, SessionHook};
 use crate::relay::{PeerIoError, RelayCodec};
 
@@ -32,6 +36,9 @@ mod tag {
     pub(super) const QUERY: u8 = b'Q';
     pub(super) const PARSE: u8 = b'P';
     pub(super) const BIND: u8 = b'B';
+    pub(super) const DESCRIBE: u8 = b'D';
+    pub(super) const EXECUTE: u8 = b'E';
+    pub(super) const CLOSE: u8 = b'C';
     pub(super) const SYNC: u8 = b'S';
     pub(super) const FUNCTION_CALL: u8 = b'F';
     pub(super) const TERMINATE: u8 = b'X';
@@ -40,15 +47,32 @@ mod tag {
     pub(super) const ROW_DESCRIPTION: u8 = b'T';
     pub(super) const COMMAND_COMPLETE: u8 = b'C';
     pub(super) const ERROR_RESPONSE: u8 = b'E';
+    pub(super) const NOTICE_RESPONSE: u8 = b'N';
+    pub(super) const COPY_OUT_RESPONSE: u8 = b'H';
+    pub(super) const COPY_DATA: u8 = b'd';
+    pub(super) const COPY_DONE: u8 = b'c';
 }
 
-/// Refusals waiting for their ReadyForQuery. A client that pipelines refused
-/// statements without reading the answers would otherwise grow this queue
-/// without bound; past the cap the session ends.
-const MAX_PENDING_REFUSALS: usize = 1024;
+/// NoticeResponse fields that carry free text, masked like result cells.
+const NOTICE_TEXT_FIELDS: [(u8, &str); 4] = [
+    (notice_field::MESSAGE, "message"),
+    (notice_field::DETAIL, "detail"),
+    (notice_field::HINT, "hint"),
+    (NOTICE_WHERE, "where"),
+];
+
+/// NoticeResponse's context field (the PL/pgSQL call stack, which may quote
+/// values).
+const NOTICE_WHERE: u8 = b'W';
 
 /// A Sync message: tag and a length that counts only itself.
 const SYNC_MESSAGE: [u8; 5] = [tag::SYNC, 0, 0, 0, 4];
+
+impl From<Overflow> for SessionError {
+    fn from(_: Overflow) -> Self {
+        Self::Policy("too many requests or prepared statements in flight to track".to_owned())
+    }
+}
 
 impl From<PeerIoError> for SessionError {
     fn from(error: PeerIoError) -> Self {
@@ -69,9 +93,14 @@ pub(crate) struct PgCodec<'h> {
     requests: u64,
     /// ReadyForQuery messages received.
     answered: u64,
-    /// Refusals waiting for the ReadyForQuery of their stand-in Sync: the
-    /// request number and the encoded ErrorResponse.
-    refusals: VecDeque<(u64, Bytes)>,
+    /// Requests in flight, when the hook wants statements or rows.
+    results: Option<Results>,
+    /// The columns the hook last saw, shown again after a notice.
+    columns: Option<Vec<Column>>,
+    /// Whether the last statement asked for CSV (for a COPY it starts).
+    csv_requested: bool,
+    /// A COPY TO STDOUT in progress, and whether it is CSV.
+    copy_out: Option<bool>,
     terminated: bool,
     scratch: BytesMut,
 }
@@ -90,7 +119,10 @@ impl<'h> PgCodec<'h> {
             interest,
             requests: 0,
             answered: 0,
-            refusals: VecDeque::new(),
+            results: (interest.statements || interest.rows).then(Results::default),
+            columns: None,
+            csv_requested: false,
+            copy_out: None,
             terminated: false,
             scratch: BytesMut::new(),
         }
@@ -120,40 +152,77 @@ impl<'h> PgCodec<'h> {
         }
     }
 
-    /// Shows a statement to the hook. Returns true when the frame was
-    /// replaced (a refused Query).
+    /// Shows a statement (Query, Parse, Bind) to the hook. Returns true
+    /// when the frame was refused and replaced: a Query by a Sync, a Parse
+    /// or Bind by nothing (the rest of its batch is then discarded up to
+    /// the client's Sync).
     fn judge_statement(
         &mut self,
-        frame: &Frame,
+        message: &FrontendMessage,
         output: &mut Vec<u8>,
     ) -> Result<bool, SessionError> {
-        let message = FrontendMessage::parse(frame).map_err(Self::client_protocol)?;
-        let Some(event) = frontend_event(&message) else {
+        let Some(event) = frontend_event(message) else {
             return Ok(false);
         };
-        match self.hook.client_event(&event) {
-            ClientAction::Forward => Ok(false),
-            ClientAction::Refuse(refusal) if frame.tag == Some(tag::QUERY) => {
-                if self.refusals.len() >= MAX_PENDING_REFUSALS {
-                    return Err(SessionError::Policy(
-                        "too many refused statements awaiting an answer".to_owned(),
-                    ));
-                }
-                BackendMessage::ErrorResponse(Notice::error(
-                    "ERROR",
-                    &refusal.code,
-                    &refusal.message,
-                ))
-                .encode(&mut self.scratch);
-                self.refusals
-                    .push_back((self.requests, self.scratch.split().freeze()));
-                output.extend_from_slice(&SYNC_MESSAGE);
-                Ok(true)
+        if let Event::Query { text } | Event::Prepare { text, .. } = &event {
+            self.csv_requested = contains_word_csv(text);
+        }
+        let ClientAction::Refuse(refusal) = self.hook.client_event(&event) else {
+            return Ok(false);
+        };
+        let Some(results) = self.results.as_mut() else {
+            return Err(SessionError::Policy(refusal.message));
+        };
+        BackendMessage::ErrorResponse(Notice::error("ERROR", &refusal.code, &refusal.message))
+            .encode(&mut self.scratch);
+        let error = self.scratch.split().freeze();
+        let simple = matches!(message, FrontendMessage::Query(_));
+        results.refuse(error, !simple)?;
+        if simple {
+            output.extend_from_slice(&SYNC_MESSAGE);
+            results.client_message(&FrontendMessage::Sync, output)?;
+        }
+        Ok(true)
+    }
+
+    /// Notes a forwarded client message in the request tracker.
+    fn track_client(&mut self, frame: &Frame, output: &mut Vec<u8>) -> Result<(), SessionError> {
+        let Some(results) = self.results.as_mut() else {
+            return Ok(());
+        };
+        match frame.tag {
+            Some(tag::QUERY | tag::FUNCTION_CALL) => results.request()?,
+            Some(tag::SYNC) => results.client_message(&FrontendMessage::Sync, output)?,
+            Some(tag::PARSE | tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE) => {
+                let message = FrontendMessage::parse(frame).map_err(Self::client_protocol)?;
+                results.client_message(&message, output)?;
             }
-            // A refused Parse or Bind cannot be answered in place without
-            // tracking the extended protocol's error-skipping; end the
-            // session rather than let the statement through.
-            ClientAction::Refuse(refusal) => Err(SessionError::Policy(refusal.message)),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Notes a server message in the request tracker: true when it must not
+    /// reach the client (the answer to hoop's own Describe); the hook sees
+    /// an extended-protocol result's columns before its first row.
+    fn track_server(&mut self, frame: &Frame) -> Result<(bool, bool), SessionError> {
+        let (Some(results), Some(tag)) = (self.results.as_mut(), frame.tag) else {
+            return Ok((false, true));
+        };
+        match results.server_message(tag, || columns_of(frame))? {
+            ServerStep::Forward => Ok((false, true)),
+            ServerStep::Tracked => Ok((false, false)),
+            ServerStep::Swallow => Ok((true, false)),
+            ServerStep::Row(announce) => {
+                if let Some(columns) = announce {
+                    self.show_columns(columns.to_vec());
+                }
+                Ok((false, true))
+            }
+            // Fail closed: never forward a row unexamined.
+            ServerStep::Unknown => Err(SessionError::Policy(
+                "a result row arrived whose columns hoop does not know".to_owned(),
+            )),
         }
     }
 
@@ -166,6 +235,10 @@ impl<'h> PgCodec<'h> {
         let Some(mut event) = backend_event(&message) else {
             return Ok(false);
         };
+        if let Event::Columns { columns } = event {
+            self.show_columns(columns);
+            return Ok(false);
+        }
         match self.hook.server_event(&mut event) {
             ServerAction::Forward => Ok(false),
             ServerAction::Rewritten => match event {
@@ -187,6 +260,148 @@ impl<'h> PgCodec<'h> {
     }
 }
 
+impl PgCodec<'_> {
+    /// Shows the hook a result's columns, keeping them to show again after
+    /// a notice.
+    fn show_columns(&mut self, columns: Vec<Column>) {
+        let mut event = Event::Columns { columns };
+        self.hook.server_event(&mut event);
+        if let Event::Columns { columns } = event {
+            self.columns = Some(columns);
+        }
+    }
+
+    /// Masks the free-text fields of a NoticeResponse as one row, then
+    /// shows the hook the current result's columns again (a notice can
+    /// arrive between two rows).
+    fn mask_notice(&mut self, frame: &Frame, output: &mut Vec<u8>) -> Result<(), SessionError> {
+        let BackendMessage::NoticeResponse(mut notice) =
+            BackendMessage::parse(frame).map_err(Self::server_protocol)?
+        else {
+            output.extend_from_slice(&frame.bytes);
+            return Ok(());
+        };
+        let mut columns = Vec::new();
+        let mut indices = Vec::new();
+        for (i, (code, _)) in notice.fields.iter().enumerate() {
+            if let Some((_, name)) = NOTICE_TEXT_FIELDS.iter().find(|(c, _)| c == code) {
+                columns.push(text_column(name));
+                indices.push(i);
+            }
+        }
+        let mut event = Event::Columns { columns };
+        self.hook.server_event(&mut event);
+        let mut row = Event::Row {
+            cells: indices
+                .iter()
+                .map(|&i| Some(notice.fields[i].1.clone()))
+                .collect(),
+        };
+        let action = self.hook.server_event(&mut row);
+        if let Some(columns) = self.columns.take() {
+            self.show_columns(columns);
+        }
+        match (action, row) {
+            (ServerAction::Rewritten, Event::Row { cells }) => {
+                for (&i, cell) in indices.iter().zip(cells) {
+                    notice.fields[i].1 = cell.unwrap_or_default();
+                }
+                BackendMessage::NoticeResponse(notice).encode(&mut self.scratch);
+                output.extend_from_slice(&self.scratch);
+                self.scratch.clear();
+            }
+            _ => output.extend_from_slice(&frame.bytes),
+        }
+        Ok(())
+    }
+
+    /// A CopyOutResponse: text and CSV rows are masked field by field;
+    /// binary COPY output cannot be, so the session ends.
+    fn start_copy(&mut self, frame: &Frame) -> Result<(), SessionError> {
+        let BackendMessage::CopyOutResponse(response) =
+            BackendMessage::parse(frame).map_err(Self::server_protocol)?
+        else {
+            return Ok(());
+        };
+        if response.format != 0 {
+            return Err(SessionError::Policy(
+                "binary COPY output cannot be masked".to_owned(),
+            ));
+        }
+        let columns = (0..response.column_formats.len())
+            .map(|_| text_column(""))
+            .collect();
+        self.show_columns(columns);
+        self.copy_out = Some(self.csv_requested);
+        Ok(())
+    }
+
+    /// One COPY TO STDOUT row through the hook.
+    fn mask_copy(
+        &mut self,
+        frame: &Frame,
+        csv: bool,
+        output: &mut Vec<u8>,
+    ) -> Result<(), SessionError> {
+        let BackendMessage::CopyData(data) =
+            BackendMessage::parse(frame).map_err(Self::server_protocol)?
+        else {
+            output.extend_from_slice(&frame.bytes);
+            return Ok(());
+        };
+        let Some(split) = copy::split(&data.data, csv) else {
+            return Err(SessionError::Policy(
+                "a COPY row hoop cannot split into fields".to_owned(),
+            ));
+        };
+        let mut row = Event::Row {
+            cells: split.fields.iter().map(|f| f.cell.clone()).collect(),
+        };
+        match (self.hook.server_event(&mut row), row) {
+            (ServerAction::Rewritten, Event::Row { cells }) => {
+                let mut body = Vec::with_capacity(data.data.len());
+                copy::join(&data.data, &split, &cells, csv, &mut body);
+                BackendMessage::CopyData(hoop_wire::postgres::CopyData { data: body.into() })
+                    .encode(&mut self.scratch);
+                output.extend_from_slice(&self.scratch);
+                self.scratch.clear();
+            }
+            _ => output.extend_from_slice(&frame.bytes),
+        }
+        Ok(())
+    }
+}
+
+/// A text column of this name, table unknown.
+fn text_column(name: &str) -> Column {
+    Column {
+        name: name.to_owned(),
+        table: None,
+        table_id: None,
+        type_id: TEXT_OID,
+        format: CellFormat::Text,
+    }
+}
+
+/// PostgreSQL's `text` type.
+const TEXT_OID: u32 = 25;
+
+/// Whether `sql` has the word `csv` (any case): the COPY it starts writes
+/// CSV.
+fn contains_word_csv(sql: &str) -> bool {
+    sql.as_bytes().windows(3).enumerate().any(|(i, w)| {
+        w.eq_ignore_ascii_case(b"csv")
+            && !sql
+                .as_bytes()
+                .get(i.wrapping_sub(1))
+                .is_some_and(u8::is_ascii_alphanumeric)
+            && !sql
+                .as_bytes()
+                .get(i + 3)
+                .is_some_and(u8::is_ascii_alphanumeric)
+    })
+}
+
 impl RelayCodec for PgCodec<'_> {
     type Error = SessionError;
 
@@ -200,21 +415,29 @@ impl RelayCodec for PgCodec<'_> {
             .decode_frame(input)
             .map_err(Self::client_protocol)?
         {
+            // After a refused Parse or Bind, the batch is discarded up to
+            // its Sync, as the server would after an error.
+            if self.results.as_ref().is_some_and(Results::skipping)
+                && !matches!(frame.tag, Some(tag::SYNC | tag::TERMINATE))
+            {
+                continue;
+            }
             match frame.tag {
-                Some(tag::QUERY) => {
-                    self.requests += 1;
-                    if self.interest.statements && self.judge_statement(&frame, output)? {
-                        continue;
-                    }
-                }
+                Some(tag::QUERY) => self.requests += 1,
                 Some(tag::SYNC | tag::FUNCTION_CALL) => self.requests += 1,
-                Some(tag::PARSE | tag::BIND) if self.interest.statements => {
-                    self.judge_statement(&frame, output)?;
-                }
                 Some(tag::TERMINATE) => self.terminated = true,
                 _ => {}
             }
+            if self.interest.statements
+                && matches!(frame.tag, Some(tag::QUERY | tag::PARSE | tag::BIND))
+            {
+                let message = FrontendMessage::parse(&frame).map_err(Self::client_protocol)?;
+                if self.judge_statement(&message, output)? {
+                    continue;
+                }
+            }
             output.extend_from_slice(&frame.bytes);
+            self.track_client(&frame, output)?;
         }
         Ok(())
     }
@@ -229,29 +452,62 @@ impl RelayCodec for PgCodec<'_> {
             .decode_frame(input)
             .map_err(Self::server_protocol)?
         {
+            let (swallow, for_hook) = self.track_server(&frame)?;
+            if swallow {
+                continue;
+            }
+            if self.interest.rows {
+                let handled = match (frame.tag, self.copy_out) {
+                    (Some(tag::NOTICE_RESPONSE), _) => {
+                        self.mask_notice(&frame, output)?;
+                        true
+                    }
+                    (Some(tag::COPY_OUT_RESPONSE), _) => {
+                        self.start_copy(&frame)?;
+                        false
+                    }
+                    (Some(tag::COPY_DATA), Some(csv)) => {
+                        self.mask_copy(&frame, csv, output)?;
+                        true
+                    }
+                    (Some(tag::COPY_DONE | tag::ERROR_RESPONSE | tag::READY_FOR_QUERY), _) => {
+                        self.copy_out = None;
+                        false
+                    }
+                    _ => false,
+                };
+                if handled {
+                    if let Some(results) = self.results.as_mut() {
+                        results.release(output);
+                    }
+                    continue;
+                }
+            }
             let interested = match frame.tag {
                 Some(tag::DATA_ROW) => self.interest.rows,
                 Some(tag::READY_FOR_QUERY) => {
                     self.answered += 1;
-                    if let Some((_, error)) = self
-                        .refusals
-                        .pop_front_if(|(request, _)| *request == self.answered)
-                    {
-                        output.extend_from_slice(&error);
-                    }
                     false
                 }
-                Some(tag::ROW_DESCRIPTION) => self.interest.columns,
+                Some(tag::ROW_DESCRIPTION) => self.interest.columns && for_hook,
                 Some(tag::COMMAND_COMPLETE) => self.interest.completions,
                 Some(tag::ERROR_RESPONSE) => self.interest.errors,
                 _ => false,
             };
-            if interested && self.show_server_event(&frame, output)? {
-                continue;
+            if !(interested && self.show_server_event(&frame, output)?) {
+                output.extend_from_slice(&frame.bytes);
             }
-            output.extend_from_slice(&frame.bytes);
+            if let Some(results) = self.results.as_mut() {
+                results.release(output);
+            }
         }
         Ok(())
+    }
+
+    fn client_replies(&mut self, output: &mut Vec<u8>) {
+        if let Some(results) = self.results.as_mut() {
+            results.release(output);
+        }
     }
 
     fn closed(&mut self, from_client: bool, pending: usize) -> Result<(), SessionError> {
@@ -266,6 +522,7 @@ impl RelayCodec for PgCodec<'_> {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
     use hoop_wire::postgres::{BackendMessage, Limits, Query, ReadyForQuery};
 
     use super::*;

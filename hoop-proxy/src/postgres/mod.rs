@@ -35,7 +35,9 @@
 
 mod client;
 mod codec;
+mod copy;
 pub mod error;
+mod results;
 mod upstream;
 
 use std::net::SocketAddr;

@@ -1,0 +1,292 @@
+//! End-to-end tests of the policy in the PostgreSQL driver: a private
+//! PostgreSQL cluster, hoop with a masking and guardrail policy in this
+//! process, and real clients (psql, psycopg, asyncpg, pgbench) as separate
+//! processes over real sockets. Every result is compared with what the
+//! cluster returns directly.
+//!
+//! Run alone with `cargo nextest run -p hoop-proxy --test postgres_policy`.
+
+mod support;
+
+use std::sync::Arc;
+
+use hoop_proxy::SslMode;
+use hoop_proxy::policy::PolicyPipeline;
+use hoop_proxy::postgres::PostgresProxy;
+use support::{Role, client, cluster, output_ok, spawn_proxy};
+
+/// Redact every entity, credit cards as well; SSN columns keep their last
+/// four digits; UPDATE and DELETE need a WHERE clause.
+const POLICY: &str = r#"{
+  "masking": {
+    "columns": [{"columns": ["*.ssn"], "entity": "US_SOCIAL_SECURITY_NUMBER",
+                 "transform": {"type": "mask", "keep_last": 4}}]
+  },
+  "guardrails": {"input": [{"type": "deny_without_where", "name": "no-unbounded-writes",
+                            "message": "UPDATE and DELETE need a WHERE clause"}]}
+}"#;
+
+/// Realistic fake people. Row 2's note holds look-alikes that fail
+/// validation (a 16-digit number failing Luhn, SSN area 000) and its
+/// `account` a non-Luhn number: they pass unmasked.
+const PEOPLE: &str = "
+CREATE TABLE people (id int PRIMARY KEY, name text, email varchar(100), card text, ssn char(11),
+                     phone text, ip inet, account bigint, note text);
+INSERT INTO people VALUES
+ (1, 'Ada Lovelace', 'ada.lovelace@example.com', '4111 1111 1111 1111', '123-45-6789',
+  '(555) 234-5678', '192.168.10.20', 4111111111111111,
+  'Met Ada (ada.lovelace@example.com) from 10.1.2.3'),
+ (2, 'Alan Turing', 'alan.turing@example.org', '5555555555554444', '219-09-9999',
+  '555-867-5309', '10.0.0.7', 4111111111111112,
+  'not a card 4111111111111112, not an ssn 000-12-3456'),
+ (3, 'Grace Hopper', 'grace@navy.example', '4000 0566 5566 5556', '078-05-1120',
+  '+1 202-555-0143', '2001:db8::1', 42, 'nothing to see here');
+CREATE TABLE scratch (id int);
+INSERT INTO scratch VALUES (1), (2), (3);
+";
+
+const SELECT: &str =
+    "SELECT id, name, email, card, ssn, phone, ip, account, note FROM people ORDER BY id";
+
+/// What psql prints (`-A -t`) for [`SELECT`] through hoop: NULL prints empty.
+const MASKED: &str = "\
+1|Ada Lovelace|[REDACTED:EMAIL_ADDRESS]|[REDACTED:CREDIT_CARD_NUMBER]|*******6789|[REDACTED:PHONE_NUMBER]|||Met Ada ([REDACTED:EMAIL_ADDRESS]) from [REDACTED:IP_ADDRESS]
+2|Alan Turing|[REDACTED:EMAIL_ADDRESS]|[REDACTED:CREDIT_CARD_NUMBER]|*******9999|[REDACTED:PHONE_NUMBER]||4111111111111112|not a card 4111111111111112, not an ssn 000-12-3456
+3|Grace Hopper|[REDACTED:EMAIL_ADDRESS]|[REDACTED:CREDIT_CARD_NUMBER]|*******1120|[REDACTED:PHONE_NUMBER]||42|nothing to see here
+";
+
+/// The values the policy must never let through.
+const SENSITIVE: [&str; 13] = [
+    "ada.lovelace@example.com",
+    "alan.turing@example.org",
+    "grace@navy.example",
+    "4111 1111 1111 1111",
+    "5555555555554444",
+    "4000 0566 5566 5556",
+    "123-45-6789",
+    "219-09-9999",
+    "(555) 234-5678",
+    "555-867-5309",
+    "192.168.10.20",
+    "10.1.2.3",
+    "4111111111111111",
+];
+
+/// A database of the test's own holding [`PEOPLE`], owned by the
+/// connection's user, and a proxy to it with `policy`.
+async fn setup(db: &str, policy: &str) -> std::net::SocketAddr {
+    let pg = cluster();
+    pg.create_database(db);
+    pg.sql(db, PEOPLE);
+    let owner = Role::Scram.user();
+    pg.sql(
+        db,
+        &format!("ALTER TABLE people OWNER TO {owner}; ALTER TABLE scratch OWNER TO {owner}"),
+    );
+    let direct = pg.sql(db, SELECT);
+    for value in [
+        "ada.lovelace@example.com",
+        "123-45-6789",
+        "4111111111111111",
+    ] {
+        assert!(
+            direct.contains(value),
+            "the fixture lacks {value}: {direct}"
+        );
+    }
+    let proxy = PostgresProxy::builder(pg.target(Role::Scram, SslMode::Prefer, Some(db)))
+        .upstream_tls(pg.upstream_tls(SslMode::Prefer))
+        .pipeline(Arc::new(PolicyPipeline::from_json(policy).unwrap()))
+        .build()
+        .unwrap();
+    spawn_proxy(proxy).await
+}
+
+fn psql(proxy: std::net::SocketAddr, db: &str) -> tokio::process::Command {
+    let mut command = client("psql", proxy, "alice");
+    command.args(["-X", "-q", "-A", "-t", "-d", db]);
+    command
+}
+
+fn assert_no_sensitive(out: &str) {
+    for value in SENSITIVE {
+        assert!(!out.contains(value), "{value} leaked: {out}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_rows_copy_and_notices_are_masked_and_a_refused_delete_keeps_the_session() {
+    let db = "hoop_policy_psql";
+    let proxy = setup(db, POLICY).await;
+    let script = format!(
+        "{SELECT};
+COPY ({SELECT}) TO STDOUT;
+COPY ({SELECT}) TO STDOUT WITH (FORMAT csv);
+DO $$BEGIN RAISE NOTICE 'write to ada.lovelace@example.com'; END$$;
+DELETE FROM scratch;
+DELETE FROM scratch WHERE id = 1;
+SELECT count(*) FROM scratch;
+"
+    );
+    let mut outputs = String::new();
+    for statement in script.lines() {
+        let output = psql(proxy, db)
+            .args(["-c", statement])
+            .output()
+            .await
+            .unwrap();
+        outputs.push_str(&String::from_utf8_lossy(&output.stdout));
+        outputs.push_str(&String::from_utf8_lossy(&output.stderr));
+    }
+    assert!(outputs.starts_with(MASKED), "{outputs}");
+    assert_no_sensitive(&outputs);
+    // COPY text and CSV: the same values masked field by field, the
+    // look-alikes untouched.
+    let copy: Vec<&str> = outputs.lines().skip(3).take(6).collect();
+    assert!(
+        copy[0].starts_with("1\tAda Lovelace\t[REDACTED:EMAIL_ADDRESS]\t"),
+        "{copy:?}"
+    );
+    assert!(
+        copy[1].contains("\t4111111111111112\tnot a card 4111111111111112, not an ssn 000-12-3456"),
+        "{copy:?}"
+    );
+    assert!(
+        copy[3].starts_with("1,Ada Lovelace,\"[REDACTED:EMAIL_ADDRESS]\","),
+        "{copy:?}"
+    );
+    assert!(
+        copy[4]
+            .ends_with(",4111111111111112,\"not a card 4111111111111112, not an ssn 000-12-3456\""),
+        "{copy:?}"
+    );
+    assert!(
+        outputs.contains("NOTICE:  write to [REDACTED:EMAIL_ADDRESS]"),
+        "{outputs}"
+    );
+    assert!(
+        outputs.contains(
+            "ERROR:  UPDATE and DELETE need a WHERE clause (hoop policy rule no-unbounded-writes)"
+        ),
+        "{outputs}"
+    );
+    assert!(outputs.ends_with("2\n"), "{outputs}");
+
+    // One psql session: the refused statement, then the next ones run.
+    let mut session = psql(proxy, db);
+    session
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = session.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut stdin,
+        b"DELETE FROM scratch;\nDELETE FROM scratch WHERE id = 2;\nSELECT count(*) FROM scratch;\n",
+    )
+    .await
+    .unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("UPDATE and DELETE need a WHERE clause"),
+        "{stderr}"
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "1\n", "{stderr}");
+    assert_eq!(cluster().sql(db, "SELECT count(*) FROM scratch"), "1\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psycopg_and_asyncpg_see_masked_text_and_binary_rows_and_extended_refusals() {
+    let db = "hoop_policy_py";
+    let proxy = setup(db, POLICY).await;
+    let script = format!(
+        r#"
+import asyncio, os, psycopg, asyncpg
+SELECT = "{SELECT}"
+dsn = "host={host} port={port} user=alice dbname={db}"
+with psycopg.connect(dsn, autocommit=True) as conn:
+    print("text", conn.execute(SELECT).fetchall())
+    print("binary", conn.cursor(binary=True).execute(SELECT).fetchall())
+    # Prepared server-side: later runs Bind and Execute without a Describe.
+    for _ in range(3):
+        rows = conn.execute(SELECT + " LIMIT %s", (2,), prepare=True, binary=True).fetchall()
+    print("prepared", rows)
+    try:
+        # A parameter makes psycopg use the extended protocol: Parse refused.
+        conn.execute("DELETE FROM scratch RETURNING %s::int", (1,))
+    except psycopg.errors.InsufficientPrivilege as e:
+        print("refused", e.sqlstate, str(e).strip())
+    print("after", conn.execute("SELECT count(*) FROM scratch WHERE id > %s", (0,)).fetchone())
+
+async def main():
+    conn = await asyncpg.connect(host="{host}", port={port}, user="alice", database="{db}")
+    print("asyncpg", [tuple(r) for r in await conn.fetch(SELECT)])
+    stmt = await conn.prepare(SELECT.replace(" ORDER BY id", " WHERE id = $1"))
+    for i in (1, 2):
+        print("asyncpg prepared", tuple(await stmt.fetchrow(i)))
+    try:
+        await conn.fetch("DELETE FROM scratch")
+    except asyncpg.exceptions.InsufficientPrivilegeError as e:
+        print("asyncpg refused", e.sqlstate, e)
+    await conn.execute("INSERT INTO scratch VALUES ($1)", 7)
+    print("asyncpg after", await conn.fetchval("SELECT count(*) FROM scratch"))
+    await conn.close()
+asyncio.run(main())
+"#,
+        host = proxy.ip(),
+        port = proxy.port(),
+    );
+    let out = output_ok(
+        tokio::process::Command::new("python3")
+            .args(["-c", &script])
+            .kill_on_drop(true),
+    )
+    .await;
+    assert_no_sensitive(&out);
+    let row1 = "(1, 'Ada Lovelace', '[REDACTED:EMAIL_ADDRESS]', '[REDACTED:CREDIT_CARD_NUMBER]', '*******6789', '[REDACTED:PHONE_NUMBER]', None, None, 'Met Ada ([REDACTED:EMAIL_ADDRESS]) from [REDACTED:IP_ADDRESS]')";
+    let row2 = "(2, 'Alan Turing', '[REDACTED:EMAIL_ADDRESS]', '[REDACTED:CREDIT_CARD_NUMBER]', '*******9999', '[REDACTED:PHONE_NUMBER]', None, 4111111111111112, 'not a card 4111111111111112, not an ssn 000-12-3456')";
+    let row3 = "(3, 'Grace Hopper', '[REDACTED:EMAIL_ADDRESS]', '[REDACTED:CREDIT_CARD_NUMBER]', '*******1120', '[REDACTED:PHONE_NUMBER]', None, 42, 'nothing to see here')";
+    let all = format!("[{row1}, {row2}, {row3}]");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], format!("text {all}"));
+    assert_eq!(lines[1], format!("binary {all}"));
+    assert_eq!(lines[2], format!("prepared [{row1}, {row2}]"));
+    assert_eq!(
+        lines[3],
+        "refused 42501 UPDATE and DELETE need a WHERE clause (hoop policy rule no-unbounded-writes)"
+    );
+    assert_eq!(lines[4], "after (3,)");
+    assert_eq!(lines[5], format!("asyncpg {all}"));
+    assert_eq!(lines[6], format!("asyncpg prepared {row1}"));
+    assert_eq!(lines[7], format!("asyncpg prepared {row2}"));
+    assert_eq!(
+        lines[8],
+        "asyncpg refused 42501 UPDATE and DELETE need a WHERE clause (hoop policy rule no-unbounded-writes)"
+    );
+    assert_eq!(lines[9], "asyncpg after 4");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_runs_through_the_default_policy_in_every_query_mode() {
+    let db = "hoop_policy_pgbench";
+    let proxy = setup(db, "{}").await;
+    let pgbench = |args: &[&str]| {
+        let mut command = client("pgbench", proxy, "alice");
+        command.args(args).arg(db);
+        command
+    };
+    output_ok(&mut pgbench(&["-i", "-q", "-s", "1"])).await;
+    for mode in ["simple", "extended", "prepared"] {
+        let out = output_ok(&mut pgbench(&[
+            "-S", "-n", "-c", "2", "-t", "50", "-M", mode,
+        ]))
+        .await;
+        assert!(
+            out.contains("number of failed transactions: 0"),
+            "{mode}: {out}"
+        );
+    }
+}
