@@ -62,6 +62,17 @@ const C_LONG: u16 = 512;
 struct Gate {
     classes: u16,
     digits: usize,
+    colons: usize,
+    dashes: usize,
+}
+
+/// One chunk's share of a [`Gate`].
+#[derive(Clone, Copy, Debug)]
+struct Counts {
+    digits: usize,
+    colons: usize,
+    dashes: usize,
+    classes: u16,
 }
 
 const CHUNK: usize = 32;
@@ -91,15 +102,15 @@ static TAIL_CLASS: [u16; 256] = {
 /// array so that the compiler turns it into SIMD compares (the crate forbids `unsafe`, so
 /// no intrinsics): about 4x faster than a byte-class table lookup per byte.
 #[inline(always)]
-fn chunk_gate<const N: usize>(chunk: &[u8; N]) -> (usize, u16) {
+fn chunk_gate<const N: usize>(chunk: &[u8; N]) -> Counts {
     let (mut digits, mut at, mut colon, mut dot, mut dash) = (0u8, 0u8, 0u8, 0u8, 0u8);
     let (mut k, mut s, mut j, mut bb, mut w) = (0u8, 0u8, 0u8, 0u8, 0u8);
     for &b in chunk {
         digits += u8::from(b.wrapping_sub(b'0') < 10);
         at |= u8::from(b == b'@');
-        colon |= u8::from(b == b':');
+        colon += u8::from(b == b':');
         dot |= u8::from(b == b'.');
-        dash |= u8::from(b == b'-');
+        dash += u8::from(b == b'-');
         k |= u8::from(b == b'K');
         s |= u8::from(b == b'S');
         j |= u8::from(b == b'J');
@@ -115,26 +126,35 @@ fn chunk_gate<const N: usize>(chunk: &[u8; N]) -> (usize, u16) {
     }
     let classes = (u16::from(long) * C_LONG)
         | (u16::from(at) * C_AT)
-        | (u16::from(colon) * C_COLON)
+        | (u16::from(colon.min(1)) * C_COLON)
         | (u16::from(dot) * C_DOT)
-        | (u16::from(dash) * C_DASH)
+        | (u16::from(dash.min(1)) * C_DASH)
         | (u16::from(k) * C_K)
         | (u16::from(s) * C_S)
         | (u16::from(j) * C_J)
         | (u16::from(bb) * C_B)
         | (u16::from(w) * C_W);
-    (usize::from(digits), classes)
+    Counts {
+        digits: usize::from(digits),
+        colons: usize::from(colon),
+        dashes: usize::from(dash),
+        classes,
+    }
 }
 
-/// The gate over a whole cell. `digits` may count some digits twice (the last chunk
+/// The gate over a whole cell. The counts may include some bytes twice (the last chunk
 /// overlaps the one before): it is only compared against minimums, so counting high can
 /// cost a search but never miss a value.
 fn gate(cell: &[u8]) -> Gate {
     let mut classes = 0u16;
     let mut digits = 0usize;
-    let mut add = |(d, c): (usize, u16)| {
-        digits += d;
-        classes |= c;
+    let mut colons = 0usize;
+    let mut dashes = 0usize;
+    let mut add = |c: Counts| {
+        digits += c.digits;
+        colons += c.colons;
+        dashes += c.dashes;
+        classes |= c.classes;
     };
     if cell.len() >= CHUNK {
         let mut chunks = cell.chunks_exact(CHUNK);
@@ -157,14 +177,21 @@ fn gate(cell: &[u8]) -> Gate {
         }
     } else {
         // Short cells (names, numbers) by table, a byte at a time.
-        let mut short = 0u16;
-        let mut short_digits = 0usize;
+        let mut short = Counts {
+            digits: 0,
+            colons: 0,
+            dashes: 0,
+            classes: 0,
+        };
         for &b in cell {
             let c = TAIL_CLASS[usize::from(b)];
-            short |= c;
-            short_digits += usize::from(c >> 15);
+            short.classes |= c;
+            short.digits += usize::from(c >> 15);
+            short.colons += usize::from(c & C_COLON != 0);
+            short.dashes += usize::from(c & C_DASH != 0);
         }
-        add((short_digits, short & 0x7FFF));
+        short.classes &= 0x7FFF;
+        add(short);
     }
     // The overlapping last chunk keeps the long-token bit exact: a run of 15 non-space
     // bytes that crosses into it covers either the grid's last block before it or its own
@@ -172,7 +199,12 @@ fn gate(cell: &[u8]) -> Gate {
     if cell.len() < CHUNK / 2 && cell.len() >= 8 {
         classes |= C_LONG;
     }
-    Gate { classes, digits }
+    Gate {
+        classes,
+        digits,
+        colons,
+        dashes,
+    }
 }
 
 /// What a literal trigger announces.
@@ -412,11 +444,11 @@ impl Matcher {
         if self.hex && g.classes & (C_COLON | C_DASH) != 0 && cell.len() >= 3 {
             // A MAC address has five separators; an IPv6 address "::" or seven colons. A
             // time of day (two colons) stops here.
-            // Plain counting loops: the compiler vectorises them, and cells are too short
-            // for a searcher's setup to pay off.
-            let colons = cell.iter().filter(|&&b| b == b':').count();
-            let colon = colons >= 5 || (colons >= 2 && memmem::find(cell, b"::").is_some());
-            let dash = g.classes & C_DASH != 0 && cell.iter().filter(|&&b| b == b'-').count() >= 5;
+            // The gate counted them (high, never low).
+            let double_colon =
+                || memchr::memchr_iter(b':', cell).any(|i| cell.get(i + 1) == Some(&b':'));
+            let colon = g.colons >= 5 || (g.colons >= 2 && double_colon());
+            let dash = g.dashes >= 5;
             if colon || dash {
                 text::hex_addresses(self, cell, colon, dash, out);
             }
