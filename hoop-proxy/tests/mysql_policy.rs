@@ -1,0 +1,255 @@
+//! End-to-end tests of the policy in the MySQL driver, with the same policy
+//! file as PostgreSQL's (`postgres_policy.rs`): the real MariaDB on
+//! 127.0.0.1:3306 (root without a password), hoop in this process, and real
+//! clients (the mariadb CLI, PyMySQL, mysql-connector-python with its
+//! prepared-statement cursor) as separate processes over real sockets.
+//!
+//! Run alone with `cargo nextest run -p hoop-proxy --test mysql_policy`.
+
+use std::net::SocketAddr;
+use std::process::Stdio;
+use std::sync::Arc;
+
+use hoop_proxy::mysql::MysqlProxy;
+use hoop_proxy::policy::PolicyPipeline;
+use hoop_proxy::{DatabaseTarget, Secret, SslMode};
+use tokio::process::Command;
+
+/// The same policy as the PostgreSQL tests.
+const POLICY: &str = r#"{
+  "masking": {
+    "columns": [{"columns": ["*.ssn"], "entity": "US_SOCIAL_SECURITY_NUMBER",
+                 "transform": {"type": "mask", "keep_last": 4}}]
+  },
+  "guardrails": {"input": [{"type": "deny_without_where", "name": "no-unbounded-writes",
+                            "message": "UPDATE and DELETE need a WHERE clause"}]}
+}"#;
+
+/// The same fake people as the PostgreSQL tests (addresses as text).
+const PEOPLE: &str = "
+CREATE TABLE people (id INT PRIMARY KEY, name VARCHAR(40), email VARCHAR(100), card VARCHAR(30),
+                     ssn CHAR(11), phone VARCHAR(30), ip VARCHAR(45), account BIGINT, note TEXT);
+INSERT INTO people VALUES
+ (1, 'Ada Lovelace', 'ada.lovelace@example.com', '4111 1111 1111 1111', '123-45-6789',
+  '(555) 234-5678', '192.168.10.20', 4111111111111111,
+  'Met Ada (ada.lovelace@example.com) from 10.1.2.3'),
+ (2, 'Alan Turing', 'alan.turing@example.org', '5555555555554444', '219-09-9999',
+  '555-867-5309', '10.0.0.7', 4111111111111112,
+  'not a card 4111111111111112, not an ssn 000-12-3456'),
+ (3, 'Grace Hopper', 'grace@navy.example', '4000 0566 5566 5556', '078-05-1120',
+  '+1 202-555-0143', '2001:db8::1', 42, 'nothing to see here');
+CREATE TABLE scratch (id INT);
+INSERT INTO scratch VALUES (1), (2), (3);
+";
+
+const SELECT: &str =
+    "SELECT id, name, email, card, ssn, phone, ip, account, note FROM people ORDER BY id";
+
+/// What the mariadb CLI prints (`-N -B`) for [`SELECT`] through hoop.
+const MASKED: &str = "\
+1\tAda Lovelace\t[REDACTED:EMAIL_ADDRESS]\t[REDACTED:CREDIT_CARD_NUMBER]\t*******6789\t[REDACTED:PHONE_NUMBER]\t[REDACTED:IP_ADDRESS]\tNULL\tMet Ada ([REDACTED:EMAIL_ADDRESS]) from [REDACTED:IP_ADDRESS]
+2\tAlan Turing\t[REDACTED:EMAIL_ADDRESS]\t[REDACTED:CREDIT_CARD_NUMBER]\t*******9999\t[REDACTED:PHONE_NUMBER]\t[REDACTED:IP_ADDRESS]\t4111111111111112\tnot a card 4111111111111112, not an ssn 000-12-3456
+3\tGrace Hopper\t[REDACTED:EMAIL_ADDRESS]\t[REDACTED:CREDIT_CARD_NUMBER]\t*******1120\t[REDACTED:PHONE_NUMBER]\t[REDACTED:IP_ADDRESS]\t42\tnothing to see here
+";
+
+const REFUSAL: &str =
+    "UPDATE and DELETE need a WHERE clause (hoop policy rule no-unbounded-writes)";
+
+/// The values the policy must never let through.
+const SENSITIVE: [&str; 13] = [
+    "ada.lovelace@example.com",
+    "alan.turing@example.org",
+    "grace@navy.example",
+    "4111 1111 1111 1111",
+    "5555555555554444",
+    "4000 0566 5566 5556",
+    "123-45-6789",
+    "219-09-9999",
+    "(555) 234-5678",
+    "555-867-5309",
+    "192.168.10.20",
+    "10.1.2.3",
+    "4111111111111111",
+];
+
+/// Runs SQL as MariaDB's root, directly (not through hoop).
+fn root_sql(sql: &str) -> String {
+    let output = std::process::Command::new("mariadb")
+        .args(["-uroot", "-h127.0.0.1", "-P3306", "-N", "-B", "-e", sql])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// A database and upstream user of the test's own holding [`PEOPLE`],
+/// dropped at the end.
+struct Fixture {
+    name: String,
+}
+
+impl Fixture {
+    fn new(test: &str) -> Self {
+        let name = format!("hoopmp_{test}_{}", std::process::id());
+        root_sql(&format!(
+            "DROP DATABASE IF EXISTS {name}; DROP USER IF EXISTS '{name}'@'%';
+             CREATE DATABASE {name};
+             CREATE USER '{name}'@'%' IDENTIFIED VIA mysql_native_password USING PASSWORD('pw-{name}');
+             GRANT ALL ON {name}.* TO '{name}'@'%';
+             USE {name}; {PEOPLE}"
+        ));
+        let direct = root_sql(&format!("USE {name}; {SELECT}"));
+        for value in [
+            "ada.lovelace@example.com",
+            "123-45-6789",
+            "4111111111111111",
+        ] {
+            assert!(
+                direct.contains(value),
+                "the fixture lacks {value}: {direct}"
+            );
+        }
+        Self { name }
+    }
+
+    async fn proxy(&self) -> SocketAddr {
+        let target = DatabaseTarget {
+            host: "127.0.0.1".to_owned(),
+            port: 3306,
+            user: self.name.clone(),
+            password: Some(Secret::new(format!("pw-{}", self.name))),
+            database: Some(self.name.clone()),
+            ssl_mode: SslMode::Disable,
+        };
+        let proxy = MysqlProxy::builder(target)
+            .pipeline(Arc::new(PolicyPipeline::from_json(POLICY).unwrap()))
+            .build()
+            .unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { proxy.serve(listener).await });
+        addr
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("mariadb")
+            .args(["-uroot", "-h127.0.0.1", "-P3306", "-e"])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {0}; DROP USER IF EXISTS '{0}'@'%';",
+                self.name
+            ))
+            .output();
+    }
+}
+
+fn assert_no_sensitive(out: &str) {
+    for value in SENSITIVE {
+        assert!(!out.contains(value), "{value} leaked: {out}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_cli_sees_masked_rows_and_a_refused_delete_keeps_the_session() {
+    let fixture = Fixture::new("cli");
+    let proxy = fixture.proxy().await;
+    let mut child = Command::new("mariadb")
+        .arg("-h127.0.0.1")
+        .arg(format!("-P{}", proxy.port()))
+        .args(["-ume", "-N", "-B", "--force", &fixture.name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let script = format!(
+        "{SELECT};\nDELETE FROM scratch;\nDELETE FROM scratch WHERE id = 1;\nSELECT count(*) FROM scratch;\n"
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stdin, script.as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stdout, format!("{MASKED}2\n"), "{stderr}");
+    assert!(stderr.contains(REFUSAL), "{stderr}");
+    assert_eq!(
+        root_sql(&format!("SELECT count(*) FROM {}.scratch", fixture.name)),
+        "2\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pymysql_and_mysql_connector_prepared_see_masked_text_and_binary_rows() {
+    let fixture = Fixture::new("py");
+    let proxy = fixture.proxy().await;
+    let script = format!(
+        r#"
+import pymysql, mysql.connector
+SELECT = "{SELECT}"
+conn = pymysql.connect(host="127.0.0.1", port={port}, user="me", password="", database="{db}")
+cur = conn.cursor()
+cur.execute(SELECT)
+print("pymysql", cur.fetchall())
+try:
+    cur.execute("DELETE FROM scratch")
+except pymysql.err.MySQLError as e:
+    print("pymysql refused", e.args)
+cur.execute("DELETE FROM scratch WHERE id = %s", (1,))
+cur.execute("SELECT count(*) FROM scratch")
+print("pymysql after", cur.fetchone())
+conn.commit()
+
+conn = mysql.connector.connect(host="127.0.0.1", port={port}, user="me", password="", database="{db}")
+cur = conn.cursor(prepared=True)
+cur.execute(SELECT.replace(" ORDER BY id", " WHERE id <= %s ORDER BY id"), (3,))
+print("prepared", [tuple(v.decode() if isinstance(v, (bytes, bytearray)) else v for v in row) for row in cur.fetchall()])
+try:
+    cur.execute("DELETE FROM scratch")
+except mysql.connector.Error as e:
+    print("prepared refused", e.errno, e.msg)
+cur.execute("SELECT count(*) FROM scratch WHERE id > %s", (0,))
+print("prepared after", cur.fetchall())
+"#,
+        port = proxy.port(),
+        db = fixture.name,
+    );
+    let output = Command::new("python3")
+        .args(["-c", &script])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    let out = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_no_sensitive(&out);
+    let rows = |account1: &str| {
+        format!(
+            "(1, 'Ada Lovelace', '[REDACTED:EMAIL_ADDRESS]', '[REDACTED:CREDIT_CARD_NUMBER]', '*******6789', '[REDACTED:PHONE_NUMBER]', '[REDACTED:IP_ADDRESS]', {account1}, 'Met Ada ([REDACTED:EMAIL_ADDRESS]) from [REDACTED:IP_ADDRESS]'), \
+             (2, 'Alan Turing', '[REDACTED:EMAIL_ADDRESS]', '[REDACTED:CREDIT_CARD_NUMBER]', '*******9999', '[REDACTED:PHONE_NUMBER]', '[REDACTED:IP_ADDRESS]', 4111111111111112, 'not a card 4111111111111112, not an ssn 000-12-3456'), \
+             (3, 'Grace Hopper', '[REDACTED:EMAIL_ADDRESS]', '[REDACTED:CREDIT_CARD_NUMBER]', '*******1120', '[REDACTED:PHONE_NUMBER]', '[REDACTED:IP_ADDRESS]', 42, 'nothing to see here')"
+        )
+    };
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        format!("pymysql ({},)", rows("None")).replace("),)", "))")
+    );
+    assert_eq!(lines[1], format!("pymysql refused (1227, '{REFUSAL}')"));
+    assert_eq!(lines[2], "pymysql after (2,)");
+    assert_eq!(lines[3], format!("prepared [{}]", rows("None")));
+    assert_eq!(lines[4], format!("prepared refused 1227 {REFUSAL}"));
+    assert_eq!(lines[5], "prepared after [(2,)]");
+}
