@@ -150,6 +150,9 @@ def main():
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help="sysbench workloads, comma-separated")
     parser.add_argument("--threads", default="1,8", help="sysbench thread counts, comma-separated")
     parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--policy", nargs="?", const="{}", default=None, metavar="FILE",
+                        help="also run hoop with this policy file ('hoop+pol'); "
+                             "without FILE, the default policy {}")
     args = parser.parse_args()
     workloads = args.workloads.split(",")
     thread_counts = [int(t) for t in args.threads.split(",")]
@@ -177,6 +180,20 @@ def main():
         wait_port(relay_port)
         wait_port(hoop_port)
         targets = [("direct", my_port, None), ("relay", relay_port, relay.pid), ("hoop", hoop_port, hoop.pid)]
+        if args.policy is not None:
+            policy_file = args.policy
+            if args.policy == "{}":
+                policy_file = os.path.join(tempfile.mkdtemp(prefix="hoop-policy-"), "policy.json")
+                with open(policy_file, "w") as f:
+                    f.write("{}")
+            pol_port = free_port()
+            pol = subprocess.Popen([f"{target}/release/examples/mysql_proxy", "--listen", f"127.0.0.1:{pol_port}",
+                                    "--policy", policy_file],
+                                   env=hoop_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            started.append(("hoop+pol", pol))
+            wait_port(pol_port)
+            targets.append(("hoop+pol", pol_port, pol.pid))
+        names = [t[0] for t in targets]
 
         results = {}  # (workload, threads, target) -> list of (tps, lat, cpu_us_per_txn)
         large = {}  # target -> list of (seconds, cpu seconds)
@@ -196,7 +213,7 @@ def main():
                 secs = large_result(port, args.rows)
                 cpu = cpu_seconds(pid) - cpu0 if pid else float("nan")
                 large.setdefault(name, []).append((secs, cpu))
-                print(f"rep {rep + 1} large             {name:6} {secs:.2f}s {args.rows / secs:,.0f} rows/s "
+                print(f"rep {rep + 1} large             {name:8} {secs:.2f}s {args.rows / secs:,.0f} rows/s "
                       f"proxy_cpu={cpu:.2f}s", flush=True)
         print(f"# load after: {open('/proc/loadavg').read().strip()}")
 
@@ -208,18 +225,21 @@ def main():
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for workload in workloads:
             for threads in thread_counts:
-                r = {n: results[(workload, threads, n)] for n in ("direct", "relay", "hoop")}
+                r = {n: results[(workload, threads, n)] for n in names}
                 tps = {n: med([x[0] for x in v]) for n, v in r.items()}
                 lat = {n: med([x[1] for x in v]) for n, v in r.items()}
                 cpu = {n: med([x[2] for x in v]) for n, v in r.items()}
                 print(f"| {workload} | {threads} | {tps['direct']:.0f} | {tps['relay']:.0f} | {tps['hoop']:.0f} | "
                       f"{tps['hoop'] / tps['relay']:.3f} | {tps['hoop'] / tps['direct']:.3f} | "
                       f"{lat['relay']:.3f} | {lat['hoop']:.3f} | {cpu['relay']:.1f} | {cpu['hoop']:.1f} |")
+                if "hoop+pol" in tps:
+                    print(f"|   hoop+pol | {threads} | | | {tps['hoop+pol']:.0f} | {tps['hoop+pol'] / tps['relay']:.3f} | "
+                          f"{tps['hoop+pol'] / tps['direct']:.3f} | | {lat['hoop+pol']:.3f} | | {cpu['hoop+pol']:.1f} |")
         print("\n## large result: %s rows read by the mariadb CLI (median of %d)\n" % (f"{args.rows:,}", args.reps))
         print("| target | seconds | rows/s | proxy CPU s | ratio to relay |")
         print("|---|---|---|---|---|")
         relay_secs = med([x[0] for x in large["relay"]])
-        for name in ("direct", "relay", "hoop"):
+        for name in names:
             secs = med([x[0] for x in large[name]])
             cpu = med([x[1] for x in large[name]])
             print(f"| {name} | {secs:.2f} | {args.rows / secs:,.0f} | {cpu:.2f} | {relay_secs / secs:.3f} |")

@@ -539,7 +539,9 @@ mod tests {
 
         fn client_event(&mut self, event: &Event) -> ClientAction {
             match event {
-                Event::Query { text } if text.contains("forbidden") => {
+                Event::Query { text } | Event::Prepare { text, .. }
+                    if text.contains("forbidden") =>
+                {
                     ClientAction::Refuse(crate::pipeline::Refusal {
                         code: "42501".to_owned(),
                         message: "refused".to_owned(),
@@ -639,5 +641,180 @@ mod tests {
             assert_eq!(to_client, expected, "cut at {cut}");
             assert!(!codec.busy());
         }
+    }
+
+    fn started() -> FrontendDecoder {
+        let mut frontend = FrontendDecoder::new(Limits::default());
+        let mut startup = BytesMut::from(&b"\0\0\0\x14\0\x03\0\0user\0alice\0\0"[..]);
+        frontend.decode_frame(&mut startup).unwrap();
+        frontend
+    }
+
+    fn frontend(messages: &[FrontendMessage]) -> Vec<u8> {
+        let mut bytes = BytesMut::new();
+        for message in messages {
+            message.encode(&mut bytes);
+        }
+        bytes.to_vec()
+    }
+
+    fn parse(name: &'static str, sql: &'static str) -> FrontendMessage {
+        FrontendMessage::Parse(hoop_wire::postgres::Parse {
+            name: Bytes::from_static(name.as_bytes()),
+            query: Bytes::from_static(sql.as_bytes()),
+            param_types: Vec::new(),
+        })
+    }
+
+    fn bind(statement: &'static str, result_formats: Vec<i16>) -> FrontendMessage {
+        FrontendMessage::Bind(hoop_wire::postgres::Bind {
+            portal: Bytes::new(),
+            statement: Bytes::from_static(statement.as_bytes()),
+            param_formats: Vec::new(),
+            params: Vec::new(),
+            result_formats,
+        })
+    }
+
+    fn execute() -> FrontendMessage {
+        FrontendMessage::Execute(hoop_wire::postgres::Execute {
+            portal: Bytes::new(),
+            max_rows: 0,
+        })
+    }
+
+    /// A refused Parse drops its batch up to the Sync: the server sees only
+    /// the Sync, the client gets the refusal and then that Sync's
+    /// ReadyForQuery, and the next query runs.
+    #[test]
+    fn refused_parse_discards_its_batch_until_sync() {
+        let mut hook = RefuseForbidden;
+        let mut codec = PgCodec::new(started(), BackendDecoder::new(Limits::default()), &mut hook);
+        let mut input = BytesMut::from(
+            &frontend(&[
+                parse("", "SELECT forbidden"),
+                bind("", Vec::new()),
+                execute(),
+                FrontendMessage::Sync,
+                FrontendMessage::Query(Query {
+                    query: Bytes::from_static(b"SELECT 2"),
+                }),
+            ])[..],
+        );
+        let mut to_server = Vec::new();
+        codec.client_bytes(&mut input, &mut to_server).unwrap();
+        let mut expected = SYNC_MESSAGE.to_vec();
+        expected.extend_from_slice(&query("SELECT 2"));
+        assert_eq!(to_server, expected);
+
+        let mut to_client = Vec::new();
+        codec.client_replies(&mut to_client);
+        let mut server = BytesMut::from(&backend(&[ready(), complete("SELECT 1"), ready()])[..]);
+        codec.server_bytes(&mut server, &mut to_client).unwrap();
+        let mut refusal = Notice::error("ERROR", "42501", "refused");
+        refusal.fields.truncate(4);
+        let expected = backend(&[
+            BackendMessage::ErrorResponse(refusal),
+            ready(),
+            complete("SELECT 1"),
+            ready(),
+        ]);
+        assert_eq!(to_client, expected);
+    }
+
+    /// A statement prepared in one batch and run in a later one with binary
+    /// results, never described by the client: hoop's own Describe tells
+    /// the columns (its answer never reaches the client), and the row is
+    /// masked.
+    #[test]
+    fn rows_of_an_undescribed_prepared_statement_are_masked() {
+        let pipeline = crate::policy::PolicyPipeline::from_json("{}").unwrap();
+        let mut hook = crate::pipeline::Pipeline::open(
+            &pipeline,
+            &crate::pipeline::SessionInfo {
+                protocol: "postgres",
+                peer: "127.0.0.1:1".parse().unwrap(),
+                user: "alice".to_owned(),
+                database: None,
+            },
+        );
+        let mut codec = PgCodec::new(
+            started(),
+            BackendDecoder::new(Limits::default()),
+            hook.as_mut(),
+        );
+        let mut input = BytesMut::from(
+            &frontend(&[
+                parse("s1", "SELECT email FROM people"),
+                FrontendMessage::Sync,
+            ])[..],
+        );
+        let mut to_server = Vec::new();
+        codec.client_bytes(&mut input, &mut to_server).unwrap();
+        let describe = FrontendMessage::Describe(hoop_wire::postgres::Describe {
+            kind: b'S',
+            name: Bytes::from_static(b"s1"),
+        });
+        assert_eq!(
+            to_server,
+            frontend(&[
+                parse("s1", "SELECT email FROM people"),
+                describe,
+                FrontendMessage::Sync
+            ])
+        );
+        let description = BackendMessage::RowDescription(hoop_wire::postgres::RowDescription {
+            fields: vec![hoop_wire::postgres::FieldDescription {
+                name: Bytes::from_static(b"email"),
+                table_oid: 0,
+                column_id: 0,
+                type_oid: 25,
+                type_size: -1,
+                type_modifier: -1,
+                format: 0,
+            }],
+        });
+        let mut server = BytesMut::from(
+            &backend(&[
+                BackendMessage::ParseComplete,
+                BackendMessage::ParameterDescription(hoop_wire::postgres::ParameterDescription {
+                    types: Vec::new(),
+                }),
+                description,
+                ready(),
+            ])[..],
+        );
+        let mut to_client = Vec::new();
+        codec.server_bytes(&mut server, &mut to_client).unwrap();
+        assert_eq!(
+            to_client,
+            backend(&[BackendMessage::ParseComplete, ready()])
+        );
+
+        let mut input =
+            BytesMut::from(&frontend(&[bind("s1", vec![1]), execute(), FrontendMessage::Sync])[..]);
+        codec.client_bytes(&mut input, &mut Vec::new()).unwrap();
+        let row = |cell: &'static [u8]| {
+            BackendMessage::DataRow(DataRow::from_cells([Some(cell)].into_iter()))
+        };
+        let mut server = BytesMut::from(
+            &backend(&[
+                BackendMessage::BindComplete,
+                row(b"ada@example.com"),
+                complete("SELECT 1"),
+                ready(),
+            ])[..],
+        );
+        let mut to_client = Vec::new();
+        codec.server_bytes(&mut server, &mut to_client).unwrap();
+        assert_eq!(
+            to_client,
+            backend(&[
+                BackendMessage::BindComplete,
+                row(b"[REDACTED:EMAIL_ADDRESS]"),
+                complete("SELECT 1"),
+                ready(),
+            ])
+        );
     }
 }
