@@ -794,9 +794,7 @@ mod tests {
         let mut input =
             BytesMut::from(&frontend(&[bind("s1", vec![1]), execute(), FrontendMessage::Sync])[..]);
         codec.client_bytes(&mut input, &mut Vec::new()).unwrap();
-        let row = |cell: &'static [u8]| {
-            BackendMessage::DataRow(DataRow::from_cells([Some(cell)].into_iter()))
-        };
+        let row = |cell: &'static [u8]| BackendMessage::DataRow(DataRow::from_cells([Some(cell)]));
         let mut server = BytesMut::from(
             &backend(&[
                 BackendMessage::BindComplete,
