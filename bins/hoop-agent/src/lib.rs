@@ -7,6 +7,7 @@
 //! protocol driver here, beside the database (`session`).
 
 pub mod agent;
+mod exec;
 pub mod frame;
 pub mod key;
 pub mod messages;

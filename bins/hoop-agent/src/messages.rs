@@ -84,6 +84,10 @@ pub struct OpenSession {
     /// For exec: the input to run.
     #[serde(default)]
     pub script: Option<String>,
+    /// For exec: `text` (tab-separated rows) or `json` (an array per
+    /// statement of row objects).
+    #[serde(default)]
+    pub output: Option<String>,
 }
 
 impl std::fmt::Debug for OpenSession {
@@ -106,4 +110,7 @@ pub struct SessionEnd {
     /// What went wrong, when it failed.
     #[serde(default)]
     pub error: Option<String>,
+    /// For exec: 0 on success, 1 on a database error or refusal.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
 }

@@ -24,7 +24,7 @@ use crate::mux::{PumpEnd, StreamReceiver, StreamSender, pump};
 
 /// Why a session could not start.
 #[derive(Debug, thiserror::Error)]
-enum StartError {
+pub(crate) enum StartError {
     #[error("unsupported protocol {0:?}")]
     Protocol(String),
     #[error("connection settings: {0}")]
@@ -35,7 +35,7 @@ enum StartError {
     Io(#[from] std::io::Error),
 }
 
-enum Driver {
+pub(crate) enum Driver {
     Postgres(PostgresProxy),
     Mysql(MysqlProxy),
 }
@@ -48,7 +48,10 @@ fn target(open: &OpenSession, default_port: u16) -> Result<DatabaseTarget, Start
     Ok(credentials.database_target(default_port)?)
 }
 
-fn driver(open: &OpenSession, pipeline: Arc<dyn Pipeline>) -> Result<Driver, StartError> {
+pub(crate) fn driver(
+    open: &OpenSession,
+    pipeline: Arc<dyn Pipeline>,
+) -> Result<Driver, StartError> {
     match open.protocol.as_str() {
         "postgres" => Ok(Driver::Postgres(
             PostgresProxy::builder(target(open, 5432)?)
@@ -66,10 +69,19 @@ fn driver(open: &OpenSession, pipeline: Arc<dyn Pipeline>) -> Result<Driver, Sta
     }
 }
 
-/// Runs a `connect` session: the bytes on the stream are a native client's.
+/// Runs a session: for `connect` the bytes on the stream are a native
+/// client's; for `exec` the agent runs the script itself.
 pub(crate) async fn run(open: OpenSession, sender: StreamSender, receiver: StreamReceiver) {
     use tracing::Instrument;
     let span = tracing::info_span!("session", id = %open.session_id, connection = %open.connection);
+    if open.mode == "exec" {
+        drop(receiver);
+        let end = crate::exec::run(&open, &sender).instrument(span).await;
+        if let Ok(payload) = serde_json::to_vec(&end) {
+            sender.close(payload).await;
+        }
+        return;
+    }
     let end = match serve(&open, sender.clone(), receiver)
         .instrument(span)
         .await
@@ -78,6 +90,7 @@ pub(crate) async fn run(open: OpenSession, sender: StreamSender, receiver: Strea
         Ok(PumpEnd::Remote(_)) => SessionEnd {
             status: "done".into(),
             error: None,
+            exit_code: None,
         },
         Ok(PumpEnd::Local) => {
             // The driver ended the session and the pump told the gateway
@@ -89,6 +102,7 @@ pub(crate) async fn run(open: OpenSession, sender: StreamSender, receiver: Strea
             SessionEnd {
                 status: "failed".into(),
                 error: Some(error.to_string()),
+                exit_code: Some(1),
             }
         }
     };
@@ -97,12 +111,10 @@ pub(crate) async fn run(open: OpenSession, sender: StreamSender, receiver: Strea
     }
 }
 
-async fn serve(
-    open: &OpenSession,
-    sender: StreamSender,
-    receiver: StreamReceiver,
-) -> Result<PumpEnd, StartError> {
-    let driver = driver(open, Arc::new(NoopPipeline))?;
+/// A loopback connection: the client end, and the server end with its peer
+/// address, for the driver.
+pub(crate) async fn loopback() -> Result<(TcpStream, (TcpStream, std::net::SocketAddr)), StartError>
+{
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let (client, accepted) = tokio::join!(
         TcpStream::connect(listener.local_addr()?),
@@ -113,12 +125,23 @@ async fn serve(
     let (server, peer) = accepted?;
     client.set_nodelay(true)?;
     server.set_nodelay(true)?;
-    let driving = async move {
-        match &driver {
-            Driver::Postgres(proxy) => proxy.handle(server, peer).await,
-            Driver::Mysql(proxy) => proxy.handle(server, peer).await,
-        }
-    };
-    let (report, ()) = tokio::join!(pump(client, sender, receiver), driving);
+    Ok((client, (server, peer)))
+}
+
+pub(crate) async fn drive(driver: Driver, server: TcpStream, peer: std::net::SocketAddr) {
+    match &driver {
+        Driver::Postgres(proxy) => proxy.handle(server, peer).await,
+        Driver::Mysql(proxy) => proxy.handle(server, peer).await,
+    }
+}
+
+async fn serve(
+    open: &OpenSession,
+    sender: StreamSender,
+    receiver: StreamReceiver,
+) -> Result<PumpEnd, StartError> {
+    let driver = driver(open, Arc::new(NoopPipeline))?;
+    let (client, (server, peer)) = loopback().await?;
+    let (report, ()) = tokio::join!(pump(client, sender, receiver), drive(driver, server, peer));
     Ok(report.end)
 }

@@ -167,6 +167,7 @@ async fn postgres_client(mut stream: TcpStream, state: &AppState) -> Result<(), 
         kind: AccessKind::Connect,
         protocol: Some("postgres"),
         script: None,
+        output: None,
     };
     let opened = match sessions::open(state, request).await {
         Ok(opened) => opened,

@@ -86,6 +86,8 @@ pub struct Request<'a> {
     pub protocol: Option<&'a str>,
     /// For exec: the input.
     pub script: Option<String>,
+    /// For exec: `text` or `json`.
+    pub output: Option<String>,
 }
 
 fn refuse(reason: RefusalReason, message: impl Into<String>) -> Refused {
@@ -267,6 +269,7 @@ async fn check(
         user: caller.user.email.clone(),
         credentials,
         script: request.script.clone(),
+        output: request.output.clone(),
     };
     Ok((open, agent_id, caller.user))
 }

@@ -411,3 +411,103 @@ async fn killing_the_agent_ends_the_session_with_an_error_and_a_failed_record() 
     assert!(session.ended_at.is_some());
     setup.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_returns_the_rows_psql_sees_directly() {
+    let setup = Setup::start(false).await;
+    setup.connection("pg", 5432, json!({})).await;
+    setup
+        .connection("noexec", 5432, json!({"access_mode_exec": "disabled"}))
+        .await;
+    setup.wait_status("pg", "online").await;
+    setup.wait_status("noexec", "online").await;
+    let sql = "SELECT id, email, NULL AS nothing FROM people ORDER BY id";
+    let direct = Command::new("psql")
+        .arg(format!(
+            "host=127.0.0.1 port=5432 user=postgres dbname={}",
+            setup.database
+        ))
+        .args(["-X", "-At", "-F", "\t", "-c", sql])
+        .output()
+        .await
+        .unwrap();
+    assert!(direct.status.success());
+    let response = setup
+        .admin
+        .json(
+            Method::POST,
+            "/api/sessions",
+            &json!({"connection": "pg", "script": sql}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    assert_eq!(response.body["output"], stdout(&direct));
+    assert_eq!(response.body["exit_code"], 0);
+    assert_eq!(response.body["status"], "done");
+    let id = response.body["session_id"].as_str().unwrap().to_owned();
+    let shown = setup
+        .admin
+        .get(&format!("/api/sessions/{id}"))
+        .await
+        .unwrap()
+        .body;
+    assert_eq!(shown["access_mode"], "exec");
+    assert_eq!(shown["status"], "done");
+
+    let json_output = setup
+        .admin
+        .json(
+            Method::POST,
+            "/api/sessions",
+            &json!({"connection": "pg", "script": "SELECT id FROM people WHERE id = 2", "output": "json"}),
+        )
+        .await
+        .unwrap();
+    let rows: Value = serde_json::from_str(json_output.body["output"].as_str().unwrap()).unwrap();
+    assert_eq!(rows, json!([{"id": "2"}]));
+
+    let failing = setup
+        .admin
+        .json(
+            Method::POST,
+            "/api/sessions",
+            &json!({"connection": "pg", "script": "SELECT * FROM no_such_table"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(failing.body["exit_code"], 1, "{:?}", failing.body);
+    assert!(
+        failing.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("no_such_table"),
+        "{:?}",
+        failing.body
+    );
+    let refused = setup
+        .admin
+        .json(
+            Method::POST,
+            "/api/sessions",
+            &json!({"connection": "noexec", "script": "SELECT 1"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.body["exit_code"], 1);
+    assert!(
+        refused.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("exec access is disabled on connection noexec")
+    );
+    let listed = setup
+        .admin
+        .get("/api/sessions?connection=noexec&status=refused")
+        .await
+        .unwrap()
+        .body;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    setup.stop().await;
+}

@@ -41,6 +41,52 @@ enum Command {
     /// Agents.
     #[command(subcommand)]
     Agents(AgentsCommand),
+    /// Open a local port to a connection; native clients use it with no password.
+    Connect {
+        /// The connection's name.
+        name: String,
+        /// Local port (default: 5433 for postgres, 3307 for mysql).
+        #[arg(short, long)]
+        port: Option<u16>,
+        /// Local address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: String,
+    },
+    /// Run SQL on a connection and print the result (exits non-zero on an error).
+    Exec {
+        /// The connection's name.
+        name: String,
+        /// The input to run.
+        #[arg(short, long, conflicts_with = "file")]
+        input: Option<String>,
+        /// A file holding the input (`-` for standard input, the default).
+        #[arg(short, long)]
+        file: Option<PathBuf>,
+        /// Output format: text (tab-separated rows) or json.
+        #[arg(short, long, default_value = "text", value_parser = ["text", "json"])]
+        output: String,
+    },
+    /// Recorded sessions.
+    #[command(subcommand)]
+    Sessions(SessionsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionsCommand {
+    /// List sessions, newest first.
+    List {
+        /// Only this connection's.
+        #[arg(long)]
+        connection: Option<String>,
+        /// Only with this status (open, done, failed, refused).
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Show one session and its events.
+    Show {
+        /// The session's id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +168,49 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                         None,
                     )
                     .await
+                }
+            }
+        }
+        Command::Connect { name, port, bind } => crate::sessions::connect(&name, port, &bind).await,
+        Command::Exec {
+            name,
+            input,
+            file,
+            output,
+        } => {
+            let code = crate::sessions::exec(&name, input, file, &output).await?;
+            if code != 0 {
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+                std::process::exit(code);
+            }
+            Ok(())
+        }
+        Command::Sessions(command) => {
+            let client = login::client()?;
+            match command {
+                SessionsCommand::List { connection, status } => {
+                    let mut query = Vec::new();
+                    if let Some(connection) = connection {
+                        query.push(format!("connection={connection}"));
+                    }
+                    if let Some(status) = status {
+                        query.push(format!("status={status}"));
+                    }
+                    let path = if query.is_empty() {
+                        "/api/sessions".to_owned()
+                    } else {
+                        format!("/api/sessions?{}", query.join("&"))
+                    };
+                    print(&client, Method::GET, &path, None).await
+                }
+                SessionsCommand::Show { id } => {
+                    print(&client, Method::GET, &format!("/api/sessions/{id}"), None).await?;
+                    let events = client.get(&format!("/api/sessions/{id}/events")).await?;
+                    if let Value::String(lines) = &events.body {
+                        print!("{lines}");
+                    }
+                    Ok(())
                 }
             }
         }

@@ -38,18 +38,23 @@ fn read_saved() -> anyhow::Result<Saved> {
     })
 }
 
-/// A client from the environment or the saved login.
-pub(crate) fn client() -> anyhow::Result<ApiClient> {
+/// The API URL and token from the environment or the saved login.
+pub(crate) fn settings() -> anyhow::Result<(String, String)> {
     let saved = read_saved()?;
     let url = std::env::var("HOOP_API_URL")
         .ok()
         .or(saved.api_url)
         .unwrap_or_else(|| DEFAULT_API_URL.to_owned());
-    let token = std::env::var("HOOP_TOKEN").ok().or(saved.token);
-    if token.is_none() {
+    let Some(token) = std::env::var("HOOP_TOKEN").ok().or(saved.token) else {
         bail!("no token: set HOOP_TOKEN or run `hoop login`");
-    }
-    Ok(ApiClient::new(&url, token)?)
+    };
+    Ok((url, token))
+}
+
+/// A client from the environment or the saved login.
+pub(crate) fn client() -> anyhow::Result<ApiClient> {
+    let (url, token) = settings()?;
+    Ok(ApiClient::new(&url, Some(token))?)
 }
 
 /// A TOML basic string: JSON's string escapes are a subset of TOML's.

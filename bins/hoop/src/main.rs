@@ -3,6 +3,7 @@
 
 mod commands;
 mod login;
+mod sessions;
 mod up;
 
 use clap::Parser;

@@ -55,9 +55,13 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
             connection["subtype"].as_str().unwrap_or("custom")
         );
     }
-    println!(
-        "  client listeners: none yet (sessions over the agent link arrive in a later release)"
-    );
+    match gateway.postgres_addr {
+        Some(addr) => println!(
+            "  client listeners: postgres {addr} (user = connection name, password = your token)"
+        ),
+        None => println!("  client listeners: none (--postgres-listen off)"),
+    }
+    println!("                    or: hoop connect NAME (a local port needing no password)");
     println!();
     println!(
         "  try: curl -s -H \"Authorization: Bearer $HOOP_TOKEN\" http://{}/api/connections",

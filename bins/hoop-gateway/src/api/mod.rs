@@ -16,6 +16,7 @@ pub(crate) mod input;
 mod openapi;
 mod plugins;
 mod resources;
+mod sessions;
 mod users;
 
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use serde_json::{Value, json};
 
 pub use connections::{ConnectionInput, connection_target};
 pub use plugins::PLUGINS;
+pub use sessions::TUNNEL_PROTOCOL;
 
 use crate::crypto::SecretBox;
 use crate::links::LinkRegistry;
@@ -302,6 +304,7 @@ pub(crate) fn routes() -> Vec<Route> {
     all.extend(connections::routes());
     all.extend(plugins::routes());
     all.extend(users::routes());
+    all.extend(sessions::routes());
     all
 }
 

@@ -134,6 +134,30 @@ fn schemas() -> Value {
             "type": "object",
             "properties": {"id": string, "name": string, "user_id": string, "token": string}
         },
+        "ExecRequest": {
+            "type": "object",
+            "properties": {"connection": string, "script": string, "output": {"type": "string", "enum": ["text", "json"]}},
+            "required": ["connection", "script"], "additionalProperties": false
+        },
+        "ExecResult": {
+            "type": "object",
+            "properties": {
+                "session_id": string, "output": string, "truncated": {"type": "boolean"},
+                "status": {"type": "string", "enum": ["done", "failed", "refused"]},
+                "error": string, "exit_code": {"type": "integer"}
+            }
+        },
+        "Session": {
+            "type": "object",
+            "description": "who, which connection, how, when, and bytes each way; never results or secrets",
+            "properties": {
+                "id": string, "user": string, "user_id": string, "connection": string, "connection_id": string,
+                "access_mode": {"type": "string", "enum": ["connect", "exec"]}, "protocol": string,
+                "status": {"type": "string", "enum": ["open", "done", "failed", "refused"]},
+                "error": string, "started_at": {"type": "integer"}, "ended_at": {"type": "integer"},
+                "bytes_in": {"type": "integer"}, "bytes_out": {"type": "integer"}
+            }
+        },
         "TokenRequest": {
             "type": "object", "properties": {"name": string, "user_id": string},
             "required": ["name", "user_id"], "additionalProperties": false

@@ -1,0 +1,115 @@
+//! Exec: the agent runs one script on a connection through the same
+//! protocol driver (and so the same policy) a native client gets, with a
+//! client of its own on the driver's client side, and sends back the
+//! output.
+//!
+//! ```text
+//!  script --> tokio-postgres (simple query) --loopback--> PostgresProxy --> database
+//!  rows <--------------------------------------------------+
+//!  output (DATA frames) + SessionEnd {exit_code} (CLOSE) --> gateway
+//! ```
+//!
+//! Output is tab-separated rows (NULL as an empty field, as `psql -At`
+//! prints), or with `output: json` one JSON array of row objects.
+
+use serde_json::{Map, Value};
+use tokio_postgres::SimpleQueryMessage;
+
+use crate::messages::{OpenSession, SessionEnd};
+use crate::mux::StreamSender;
+use crate::session::{StartError, drive, driver, loopback};
+
+/// Runs `open.script` and reports its output and outcome on the stream.
+pub(crate) async fn run(open: &OpenSession, sender: &StreamSender) -> SessionEnd {
+    match execute(open, sender).await {
+        Ok(()) => SessionEnd {
+            status: "done".into(),
+            error: None,
+            exit_code: Some(0),
+        },
+        Err(message) => SessionEnd {
+            status: "failed".into(),
+            error: Some(message),
+            exit_code: Some(1),
+        },
+    }
+}
+
+async fn execute(open: &OpenSession, sender: &StreamSender) -> Result<(), String> {
+    if open.protocol != "postgres" {
+        return Err(format!(
+            "exec on {} connections is not supported yet; use connect",
+            open.protocol
+        ));
+    }
+    let script = open.script.as_deref().unwrap_or_default();
+    let driver = driver(
+        open,
+        std::sync::Arc::new(hoop_proxy::pipeline::NoopPipeline),
+    )
+    .map_err(|e| e.to_string())?;
+    let (client, (server, peer)) = loopback().await.map_err(|e: StartError| e.to_string())?;
+    let driving = tokio::spawn(drive(driver, server, peer));
+    let mut config = tokio_postgres::Config::new();
+    config.user(&open.connection).application_name("hoop exec");
+    let result = async {
+        let (pg, connection) = config
+            .connect_raw(client, tokio_postgres::NoTls)
+            .await
+            .map_err(describe)?;
+        let connection = tokio::spawn(connection);
+        let messages = pg.simple_query(script).await.map_err(describe);
+        drop(pg);
+        let _ = connection.await;
+        messages
+    }
+    .await;
+    let _ = driving.await;
+    let output = format_output(&result?, open.output.as_deref() == Some("json"));
+    sender
+        .send(output.into())
+        .await
+        .map_err(|_| "the link closed".to_owned())
+}
+
+fn describe(error: tokio_postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => error.to_string(),
+    }
+}
+
+fn format_output(messages: &[SimpleQueryMessage], json: bool) -> String {
+    let mut out = String::new();
+    let mut rows = Vec::new();
+    for message in messages {
+        let SimpleQueryMessage::Row(row) = message else {
+            continue;
+        };
+        if json {
+            let mut object = Map::new();
+            for (index, column) in row.columns().iter().enumerate() {
+                let value = row
+                    .try_get(index)
+                    .ok()
+                    .flatten()
+                    .map_or(Value::Null, |v| Value::String(v.to_owned()));
+                object.insert(column.name().to_owned(), value);
+            }
+            rows.push(Value::Object(object));
+        } else {
+            for index in 0..row.len() {
+                if index > 0 {
+                    out.push('\t');
+                }
+                out.push_str(row.try_get(index).ok().flatten().unwrap_or(""));
+            }
+            out.push('\n');
+        }
+    }
+    if json {
+        out = Value::Array(rows).to_string();
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,196 @@
+//! Session commands: `hoop connect`, `hoop exec`, `hoop sessions`.
+//!
+//! `hoop connect` listens on a local port; each local client gets its own
+//! tunnel to the gateway (an HTTP upgrade carrying the person's token), so
+//! the local port needs no password and any native client works.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use hyper::Method;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::login;
+
+/// The most bytes of an HTTP response head accepted from the gateway.
+const MAX_RESPONSE_HEAD: usize = 16 * 1024;
+
+/// `hoop connect`: a local port for `name`.
+pub(crate) async fn connect(name: &str, port: Option<u16>, bind: &str) -> anyhow::Result<()> {
+    let (url, token) = login::settings()?;
+    let client = login::client()?;
+    let connection = client.get(&format!("/api/connections/{name}")).await?;
+    if !connection.status.is_success() {
+        bail!("connection {name}: {}", message(&connection.body));
+    }
+    let subtype = connection.body["subtype"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    if connection.body["access_mode_connect"] == "disabled" {
+        bail!("connect access is disabled on connection {name}");
+    }
+    let port = port.unwrap_or(match subtype.as_str() {
+        "postgres" => 5433,
+        "mysql" => 3307,
+        _ => bail!(
+            "connection {name} is of subtype {subtype:?}; hoop connect serves postgres and mysql"
+        ),
+    });
+    let listener = TcpListener::bind((bind, port))
+        .await
+        .with_context(|| format!("listening on {bind}:{port}"))?;
+    let addr = listener.local_addr()?;
+    let gateway = gateway_address(&url)?;
+    println!("connection {name} ({subtype}) on {addr}");
+    match subtype.as_str() {
+        "postgres" => println!(
+            "  psql \"host={} port={} user=noop dbname=...\"",
+            addr.ip(),
+            addr.port()
+        ),
+        _ => println!(
+            "  mariadb -h {} -P {} -u noop --skip-ssl",
+            addr.ip(),
+            addr.port()
+        ),
+    }
+    println!("  (no password needed; Ctrl-C stops)");
+    let path = format!("/api/connections/{name}/tunnel");
+    let serve = async {
+        loop {
+            let (local, _) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    eprintln!("accept failed: {error}");
+                    continue;
+                }
+            };
+            let (gateway, path, token) = (gateway.clone(), path.clone(), token.clone());
+            tokio::spawn(async move {
+                if let Err(error) = tunnel(local, &gateway, &path, &token).await {
+                    eprintln!("session refused: {error:#}");
+                }
+            });
+        }
+    };
+    tokio::select! {
+        () = serve => Ok(()),
+        () = hoop_gateway::cli::wait_for_shutdown() => Ok(()),
+    }
+}
+
+fn gateway_address(url: &str) -> anyhow::Result<String> {
+    let Some(rest) = url.strip_prefix("http://") else {
+        bail!("hoop connect needs an http:// API URL, got {url}");
+    };
+    Ok(rest.trim_end_matches('/').to_owned())
+}
+
+fn message(body: &Value) -> String {
+    body["message"]
+        .as_str()
+        .map_or_else(|| body.to_string(), str::to_owned)
+}
+
+/// One local client: upgrade a fresh API connection, then relay.
+async fn tunnel(
+    mut local: TcpStream,
+    gateway: &str,
+    path: &str,
+    token: &str,
+) -> anyhow::Result<()> {
+    local.set_nodelay(true)?;
+    let mut remote = TcpStream::connect(gateway)
+        .await
+        .with_context(|| format!("reaching the gateway at {gateway}"))?;
+    remote.set_nodelay(true)?;
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {gateway}\r\nAuthorization: Bearer {token}\r\n\
+         Connection: Upgrade\r\nUpgrade: {}\r\nContent-Length: 0\r\n\r\n",
+        hoop_gateway::api::TUNNEL_PROTOCOL
+    );
+    remote.write_all(request.as_bytes()).await?;
+    let mut head = Vec::with_capacity(1024);
+    let end = loop {
+        if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        if head.len() > MAX_RESPONSE_HEAD {
+            bail!("the gateway's answer is too large");
+        }
+        let mut chunk = [0u8; 4096];
+        let n = remote.read(&mut chunk).await?;
+        if n == 0 {
+            bail!("the gateway closed the connection");
+        }
+        head.extend_from_slice(&chunk[..n]);
+    };
+    let text = String::from_utf8_lossy(&head[..end]).into_owned();
+    let status = text.split_whitespace().nth(1).unwrap_or_default();
+    if status != "101" {
+        let mut body = head[end..].to_vec();
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            remote.read_to_end(&mut body),
+        )
+        .await;
+        let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        bail!("{} ({status})", message(&body));
+    }
+    local.write_all(&head[end..]).await?;
+    tokio::io::copy_bidirectional(&mut local, &mut remote).await?;
+    Ok(())
+}
+
+/// `hoop exec`: runs the input, prints the output; the exit code follows.
+pub(crate) async fn exec(
+    name: &str,
+    input: Option<String>,
+    file: Option<PathBuf>,
+    output: &str,
+) -> anyhow::Result<i32> {
+    let script = match (input, file) {
+        (Some(input), _) => input,
+        (None, Some(file)) if file.as_os_str() != "-" => {
+            std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?
+        }
+        _ => {
+            let mut text = String::new();
+            std::io::stdin().read_to_string(&mut text)?;
+            text
+        }
+    };
+    let client = login::client()?;
+    let body = json!({"connection": name, "script": script, "output": output});
+    let response = client
+        .send(
+            Method::POST,
+            "/api/sessions",
+            Some(body.to_string().into_bytes()),
+        )
+        .await?;
+    let body = response.body;
+    if let Some(text) = body["output"].as_str() {
+        print!("{text}");
+    }
+    if body["truncated"] == true {
+        eprintln!("(output truncated)");
+    }
+    let code = body["exit_code"]
+        .as_i64()
+        .and_then(|c| i32::try_from(c).ok())
+        .unwrap_or(1);
+    if code != 0 || !response.status.is_success() {
+        let error = body["error"]
+            .as_str()
+            .or_else(|| body["message"].as_str())
+            .unwrap_or("the session failed");
+        eprintln!("{error}");
+        return Ok(if code == 0 { 1 } else { code });
+    }
+    Ok(0)
+}
