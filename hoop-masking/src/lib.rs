@@ -15,7 +15,7 @@
 //! ```
 //!
 //! The hot path is [`CellMasker::mask_cell`]: a cell holding nothing sensitive (most cells)
-//! is rejected by one pass over a byte-class table, with no allocation and no copy. The
+//! is rejected by one pass of SIMD compares, with no allocation and no copy. The
 //! crate README has the policy schema and measured costs.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 

@@ -1,14 +1,16 @@
 //! The matcher: every detector of a policy, compiled once, behind cheap prefilters.
 //!
 //! ```text
-//! cell bytes ──► gate: one pass over a byte-class table (digit count, '@', ':', '.', '-')
+//! cell bytes ──► gate: one pass of SIMD compares per 32-byte chunk (counts of digits, ':'
+//!                 and '-'; '@', '.', rare letters; a long-token bit)
 //!                 │ nothing that any enabled detector needs ──► no detection (the common case)
 //!                 ▼
 //!   '@' (memchr)        ──► email window ──► email regex (ASCII) ──► length checks
 //!   digit windows       ──► group shapes (4-4-4-4, 3-2-4, 3-3-4, d.d.d.d, ...) ──► Luhn,
 //!                            SSN ranges, octets, IBAN mod-97, calendar dates
-//!   ':' / '-' (memchr)  ──► hex windows ──► IPv6 parse, MAC shape
-//!   literals (memmem, each behind its own rare byte: AKIA ASIA eyJ -----BEGIN bearer ://) ──► token shapes
+//!   5+ ':' or '::' / 5+ '-' ──► hex windows ──► IPv6 parse, MAC shape
+//!   literals (memmem, each behind its own rare byte and the long-token bit:
+//!             AKIA ASIA eyJ -----BEGIN bearer; :// www. for URLs) ──► token shapes
 //!   custom words (Aho-Corasick, word boundaries), custom regexes (one multi-pattern regex)
 //! ```
 //!
