@@ -140,9 +140,30 @@ struct Rule {
     message: Arc<str>,
     allow_unparseable: bool,
     check_parameters: bool,
+    custom_message: bool,
 }
 
 impl Rule {
+    /// A refusal because the statement does not parse: the rule's own message if the policy
+    /// gave one, else one that says so (not the rule's default, which would name a reason
+    /// that was never checked).
+    fn deny_unparseable(&self, index: usize) -> Verdict {
+        let message = if self.custom_message {
+            self.message.clone()
+        } else {
+            format!(
+                "statement could not be parsed, and rule {} does not allow unparseable statements",
+                self.name
+            )
+            .into()
+        };
+        Verdict::Deny(Denial {
+            rule: index,
+            name: self.name.clone(),
+            message,
+        })
+    }
+
     fn deny(&self, index: usize) -> Verdict {
         Verdict::Deny(Denial {
             rule: index,
@@ -174,6 +195,17 @@ pub(crate) struct Guardrails {
     always_parse: bool,
 }
 
+fn rule_message_given(r: &InputRule) -> bool {
+    match r {
+        InputRule::DenyWordsList { message, .. }
+        | InputRule::PatternMatch { message, .. }
+        | InputRule::DenyWithoutWhere { message, .. }
+        | InputRule::DenyStatements { message, .. }
+        | InputRule::DenyTables { message, .. }
+        | InputRule::DenyMultipleStatements { message, .. } => message.is_some(),
+    }
+}
+
 fn text(s: &Option<String>, default: String) -> Arc<str> {
     s.clone().unwrap_or(default).into()
 }
@@ -184,6 +216,7 @@ impl Guardrails {
         let mut keywords: Vec<String> = Vec::new();
         for (i, r) in config.input.iter().enumerate() {
             let path = format!("guardrails.input[{i}]");
+            let custom_message = rule_message_given(r);
             let rule = match r {
                 InputRule::DenyWordsList {
                     words,
@@ -196,6 +229,7 @@ impl Guardrails {
                     message: text(message, "statement contains a denied word".into()),
                     allow_unparseable: true,
                     check_parameters: *check_parameters,
+                    custom_message,
                 },
                 InputRule::PatternMatch {
                     pattern_regex,
@@ -213,6 +247,7 @@ impl Guardrails {
                     message: text(message, "statement matches a denied pattern".into()),
                     allow_unparseable: true,
                     check_parameters: *check_parameters,
+                    custom_message,
                 },
                 InputRule::DenyWithoutWhere {
                     statements,
@@ -255,6 +290,7 @@ impl Guardrails {
                         ),
                         allow_unparseable: *allow_unparseable,
                         check_parameters: false,
+                        custom_message,
                     }
                 }
                 InputRule::DenyStatements {
@@ -288,6 +324,7 @@ impl Guardrails {
                         ),
                         allow_unparseable: *allow_unparseable,
                         check_parameters: false,
+                        custom_message,
                     }
                 }
                 InputRule::DenyTables {
@@ -328,6 +365,7 @@ impl Guardrails {
                         ),
                         allow_unparseable: *allow_unparseable,
                         check_parameters: false,
+                        custom_message,
                     }
                 }
                 InputRule::DenyMultipleStatements {
@@ -342,6 +380,7 @@ impl Guardrails {
                         message: text(message, "only one statement per query is allowed".into()),
                         allow_unparseable: *allow_unparseable,
                         check_parameters: false,
+                        custom_message,
                     }
                 }
             };
@@ -569,7 +608,8 @@ impl CompiledPolicy {
                 Check::Pattern(re) => re.is_match(sql),
                 check if sql_possible => match parsed.get_or_insert_with(|| parse(sql, dialect)) {
                     Some(stmts) => sql_denies(check, stmts),
-                    None => !rule.allow_unparseable,
+                    None if !rule.allow_unparseable => return rule.deny_unparseable(i),
+                    None => false,
                 },
                 _ => false,
             };

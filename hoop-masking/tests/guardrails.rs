@@ -107,7 +107,10 @@ fn unparseable_statements_pass_only_where_the_rule_allows() {
     let lenient = policy(r#"{"type": "deny_without_where"}"#);
     assert_eq!(denied_by(&lenient, sql, Dialect::PostgreSql), None);
     let strict = policy(r#"{"type": "deny_without_where", "allow_unparseable": false}"#);
-    assert!(denied_by(&strict, sql, Dialect::PostgreSql).is_some());
+    assert_eq!(
+        denied_by(&strict, sql, Dialect::PostgreSql).map(|d| d.1),
+        Some("statement could not be parsed, and rule deny_without_where does not allow unparseable statements".into())
+    );
     assert!(denied_by(&strict, "this is not sql", Dialect::PostgreSql).is_some());
     // Word and pattern rules still judge what does not parse.
     let words = policy(
