@@ -35,6 +35,16 @@ impl Reader {
         Ok(out)
     }
 
+    /// Advances past `n` bytes without making a view of them: validation on
+    /// the hot path (every DataRow cell) costs no reference counting.
+    pub(crate) fn skip(&mut self, n: usize) -> Result<(), ReadError> {
+        if n > self.left() {
+            return Err("truncated field");
+        }
+        self.pos += n;
+        Ok(())
+    }
+
     fn array<const N: usize>(&mut self) -> Result<[u8; N], ReadError> {
         let bytes = self
             .buf
@@ -100,12 +110,26 @@ impl Reader {
     /// A length-prefixed value where -1 means NULL (Bind parameters, DataRow
     /// cells, function arguments).
     pub(crate) fn nullable_value(&mut self) -> Result<Option<Bytes>, ReadError> {
+        match self.nullable_value_len()? {
+            None => Ok(None),
+            Some(len) => self.take(len).map(Some),
+        }
+    }
+
+    /// Advances past a value as read by [`nullable_value`](Self::nullable_value).
+    pub(crate) fn skip_nullable_value(&mut self) -> Result<(), ReadError> {
+        match self.nullable_value_len()? {
+            None => Ok(()),
+            Some(len) => self.skip(len),
+        }
+    }
+
+    fn nullable_value_len(&mut self) -> Result<Option<usize>, ReadError> {
         match self.i32()? {
             -1 => Ok(None),
-            len => {
-                let len = usize::try_from(len).map_err(|_| "negative value length")?;
-                self.take(len).map(Some)
-            }
+            len => usize::try_from(len)
+                .map(Some)
+                .map_err(|_| "negative value length"),
         }
     }
 

@@ -7,7 +7,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::consts::{capability, header};
 use super::value::{
     NULL_MARKER, binary_value, lenenc_int, lenenc_str, nullable_lenenc_str, put_binary_value,
-    put_lenenc_int, put_lenenc_str,
+    put_lenenc_int, put_lenenc_str, skip_binary_value, skip_nullable_lenenc_str,
 };
 use crate::reader::{ReadError, Reader};
 
@@ -511,7 +511,7 @@ impl TextRow {
     pub(crate) fn parse(payload: Bytes, columns: usize) -> Result<Self, ReadError> {
         let mut r = Reader::new(payload.clone());
         for _ in 0..columns {
-            nullable_lenenc_str(&mut r)?;
+            skip_nullable_lenenc_str(&mut r)?;
         }
         r.finish()?;
         Ok(Self {
@@ -596,7 +596,7 @@ impl BinaryRow {
         }
         for (column, &column_type) in types.iter().enumerate() {
             if !is_null(&bitmap, column) {
-                binary_value(&mut r, column_type)?;
+                skip_binary_value(&mut r, column_type)?;
             }
         }
         r.finish()?;

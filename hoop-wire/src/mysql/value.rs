@@ -45,10 +45,13 @@ pub(crate) fn put_lenenc_int(dst: &mut BytesMut, value: u64) {
     }
 }
 
+fn lenenc_str_len(r: &mut Reader) -> Result<usize, ReadError> {
+    usize::try_from(lenenc_int(r)?).map_err(|_| "string length overflows")
+}
+
 /// Reads a length-encoded string.
 pub(crate) fn lenenc_str(r: &mut Reader) -> Result<Bytes, ReadError> {
-    let len = lenenc_int(r)?;
-    let len = usize::try_from(len).map_err(|_| "string length overflows")?;
+    let len = lenenc_str_len(r)?;
     r.take(len)
 }
 
@@ -59,6 +62,16 @@ pub(crate) fn nullable_lenenc_str(r: &mut Reader) -> Result<Option<Bytes>, ReadE
         return Ok(None);
     }
     lenenc_str(r).map(Some)
+}
+
+/// Advances past what [`nullable_lenenc_str`] reads, without making a view
+/// of it: row validation on the hot path costs no reference counting.
+pub(crate) fn skip_nullable_lenenc_str(r: &mut Reader) -> Result<(), ReadError> {
+    if r.peek() == Some(NULL_MARKER) {
+        return r.skip(1);
+    }
+    let len = lenenc_str_len(r)?;
+    r.skip(len)
 }
 
 pub(crate) fn put_lenenc_str(dst: &mut BytesMut, s: &[u8]) {
@@ -92,20 +105,33 @@ pub(crate) fn binary_layout(column_type: u8) -> BinaryLayout {
     }
 }
 
-/// Reads one binary-protocol value of `column_type`, returned without any
-/// length prefix.
-pub(crate) fn binary_value(r: &mut Reader, column_type: u8) -> Result<Bytes, ReadError> {
+/// Reads the length prefix (if the layout has one) of a binary-protocol value
+/// of `column_type` and returns the length of the value that follows.
+fn binary_value_len(r: &mut Reader, column_type: u8) -> Result<usize, ReadError> {
     match binary_layout(column_type) {
-        BinaryLayout::Fixed(n) => r.take(n),
+        BinaryLayout::Fixed(n) => Ok(n),
         BinaryLayout::Temporal(lengths) => {
             let len = r.u8()?;
             if !lengths.contains(&len) {
                 return Err("invalid temporal value length");
             }
-            r.take(usize::from(len))
+            Ok(usize::from(len))
         }
-        BinaryLayout::LengthEncoded => lenenc_str(r),
+        BinaryLayout::LengthEncoded => lenenc_str_len(r),
     }
+}
+
+/// Reads one binary-protocol value of `column_type`, returned without any
+/// length prefix.
+pub(crate) fn binary_value(r: &mut Reader, column_type: u8) -> Result<Bytes, ReadError> {
+    let len = binary_value_len(r, column_type)?;
+    r.take(len)
+}
+
+/// Advances past what [`binary_value`] reads, without making a view of it.
+pub(crate) fn skip_binary_value(r: &mut Reader, column_type: u8) -> Result<(), ReadError> {
+    let len = binary_value_len(r, column_type)?;
+    r.skip(len)
 }
 
 /// Writes one binary-protocol value; the inverse of [`binary_value`].

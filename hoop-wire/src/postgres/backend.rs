@@ -219,7 +219,7 @@ impl DataRow {
         let len = usize::from(r.u16()?);
         r.check_count(len, 4)?;
         for _ in 0..len {
-            r.nullable_value()?;
+            r.skip_nullable_value()?;
         }
         r.finish()?;
         Ok(Self { body, len })
