@@ -94,11 +94,37 @@ fn lens(g: &[Group], i: usize, want: &[usize]) -> bool {
     g.len() >= i + want.len() && want.iter().enumerate().all(|(k, &l)| g[i + k].len() == l)
 }
 
+/// Which group lengths a window has (bit `n` for length `n`, 31 for longer) and how many
+/// groups of four: each shape needs certain lengths, so a timestamp's 4-2-2-2 skips the
+/// card, SSN, phone and address checks at once.
+fn lengths(g: &[Group]) -> (u32, usize) {
+    let mut mask = 0u32;
+    let mut fours = 0;
+    for group in g {
+        mask |= 1 << group.len().min(31);
+        fours += usize::from(group.len() == 4);
+    }
+    (mask, fours)
+}
+
 fn window(m: &Matcher, cell: &[u8], gates: ColumnGates, g: &[Group], out: &mut Vec<Detection>) {
-    let card = m.id(EntityType::CreditCardNumber);
-    let ssn = m.id(EntityType::UsSocialSecurityNumber);
-    let phone = m.id(EntityType::PhoneNumber);
-    let ip = m.id(EntityType::IpAddress);
+    let (mask, fours) = lengths(g);
+    let has = |len: u32| mask & (1 << len) != 0;
+    let long = mask & (0x7F << 13) != 0;
+    let card = m
+        .id(EntityType::CreditCardNumber)
+        .filter(|_| long || fours >= 4 || (has(4) && has(6) && has(5)));
+    let ssn = m
+        .id(EntityType::UsSocialSecurityNumber)
+        .filter(|_| has(3) && has(2) && has(4));
+    // NANP needs 3-3-4; an international number starts after a '+'.
+    let plus = g.iter().any(|x| x.start > 0 && cell[x.start - 1] == b'+');
+    let phone = m
+        .id(EntityType::PhoneNumber)
+        .filter(|_| plus || (has(3) && has(4)));
+    let ip = m
+        .id(EntityType::IpAddress)
+        .filter(|_| g.len() >= 4 && mask & 0b1110 != 0);
     let iban = m.id(EntityType::IbanCode);
     let passport = m.id(EntityType::UsPassport);
     let dob = if gates.date_of_birth {
