@@ -49,6 +49,8 @@ pub enum FrameKind {
     /// Returns flow-control credit on a stream: the payload is a `u32` BE
     /// count of bytes the receiver has consumed (see `mux`).
     Window,
+    /// Agent to gateway: a batch of a session's audit events (JSON).
+    Events,
     /// A kind this version does not know; skipped.
     Unknown(u8),
 }
@@ -67,6 +69,7 @@ impl FrameKind {
             Self::Data => 17,
             Self::Close => 18,
             Self::Window => 19,
+            Self::Events => 20,
             Self::Unknown(byte) => byte,
         }
     }
@@ -84,6 +87,7 @@ impl FrameKind {
             17 => Self::Data,
             18 => Self::Close,
             19 => Self::Window,
+            20 => Self::Events,
             other => Self::Unknown(other),
         }
     }

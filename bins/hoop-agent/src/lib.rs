@@ -12,6 +12,7 @@ pub mod frame;
 pub mod key;
 pub mod messages;
 pub mod mux;
+mod recorder;
 mod session;
 
 pub use agent::{AgentConfig, LinkError, run, tls_client_config};

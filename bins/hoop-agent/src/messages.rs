@@ -84,10 +84,14 @@ pub struct OpenSession {
     /// For exec: the input to run.
     #[serde(default)]
     pub script: Option<String>,
-    /// For exec: `text` (tab-separated rows) or `json` (an array per
-    /// statement of row objects).
+    /// For exec: `text` (tab-separated rows) or `json` (an array of row
+    /// objects).
     #[serde(default)]
     pub output: Option<String>,
+    /// The connection's policy (`hoop-masking`'s JSON schema); none for no
+    /// masking and no guardrails.
+    #[serde(default)]
+    pub policy: Option<String>,
 }
 
 impl std::fmt::Debug for OpenSession {
@@ -113,4 +117,19 @@ pub struct SessionEnd {
     /// For exec: 0 on success, 1 on a database error or refusal.
     #[serde(default)]
     pub exit_code: Option<i32>,
+}
+
+/// Agent to gateway: a batch of one session's audit events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionEvents {
+    /// The session.
+    pub session_id: String,
+    /// The sequence number of the first event.
+    pub first_seq: i64,
+    /// Events (JSON objects with `type`, `time`, `seq`, ...); never result
+    /// values.
+    pub events: Vec<serde_json::Value>,
+    /// Events this session lost so far because the link was congested.
+    #[serde(default)]
+    pub dropped: u64,
 }

@@ -228,6 +228,11 @@ impl StreamSender {
         self.id
     }
 
+    /// The link writer's queue.
+    pub fn outbound(&self) -> &mpsc::Sender<Frame> {
+        &self.outbound
+    }
+
     /// Sends `data`, in chunks, each once the peer has credit for it.
     ///
     /// # Errors
@@ -327,8 +332,15 @@ pub struct PumpReport {
 /// Relays between a socket and a stream until either ends. Memory is
 /// bounded by one read buffer plus the stream's window. When the peer
 /// closes, the socket's write side is shut down; when the link is lost it
-/// is left open, so the caller can still send its client an error.
-pub async fn pump<S>(socket: S, sender: StreamSender, mut receiver: StreamReceiver) -> PumpReport
+/// is left open, so the caller can still send its client an error. With
+/// `linger`, a pump whose socket closed first waits (that long at most) for
+/// the peer's close before forgetting the stream.
+pub async fn pump<S>(
+    socket: S,
+    sender: StreamSender,
+    mut receiver: StreamReceiver,
+    linger: Option<Duration>,
+) -> PumpReport
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -369,7 +381,17 @@ where
         end = down => end,
     };
     match end {
-        PumpEnd::Local => sender.close(Bytes::new()).await,
+        PumpEnd::Local => {
+            sender.close(Bytes::new()).await;
+            // Keep the stream known until the peer closes too, so what it
+            // sends while finishing (its audit events) is still accepted.
+            if let Some(linger) = linger {
+                let _ = tokio::time::timeout(linger, async {
+                    while let Some(Inbound::Data(_)) = receiver.recv().await {}
+                })
+                .await;
+            }
+        }
         PumpEnd::Remote(_) => {
             let _ = write.shutdown().await;
         }

@@ -11,16 +11,19 @@
 //! connection made for this session alone: the driver is used exactly as
 //! for a directly connected client, with no change to it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use hoop_proxy::mysql::MysqlProxy;
-use hoop_proxy::pipeline::{NoopPipeline, Pipeline};
+use hoop_proxy::pipeline::Pipeline;
+use hoop_proxy::policy::PolicyPipeline;
 use hoop_proxy::postgres::PostgresProxy;
 use hoop_proxy::{Credentials, DatabaseTarget};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::messages::{OpenSession, SessionEnd};
 use crate::mux::{PumpEnd, StreamReceiver, StreamSender, pump};
+use crate::recorder::{EventSink, RecordingPipeline};
 
 /// Why a session could not start.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +34,8 @@ pub(crate) enum StartError {
     Config(#[from] hoop_proxy::ConfigError),
     #[error("driver: {0}")]
     Driver(String),
+    #[error("policy: {0}")]
+    Policy(String),
     #[error("loopback: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -38,6 +43,41 @@ pub(crate) enum StartError {
 pub(crate) enum Driver {
     Postgres(PostgresProxy),
     Mysql(MysqlProxy),
+}
+
+/// Compiled policies by their JSON, so sessions on one connection compile
+/// it once. Cleared when it grows past [`POLICY_CACHE`] entries.
+static POLICIES: std::sync::LazyLock<Mutex<HashMap<String, PolicyPipeline>>> =
+    std::sync::LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// Most distinct policies kept compiled.
+const POLICY_CACHE: usize = 64;
+
+/// The session's pipeline: the recorder around the connection's policy.
+pub(crate) fn pipeline(
+    open: &OpenSession,
+    sender: &StreamSender,
+) -> Result<Arc<dyn Pipeline>, StartError> {
+    let policy = match &open.policy {
+        None => None,
+        Some(json) => {
+            let mut cache = POLICIES.lock().unwrap_or_else(PoisonError::into_inner);
+            match cache.get(json) {
+                Some(policy) => Some(policy.clone()),
+                None => {
+                    let policy = PolicyPipeline::from_json(json)
+                        .map_err(|e| StartError::Policy(e.to_string()))?;
+                    if cache.len() >= POLICY_CACHE {
+                        cache.clear();
+                    }
+                    cache.insert(json.clone(), policy.clone());
+                    Some(policy)
+                }
+            }
+        }
+    };
+    let sink = EventSink::new(&open.session_id, sender.id(), sender.outbound().clone());
+    Ok(Arc::new(RecordingPipeline::new(policy, sink)))
 }
 
 fn target(open: &OpenSession, default_port: u16) -> Result<DatabaseTarget, StartError> {
@@ -140,8 +180,11 @@ async fn serve(
     sender: StreamSender,
     receiver: StreamReceiver,
 ) -> Result<PumpEnd, StartError> {
-    let driver = driver(open, Arc::new(NoopPipeline))?;
+    let driver = driver(open, pipeline(open, &sender)?)?;
     let (client, (server, peer)) = loopback().await?;
-    let (report, ()) = tokio::join!(pump(client, sender, receiver), drive(driver, server, peer));
+    let (report, ()) = tokio::join!(
+        pump(client, sender, receiver, None),
+        drive(driver, server, peer)
+    );
     Ok(report.end)
 }

@@ -162,7 +162,9 @@ impl Gateway {
         };
         let api_addr = api_listener.local_addr()?;
         let agent_addr = agent_listener.local_addr()?;
+        let (events, events_task) = crate::sessions::EventWriter::spawn(store.clone());
         let state = AppState {
+            events,
             store,
             secrets: Arc::new(secrets),
             links: LinkRegistry::default(),
@@ -191,7 +193,7 @@ impl Gateway {
             tls,
             state.clone(),
         ));
-        let mut tasks = vec![api_task, link_task];
+        let mut tasks = vec![api_task, link_task, events_task];
         if let Some(listener) = postgres_listener {
             tasks.push(tokio::spawn(crate::native::serve_postgres(
                 listener,

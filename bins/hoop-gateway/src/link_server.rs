@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use hoop_agent::messages::{Hello, Status, Targets, Welcome};
+use hoop_agent::messages::{Hello, SessionEvents, Status, Targets, Welcome};
 use hoop_agent::mux::{AbortOnDrop, Mux, OUTBOUND_QUEUE, write_frames};
 use hoop_agent::{Frame, FrameKind};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -284,6 +284,13 @@ async fn serve_link(
                         state.links.set_reachable(ticket, status.reachable);
                     }
                     FrameKind::Data | FrameKind::Close | FrameKind::Window => mux.dispatch(frame),
+                    // Only for a session this link carries.
+                    FrameKind::Events if mux.contains(frame.stream) => {
+                        match serde_json::from_slice::<SessionEvents>(&frame.payload) {
+                            Ok(batch) => state.events.submit(batch),
+                            Err(_) => return Err(LinkEnd::Protocol("bad events")),
+                        }
+                    }
                     // Unknown kinds are skipped so agents may be upgraded first.
                     _ => {}
                 }

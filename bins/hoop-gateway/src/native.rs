@@ -186,7 +186,13 @@ async fn postgres_client(mut stream: TcpStream, state: &AppState) -> Result<(), 
             end: PumpEnd::LinkLost,
         }
     } else {
-        pump(&mut stream, opened.sender, opened.receiver).await
+        pump(
+            &mut stream,
+            opened.sender,
+            opened.receiver,
+            Some(sessions::LINGER),
+        )
+        .await
     };
     let (status, error) = sessions::outcome(&report);
     if report.end == PumpEnd::LinkLost {

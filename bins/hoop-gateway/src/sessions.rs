@@ -8,11 +8,18 @@
 //!  any "no" --> record "refused" with the reason; nothing reaches the agent
 //! ```
 
-use hoop_agent::messages::{OpenSession, SessionEnd};
+use hoop_agent::messages::{OpenSession, SessionEnd, SessionEvents};
 use hoop_agent::mux::{PumpEnd, PumpReport, StreamReceiver, StreamSender};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
 
+use crate::api::ConnectionInput;
 use crate::api::{AppState, Caller};
-use crate::store::{SessionRecord, UserRecord, now_ms};
+use crate::store::{SessionRecord, Store, UserRecord, now_ms};
+
+/// How long the gateway keeps a stream whose client left, for the agent to
+/// finish the session and send its last audit events.
+pub const LINGER: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How a session uses its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,6 +277,7 @@ async fn check(
         credentials,
         script: request.script.clone(),
         output: request.output.clone(),
+        policy: policy_json(&input),
     };
     Ok((open, agent_id, caller.user))
 }
@@ -311,5 +319,77 @@ pub fn outcome(report: &PumpReport) -> (&'static str, Option<String>) {
             "failed",
             Some("the agent serving this connection went away".into()),
         ),
+    }
+}
+
+/// The connection's policy in `hoop-masking`'s schema, from its fields:
+/// masking when `redact_enabled` (the entity types in `redact_types`, or
+/// the default set when empty), and its `guardrail_rules` (rule objects;
+/// those with `"direction": "output"` judge results). `None` when there is
+/// nothing to apply, so the session pays for no policy at all.
+pub fn policy_json(input: &ConnectionInput) -> Option<String> {
+    let mut input_rules = Vec::new();
+    let mut output_rules = Vec::new();
+    for rule in &input.guardrail_rules {
+        let Value::Object(rule) = rule else { continue };
+        let mut rule = rule.clone();
+        match rule.remove("direction").as_ref().and_then(Value::as_str) {
+            Some("output") => output_rules.push(Value::Object(rule)),
+            _ => input_rules.push(Value::Object(rule)),
+        }
+    }
+    if !input.redact_enabled && input_rules.is_empty() && output_rules.is_empty() {
+        return None;
+    }
+    let masking = match (input.redact_enabled, input.redact_types.is_empty()) {
+        (false, _) => json!({"entities": []}),
+        (true, true) => json!({}),
+        (true, false) => json!({"entities": input.redact_types}),
+    };
+    Some(
+        json!({
+            "masking": masking,
+            "guardrails": {"input": input_rules, "output": output_rules},
+        })
+        .to_string(),
+    )
+}
+
+/// Event batches waiting for the store, across all links; when full, new
+/// batches are dropped (and logged) rather than slowing any link.
+const EVENT_QUEUE: usize = 1024;
+
+/// Writes agents' session events to the store, off the link's path.
+#[derive(Debug, Clone)]
+pub struct EventWriter {
+    queue: mpsc::Sender<SessionEvents>,
+}
+
+impl EventWriter {
+    /// Starts the writer task over `store`.
+    pub fn spawn(store: Store) -> (Self, tokio::task::JoinHandle<()>) {
+        let (queue, mut batches) = mpsc::channel::<SessionEvents>(EVENT_QUEUE);
+        let task = tokio::spawn(async move {
+            while let Some(batch) = batches.recv().await {
+                if batch.dropped > 0 {
+                    tracing::warn!(session = %batch.session_id, dropped = batch.dropped, "the agent dropped audit events");
+                }
+                let events: Vec<String> = batch.events.iter().map(Value::to_string).collect();
+                if let Err(error) = store
+                    .append_session_events(&batch.session_id, batch.first_seq, &events)
+                    .await
+                {
+                    tracing::error!(session = %batch.session_id, %error, "could not store session events");
+                }
+            }
+        });
+        (Self { queue }, task)
+    }
+
+    /// Queues a batch without waiting.
+    pub fn submit(&self, batch: SessionEvents) {
+        if let Err(error) = self.queue.try_send(batch) {
+            tracing::warn!(%error, "audit event queue full; a batch was dropped");
+        }
     }
 }

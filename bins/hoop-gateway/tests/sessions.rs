@@ -511,3 +511,192 @@ async fn exec_returns_the_rows_psql_sees_directly() {
     assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
     setup.stop().await;
 }
+
+async fn wait_events(setup: &Setup, id: &str, last_type: &str) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let response = setup
+            .admin
+            .get(&format!("/api/sessions/{id}/events"))
+            .await
+            .unwrap();
+        let text = match &response.body {
+            Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        let events: Vec<Value> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if events.last().is_some_and(|e| e["type"] == last_type) {
+            return events;
+        }
+        assert!(Instant::now() < deadline, "no {last_type} event: {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_psql_session_is_recorded_statement_by_statement_without_values_or_secrets() {
+    let setup = Setup::start(false).await;
+    setup.connection("pg", 5432, json!({})).await;
+    setup.wait_status("pg", "online").await;
+    let script = "SELECT id FROM people ORDER BY id;\n\
+                  SELECT email FROM people WHERE id = 2;\n\
+                  UPDATE people SET id = id WHERE id < 3;\n\
+                  SELECT * FROM no_such_table;\n";
+    let mut child = setup
+        .psql("pg", &setup.token, "")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `-c ""` then `-f -`: psql runs both; feed the script on stdin.
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(script.as_bytes()).await.unwrap();
+    }
+    let output = child.wait_with_output().await.unwrap();
+    assert!(stdout(&output).contains("bo@example.com"));
+    let session = setup.ended_session("pg").await;
+    let events = wait_events(&setup, &session.id, "end").await;
+    let statements: Vec<(String, Value)> = events
+        .iter()
+        .filter(|e| e["type"] == "statement")
+        .map(|e| {
+            (
+                e["statement"].as_str().unwrap().to_owned(),
+                e["rows"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statements,
+        vec![
+            ("SELECT id FROM people ORDER BY id;".to_owned(), json!(3)),
+            (
+                "SELECT email FROM people WHERE id = 2;".to_owned(),
+                json!(1)
+            ),
+            (
+                "UPDATE people SET id = id WHERE id < 3;".to_owned(),
+                json!(2)
+            ),
+        ],
+        "{events:?}"
+    );
+    let error = events.iter().find(|e| e["type"] == "error").unwrap();
+    assert_eq!(error["code"], "42P01");
+    let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    // No result value, token or credential anywhere in the store's files.
+    let mut stored = Vec::new();
+    for entry in std::fs::read_dir(&setup.dir).unwrap() {
+        stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
+    }
+    let stored = String::from_utf8_lossy(&stored);
+    assert!(stored.contains("SELECT email FROM people WHERE id = 2"));
+    for secret in [
+        "bo@example.com",
+        "ana@example.com",
+        setup.token.as_str(),
+        "unused-with-trust",
+    ] {
+        assert!(!stored.contains(secret), "{secret} found in the store");
+    }
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connections_policy_masks_and_refuses_in_psql_and_exec() {
+    let setup = Setup::start(false).await;
+    setup
+        .connection(
+            "masked",
+            5432,
+            json!({
+                "redact_enabled": true,
+                "redact_types": ["EMAIL_ADDRESS"],
+                "guardrail_rules": [{"type": "deny_statements", "name": "no-drop", "statements": ["drop"], "message": "no drops here"}],
+            }),
+        )
+        .await;
+    setup.wait_status("masked", "online").await;
+    let output = setup
+        .run_psql(
+            "masked",
+            &setup.token,
+            "SELECT id, email FROM people ORDER BY id",
+        )
+        .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        !stdout(&output).contains("@example.com"),
+        "{}",
+        stdout(&output)
+    );
+    assert_eq!(stdout(&output).lines().count(), 3);
+    assert!(
+        stdout(&output).starts_with("1|[REDACTED:EMAIL_ADDRESS]"),
+        "{}",
+        stdout(&output)
+    );
+    let session = setup.ended_session("masked").await;
+    let events = wait_events(&setup, &session.id, "end").await;
+    let policy = events.iter().find(|e| e["type"] == "policy").unwrap();
+    assert_eq!(policy["masked"]["EMAIL_ADDRESS"], 3, "{events:?}");
+
+    let refused = setup
+        .run_psql("masked", &setup.token, "DROP TABLE people")
+        .await;
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("no drops here"),
+        "{}",
+        stderr(&refused)
+    );
+    let session = setup.ended_session("masked").await;
+    let events = wait_events(&setup, &session.id, "end").await;
+    let statement = events.iter().find(|e| e["type"] == "statement").unwrap();
+    assert_eq!(statement["refused"], true);
+    assert!(
+        statement["rule"]
+            .as_str()
+            .unwrap()
+            .contains("no drops here")
+    );
+    let still_there = server_admin(&setup.database)
+        .await
+        .query("SELECT count(*) FROM people", &[])
+        .await
+        .unwrap();
+    assert_eq!(still_there[0].get::<_, i64>(0), 3);
+
+    let single = setup
+        .run_psql(
+            "masked",
+            &setup.token,
+            "SELECT email FROM people WHERE id = 1",
+        )
+        .await;
+    assert_eq!(stdout(&single), "[REDACTED:EMAIL_ADDRESS]\n");
+    let exec = setup
+        .admin
+        .json(
+            Method::POST,
+            "/api/sessions",
+            &json!({"connection": "masked", "script": "SELECT email FROM people WHERE id = 1"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        exec.body["output"], "[REDACTED:EMAIL_ADDRESS]\n",
+        "{:?}",
+        exec.body
+    );
+    setup.stop().await;
+}

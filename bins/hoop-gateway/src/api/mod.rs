@@ -57,6 +57,8 @@ pub struct AppState {
     pub agent_address: Arc<str>,
     /// Whether the agent listener uses TLS (`hoops://` keys).
     pub agent_tls: bool,
+    /// Stores agents' session events.
+    pub events: crate::sessions::EventWriter,
 }
 
 impl std::fmt::Debug for AppState {

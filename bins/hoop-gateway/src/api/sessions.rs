@@ -152,7 +152,7 @@ async fn tunnel(
         let report = match upgrade.await {
             Ok(upgraded) => {
                 let io = hyper_util::rt::TokioIo::new(upgraded);
-                pump(io, opened.sender, opened.receiver).await
+                pump(io, opened.sender, opened.receiver, Some(sessions::LINGER)).await
             }
             Err(_) => {
                 opened.sender.close(Bytes::new()).await;
