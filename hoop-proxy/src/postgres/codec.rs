@@ -185,8 +185,14 @@ impl<'h> PgCodec<'h> {
         Ok(true)
     }
 
-    /// Notes a forwarded client message in the request tracker.
-    fn track_client(&mut self, frame: &Frame, output: &mut Vec<u8>) -> Result<(), SessionError> {
+    /// Notes a forwarded client message in the request tracker; `parsed`
+    /// is the message when the guardrails already parsed it.
+    fn track_client(
+        &mut self,
+        frame: &Frame,
+        parsed: Option<&FrontendMessage>,
+        output: &mut Vec<u8>,
+    ) -> Result<(), SessionError> {
         let Some(results) = self.results.as_mut() else {
             return Ok(());
         };
@@ -194,8 +200,14 @@ impl<'h> PgCodec<'h> {
             Some(tag::QUERY | tag::FUNCTION_CALL) => results.request()?,
             Some(tag::SYNC) => results.client_message(&FrontendMessage::Sync, output)?,
             Some(tag::PARSE | tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE) => {
-                let message = FrontendMessage::parse(frame).map_err(Self::client_protocol)?;
-                results.client_message(&message, output)?;
+                match parsed {
+                    Some(message) => results.client_message(message, output)?,
+                    None => {
+                        let message =
+                            FrontendMessage::parse(frame).map_err(Self::client_protocol)?;
+                        results.client_message(&message, output)?;
+                    }
+                }
             }
             _ => {}
         }
@@ -215,7 +227,7 @@ impl<'h> PgCodec<'h> {
             ServerStep::Swallow => Ok((true, false)),
             ServerStep::Row(announce) => {
                 if let Some(columns) = announce {
-                    self.show_columns(columns.to_vec());
+                    self.show_columns(columns);
                 }
                 Ok((false, true))
             }
@@ -428,6 +440,7 @@ impl RelayCodec for PgCodec<'_> {
                 Some(tag::TERMINATE) => self.terminated = true,
                 _ => {}
             }
+            let mut judged = None;
             if self.interest.statements
                 && matches!(frame.tag, Some(tag::QUERY | tag::PARSE | tag::BIND))
             {
@@ -435,9 +448,10 @@ impl RelayCodec for PgCodec<'_> {
                 if self.judge_statement(&message, output)? {
                     continue;
                 }
+                judged = Some(message);
             }
             output.extend_from_slice(&frame.bytes);
-            self.track_client(&frame, output)?;
+            self.track_client(&frame, judged.as_ref(), output)?;
         }
         Ok(())
     }

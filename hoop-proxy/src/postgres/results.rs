@@ -10,7 +10,7 @@
 //! ```text
 //! client: Parse(S) [Describe S: hoop's own] Bind(P <- S, formats) Execute(P) Sync
 //! server: ParseComplete [t, T: swallowed]  BindComplete            D.. C       Z
-//!                           └─ statements[S] ─┘ portals[P] = S + formats ─┘ rows masked by portals[P]
+//!                           └─ statements[S] ─┘ portals[P] = (S, formats) ─┘ rows masked by portals[P]
 //! ```
 //!
 //! After each Parse, hoop sends a Describe of that statement in the same
@@ -64,6 +64,12 @@ const STATEMENT: u8 = b'S';
 /// Columns of a statement or portal; `None` when it returns no rows.
 type Shape = Option<Arc<[Column]>>;
 
+/// A portal's columns: its statement's, with the result formats its Bind
+/// asked for (applied when its first row is shown, so a Bind costs no copy),
+/// or as the client's Describe of the portal reported them (`None`: formats
+/// already right).
+type PortalShape = Option<(Arc<[Column]>, Option<Vec<i16>>)>;
+
 /// A request the server will answer, in order.
 #[derive(Debug)]
 enum Pending {
@@ -108,7 +114,7 @@ pub(super) enum ServerStep {
     Swallow,
     /// A DataRow of an extended-protocol Execute: show the hook these
     /// columns first (once per Execute), then the row.
-    Row(Option<Arc<[Column]>>),
+    Row(Option<Vec<Column>>),
     /// A DataRow no tracked request explains, or of unknown columns.
     Unknown,
 }
@@ -118,7 +124,7 @@ pub(super) enum ServerStep {
 pub(super) struct Results {
     pending: VecDeque<Pending>,
     statements: HashMap<Bytes, Shape>,
-    portals: HashMap<Bytes, Shape>,
+    portals: HashMap<Bytes, PortalShape>,
     /// Discarding the client's messages up to its next Sync, after a refusal.
     skipping: bool,
 }
@@ -228,8 +234,7 @@ impl Results {
                 }) = self.front_then_pop()
                 {
                     let shape = self.statements.get(&statement).cloned().flatten();
-                    let shape = shape.map(|columns| with_formats(&columns, &formats));
-                    self.name(Named::Portal, portal, shape)?;
+                    self.name_portal(portal, shape.map(|columns| (columns, Some(formats))))?;
                 }
                 ServerStep::Forward
             }
@@ -245,7 +250,7 @@ impl Results {
                     };
                     match self.front_then_pop() {
                         Some(Pending::DescribeStatement { name, hidden }) => {
-                            self.name(Named::Statement, name, shape)?;
+                            self.name_statement(name, shape)?;
                             if hidden {
                                 ServerStep::Swallow
                             } else {
@@ -253,7 +258,7 @@ impl Results {
                             }
                         }
                         Some(Pending::DescribePortal { name }) => {
-                            self.name(Named::Portal, name, shape)?;
+                            self.name_portal(name, shape.map(|columns| (columns, None)))?;
                             ServerStep::Tracked
                         }
                         _ => ServerStep::Tracked,
@@ -300,7 +305,12 @@ impl Results {
                 let first = !*announced;
                 *announced = true;
                 match self.portals.get(portal) {
-                    Some(Some(columns)) => ServerStep::Row(first.then(|| Arc::clone(columns))),
+                    Some(Some((columns, formats))) => {
+                        ServerStep::Row(first.then(|| match formats {
+                            Some(formats) => with_formats(columns, formats),
+                            None => columns.to_vec(),
+                        }))
+                    }
                     _ => ServerStep::Unknown,
                 }
             }
@@ -323,23 +333,21 @@ impl Results {
         Ok(())
     }
 
-    fn name(&mut self, which: Named, name: Bytes, shape: Shape) -> Result<(), Overflow> {
-        let map = match which {
-            Named::Statement => &mut self.statements,
-            Named::Portal => &mut self.portals,
-        };
-        if map.len() >= MAX_NAMED && !map.contains_key(&name) {
+    fn name_statement(&mut self, name: Bytes, shape: Shape) -> Result<(), Overflow> {
+        if self.statements.len() >= MAX_NAMED && !self.statements.contains_key(&name) {
             return Err(Overflow);
         }
-        map.insert(name, shape);
+        self.statements.insert(name, shape);
         Ok(())
     }
-}
 
-#[derive(Debug, Clone, Copy)]
-enum Named {
-    Statement,
-    Portal,
+    fn name_portal(&mut self, name: Bytes, shape: PortalShape) -> Result<(), Overflow> {
+        if self.portals.len() >= MAX_NAMED && !self.portals.contains_key(&name) {
+            return Err(Overflow);
+        }
+        self.portals.insert(name, shape);
+        Ok(())
+    }
 }
 
 fn bind_pending(bind: &Bind) -> Pending {
@@ -352,7 +360,7 @@ fn bind_pending(bind: &Bind) -> Pending {
 
 /// A statement's columns with the result formats a Bind asked for (none:
 /// all text; one: all that; else one per column).
-fn with_formats(columns: &[Column], formats: &[i16]) -> Arc<[Column]> {
+fn with_formats(columns: &[Column], formats: &[i16]) -> Vec<Column> {
     columns
         .iter()
         .enumerate()
