@@ -536,6 +536,65 @@ mod tests {
         assert_eq!(cells[2].as_deref(), Some(&7_i32.to_be_bytes()[..]));
     }
 
+    /// Counts reach the recorder's sink when the session ends: masked
+    /// values per entity, refusals per rule (a statement refused, a row
+    /// blanked by an output rule).
+    #[test]
+    fn counts_reach_the_sink_and_output_rules_blank_the_row() {
+        let seen = Arc::new(std::sync::Mutex::new(None));
+        let sink_seen = Arc::clone(&seen);
+        let pipeline = PolicyPipeline::from_json(
+            r#"{"guardrails": {
+                "input": [{"type": "deny_words_list", "name": "no-bluebird", "words": ["bluebird"],
+                           "check_parameters": true}],
+                "output": [{"type": "pattern_match", "name": "no-keys", "pattern_regex": "BEGIN PRIVATE KEY"}]}}"#,
+        )
+        .unwrap()
+        .on_session_end(Arc::new(move |info, counts| {
+            *sink_seen.lock().unwrap() = Some((info.user.clone(), counts.clone()));
+        }));
+        let mut hook = pipeline.open(&SessionInfo {
+            protocol: "postgres",
+            peer: "127.0.0.1:1".parse().unwrap(),
+            user: "alice".to_owned(),
+            database: None,
+        });
+        let params = Event::Execute {
+            name: String::new(),
+            params: vec![None, Some(Bytes::from_static(b"the bluebird"))],
+        };
+        assert!(matches!(
+            hook.client_event(&params),
+            ClientAction::Refuse(_)
+        ));
+        let mut columns = Event::Columns {
+            columns: vec![column("note", pg_type::TEXT, CellFormat::Text)],
+        };
+        hook.server_event(&mut columns);
+        for cell in [
+            &b"a@example.com b@example.com"[..],
+            b"-----BEGIN PRIVATE KEY-----",
+        ] {
+            let mut row = Event::Row {
+                cells: vec![Some(Bytes::copy_from_slice(cell))],
+            };
+            assert_eq!(hook.server_event(&mut row), ServerAction::Rewritten);
+        }
+        let mut blanked = Event::Row {
+            cells: vec![Some(Bytes::from_static(b"x -----BEGIN PRIVATE KEY----- y"))],
+        };
+        hook.server_event(&mut blanked);
+        assert_eq!(blanked, Event::Row { cells: vec![None] });
+        hook.closed();
+        let (user, counts) = seen.lock().unwrap().take().unwrap();
+        assert_eq!(user, "alice");
+        assert_eq!(counts.masked, [("EMAIL_ADDRESS".to_owned(), 2)]);
+        assert_eq!(
+            counts.refused,
+            [("no-bluebird".to_owned(), 1), ("no-keys".to_owned(), 2)]
+        );
+    }
+
     #[test]
     fn example_policy_file_loads() {
         let json = include_str!("../../examples/policy.json");

@@ -22,7 +22,9 @@ const POLICY: &str = r#"{
                  "transform": {"type": "mask", "keep_last": 4}}]
   },
   "guardrails": {"input": [{"type": "deny_without_where", "name": "no-unbounded-writes",
-                            "message": "UPDATE and DELETE need a WHERE clause"}]}
+                            "message": "UPDATE and DELETE need a WHERE clause"},
+                           {"type": "deny_words_list", "name": "no-codenames", "words": ["bluebird"],
+                            "check_parameters": true, "message": "codenames stay out of queries"}]}
 }"#;
 
 /// The same fake people as the PostgreSQL tests (addresses as text).
@@ -218,6 +220,13 @@ except mysql.connector.Error as e:
     print("prepared refused", e.errno, e.msg)
 cur.execute("SELECT count(*) FROM scratch WHERE id > %s", (0,))
 print("prepared after", cur.fetchall())
+try:
+    cur.execute("SELECT CONCAT('x', %s)", ("project bluebird",))
+    cur.fetchall()
+except mysql.connector.Error as e:
+    print("parameter refused", e.errno, e.msg)
+cur.execute("SELECT CONCAT('x', %s)", ("project kestrel",))
+print("parameter after", cur.fetchall())
 "#,
         port = proxy.port(),
         db = fixture.name,
@@ -252,4 +261,9 @@ print("prepared after", cur.fetchall())
     assert_eq!(lines[3], format!("prepared [{}]", rows("None")));
     assert_eq!(lines[4], format!("prepared refused 1227 {REFUSAL}"));
     assert_eq!(lines[5], "prepared after [(2,)]");
+    assert_eq!(
+        lines[6],
+        "parameter refused 1227 codenames stay out of queries (hoop policy rule no-codenames)"
+    );
+    assert_eq!(lines[7], "parameter after [('xproject kestrel',)]");
 }

@@ -23,7 +23,9 @@ const POLICY: &str = r#"{
                  "transform": {"type": "mask", "keep_last": 4}}]
   },
   "guardrails": {"input": [{"type": "deny_without_where", "name": "no-unbounded-writes",
-                            "message": "UPDATE and DELETE need a WHERE clause"}]}
+                            "message": "UPDATE and DELETE need a WHERE clause"},
+                           {"type": "deny_words_list", "name": "no-codenames", "words": ["bluebird"],
+                            "check_parameters": true, "message": "codenames stay out of queries"}]}
 }"#;
 
 /// Realistic fake people. Row 2's note holds look-alikes that fail
@@ -220,6 +222,11 @@ with psycopg.connect(dsn, autocommit=True) as conn:
     except psycopg.errors.InsufficientPrivilege as e:
         print("refused", e.sqlstate, str(e).strip())
     print("after", conn.execute("SELECT count(*) FROM scratch WHERE id > %s", (0,)).fetchone())
+    try:
+        conn.execute("SELECT %s::text", ("project bluebird",))
+    except psycopg.errors.InsufficientPrivilege as e:
+        print("parameter refused", str(e).strip())
+    print("after", conn.execute("SELECT %s::text", ("project kestrel",)).fetchone())
 
 async def main():
     conn = await asyncpg.connect(host="{host}", port={port}, user="alice", database="{db}")
@@ -259,6 +266,12 @@ asyncio.run(main())
         "refused 42501 UPDATE and DELETE need a WHERE clause (hoop policy rule no-unbounded-writes)"
     );
     assert_eq!(lines[4], "after (3,)");
+    assert_eq!(
+        lines[5],
+        "parameter refused codenames stay out of queries (hoop policy rule no-codenames)"
+    );
+    assert_eq!(lines[6], "after ('project kestrel',)");
+    let lines = &lines[2..];
     assert_eq!(lines[5], format!("asyncpg {all}"));
     assert_eq!(lines[6], format!("asyncpg prepared {row1}"));
     assert_eq!(lines[7], format!("asyncpg prepared {row2}"));

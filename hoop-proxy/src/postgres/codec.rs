@@ -468,6 +468,11 @@ impl RelayCodec for PgCodec<'_> {
         {
             let (swallow, for_hook) = self.track_server(&frame)?;
             if swallow {
+                // The answer to hoop's own Describe may be the last one
+                // before a refusal's place.
+                if let Some(results) = self.results.as_mut() {
+                    results.release(output);
+                }
                 continue;
             }
             if self.interest.rows {
