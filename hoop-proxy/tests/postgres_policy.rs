@@ -77,6 +77,10 @@ const SENSITIVE: [&str; 13] = [
 /// A database of the test's own holding [`PEOPLE`], owned by the
 /// connection's user, and a proxy to it with `policy`.
 async fn setup(db: &str, policy: &str) -> std::net::SocketAddr {
+    setup_with(db, PolicyPipeline::from_json(policy).unwrap()).await
+}
+
+async fn setup_with(db: &str, pipeline: PolicyPipeline) -> std::net::SocketAddr {
     let pg = cluster();
     pg.create_database(db);
     pg.sql(db, PEOPLE);
@@ -98,7 +102,7 @@ async fn setup(db: &str, policy: &str) -> std::net::SocketAddr {
     }
     let proxy = PostgresProxy::builder(pg.target(Role::Scram, SslMode::Prefer, Some(db)))
         .upstream_tls(pg.upstream_tls(SslMode::Prefer))
-        .pipeline(Arc::new(PolicyPipeline::from_json(policy).unwrap()))
+        .pipeline(Arc::new(pipeline))
         .build()
         .unwrap();
     spawn_proxy(proxy).await
@@ -282,24 +286,53 @@ asyncio.run(main())
     assert_eq!(lines[9], "asyncpg after 4");
 }
 
+/// pgbench in every query mode (prepared: rows arrive with no Describe in
+/// their round trip) with a script whose every row holds an email: every
+/// transaction's email is masked (the sessions' counts say so) and no
+/// transaction fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pgbench_runs_through_the_default_policy_in_every_query_mode() {
+async fn pgbench_rows_are_masked_in_every_query_mode() {
     let db = "hoop_policy_pgbench";
-    let proxy = setup(db, "{}").await;
-    let pgbench = |args: &[&str]| {
-        let mut command = client("pgbench", proxy, "alice");
-        command.args(args).arg(db);
-        command
-    };
-    output_ok(&mut pgbench(&["-i", "-q", "-s", "1"])).await;
+    let (counts, mut ended) = tokio::sync::mpsc::unbounded_channel();
+    let pipeline = PolicyPipeline::from_json("{}")
+        .unwrap()
+        .on_session_end(Arc::new(move |_, session| {
+            let emails = session
+                .masked
+                .iter()
+                .filter(|(entity, _)| entity == "EMAIL_ADDRESS")
+                .map(|(_, n)| n)
+                .sum::<u64>();
+            let _ = counts.send(emails);
+        }));
+    let proxy = setup_with(db, pipeline).await;
+    let script = cluster().file(
+        "policy_pgbench.sql",
+        b"\\set id random(1, 3)\nSELECT name, 'user' || :id || '@example.com' AS email FROM people WHERE id = :id;\n",
+    );
+    let (clients, transactions) = (2, 50);
     for mode in ["simple", "extended", "prepared"] {
-        let out = output_ok(&mut pgbench(&[
-            "-S", "-n", "-c", "2", "-t", "50", "-M", mode,
-        ]))
-        .await;
+        let mut pgbench = client("pgbench", proxy, "alice");
+        pgbench.args(["-n", "-M", mode, "-f"]).arg(&script).args([
+            "-c",
+            &clients.to_string(),
+            "-t",
+            &transactions.to_string(),
+            db,
+        ]);
+        let out = output_ok(&mut pgbench).await;
         assert!(
             out.contains("number of failed transactions: 0"),
             "{mode}: {out}"
         );
+        let mut masked = 0;
+        while masked < clients * transactions {
+            // Bounded: sessions end when pgbench exits; a lost count fails.
+            masked += tokio::time::timeout(std::time::Duration::from_secs(60), ended.recv())
+                .await
+                .expect("every pgbench session reports its counts")
+                .unwrap();
+        }
+        assert_eq!(masked, clients * transactions, "{mode}");
     }
 }
