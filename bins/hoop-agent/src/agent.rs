@@ -345,7 +345,7 @@ async fn serve_frames(
     let mut last_heard = Instant::now();
     let mut ping = tokio::time::interval(heartbeat);
     let mut check = tokio::time::interval(CHECK_INTERVAL);
-    let (results_tx, mut results) = mpsc::channel::<BTreeMap<String, bool>>(1);
+    let (results_tx, mut results) = mpsc::channel::<(Vec<Target>, BTreeMap<String, bool>)>(1);
     let mut checking = false;
     loop {
         while sessions.try_join_next().is_some() {}
@@ -387,11 +387,19 @@ async fn serve_frames(
                 let snapshot = targets.clone();
                 let tx = results_tx.clone();
                 tokio::spawn(async move {
-                    let _ = tx.send(check_targets(&snapshot).await).await;
+                    let result = check_targets(&snapshot).await;
+                    let _ = tx.send((snapshot, result)).await;
                 });
             }
-            Some(result) = results.recv() => {
+            Some((snapshot, result)) = results.recv() => {
                 checking = false;
+                // The targets changed while the check ran: its result may
+                // lack new connections, so check again rather than report
+                // them offline.
+                if snapshot != targets {
+                    check.reset_immediately();
+                    continue;
+                }
                 // Drop results for connections no longer in the target list
                 // (it may have changed while the check ran).
                 let result: BTreeMap<String, bool> = result

@@ -1,7 +1,6 @@
 //! A separately started `hoop-agent` process serves sessions: psql through
 //! the gateway's PostgreSQL listener and exec reach the real PostgreSQL via
-//! the agent binary, and `kill -9` of the agent mid-session ends the client's
-//! session with an error and the record as failed.
+//! the agent binary.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -49,7 +48,7 @@ async fn a_separate_agent_process_serves_psql_and_exec() {
         .await
         .unwrap();
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
-    let mut process = Command::new(env!("CARGO_BIN_EXE_hoop-agent"))
+    let _agent = Command::new(env!("CARGO_BIN_EXE_hoop-agent"))
         .env("HOOP_KEY", &key)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -90,66 +89,6 @@ async fn a_separate_agent_process_serves_psql_and_exec() {
         .unwrap();
     assert_eq!(exec.body["output"], "42\n", "{:?}", exec.body);
 
-    // kill -9 mid-statement.
-    let child = Command::new("psql")
-        .arg(&conninfo)
-        .args([
-            "-X",
-            "-At",
-            "-c",
-            "SELECT pg_sleep(60), 'agent-kill-marker'",
-        ])
-        .env("PGPASSWORD", &token)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let (watcher, connection) = tokio_postgres::connect(
-        "postgres://postgres@127.0.0.1:5432/postgres",
-        tokio_postgres::NoTls,
-    )
-    .await
-    .unwrap();
-    tokio::spawn(connection);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while watcher
-        .query(
-            "SELECT 1 FROM pg_stat_activity WHERE query LIKE '%agent-kill-marker%' AND pid <> pg_backend_pid()",
-            &[],
-        )
-        .await
-        .unwrap()
-        .is_empty()
-    {
-        assert!(Instant::now() < deadline, "the statement never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    process.start_kill().unwrap();
-    process.wait().await.unwrap();
-    let output = child.wait_with_output().await.unwrap();
-    assert!(!output.status.success());
-    assert!(
-        String::from_utf8_lossy(&output.stderr)
-            .contains("the agent serving this connection went away"),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    // The record is closed as failed (bounded wait: it is written just
-    // after the client is told).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let failed = client
-            .get("/api/sessions?connection=pg&status=failed")
-            .await
-            .unwrap()
-            .body;
-        if failed.as_array().is_some_and(|a| a.len() == 1) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no failed session: {failed}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     drop(gateway);
     let _ = std::fs::remove_dir_all(&data_dir);
 }

@@ -370,6 +370,18 @@ async fn killing_the_agent_ends_the_session_with_an_error_and_a_failed_record() 
     let setup = Setup::start(false).await;
     setup.connection("pg", 5432, json!({})).await;
     setup.wait_status("pg", "online").await;
+    let warm = setup.run_psql("pg", &setup.token, "SELECT 1").await;
+    assert!(warm.status.success());
+    let exec = setup
+        .admin
+        .json(
+            Method::POST,
+            "/api/sessions",
+            &json!({"connection": "pg", "script": "SELECT 1"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(exec.body["output"], "1\n");
     let marker = unique("kill_marker");
     let child = setup
         .psql(
