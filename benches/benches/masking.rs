@@ -383,7 +383,8 @@ fn thread_cpu_seconds() -> Option<f64> {
 }
 
 /// `HOOP_BENCH_CPU=1`: throughput per CPU second (not wall time) for the same cases, about
-/// two CPU seconds each; printed in the README's table.
+/// two CPU seconds each; printed in the README's table. `HOOP_BENCH_ROUNDS` and
+/// `HOOP_BENCH_CASE` fix the rounds and pick cases (for instruction counts).
 fn cpu_time_report() {
     if std::env::var_os("HOOP_BENCH_CPU").is_none() {
         return;
@@ -393,12 +394,22 @@ fn cpu_time_report() {
     let plan = policy.plan(&[ColumnInfo::new("note", ValueKind::Text)]);
     let mut masker = policy.masker();
     let naive = naive_baseline();
+    // For callgrind: `HOOP_BENCH_ROUNDS=N` runs exactly N rounds per case (instructions per
+    // round do not depend on the machine's load), `HOOP_BENCH_CASE=text` only the cases
+    // whose name contains it.
+    let fixed: Option<u64> = std::env::var("HOOP_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let only = std::env::var("HOOP_BENCH_CASE").unwrap_or_default();
     let run = |name: &str, bytes: usize, f: &mut dyn FnMut() -> usize| {
         let (Some(start), mut rounds) = (thread_cpu_seconds(), 0u64) else {
             return;
         };
+        if !name.contains(only.as_str()) {
+            return;
+        }
         let mut spent = 0.0;
-        while spent < 2.0 {
+        while fixed.map_or(spent < 2.0, |n| rounds < n) {
             black_box(f());
             rounds += 1;
             spent = thread_cpu_seconds().unwrap_or(start + 2.0) - start;

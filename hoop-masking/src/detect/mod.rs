@@ -1,8 +1,14 @@
 //! The matcher: every detector of a policy, compiled once, behind cheap prefilters.
 //!
 //! ```text
-//! cell bytes ──► gate: one pass of SIMD compares per 32-byte chunk (counts of digits, ':'
-//!                 and '-'; '@', '.', rare letters; a long-token bit)
+//! cell bytes ──► exactly a date or timestamp (fixed positions), outside birth-date
+//!                 columns ──► no built-in detection (a timestamp's 14 digits would
+//!                 otherwise reach every digit-window shape)
+//!                 │
+//!                 ▼
+//!               gate: one pass of SIMD compares per 32-byte chunk into two lanes of
+//!                 class bits (digit, ':', '-', '@', '.', rare letters; a long-token bit),
+//!                 reduced once per cell; digits, ':' and '-' counted only when present
 //!                 │ nothing that any enabled detector needs ──► no detection (the common case)
 //!                 ▼
 //!   '@' (memchr)        ──► email window ──► email regex (ASCII) ──► length checks
@@ -49,6 +55,8 @@ const C_COLON: u16 = 2;
 const C_DOT: u16 = 4;
 const C_DASH: u16 = 8;
 // The rare bytes of the literal triggers: AKIA, ASIA, eyJ, bearer/Bearer/BEARER, www.
+// `C_B` is `b` or `B` (for "earer"); `C_UPPER_B` is `B` alone (for "EARER", which prose
+// of lowercase words never needs searched).
 const C_K: u16 = 16;
 const C_S: u16 = 32;
 const C_J: u16 = 64;
@@ -58,8 +66,12 @@ const C_W: u16 = 256;
 /// every token of 15 or more non-space bytes (AWS keys, JWTs, bearer tokens, key bodies)
 /// covers such a block, so prose of short words skips the secret finders.
 const C_LONG: u16 = 512;
+const C_UPPER_B: u16 = 1024;
+/// Some ASCII digit: only then are digits counted.
+const C_DIGIT: u16 = 2048;
 
-/// What the gate learnt about a cell in one pass.
+/// What the gate learnt about a cell: its classes in one pass, then exact counts of the
+/// bytes whose class is present (most cells have none, and skip the counting).
 #[derive(Clone, Copy, Debug)]
 struct Gate {
     classes: u16,
@@ -68,23 +80,14 @@ struct Gate {
     dashes: usize,
 }
 
-/// One chunk's share of a [`Gate`].
-#[derive(Clone, Copy, Debug)]
-struct Counts {
-    digits: usize,
-    colons: usize,
-    dashes: usize,
-    classes: u16,
-}
-
 const CHUNK: usize = 32;
 
-/// The same classes as [`chunk_gate`], by table, with bit 15 marking digits.
+/// The same classes as [`Lanes`], by table.
 static TAIL_CLASS: [u16; 256] = {
     let mut t = [0u16; 256];
     let mut b = b'0';
     while b <= b'9' {
-        t[b as usize] = 1 << 15;
+        t[b as usize] = C_DIGIT;
         b += 1;
     }
     t[b'@' as usize] = C_AT;
@@ -95,117 +98,124 @@ static TAIL_CLASS: [u16; 256] = {
     t[b'S' as usize] = C_S;
     t[b'J' as usize] = C_J;
     t[b'b' as usize] = C_B;
-    t[b'B' as usize] = C_B;
+    t[b'B' as usize] = C_B | C_UPPER_B;
     t[b'w' as usize] = C_W;
     t
 };
 
-/// One chunk's digit count and classes. Written as plain reductions over a fixed-size
-/// array so that the compiler turns it into SIMD compares (the crate forbids `unsafe`, so
-/// no intrinsics): about 4x faster than a byte-class table lookup per byte.
+/// `v` where `c` holds, else 0: a byte compare ANDed with a constant in SIMD.
 #[inline(always)]
-fn chunk_gate<const N: usize>(chunk: &[u8; N]) -> Counts {
-    let (mut digits, mut at, mut colon, mut dot, mut dash) = (0u8, 0u8, 0u8, 0u8, 0u8);
-    let (mut k, mut s, mut j, mut bb, mut w) = (0u8, 0u8, 0u8, 0u8, 0u8);
-    for &b in chunk {
-        digits += u8::from(b.wrapping_sub(b'0') < 10);
-        at |= u8::from(b == b'@');
-        colon += u8::from(b == b':');
-        dot |= u8::from(b == b'.');
-        dash += u8::from(b == b'-');
-        k |= u8::from(b == b'K');
-        s |= u8::from(b == b'S');
-        j |= u8::from(b == b'J');
-        bb |= u8::from(b | 0x20 == b'b');
-        w |= u8::from(b == b'w');
+fn bit(c: bool, v: u16) -> u8 {
+    if c { v as u8 } else { 0 }
+}
+
+/// Lane accumulators of the gate: one byte of class bits per lane, ORed over
+/// every chunk of a cell and reduced once.
+struct Lanes<const N: usize> {
+    lo: [u8; N],
+    hi: [u8; N],
+    long: bool,
+}
+
+impl<const N: usize> Lanes<N> {
+    fn new() -> Self {
+        Self {
+            lo: [0; N],
+            hi: [0; N],
+            long: false,
+        }
     }
-    let mut long = false;
-    for block in chunk.chunks_exact(8) {
-        let word = u64::from_le_bytes(<[u8; 8]>::try_from(block).unwrap_or([b' '; 8]));
-        let x = word ^ 0x2020_2020_2020_2020;
-        let has_space = x.wrapping_sub(0x0101_0101_0101_0101) & !x & 0x8080_8080_8080_8080 != 0;
-        long |= !has_space;
+
+    /// Adds one chunk. Written as plain lane-wise loops over fixed-size arrays so that the
+    /// compiler turns them into SIMD compares (the crate forbids `unsafe`, so no
+    /// intrinsics): about 3 vector instructions per class per 16 bytes.
+    #[inline(always)]
+    fn add(&mut self, chunk: &[u8; N]) {
+        for ((l, h), &b) in self.lo.iter_mut().zip(self.hi.iter_mut()).zip(chunk) {
+            *l |= bit(b == b'@', C_AT)
+                | bit(b == b':', C_COLON)
+                | bit(b == b'.', C_DOT)
+                | bit(b == b'-', C_DASH)
+                | bit(b == b'K', C_K)
+                | bit(b == b'S', C_S)
+                | bit(b == b'J', C_J)
+                | bit(b | 0x20 == b'b', C_B);
+            *h |= bit(b == b'w', C_W >> 8)
+                | bit(b == b'B', C_UPPER_B >> 8)
+                | bit(b.wrapping_sub(b'0') < 10, C_DIGIT >> 8);
+        }
+        for block in chunk.chunks_exact(8) {
+            let word = u64::from_le_bytes(<[u8; 8]>::try_from(block).unwrap_or([b' '; 8]));
+            let x = word ^ 0x2020_2020_2020_2020;
+            let has_space = x.wrapping_sub(0x0101_0101_0101_0101) & !x & 0x8080_8080_8080_8080 != 0;
+            self.long |= !has_space;
+        }
     }
-    let classes = (u16::from(long) * C_LONG)
-        | (u16::from(at) * C_AT)
-        | (u16::from(colon.min(1)) * C_COLON)
-        | (u16::from(dot) * C_DOT)
-        | (u16::from(dash.min(1)) * C_DASH)
-        | (u16::from(k) * C_K)
-        | (u16::from(s) * C_S)
-        | (u16::from(j) * C_J)
-        | (u16::from(bb) * C_B)
-        | (u16::from(w) * C_W);
-    Counts {
-        digits: usize::from(digits),
-        colons: usize::from(colon),
-        dashes: usize::from(dash),
-        classes,
+
+    /// The classes seen in every chunk added.
+    #[inline(always)]
+    fn classes(&self) -> u16 {
+        let lo = self.lo.iter().fold(0, |a, &l| a | l);
+        let hi = self.hi.iter().fold(0, |a, &h| a | h);
+        u16::from(lo) | (u16::from(hi) << 8) | (u16::from(self.long) * C_LONG)
     }
 }
 
-/// The gate over a whole cell. The counts may include some bytes twice (the last chunk
-/// overlaps the one before): it is only compared against minimums, so counting high can
-/// cost a search but never miss a value.
+/// The gate over a whole cell: classes from [`Lanes`] (a table for cells under 16
+/// bytes), then exact counts of digits, colons and dashes where their class is present.
 fn gate(cell: &[u8]) -> Gate {
-    let mut classes = 0u16;
-    let mut digits = 0usize;
-    let mut colons = 0usize;
-    let mut dashes = 0usize;
-    let mut add = |c: Counts| {
-        digits += c.digits;
-        colons += c.colons;
-        dashes += c.dashes;
-        classes |= c.classes;
-    };
-    if cell.len() >= CHUNK {
+    let mut classes = if cell.len() >= CHUNK {
+        // Whole chunks, then the last 32 bytes (overlapping: classes are sets).
+        let mut lanes = Lanes::<CHUNK>::new();
         let mut chunks = cell.chunks_exact(CHUNK);
         for chunk in &mut chunks {
             if let Ok(chunk) = <&[u8; CHUNK]>::try_from(chunk) {
-                add(chunk_gate(chunk));
+                lanes.add(chunk);
             }
         }
         if !chunks.remainder().is_empty()
             && let Ok(last) = <&[u8; CHUNK]>::try_from(&cell[cell.len() - CHUNK..])
         {
-            add(chunk_gate(last));
+            lanes.add(last);
         }
+        lanes.classes()
     } else if cell.len() >= CHUNK / 2 {
         // Two overlapping half chunks cover 16 to 31 bytes.
+        let mut lanes = Lanes::<{ CHUNK / 2 }>::new();
         for half in [&cell[..CHUNK / 2], &cell[cell.len() - CHUNK / 2..]] {
             if let Ok(half) = <&[u8; CHUNK / 2]>::try_from(half) {
-                add(chunk_gate(half));
+                lanes.add(half);
             }
         }
+        lanes.classes()
     } else {
         // Short cells (names, numbers) by table, a byte at a time.
-        let mut short = Counts {
-            digits: 0,
-            colons: 0,
-            dashes: 0,
-            classes: 0,
-        };
-        for &b in cell {
-            let c = TAIL_CLASS[usize::from(b)];
-            short.classes |= c;
-            short.digits += usize::from(c >> 15);
-            short.colons += usize::from(c & C_COLON != 0);
-            short.dashes += usize::from(c & C_DASH != 0);
-        }
-        short.classes &= 0x7FFF;
-        add(short);
-    }
+        cell.iter()
+            .fold(0, |classes, &b| classes | TAIL_CLASS[usize::from(b)])
+    };
     // The overlapping last chunk keeps the long-token bit exact: a run of 15 non-space
     // bytes that crosses into it covers either the grid's last block before it or its own
     // first block. Short cells are too short to tell cheaply.
     if cell.len() < CHUNK / 2 && cell.len() >= 8 {
         classes |= C_LONG;
     }
+    let count = |class: u16, byte: u8| {
+        if classes & class == 0 {
+            0
+        } else {
+            memchr::memchr_iter(byte, cell).count()
+        }
+    };
+    let digits = if classes & C_DIGIT == 0 {
+        0
+    } else {
+        cell.iter().filter(|b| b.is_ascii_digit()).count()
+    };
     Gate {
         classes,
         digits,
-        colons,
-        dashes,
+        colons: count(C_COLON, b':'),
+        dashes: count(C_DASH, b'-'),
     }
 }
 
@@ -314,7 +324,7 @@ impl Matcher {
         if has(EntityType::BearerToken) {
             // "bearer" and "Bearer" share "earer"; "BEARER" has its own.
             lit("earer", Literal::Bearer, C_B, 23);
-            lit("EARER", Literal::Bearer, C_B, 23);
+            lit("EARER", Literal::Bearer, C_UPPER_B, 23);
         }
         if has(EntityType::Url) {
             lit("://", Literal::UrlScheme, C_COLON, 8);
@@ -412,12 +422,36 @@ impl Matcher {
 
     /// Appends every detection in `cell` to `out` (unsorted, possibly overlapping).
     ///
-    /// Hot path: a cell with nothing the enabled detectors need costs one pass over a
-    /// byte table and no allocation.
+    /// Hot path: a cell with nothing the enabled detectors need costs one pass of SIMD
+    /// compares (a byte table under 16 bytes) and no allocation.
     pub(crate) fn find(
         &self,
         cell: &[u8],
         gates: ColumnGates,
+        scratch: &mut Scratch,
+        out: &mut Vec<Detection>,
+    ) {
+        let dates = gates.date_of_birth && self.id(EntityType::DateOfBirth).is_some();
+        // A cell that is exactly a date or timestamp (15% of a typical table) holds no
+        // built-in entity outside birth-date columns; its digit count would otherwise send
+        // it through every digit-window shape.
+        if dates || !is_timestamp(cell) {
+            self.find_builtin(cell, gates, dates, scratch, out);
+        }
+        if let Some((ac, owners)) = &self.words {
+            text::words(ac, owners, cell, out);
+        }
+        if let (Some((re, owners)), Some(cache)) = (&self.regexes, scratch.regexes.as_mut()) {
+            text::regexes(re, cache, owners, cell, out);
+        }
+    }
+
+    /// The built-in detectors, each behind its prefilter on the gate.
+    fn find_builtin(
+        &self,
+        cell: &[u8],
+        gates: ColumnGates,
+        dates: bool,
         scratch: &mut Scratch,
         out: &mut Vec<Detection>,
     ) {
@@ -432,7 +466,6 @@ impl Matcher {
             text::emails(re, cache, cell, id, out);
         }
         if self.numeric && g.digits >= 4 {
-            let dates = gates.date_of_birth && self.id(EntityType::DateOfBirth).is_some();
             // A dotted quad has three dots: a price like 1234.56 stops here.
             let ipv4 = || {
                 g.classes & C_DOT != 0
@@ -467,13 +500,51 @@ impl Matcher {
                 text::literal(self, lit, cell, out);
             }
         }
-        if let Some((ac, owners)) = &self.words {
-            text::words(ac, owners, cell, out);
+    }
+}
+
+/// Whether the whole cell is an ISO 8601 date or timestamp as databases print them:
+/// `YYYY-MM-DD`, then optionally `[ T]HH:MM`, `:SS`, `.` and 1 to 6 fraction digits, and a
+/// zone `Z`, `+HH`, `-HH`, `+HH:MM` or `+HHMM`.
+///
+/// Such a cell holds no built-in entity but a birth date: its bytes are digits and
+/// `- :.+TZ`, so no `@`, no literal trigger's byte, at most three colons and three dashes
+/// (no IPv6 or MAC window), and its digit groups have 1 to 6 digits with no two uppercase
+/// letters before them (no card, SSN, phone, IPv4, IBAN or passport shape).
+fn is_timestamp(cell: &[u8]) -> bool {
+    let digits = |from: usize, n: usize| {
+        cell.get(from..from + n)
+            .is_some_and(|d| d.iter().all(u8::is_ascii_digit))
+    };
+    let byte = |at: usize, b: u8| cell.get(at) == Some(&b);
+    if !(byte(4, b'-') && byte(7, b'-') && digits(0, 4) && digits(5, 2) && digits(8, 2)) {
+        return false;
+    }
+    let mut pos = 10;
+    if (byte(10, b' ') || byte(10, b'T')) && digits(11, 2) && byte(13, b':') && digits(14, 2) {
+        pos = 16;
+        if byte(16, b':') && digits(17, 2) {
+            pos = 19;
+            if byte(19, b'.') {
+                let fraction = cell[20..].iter().take_while(|b| b.is_ascii_digit()).count();
+                if !(1..=6).contains(&fraction) {
+                    return false;
+                }
+                pos = 20 + fraction;
+            }
         }
-        if let (Some((re, owners)), Some(cache)) = (&self.regexes, scratch.regexes.as_mut()) {
-            text::regexes(re, cache, owners, cell, out);
+        if byte(pos, b'Z') {
+            pos += 1;
+        } else if (byte(pos, b'+') || byte(pos, b'-')) && digits(pos + 1, 2) {
+            pos += 3;
+            if byte(pos, b':') && digits(pos + 1, 2) {
+                pos += 3;
+            } else if digits(pos, 2) {
+                pos += 2;
+            }
         }
     }
+    pos == cell.len()
 }
 
 /// A byte that can be part of a word: ASCII alphanumerics, `_`, and any non-ASCII byte
@@ -490,4 +561,92 @@ pub(crate) fn starts_word(cell: &[u8], pos: usize) -> bool {
 /// Whether a match may end at `pos`: the byte at `pos` is not a word byte.
 pub(crate) fn ends_word(cell: &[u8], pos: usize) -> bool {
     cell.get(pos).is_none_or(|&b| !word_byte(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_builtins() -> Matcher {
+        let builtins: Vec<(EntityType, EntityId)> = EntityType::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, &ty)| (ty, EntityId(i as u16)))
+            .collect();
+        Matcher::new(&builtins, &[], &[]).expect("builtins compile")
+    }
+
+    #[test]
+    fn timestamps_skipped_by_the_prefilter_hold_no_builtin_entity() {
+        let m = all_builtins();
+        let mut scratch = m.scratch();
+        // Every gate on but birth dates: a passport column must not see a 9-digit
+        // fraction as a passport, so fractions stop at 6 digits.
+        let gates = ColumnGates {
+            date_of_birth: false,
+            passport: true,
+        };
+        for cell in [
+            "2024-01-05",
+            "2024-01-05 10:22",
+            "2024-01-05 10:22:33",
+            "2024-01-05T10:22:33Z",
+            "2024-01-05 10:22:33+00",
+            "2024-01-05 10:22:33.123456+05:30",
+            "2024-01-05 10:22:33.1-0800",
+            "9999-99-99 99:99:99.999999-99:99",
+        ] {
+            assert!(is_timestamp(cell.as_bytes()), "{cell}");
+            let mut out = Vec::new();
+            m.find_builtin(cell.as_bytes(), gates, false, &mut scratch, &mut out);
+            assert!(out.is_empty(), "{cell}: {out:?}");
+        }
+        for cell in [
+            "2024-01-05 10:22:33.123456789",
+            "2024-01-05 10:22:33 555-234-5678",
+            "2024-01-05x",
+            "2024-1-05",
+            "12345",
+            "",
+        ] {
+            assert!(!is_timestamp(cell.as_bytes()), "{cell}");
+        }
+    }
+
+    #[test]
+    fn birth_date_columns_still_see_dates_in_timestamps() {
+        let m = all_builtins();
+        let mut scratch = m.scratch();
+        let gates = ColumnGates {
+            date_of_birth: true,
+            passport: false,
+        };
+        let mut out = Vec::new();
+        m.find(b"1990-05-17 00:00:00", gates, &mut scratch, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].start, out[0].end), (0, 10));
+    }
+
+    #[test]
+    fn gate_counts_are_exact_and_classes_match_the_table() {
+        for cell in [
+            &b"call 555-234-5678 or 10.0.0.1: ok"[..],
+            b"Bearer abcdefghijklmnopqrstuvwxyz 12:34",
+            b"a@b.cd JKS www",
+            b"0123456789abcdef",
+        ] {
+            let g = gate(cell);
+            let count = |f: fn(&u8) -> bool| cell.iter().filter(|b| f(b)).count();
+            assert_eq!(g.digits, count(u8::is_ascii_digit));
+            assert_eq!(g.colons, count(|&b| b == b':'));
+            assert_eq!(g.dashes, count(|&b| b == b'-'));
+            let table = cell.iter().fold(0, |c, &b| c | TAIL_CLASS[usize::from(b)]);
+            assert_eq!(
+                g.classes & !C_LONG,
+                table,
+                "{}",
+                String::from_utf8_lossy(cell)
+            );
+        }
+    }
 }

@@ -175,12 +175,14 @@ fn url_byte(b: u8) -> bool {
 
 /// Every occurrence of one literal trigger, checked for its entity's exact shape.
 pub(super) fn literal(m: &Matcher, lit: &LiteralFinder, cell: &[u8], out: &mut Vec<Detection>) {
-    let mut skip_to = 0;
-    for p in lit.finder.find_iter(cell) {
-        if p < skip_to {
-            continue;
-        }
-        let end = p + lit.finder.needle().len();
+    // `find` on the rest of the cell rather than `find_iter`, which copies the finder on
+    // every call: most calls search a cell once and find nothing.
+    let needle = lit.finder.needle().len();
+    let mut from = 0;
+    while let Some(off) = cell.get(from..).and_then(|rest| lit.finder.find(rest)) {
+        let p = from + off;
+        from = p + 1;
+        let end = p + needle;
         let found = match lit.kind {
             Literal::Aws => aws(cell, p).zip(m.id(EntityType::AwsAccessKey)),
             Literal::Jwt => jwt(cell, p).zip(m.id(EntityType::Jwt)),
@@ -197,7 +199,7 @@ pub(super) fn literal(m: &Matcher, lit: &LiteralFinder, cell: &[u8], out: &mut V
         };
         if let Some(((start, end), entity)) = found {
             out.push(Detection { entity, start, end });
-            skip_to = end;
+            from = from.max(end);
         }
     }
 }
