@@ -7,7 +7,7 @@
 //!                 │
 //!                 ▼
 //!               gate: one pass of SIMD compares per 32-byte chunk into two lanes of
-//!                 class bits (digit, ':', '-', '@', '.', rare letters; a long-token bit),
+//!                 class bits (digit, ':', '-', '@', rare letters; a long-token bit),
 //!                 reduced once per cell; digits, ':' and '-' counted only when present
 //!                 │ nothing that any enabled detector needs ──► no detection (the common case)
 //!                 ▼
@@ -52,7 +52,6 @@ pub(crate) struct ColumnGates {
 
 const C_AT: u16 = 1;
 const C_COLON: u16 = 2;
-const C_DOT: u16 = 4;
 const C_DASH: u16 = 8;
 // The rare bytes of the literal triggers: AKIA, ASIA, eyJ, bearer/Bearer/BEARER, www.
 // `C_B` is `b` or `B` (for "earer"); `C_UPPER_B` is `B` alone (for "EARER", which prose
@@ -92,7 +91,6 @@ static TAIL_CLASS: [u16; 256] = {
     }
     t[b'@' as usize] = C_AT;
     t[b':' as usize] = C_COLON;
-    t[b'.' as usize] = C_DOT;
     t[b'-' as usize] = C_DASH;
     t[b'K' as usize] = C_K;
     t[b'S' as usize] = C_S;
@@ -134,7 +132,6 @@ impl<const N: usize> Lanes<N> {
         for ((l, h), &b) in self.lo.iter_mut().zip(self.hi.iter_mut()).zip(chunk) {
             *l |= bit(b == b'@', C_AT)
                 | bit(b == b':', C_COLON)
-                | bit(b == b'.', C_DOT)
                 | bit(b == b'-', C_DASH)
                 | bit(b == b'K', C_K)
                 | bit(b == b'S', C_S)
@@ -164,9 +161,12 @@ impl<const N: usize> Lanes<N> {
 /// The gate over a whole cell: classes from [`Lanes`] (a table for cells under 16
 /// bytes), then exact counts of digits, colons and dashes where their class is present.
 fn gate(cell: &[u8]) -> Gate {
-    let mut classes = if cell.len() >= CHUNK {
+    if cell.len() < CHUNK / 2 {
+        return short_gate(cell);
+    }
+    let mut lanes = Lanes::new();
+    if cell.len() >= CHUNK {
         // Whole chunks, then the last 32 bytes (overlapping: classes are sets).
-        let mut lanes = Lanes::<CHUNK>::new();
         let mut chunks = cell.chunks_exact(CHUNK);
         for chunk in &mut chunks {
             if let Ok(chunk) = <&[u8; CHUNK]>::try_from(chunk) {
@@ -178,45 +178,63 @@ fn gate(cell: &[u8]) -> Gate {
         {
             lanes.add(last);
         }
-        lanes.classes()
-    } else if cell.len() >= CHUNK / 2 {
+    } else {
         // Two overlapping half chunks cover 16 to 31 bytes.
-        let mut lanes = Lanes::<{ CHUNK / 2 }>::new();
-        for half in [&cell[..CHUNK / 2], &cell[cell.len() - CHUNK / 2..]] {
-            if let Ok(half) = <&[u8; CHUNK / 2]>::try_from(half) {
-                lanes.add(half);
+        let mut half = Lanes::<{ CHUNK / 2 }>::new();
+        for part in [&cell[..CHUNK / 2], &cell[cell.len() - CHUNK / 2..]] {
+            if let Ok(part) = <&[u8; CHUNK / 2]>::try_from(part) {
+                half.add(part);
             }
         }
-        lanes.classes()
-    } else {
-        // Short cells (names, numbers) by table, a byte at a time.
-        cell.iter()
-            .fold(0, |classes, &b| classes | TAIL_CLASS[usize::from(b)])
-    };
+        return Gate::counted(cell, half.classes());
+    }
     // The overlapping last chunk keeps the long-token bit exact: a run of 15 non-space
     // bytes that crosses into it covers either the grid's last block before it or its own
-    // first block. Short cells are too short to tell cheaply.
-    if cell.len() < CHUNK / 2 && cell.len() >= 8 {
+    // first block.
+    Gate::counted(cell, lanes.classes())
+}
+
+/// Cells under 16 bytes (names, numbers) by table, a byte at a time.
+fn short_gate(cell: &[u8]) -> Gate {
+    let mut classes = cell
+        .iter()
+        .fold(0, |classes, &b| classes | TAIL_CLASS[usize::from(b)]);
+    // Too short to tell the long-token bit cheaply.
+    if cell.len() >= 8 {
         classes |= C_LONG;
     }
-    let count = |class: u16, byte: u8| {
-        if classes & class == 0 {
-            0
-        } else {
-            memchr::memchr_iter(byte, cell).count()
+    Gate::counted(cell, classes)
+}
+
+impl Gate {
+    /// `classes` with exact counts of digits, colons and dashes, each counted only when
+    /// its class is present.
+    fn counted(cell: &[u8], classes: u16) -> Self {
+        let count = |class: u16, f: fn(u8) -> bool| {
+            if classes & class == 0 {
+                0
+            } else {
+                count_bytes(cell, f)
+            }
+        };
+        Self {
+            classes,
+            digits: count(C_DIGIT, |b| b.wrapping_sub(b'0') < 10),
+            colons: count(C_COLON, |b| b == b':'),
+            dashes: count(C_DASH, |b| b == b'-'),
         }
-    };
-    let digits = if classes & C_DIGIT == 0 {
-        0
-    } else {
-        cell.iter().filter(|b| b.is_ascii_digit()).count()
-    };
-    Gate {
-        classes,
-        digits,
-        colons: count(C_COLON, b':'),
-        dashes: count(C_DASH, b'-'),
     }
+}
+
+/// How many bytes of `cell` satisfy `f`: byte sums per 32-byte chunk (SIMD), then the rest.
+#[inline(always)]
+fn count_bytes(cell: &[u8], f: fn(u8) -> bool) -> usize {
+    let mut chunks = cell.chunks_exact(CHUNK);
+    let mut n = 0;
+    for chunk in &mut chunks {
+        n += usize::from(chunk.iter().fold(0u8, |a, &b| a + u8::from(f(b))));
+    }
+    n + chunks.remainder().iter().filter(|&&b| f(b)).count()
 }
 
 /// What a literal trigger announces.
@@ -466,10 +484,10 @@ impl Matcher {
             text::emails(re, cache, cell, id, out);
         }
         if self.numeric && g.digits >= 4 {
-            // A dotted quad has three dots: a price like 1234.56 stops here.
+            // A dotted quad has three dots: a price like 1234.56 stops here. (Dots are
+            // counted here, not in the gate: only cells with digits need them.)
             let ipv4 = || {
-                g.classes & C_DOT != 0
-                    && self.id(EntityType::IpAddress).is_some()
+                self.id(EntityType::IpAddress).is_some()
                     && cell.iter().filter(|&&b| b == b'.').count() >= 3
             };
             if g.digits >= numeric::MIN_DIGITS || dates || ipv4() {
