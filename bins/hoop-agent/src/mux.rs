@@ -33,10 +33,10 @@ pub const WINDOW: u32 = 256 * 1024;
 /// header, small enough that streams interleave fairly on the link.
 pub const CHUNK: usize = 32 * 1024;
 
-/// Credit is returned once this much was consumed (or the queue ran dry),
-/// so small exchanges are not slowed by withheld credit and bulk transfers
-/// do not pay a WINDOW frame per chunk.
-const ACK_THRESHOLD: u32 = 64 * 1024;
+/// Credit is returned once this much was consumed: a quarter of the
+/// window, so a sender never waits while its peer keeps reading, and small
+/// request-response traffic sends no WINDOW frames at all.
+const ACK_THRESHOLD: u32 = WINDOW / 4;
 
 /// Frames waiting for the link's writer, across all streams.
 pub const OUTBOUND_QUEUE: usize = 256;
@@ -277,7 +277,7 @@ impl StreamReceiver {
     /// Credit for earlier data is returned first, since the caller has
     /// written it on by the time it asks for more.
     pub async fn recv(&mut self) -> Option<Inbound> {
-        if self.consumed > 0 && (self.consumed >= ACK_THRESHOLD || self.inbound.is_empty()) {
+        if self.consumed >= ACK_THRESHOLD {
             self.ack().await;
         }
         let item = self.inbound.recv().await?;
@@ -493,6 +493,7 @@ mod tests {
         assert!(receiver.inbound.is_empty());
         // Reading through `recv` returns credit and the rest arrives.
         receiver.consumed = got as u32;
+        assert!(receiver.consumed >= ACK_THRESHOLD);
         while got < WINDOW as usize * 3 {
             if let Some(Inbound::Data(d)) = receiver.recv().await {
                 got += d.len();

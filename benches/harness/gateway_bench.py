@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""Sessions through the gateway: bare relay vs. the gateway's PostgreSQL
+listener vs. `hoop connect`, in one run.
+
+Uses the machine's PostgreSQL (127.0.0.1:5432, trust, user postgres) and
+MariaDB (127.0.0.1:3306, root, no password). Starts, all release builds:
+
+  - the bare relay (benches/src/bin/bare_relay.rs: copy_bidirectional, parses
+    nothing) in front of each server;
+  - `hoop up` (gateway + embedded agent: the agent runs the protocol driver
+    with audit recording and the default masking policy, i.e.
+    `redact_enabled: true` with the default entity set);
+  - `hoop connect` for each connection (a local port tunnelled to the
+    gateway over an HTTP upgrade).
+
+Then interleaves repetitions of pgbench -S (-M simple) and sysbench
+oltp_point_select through each path and prints median tps, the ratio to the
+relay, and hoop's CPU time per transaction (utime+stime of the `hoop up` and
+`hoop connect` processes from /proc).
+
+Paths:
+  pg relay    pgbench -> bare_relay -> PostgreSQL
+  pg native   pgbench -> gateway listener -> link -> agent driver -> PostgreSQL
+  pg connect  pgbench -> hoop connect -> gateway (upgrade) -> link -> agent driver -> PostgreSQL
+  my relay    sysbench -> bare_relay -> MariaDB
+  my connect  sysbench -> hoop connect -> gateway -> link -> agent driver -> MariaDB
+
+Usage (from the workspace root, on a quiet machine):
+    python3 benches/harness/gateway_bench.py [--duration 10] [--reps 3] [--clients 1,8]
+"""
+
+import argparse
+import base64
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+TOKEN = "gateway-bench-admin-token"
+PG_DB = "hoop_gateway_bench"
+MY_DB = "hoop_gateway_bench"
+MY_USER, MY_PASS = "hoop_gw_bench", "hoop-gw-bench-pw"
+
+started = []
+data_dir = None
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"nothing listens on {port}")
+
+
+def spawn(name, args, env=None):
+    p = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True)
+    started.append((name, p))
+    return p
+
+
+def cleanup(*_):
+    for _, p in started:
+        if p.poll() is None:
+            p.terminate()
+    for _, p in started:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    if data_dir:
+        subprocess.run(["rm", "-rf", data_dir])
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def api(port, method, path, body=None):
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(req) as r:
+        return json.loads(r.read() or b"null")
+
+
+def b64(s):
+    return base64.b64encode(s.encode()).decode()
+
+
+def pgbench(port, user, password, clients, duration):
+    env = {**os.environ, "PGPASSWORD": password}
+    out = subprocess.run(["pgbench", "-h", "127.0.0.1", "-p", str(port), "-U", user, "-S", "-M", "simple",
+                          "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(duration), "-n", PG_DB],
+                         env=env, check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if line.startswith("tps ="):
+            return float(line.split()[2])
+    raise SystemExit(out)
+
+
+def sysbench(port, clients, duration):
+    out = subprocess.run(["sysbench", "oltp_point_select", "--mysql-host=127.0.0.1", f"--mysql-port={port}",
+                          f"--mysql-user={MY_USER}", f"--mysql-password={MY_PASS}", f"--mysql-db={MY_DB}",
+                          "--mysql-ssl=off", "--tables=1", "--table-size=10000", f"--threads={clients}",
+                          f"--time={duration}", "run"], check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if "transactions:" in line:
+            return float(line.split("(")[1].split()[0])
+    raise SystemExit(out)
+
+
+def prepare_databases(scale):
+    subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c", f"DROP DATABASE IF EXISTS {PG_DB}",
+                    "-c", f"CREATE DATABASE {PG_DB}"], check=True, capture_output=True)
+    subprocess.run(["pgbench", "-h", "127.0.0.1", "-U", "postgres", "-i", "-q", "-s", str(scale), PG_DB],
+                   check=True, capture_output=True)
+    subprocess.run(["mariadb", "-h", "127.0.0.1", "-u", "root", "-e",
+                    f"DROP DATABASE IF EXISTS {MY_DB}; CREATE DATABASE {MY_DB}; "
+                    f"DROP USER IF EXISTS '{MY_USER}'@'%'; CREATE USER '{MY_USER}'@'%' IDENTIFIED BY '{MY_PASS}'; "
+                    f"GRANT ALL ON {MY_DB}.* TO '{MY_USER}'@'%';"], check=True, capture_output=True)
+    subprocess.run(["sysbench", "oltp_point_select", "--mysql-host=127.0.0.1", "--mysql-port=3306",
+                    f"--mysql-user={MY_USER}", f"--mysql-password={MY_PASS}", f"--mysql-db={MY_DB}",
+                    "--mysql-ssl=off", "--tables=1", "--table-size=10000", "prepare"],
+                   check=True, capture_output=True)
+
+
+def main():
+    global data_dir
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--clients", default="1,8")
+    parser.add_argument("--scale", type=int, default=10)
+    parser.add_argument("--no-build", action="store_true")
+    args = parser.parse_args()
+    signal.signal(signal.SIGINT, lambda *_: (cleanup(), sys.exit(130)))
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "hoop", "-p", "hoop-benches",
+                        "--bin", "hoop", "--bin", "bare_relay"], cwd=ROOT, check=True)
+    hoop = os.path.join(TARGET, "release", "hoop")
+    relay = os.path.join(TARGET, "release", "bare_relay")
+    try:
+        prepare_databases(args.scale)
+        pg_relay, my_relay = free_port(), free_port()
+        spawn("pg relay", [relay, f"127.0.0.1:{pg_relay}", "127.0.0.1:5432"])
+        spawn("my relay", [relay, f"127.0.0.1:{my_relay}", "127.0.0.1:3306"])
+        data_dir = tempfile.mkdtemp(prefix="hoop-gateway-bench-")
+        api_port, agent_port, native_port = free_port(), free_port(), free_port()
+        up = spawn("hoop up", [hoop, "up", "--data-dir", data_dir, "--api-listen", f"127.0.0.1:{api_port}",
+                                "--agent-listen", f"127.0.0.1:{agent_port}",
+                                "--postgres-listen", f"127.0.0.1:{native_port}"],
+                   env={"HOOP_ADMIN_TOKEN": TOKEN, "RUST_LOG": "warn"})
+        wait_port(api_port)
+        wait_port(native_port)
+        for name, subtype, port, user, password, db in [
+                ("pgbench", "postgres", 5432, "postgres", "x", PG_DB),
+                ("sysbench", "mysql", 3306, MY_USER, MY_PASS, MY_DB)]:
+            api(api_port, "POST", "/api/connections", {
+                "name": name, "type": "database", "subtype": subtype, "agent_id": "default",
+                "redact_enabled": True,
+                "secret": {"envvar:HOST": b64("127.0.0.1"), "envvar:PORT": b64(str(port)),
+                           "envvar:USER": b64(user), "envvar:PASS": b64(password), "envvar:DB": b64(db)}})
+        deadline = time.time() + 30
+        while any(c["status"] != "online" for c in api(api_port, "GET", "/api/connections")):
+            if time.time() > deadline:
+                raise SystemExit("connections never came online")
+            time.sleep(0.2)
+        env = {"HOOP_API_URL": f"http://127.0.0.1:{api_port}", "HOOP_TOKEN": TOKEN}
+        pg_connect, my_connect = free_port(), free_port()
+        c1 = spawn("connect pg", [hoop, "connect", "pgbench", "-p", str(pg_connect)], env=env)
+        c2 = spawn("connect my", [hoop, "connect", "sysbench", "-p", str(my_connect)], env=env)
+        wait_port(pg_connect)
+        wait_port(my_connect)
+        paths = [
+            ("pg relay", lambda c: pgbench(pg_relay, "postgres", "x", c, args.duration), []),
+            ("pg native", lambda c: pgbench(native_port, "pgbench", TOKEN, c, args.duration), [up]),
+            ("pg connect", lambda c: pgbench(pg_connect, "noop", "", c, args.duration), [up, c1]),
+            ("my relay", lambda c: sysbench(my_relay, c, args.duration), []),
+            ("my connect", lambda c: sysbench(my_connect, c, args.duration), [up, c2]),
+        ]
+        results = {}
+        for rep in range(args.reps):
+            for clients in [int(c) for c in args.clients.split(",")]:
+                for name, run, procs in paths:
+                    before = sum(cpu_seconds(p.pid) for p in procs)
+                    tps = run(clients)
+                    cpu = sum(cpu_seconds(p.pid) for p in procs) - before
+                    results.setdefault((name, clients), []).append((tps, cpu / max(tps * args.duration, 1)))
+                    print(f"rep {rep + 1} {name:10} c={clients}: {tps:9.0f} tps", flush=True)
+        print()
+        print(f"{'path':12} {'clients':>7} {'tps (median)':>13} {'vs relay':>9} {'hoop CPU us/tx':>15}")
+        for (name, clients), runs in sorted(results.items(), key=lambda kv: (kv[0][0][:2], kv[0][1], kv[0][0])):
+            tps = statistics.median(t for t, _ in runs)
+            relay_tps = statistics.median(t for t, _ in results[(name[:2] + " relay", clients)])
+            cpu = statistics.median(c for _, c in runs) * 1e6
+            print(f"{name:12} {clients:7} {tps:13.0f} {tps / relay_tps:9.2f} {cpu:15.1f}")
+        sessions = api(api_port, "GET", "/api/sessions?status=done")
+        print(f"\nrecorded sessions (done): {len(sessions)}")
+    finally:
+        cleanup()
+
+
+if __name__ == "__main__":
+    main()
