@@ -1,6 +1,7 @@
 //! A separately started `hoop-agent` process serves sessions: psql through
 //! the gateway's PostgreSQL listener and exec reach the real PostgreSQL via
-//! the agent binary.
+//! the agent binary, and its `kill -9` mid-statement ends the client's
+//! session with an error and the record as failed.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -48,7 +49,7 @@ async fn a_separate_agent_process_serves_psql_and_exec() {
         .await
         .unwrap();
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
-    let _agent = Command::new(env!("CARGO_BIN_EXE_hoop-agent"))
+    let mut agent = Command::new(env!("CARGO_BIN_EXE_hoop-agent"))
         .env("HOOP_KEY", &key)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -89,6 +90,62 @@ async fn a_separate_agent_process_serves_psql_and_exec() {
         .unwrap();
     assert_eq!(exec.body["output"], "42\n", "{:?}", exec.body);
 
+    // kill -9 of the agent mid-statement: the client gets an error in its
+    // protocol and the record is closed as failed.
+    let marker = format!("agent_kill_marker_{}", std::process::id());
+    let child = Command::new("psql")
+        .arg(&conninfo)
+        .args(["-X", "-At", "-c"])
+        .arg(format!("SELECT pg_sleep(30), '{marker}'"))
+        .env("PGPASSWORD", &token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let (watcher, connection) = tokio_postgres::connect(
+        "postgres://postgres@127.0.0.1:5432/postgres",
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(connection);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while watcher
+        .query(
+            "SELECT 1 FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()",
+            &[&format!("%{marker}%")],
+        )
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "the statement never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    agent.start_kill().unwrap();
+    agent.wait().await.unwrap();
+    let output = child.wait_with_output().await.unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("the agent serving this connection went away"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let failed = client
+            .get("/api/sessions?connection=pg&status=failed")
+            .await
+            .unwrap()
+            .body;
+        if failed.as_array().is_some_and(|a| a.len() == 1) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no failed session: {failed}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     drop(gateway);
     let _ = std::fs::remove_dir_all(&data_dir);
 }
