@@ -18,7 +18,7 @@ fn b64(value: &str) -> String {
 }
 
 struct Setup {
-    _gateway: Gateway,
+    gateway: Gateway,
     admin: ApiClient,
     token: String,
     api: String,
@@ -28,10 +28,14 @@ struct Setup {
 
 impl Setup {
     async fn start() -> Self {
-        let dir = std::env::temp_dir().join(format!("hoop-connect-test-{}", std::process::id()));
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("hoop-connect-test-{}-{n}", std::process::id()));
         let mut config = GatewayConfig::new(&dir);
         config.api_listen = "127.0.0.1:0".into();
         config.agent_listen = "127.0.0.1:0".into();
+        config.postgres_listen = Some("127.0.0.1:0".into());
         let gateway = Gateway::start(config).await.unwrap();
         let token = gateway.first_admin_token.clone().unwrap();
         let api = format!("http://{}", gateway.api_addr);
@@ -39,7 +43,7 @@ impl Setup {
         let key = gateway.embedded_agent_key("default").await.unwrap();
         let agent = tokio::spawn(hoop_agent::run(hoop_agent::AgentConfig { key, tls: None }));
         Self {
-            _gateway: gateway,
+            gateway,
             admin,
             token,
             api,
@@ -225,6 +229,134 @@ async fn psql_mariadb_and_exec_through_the_cli() {
     let _ = Command::new("mariadb")
         .args(["-h", "127.0.0.1", "-u", "root", "-e"])
         .arg(format!("DROP USER IF EXISTS '{mysql_user}'@'%'"))
+        .output()
+        .await;
+    let _ = std::fs::remove_dir_all(&setup.dir);
+}
+
+async fn run(command: &mut Command) -> String {
+    let output = command.output().await.unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgbench_and_sysbench_run_through_each_path() {
+    let setup = Setup::start().await;
+    let suffix = std::process::id();
+    let database = format!("hoop_bench_paths_{suffix}");
+    run(Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-c"])
+        .arg(format!("CREATE DATABASE {database}")))
+    .await;
+    run(Command::new("pgbench").args([
+        "-h",
+        "127.0.0.1",
+        "-U",
+        "postgres",
+        "-i",
+        "-q",
+        "-s",
+        "1",
+        &database,
+    ]))
+    .await;
+    setup
+        .connection(
+            "pgb",
+            "postgres",
+            json!({"envvar:HOST": b64("127.0.0.1"), "envvar:PORT": b64("5432"),
+                   "envvar:USER": b64("postgres"), "envvar:PASS": b64("x"),
+                   "envvar:DB": b64(&database)}),
+        )
+        .await;
+    let native = setup.gateway.postgres_addr.unwrap().port().to_string();
+    let (_connect, local) = setup.connect("pgb").await;
+    for (port, user, password) in [
+        (native.as_str(), "pgb", setup.token.as_str()),
+        (&local.to_string(), "noop", ""),
+    ] {
+        let out = run(Command::new("pgbench")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                port,
+                "-U",
+                user,
+                "-S",
+                "-n",
+                "-c",
+                "2",
+                "-t",
+                "200",
+                &database,
+            ])
+            .env("PGPASSWORD", password))
+        .await;
+        assert!(
+            out.contains("number of transactions actually processed: 400/400"),
+            "{out}"
+        );
+    }
+
+    let my_user = format!("hoop_sysb_{suffix}");
+    let my_db = format!("hoop_sysb_{suffix}");
+    run(Command::new("mariadb").args(["-h", "127.0.0.1", "-u", "root", "-e"]).arg(format!(
+        "DROP DATABASE IF EXISTS {my_db}; CREATE DATABASE {my_db}; DROP USER IF EXISTS '{my_user}'@'%'; \
+         CREATE USER '{my_user}'@'%' IDENTIFIED BY 'pw'; GRANT ALL ON {my_db}.* TO '{my_user}'@'%';"
+    )))
+    .await;
+    setup
+        .connection(
+            "sysb",
+            "mysql",
+            json!({"envvar:HOST": b64("127.0.0.1"), "envvar:PORT": b64("3306"),
+                   "envvar:USER": b64(&my_user), "envvar:PASS": b64("pw"), "envvar:DB": b64(&my_db)}),
+        )
+        .await;
+    let (_sysb, port) = setup.connect("sysb").await;
+    let sysbench = |phase: &'static str| {
+        let mut command = Command::new("sysbench");
+        command.args([
+            "oltp_point_select",
+            "--mysql-host=127.0.0.1",
+            &format!("--mysql-port={port}"),
+            "--mysql-user=noop",
+            &format!("--mysql-db={my_db}"),
+            "--mysql-ssl=off",
+            "--tables=1",
+            "--table-size=100",
+            "--threads=2",
+            "--events=400",
+            "--time=0",
+            phase,
+        ]);
+        command
+    };
+    run(&mut sysbench("prepare")).await;
+    let out = run(&mut sysbench("run")).await;
+    assert!(
+        out.contains("total number of events:              400"),
+        "{out}"
+    );
+
+    setup.agent.abort();
+    let _ = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-c"])
+        .arg(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+        .output()
+        .await;
+    let _ = Command::new("mariadb")
+        .args(["-h", "127.0.0.1", "-u", "root", "-e"])
+        .arg(format!(
+            "DROP DATABASE IF EXISTS {my_db}; DROP USER IF EXISTS '{my_user}'@'%'"
+        ))
         .output()
         .await;
     let _ = std::fs::remove_dir_all(&setup.dir);
