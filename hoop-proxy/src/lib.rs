@@ -13,8 +13,9 @@
 //! [`tls`] (both legs), [`auth`] (the client-leg authenticator trait),
 //! [`pipeline`] (the hook masking, guardrails and recording plug into),
 //! [`relay`] (the bounded, batched two-way pump), [`cancel`] (cancel-key
-//! mapping), [`policy`] (masking and guardrails as a pipeline), [`scram`] (SCRAM-SHA-256 client). Protocol specifics live in
-//! [`postgres`].
+//! mapping), [`policy`] (masking and guardrails as a pipeline), [`scram`]
+//! (SCRAM-SHA-256 client). Protocol specifics live in [`postgres`] and
+//! [`mysql`].
 //!
 //! This crate does not decode anything itself (that is `hoop-wire`) and holds
 //! no policy of its own (rules come from `hoop-masking`).
