@@ -34,6 +34,10 @@ pub struct GatewayFlags {
     /// password = access token. `off` serves none.
     #[arg(long, env = "HOOP_POSTGRES_LISTEN", default_value = "127.0.0.1:15432")]
     pub postgres_listen: String,
+    /// Where MySQL clients connect: user name = connection name, password
+    /// = access token. `off` serves none.
+    #[arg(long, env = "HOOP_MYSQL_LISTEN", default_value = "127.0.0.1:13306")]
+    pub mysql_listen: String,
 }
 
 impl std::fmt::Debug for GatewayFlags {
@@ -64,6 +68,7 @@ impl GatewayFlags {
             tls_cert: self.tls_cert,
             tls_key: self.tls_key,
             postgres_listen: Some(self.postgres_listen).filter(|a| a != "off"),
+            mysql_listen: Some(self.mysql_listen).filter(|a| a != "off"),
         }
     }
 }
@@ -104,6 +109,13 @@ pub fn print_banner(gateway: &Gateway) {
     if let Some(addr) = gateway.postgres_addr {
         println!(
             "  postgres:     {addr}  (psql \"host={} port={} user=CONNECTION\", password: your token)",
+            addr.ip(),
+            addr.port()
+        );
+    }
+    if let Some(addr) = gateway.mysql_addr {
+        println!(
+            "  mysql:        {addr}  (mariadb -h {} -P {} -u CONNECTION --skip-ssl, password: your token)",
             addr.ip(),
             addr.port()
         );

@@ -44,6 +44,9 @@ pub struct GatewayConfig {
     /// Where PostgreSQL clients connect (user: connection name, password:
     /// access token); `None` serves none.
     pub postgres_listen: Option<String>,
+    /// Where MySQL clients connect (user: connection name, password:
+    /// access token); `None` serves none.
+    pub mysql_listen: Option<String>,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -56,6 +59,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("postgres", &self.database_url.is_some())
             .field("tls", &self.tls_cert.is_some())
             .field("postgres_listen", &self.postgres_listen)
+            .field("mysql_listen", &self.mysql_listen)
             .finish_non_exhaustive()
     }
 }
@@ -76,6 +80,7 @@ impl GatewayConfig {
             tls_cert: None,
             tls_key: None,
             postgres_listen: None,
+            mysql_listen: None,
         }
     }
 }
@@ -118,6 +123,8 @@ pub struct Gateway {
     pub agent_addr: SocketAddr,
     /// The PostgreSQL client listener's bound address, when serving one.
     pub postgres_addr: Option<SocketAddr>,
+    /// The MySQL client listener's bound address, when serving one.
+    pub mysql_addr: Option<SocketAddr>,
     /// The administrator token made on this (first) start, to print once.
     pub first_admin_token: Option<String>,
     state: AppState,
@@ -157,6 +164,14 @@ impl Gateway {
             None => None,
         };
         let postgres_addr = match &postgres_listener {
+            Some(listener) => Some(listener.local_addr()?),
+            None => None,
+        };
+        let mysql_listener = match &config.mysql_listen {
+            Some(address) => Some(TcpListener::bind(address).await?),
+            None => None,
+        };
+        let mysql_addr = match &mysql_listener {
             Some(listener) => Some(listener.local_addr()?),
             None => None,
         };
@@ -200,11 +215,18 @@ impl Gateway {
                 state.clone(),
             )));
         }
+        if let Some(listener) = mysql_listener {
+            tasks.push(tokio::spawn(crate::native_mysql::serve_mysql(
+                listener,
+                state.clone(),
+            )));
+        }
         tracing::info!(api = %api_addr, agents = %agent_addr, store = state.store.backend(), "gateway started");
         Ok(Self {
             api_addr,
             agent_addr,
             postgres_addr,
+            mysql_addr,
             first_admin_token,
             state,
             tasks,

@@ -21,6 +21,7 @@ mod gateway;
 pub mod link_server;
 pub mod links;
 mod native;
+mod native_mysql;
 pub mod sessions;
 pub mod store;
 

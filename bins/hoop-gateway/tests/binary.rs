@@ -37,6 +37,8 @@ async fn runs_on_postgres_with_the_admin_token_from_the_environment() {
             "127.0.0.1:0",
             "--postgres-listen",
             "127.0.0.1:0",
+            "--mysql-listen",
+            "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(&data_dir)

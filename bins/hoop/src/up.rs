@@ -55,11 +55,20 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
             connection["subtype"].as_str().unwrap_or("custom")
         );
     }
-    match gateway.postgres_addr {
-        Some(addr) => println!(
-            "  client listeners: postgres {addr} (user = connection name, password = your token)"
-        ),
-        None => println!("  client listeners: none (--postgres-listen off)"),
+    let mut listeners = Vec::new();
+    if let Some(addr) = gateway.postgres_addr {
+        listeners.push(format!("postgres {addr}"));
+    }
+    if let Some(addr) = gateway.mysql_addr {
+        listeners.push(format!("mysql {addr}"));
+    }
+    if listeners.is_empty() {
+        println!("  client listeners: none (--postgres-listen off, --mysql-listen off)");
+    } else {
+        println!(
+            "  client listeners: {} (user = connection name, password = your token)",
+            listeners.join(", ")
+        );
     }
     println!("                    or: hoop connect NAME (a local port needing no password)");
     println!();

@@ -38,6 +38,8 @@ async fn start(data_dir: &Path) -> Up {
             "127.0.0.1:0",
             "--postgres-listen",
             "127.0.0.1:0",
+            "--mysql-listen",
+            "127.0.0.1:0",
             "--data-dir",
         ])
         .arg(data_dir)

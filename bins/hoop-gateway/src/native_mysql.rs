@@ -1,0 +1,543 @@
+//! The MySQL native listener: a MySQL or MariaDB client connects with the
+//! connection's name as its user name and the person's access token as its
+//! password.
+//!
+//! ```text
+//!  mariadb                    gateway                                agent
+//!   | <------ HandshakeV10 -- |  (the gateway's own greeting)          |
+//!   | HandshakeResponse41 --> |  (user = connection name)              |
+//!   | <- AuthSwitchRequest -- |  (mysql_clear_password)                |
+//!   | token ----------------> |  token, access, mode, agent online     |
+//!   |                         | -- OPEN ----------------------------> | MysqlProxy (AllowAll)
+//!   |                         | <---------- driver's HandshakeV10 --- | <-- database
+//!   |                         | -- HandshakeResponse41 (client's ---> |
+//!   |                         |    capabilities, user, db, attrs)     |
+//!   |                         | <------------------------------ OK -- |
+//!   | <-------------------OK- |                                       |
+//!   | <====================== relay (DATA frames) ==================> |
+//! ```
+//!
+//! The greeting comes before the client names the connection, so the
+//! gateway cannot show the server's; it offers a conservative capability
+//! set every MySQL 5.7+ and MariaDB 10.x server has, and refuses the
+//! session when the driver's greeting lacks one the client took that
+//! changes the wire format. Refusals reach the client as an ERR packet.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use hoop_agent::messages::SessionEnd;
+use hoop_agent::mux::{Inbound, PumpEnd, PumpReport, StreamReceiver, StreamSender, pump};
+use hoop_wire::mysql::{
+    AuthSwitchRequest, ClientMessage, ErrPacket, Handshake, HandshakeResponse, Limits, OkPacket,
+    ServerMessage, Session, capability, encode_packet,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::api::AppState;
+use crate::sessions::{self, AccessKind, RefusalReason, Request};
+
+/// Time a client gets to finish the login, and the agent to answer it.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// CLIENT_FOUND_ROWS: affected rows count matched rows.
+const FOUND_ROWS: u64 = 1 << 1;
+/// CLIENT_LONG_FLAG: all column flags.
+const LONG_FLAG: u64 = 1 << 2;
+/// CLIENT_IGNORE_SPACE: spaces after function names.
+const IGNORE_SPACE: u64 = 1 << 8;
+/// CLIENT_INTERACTIVE: the interactive timeout applies.
+const INTERACTIVE: u64 = 1 << 10;
+/// CLIENT_IGNORE_SIGPIPE: client-side only.
+const IGNORE_SIGPIPE: u64 = 1 << 12;
+/// CLIENT_TRANSACTIONS: status flags carry the transaction state.
+const TRANSACTIONS: u64 = 1 << 13;
+/// CLIENT_PS_MULTI_RESULTS: several result sets per COM_STMT_EXECUTE.
+const PS_MULTI_RESULTS: u64 = 1 << 18;
+
+/// What the gateway's greeting offers: MySQL's 4.1 protocol with plugin
+/// authentication, attributes, multi-statements, session tracking and
+/// EOF-less result sets, which MySQL 5.7+ and MariaDB 10.2+ all have. No
+/// compression (the driver must read the packets), no TLS on this listener,
+/// no LOCAL INFILE, and none of MariaDB's extended capabilities (`LONG_PASSWORD`
+/// set says so), so the greeting never promises what a server may lack.
+const OFFERED: u64 = capability::LONG_PASSWORD
+    | FOUND_ROWS
+    | LONG_FLAG
+    | capability::CONNECT_WITH_DB
+    | IGNORE_SPACE
+    | capability::PROTOCOL_41
+    | INTERACTIVE
+    | IGNORE_SIGPIPE
+    | TRANSACTIONS
+    | capability::SECURE_CONNECTION
+    | capability::MULTI_STATEMENTS
+    | capability::MULTI_RESULTS
+    | PS_MULTI_RESULTS
+    | capability::PLUGIN_AUTH
+    | capability::CONNECT_ATTRS
+    | capability::PLUGIN_AUTH_LENENC_CLIENT_DATA
+    | capability::SESSION_TRACK
+    | capability::DEPRECATE_EOF;
+
+/// Capabilities that change how packets look after the login: if the client
+/// took one and the driver does not offer it, relaying would desynchronise
+/// the client (an OK read as an EOF, session-state bytes read as a message).
+const WIRE_FORMAT: u64 = capability::PROTOCOL_41
+    | capability::SESSION_TRACK
+    | capability::DEPRECATE_EOF
+    | capability::MULTI_RESULTS
+    | PS_MULTI_RESULTS;
+
+/// The plugin named in the greeting: what clients answer by default.
+const GREETING_PLUGIN: &[u8] = b"mysql_native_password";
+/// The plugin the client is switched to, so it sends the token itself.
+const CLEAR_PASSWORD: &[u8] = b"mysql_clear_password";
+/// Length of the greeting's challenge (as MySQL's).
+const SCRAMBLE_LEN: usize = 20;
+/// utf8mb4_general_ci: the collation announced in the greeting.
+const GREETING_CHARSET: u8 = 45;
+/// SERVER_STATUS_AUTOCOMMIT, as a fresh server connection reports.
+const STATUS_AUTOCOMMIT: u16 = 0x0002;
+/// The version the greeting shows; the real server's is unknown until a
+/// connection is named.
+const GREETING_VERSION: &[u8] = b"5.7.99-hoop-gateway";
+
+/// ER_ACCESS_DENIED_ERROR.
+const ACCESS_DENIED: u16 = 1045;
+/// ER_DBACCESS_DENIED_ERROR: no such (visible) connection.
+const DB_ACCESS_DENIED: u16 = 1044;
+/// ER_SPECIFIC_ACCESS_DENIED_ERROR: the access mode is disabled.
+const SPECIFIC_ACCESS_DENIED: u16 = 1227;
+/// ER_NOT_SUPPORTED_AUTH_MODE: the client cannot send the token, or the
+/// connection speaks another protocol.
+const NOT_SUPPORTED: u16 = 1251;
+/// ER_CONNECTION_ERROR-like refusals (offline agent, agent lost, mismatch).
+const CONNECTION_ERROR: u16 = 2002;
+/// ER_UNKNOWN_ERROR.
+const UNKNOWN_ERROR: u16 = 1105;
+
+/// Accepts MySQL clients until the task is dropped.
+pub(crate) async fn serve_mysql(listener: TcpListener, state: AppState) {
+    let mut clients = tokio::task::JoinSet::new();
+    loop {
+        while clients.try_join_next().is_some() {}
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "mysql listener accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let state = state.clone();
+        clients.spawn(async move {
+            let _ = stream.set_nodelay(true);
+            if let Err(error) = mysql_client(stream, &state).await {
+                tracing::info!(%peer, %error, "mysql client ended");
+            }
+        });
+    }
+}
+
+/// Why a client's login failed before a session existed.
+#[derive(Debug, thiserror::Error)]
+enum StartupError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("protocol: {0}")]
+    Decode(#[from] hoop_wire::DecodeError),
+    #[error("the client closed during the login")]
+    Closed,
+    #[error("the login took too long")]
+    Timeout,
+    #[error("unexpected {0} during the login")]
+    Unexpected(&'static str),
+    #[error("random source: {0}")]
+    Random(#[from] crate::crypto::CryptoError),
+}
+
+/// The client's login as read by the gateway.
+struct Login {
+    response: HandshakeResponse,
+    token: String,
+    /// The sequence id of the gateway's next packet to the client.
+    seq: u8,
+}
+
+fn packet(seq: u8, message: &ServerMessage) -> BytesMut {
+    let mut payload = BytesMut::new();
+    message.encode_payload(&mut payload);
+    let mut out = BytesMut::with_capacity(payload.len() + 4);
+    encode_packet(&mut out, seq, &payload);
+    out
+}
+
+/// Sends an ERR packet; the client shows `message`.
+async fn send_err(stream: &mut TcpStream, seq: u8, code: u16, state: &[u8; 5], message: &str) {
+    let out = packet(
+        seq,
+        &ServerMessage::Err(ErrPacket::new(code, state, message)),
+    );
+    let _ = stream.write_all(&out).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn next_client(
+    stream: &mut TcpStream,
+    session: &mut Session,
+    buffer: &mut BytesMut,
+) -> Result<(u8, ClientMessage), StartupError> {
+    loop {
+        if let Some((packet, message)) = session.decode_client(buffer)? {
+            return Ok((packet.seq, message));
+        }
+        if stream.read_buf(buffer).await? == 0 {
+            return Err(StartupError::Closed);
+        }
+    }
+}
+
+fn without_nul(data: &[u8]) -> &[u8] {
+    data.strip_suffix(&[0]).unwrap_or(data)
+}
+
+/// Greets the client and reads its login and token.
+async fn read_login(stream: &mut TcpStream, buffer: &mut BytesMut) -> Result<Login, StartupError> {
+    let mut scramble: Vec<u8> = crate::crypto::random_bytes::<SCRAMBLE_LEN>()?
+        .iter()
+        // Printable, never NUL: clients read it as a C string.
+        .map(|b| b'!' + b % (b'~' - b'!'))
+        .collect();
+    scramble.push(0);
+    let greeting = ServerMessage::Handshake(Handshake {
+        server_version: Bytes::from_static(GREETING_VERSION),
+        connection_id: 0,
+        auth_plugin_data_len: scramble.len() as u8,
+        auth_plugin_data: Bytes::from(scramble.clone()),
+        capabilities: OFFERED,
+        charset: GREETING_CHARSET,
+        status: STATUS_AUTOCOMMIT,
+        auth_plugin_name: Some(Bytes::from_static(GREETING_PLUGIN)),
+    });
+    let mut session = Session::new(Limits::default());
+    let mut out = packet(0, &greeting);
+    stream.write_all(&out).await?;
+    // The session follows the conversation from our own greeting.
+    session.decode_server(&mut out)?;
+    let (seq, message) = next_client(stream, &mut session, buffer).await?;
+    let response = match message {
+        ClientMessage::HandshakeResponse(response) => response,
+        other => return Err(StartupError::Unexpected(other.name())),
+    };
+    let seq = seq.wrapping_add(1);
+    if response.auth_plugin_name.as_deref() == Some(CLEAR_PASSWORD) {
+        let token = String::from_utf8_lossy(without_nul(&response.auth_response)).into_owned();
+        return Ok(Login {
+            response,
+            token,
+            seq,
+        });
+    }
+    if response.capabilities & capability::PLUGIN_AUTH == 0 {
+        send_err(
+            stream,
+            seq,
+            NOT_SUPPORTED,
+            b"08004",
+            "the client cannot switch to mysql_clear_password, which the gateway needs to receive the access token",
+        )
+        .await;
+        return Err(StartupError::Unexpected(
+            "a login without plugin authentication",
+        ));
+    }
+    let mut switch = packet(
+        seq,
+        &ServerMessage::AuthSwitchRequest(AuthSwitchRequest {
+            plugin: Bytes::from_static(CLEAR_PASSWORD),
+            data: Bytes::from(scramble),
+        }),
+    );
+    stream.write_all(&switch).await?;
+    session.decode_server(&mut switch)?;
+    let (seq, message) = next_client(stream, &mut session, buffer).await?;
+    let ClientMessage::AuthData(data) = message else {
+        return Err(StartupError::Unexpected(message.name()));
+    };
+    Ok(Login {
+        response,
+        token: String::from_utf8_lossy(without_nul(&data.data)).into_owned(),
+        seq: seq.wrapping_add(1),
+    })
+}
+
+fn refusal_code(reason: RefusalReason) -> (u16, &'static [u8; 5]) {
+    match reason {
+        RefusalReason::Token => (ACCESS_DENIED, b"28000"),
+        RefusalReason::NotFound => (DB_ACCESS_DENIED, b"42000"),
+        RefusalReason::Protocol => (NOT_SUPPORTED, b"08004"),
+        RefusalReason::ModeDisabled => (SPECIFIC_ACCESS_DENIED, b"42000"),
+        RefusalReason::Offline => (CONNECTION_ERROR, b"08001"),
+        RefusalReason::Internal => (UNKNOWN_ERROR, b"HY000"),
+    }
+}
+
+/// How the login through the driver ended.
+enum DriverLogin {
+    /// The driver accepted; any bytes that followed its OK.
+    Ok(Bytes),
+    /// The driver or the agent refused; the client was told, with this
+    /// reason for the record.
+    Refused(String),
+    /// The link was lost.
+    LinkLost,
+}
+
+/// The next packet from the driver, reading stream data as needed.
+async fn next_driver(
+    receiver: &mut StreamReceiver,
+    session: &mut Session,
+    buffer: &mut BytesMut,
+) -> Result<Option<(hoop_wire::mysql::Packet, ServerMessage)>, Option<String>> {
+    loop {
+        match session.decode_server(buffer) {
+            Ok(Some(found)) => return Ok(Some(found)),
+            Ok(None) => {}
+            Err(error) => return Err(Some(format!("the agent's driver sent {error}"))),
+        }
+        match receiver.recv().await {
+            Some(Inbound::Data(data)) => buffer.extend_from_slice(&data),
+            Some(Inbound::Close(reason)) => {
+                let message = serde_json::from_slice::<SessionEnd>(&reason)
+                    .ok()
+                    .and_then(|end| end.error)
+                    .unwrap_or_else(|| "the agent ended the session".into());
+                return Err(Some(message));
+            }
+            None => return Ok(None),
+        }
+    }
+}
+
+/// Logs in to the agent's driver as the client would, then answers the
+/// client with OK or the driver's ERR.
+async fn driver_login(
+    stream: &mut TcpStream,
+    login: &Login,
+    sender: &StreamSender,
+    receiver: &mut StreamReceiver,
+) -> Result<DriverLogin, StartupError> {
+    let mut session = Session::new(Limits::default());
+    let mut buffer = BytesMut::new();
+    let greeting = match next_driver(receiver, &mut session, &mut buffer).await {
+        Ok(Some((_, ServerMessage::Handshake(handshake)))) => handshake,
+        Ok(Some((_, ServerMessage::Err(err)))) => {
+            // The database refused the driver: pass the reason on.
+            let message = String::from_utf8_lossy(&err.message).into_owned();
+            send_err(
+                stream,
+                login.seq,
+                err.code,
+                &err.sql_state.unwrap_or(*b"HY000"),
+                &message,
+            )
+            .await;
+            return Ok(DriverLogin::Refused(message));
+        }
+        Ok(Some((_, other))) => {
+            let message = format!(
+                "the agent's driver sent {} before its greeting",
+                other.name()
+            );
+            send_err(stream, login.seq, CONNECTION_ERROR, b"08S01", &message).await;
+            return Ok(DriverLogin::Refused(message));
+        }
+        Ok(None) => return Ok(DriverLogin::LinkLost),
+        Err(message) => {
+            let message = message.unwrap_or_default();
+            send_err(stream, login.seq, CONNECTION_ERROR, b"08S01", &message).await;
+            return Ok(DriverLogin::Refused(message));
+        }
+    };
+    let negotiated = login.response.capabilities & OFFERED;
+    let missing = negotiated & WIRE_FORMAT & !greeting.capabilities;
+    if missing != 0 {
+        let message = format!(
+            "the database lacks capabilities this client negotiated ({missing:#x}); connect with fewer options or through hoop connect"
+        );
+        send_err(stream, login.seq, NOT_SUPPORTED, b"08004", &message).await;
+        return Ok(DriverLogin::Refused(message));
+    }
+    let capabilities = (negotiated & greeting.capabilities)
+        | capability::PROTOCOL_41
+        | capability::SECURE_CONNECTION
+        | capability::PLUGIN_AUTH;
+    let response = ClientMessage::HandshakeResponse(HandshakeResponse {
+        capabilities,
+        max_packet_size: login.response.max_packet_size,
+        charset: login.response.charset,
+        username: login.response.username.clone(),
+        // The driver runs with AllowAll: the gateway checked the token.
+        auth_response: Bytes::new(),
+        database: if capabilities & capability::CONNECT_WITH_DB != 0 {
+            Some(login.response.database.clone().unwrap_or_default())
+        } else {
+            None
+        },
+        auth_plugin_name: greeting.auth_plugin_name.clone(),
+        attributes: if capabilities & capability::CONNECT_ATTRS != 0 {
+            Some(login.response.attributes.clone().unwrap_or_default())
+        } else {
+            None
+        },
+        trailer: Bytes::new(),
+    });
+    let mut payload = BytesMut::new();
+    response.encode_payload(&mut payload);
+    let mut wire = BytesMut::new();
+    encode_packet(&mut wire, 1, &payload);
+    session.decode_client(&mut wire.clone())?;
+    if sender.send(wire.freeze()).await.is_err() {
+        return Ok(DriverLogin::LinkLost);
+    }
+    match next_driver(receiver, &mut session, &mut buffer).await {
+        Ok(Some((_, ServerMessage::Ok(ok)))) => {
+            let answer = ServerMessage::Ok(OkPacket {
+                header: ok.header,
+                affected_rows: ok.affected_rows,
+                last_insert_id: ok.last_insert_id,
+                status: ok.status,
+                warnings: ok.warnings,
+                info: if login.response.capabilities & capability::SESSION_TRACK != 0 {
+                    ok.info
+                } else {
+                    Bytes::new()
+                },
+            });
+            stream.write_all(&packet(login.seq, &answer)).await?;
+            Ok(DriverLogin::Ok(buffer.freeze()))
+        }
+        Ok(Some((_, ServerMessage::Err(err)))) => {
+            let message = String::from_utf8_lossy(&err.message).into_owned();
+            send_err(
+                stream,
+                login.seq,
+                err.code,
+                &err.sql_state.unwrap_or(*b"HY000"),
+                &message,
+            )
+            .await;
+            Ok(DriverLogin::Refused(message))
+        }
+        Ok(Some((_, other))) => {
+            let message = format!(
+                "the agent's driver answered the login with {}",
+                other.name()
+            );
+            send_err(stream, login.seq, CONNECTION_ERROR, b"08S01", &message).await;
+            Ok(DriverLogin::Refused(message))
+        }
+        Ok(None) => Ok(DriverLogin::LinkLost),
+        Err(message) => {
+            let message = message.unwrap_or_default();
+            send_err(stream, login.seq, CONNECTION_ERROR, b"08S01", &message).await;
+            Ok(DriverLogin::Refused(message))
+        }
+    }
+}
+
+const AGENT_GONE: &str = "the agent serving this connection went away";
+
+async fn mysql_client(mut stream: TcpStream, state: &AppState) -> Result<(), StartupError> {
+    let mut buffer = BytesMut::with_capacity(1024);
+    let login = tokio::time::timeout(STARTUP_TIMEOUT, read_login(&mut stream, &mut buffer))
+        .await
+        .map_err(|_| StartupError::Timeout)??;
+    let connection = String::from_utf8_lossy(&login.response.username).into_owned();
+    let request = Request {
+        token: &login.token,
+        connection: &connection,
+        kind: AccessKind::Connect,
+        protocol: Some("mysql"),
+        script: None,
+        output: None,
+    };
+    let mut opened = match sessions::open(state, request).await {
+        Ok(opened) => opened,
+        Err(refused) => {
+            let (code, sql_state) = refusal_code(refused.reason);
+            send_err(&mut stream, login.seq, code, sql_state, &refused.message).await;
+            return Ok(());
+        }
+    };
+    let logged_in = tokio::time::timeout(
+        STARTUP_TIMEOUT,
+        driver_login(&mut stream, &login, &opened.sender, &mut opened.receiver),
+    )
+    .await
+    .unwrap_or(Ok(DriverLogin::Refused(
+        "the agent did not answer the login in time".into(),
+    )));
+    let report = match logged_in {
+        Ok(DriverLogin::Ok(pending)) => {
+            let mut received = pending.len() as u64;
+            if !pending.is_empty() {
+                stream.write_all(&pending).await?;
+            }
+            let mut sent = buffer.len() as u64;
+            if !buffer.is_empty() && opened.sender.send(buffer.split().freeze()).await.is_err() {
+                PumpReport {
+                    sent,
+                    received,
+                    end: PumpEnd::LinkLost,
+                }
+            } else {
+                let mut report = pump(
+                    &mut stream,
+                    opened.sender,
+                    opened.receiver,
+                    Some(sessions::LINGER),
+                )
+                .await;
+                sent += report.sent;
+                received += report.received;
+                report.sent = sent;
+                report.received = received;
+                report
+            }
+        }
+        Ok(DriverLogin::LinkLost) => PumpReport {
+            sent: 0,
+            received: 0,
+            end: PumpEnd::LinkLost,
+        },
+        Ok(DriverLogin::Refused(message)) => {
+            opened.sender.close(Bytes::new()).await;
+            sessions::finish(state, &opened.id, "failed", Some(message), 0, 0).await;
+            return Ok(());
+        }
+        Err(error) => {
+            opened.sender.close(Bytes::new()).await;
+            sessions::finish(state, &opened.id, "failed", Some(error.to_string()), 0, 0).await;
+            return Err(error);
+        }
+    };
+    let (status, error) = sessions::outcome(&report);
+    if report.end == PumpEnd::LinkLost {
+        // The client may be mid-command: its next read is this ERR, in the
+        // place of the first response packet (sequence id 1).
+        send_err(&mut stream, 1, CONNECTION_ERROR, b"08S01", AGENT_GONE).await;
+    }
+    sessions::finish(
+        state,
+        &opened.id,
+        status,
+        error,
+        report.sent,
+        report.received,
+    )
+    .await;
+    Ok(())
+}

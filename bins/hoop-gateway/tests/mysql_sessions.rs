@@ -1,0 +1,273 @@
+//! MySQL sessions end to end: the mariadb CLI and sysbench through the
+//! gateway's MySQL listener, the embedded agent running the driver, the real
+//! MariaDB at 127.0.0.1:3306 (root, no password); refusals in the
+//! client's protocol and their records.
+
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use hoop_gateway::client::ApiClient;
+use hoop_gateway::store::{SessionFilter, SessionRecord};
+use hoop_gateway::{Gateway, GatewayConfig};
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+use tokio::process::Command;
+
+fn b64(value: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(value)
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Runs SQL on MariaDB as root.
+async fn as_root(sql: &str) {
+    let output = Command::new("mariadb")
+        .args(["-h", "127.0.0.1", "-P", "3306", "-u", "root", "-e", sql])
+        .output()
+        .await
+        .expect("the tests need the mariadb CLI");
+    assert!(
+        output.status.success(),
+        "the tests need MariaDB at 127.0.0.1:3306 (root, no password): {}",
+        text(&output.stderr)
+    );
+}
+
+struct Setup {
+    gateway: Gateway,
+    admin: ApiClient,
+    token: String,
+    agent: tokio::task::JoinHandle<()>,
+    name: String,
+    dir: std::path::PathBuf,
+}
+
+impl Setup {
+    /// A gateway with its MySQL listener and embedded agent, and a MariaDB
+    /// user and database of this test's own, with a small table.
+    async fn start(tag: &str) -> Self {
+        let name = format!("hoop_my_{tag}_{}", std::process::id());
+        as_root(&format!(
+            "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name};
+             CREATE TABLE {name}.people (id int PRIMARY KEY, email varchar(64));
+             INSERT INTO {name}.people VALUES (1, 'ana@example.com'), (2, 'bo@example.com');
+             DROP USER IF EXISTS '{name}'@'%'; CREATE USER '{name}'@'%' IDENTIFIED BY 'pw-{name}';
+             GRANT ALL ON {name}.* TO '{name}'@'%';"
+        ))
+        .await;
+        let dir = std::env::temp_dir().join(&name);
+        let mut config = GatewayConfig::new(&dir);
+        config.api_listen = "127.0.0.1:0".into();
+        config.agent_listen = "127.0.0.1:0".into();
+        config.mysql_listen = Some("127.0.0.1:0".into());
+        let gateway = Gateway::start(config).await.unwrap();
+        let token = gateway.first_admin_token.clone().unwrap();
+        let admin =
+            ApiClient::new(&format!("http://{}", gateway.api_addr), Some(token.clone())).unwrap();
+        let key = gateway.embedded_agent_key("default").await.unwrap();
+        let agent = tokio::spawn(hoop_agent::run(hoop_agent::AgentConfig { key, tls: None }));
+        Self {
+            gateway,
+            admin,
+            token,
+            agent,
+            name,
+            dir,
+        }
+    }
+
+    async fn connection(&self, connection: &str, extra: Value) {
+        let mut body = json!({
+            "name": connection,
+            "type": "database",
+            "subtype": "mysql",
+            "agent_id": "default",
+            "secret": {
+                "envvar:HOST": b64("127.0.0.1"),
+                "envvar:PORT": b64("3306"),
+                "envvar:USER": b64(&self.name),
+                "envvar:PASS": b64(&format!("pw-{}", self.name)),
+                "envvar:DB": b64(&self.name),
+            },
+        });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        let response = self
+            .admin
+            .json(Method::POST, "/api/connections", &body)
+            .await
+            .unwrap();
+        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let body = self
+                .admin
+                .get(&format!("/api/connections/{connection}"))
+                .await
+                .unwrap()
+                .body;
+            if body["status"] == "online" {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{connection} never came online");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn mariadb(&self, user: &str, password: &str, sql: &str) -> Output {
+        let addr = self.gateway.mysql_addr.unwrap();
+        Command::new("mariadb")
+            .args(["-h", &addr.ip().to_string(), "-P", &addr.port().to_string()])
+            .args(["-u", user, "--skip-ssl", "--connect-timeout=10", "-N", "-B"])
+            .arg(format!("-p{password}"))
+            .arg(&self.name)
+            .args(["-e", sql])
+            .kill_on_drop(true)
+            .output()
+            .await
+            .unwrap()
+    }
+
+    /// Waits (bounded) until `connection` has `count` ended sessions.
+    async fn ended_sessions(&self, connection: &str, count: usize) -> Vec<SessionRecord> {
+        let filter = SessionFilter {
+            connection: Some(connection.into()),
+            ..SessionFilter::default()
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let sessions = self
+                .gateway
+                .state()
+                .store
+                .list_sessions(&filter, 100)
+                .await
+                .unwrap();
+            if sessions.len() >= count && sessions.iter().all(|s| s.status != "open") {
+                return sessions;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sessions never ended: {sessions:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn stop(self) {
+        self.agent.abort();
+        as_root(&format!(
+            "DROP DATABASE IF EXISTS {0}; DROP USER IF EXISTS '{0}'@'%';",
+            self.name
+        ))
+        .await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_cli_reaches_mariadb_through_the_listener() {
+    let setup = Setup::start("cli").await;
+    setup.connection("my", json!({})).await;
+    let output = setup
+        .mariadb(
+            "my",
+            &setup.token,
+            "SELECT current_user(), id, email FROM people ORDER BY id",
+        )
+        .await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let user = &setup.name;
+    assert_eq!(
+        text(&output.stdout),
+        format!("{user}@%\t1\tana@example.com\n{user}@%\t2\tbo@example.com\n")
+    );
+    let sessions = setup.ended_sessions("my", 1).await;
+    assert_eq!(sessions[0].status, "done", "{sessions:?}");
+    assert_eq!(sessions[0].protocol, "mysql");
+    assert!(sessions[0].bytes_in > 0 && sessions[0].bytes_out > 0);
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_token_and_disabled_connect_are_refused_in_mysql_and_recorded() {
+    let setup = Setup::start("refused").await;
+    setup.connection("my", json!({})).await;
+    setup
+        .connection("myoff", json!({"access_mode_connect": "disabled"}))
+        .await;
+    let wrong = setup.mariadb("my", "not-a-token", "SELECT 1").await;
+    assert!(!wrong.status.success());
+    assert!(
+        text(&wrong.stderr).contains("ERROR 1045 (28000): invalid access token"),
+        "{}",
+        text(&wrong.stderr)
+    );
+    let disabled = setup.mariadb("myoff", &setup.token, "SELECT 1").await;
+    assert!(!disabled.status.success());
+    assert!(
+        text(&disabled.stderr)
+            .contains("ERROR 1227 (42000): connect access is disabled on connection myoff"),
+        "{}",
+        text(&disabled.stderr)
+    );
+    for connection in ["my", "myoff"] {
+        let sessions = setup.ended_sessions(connection, 1).await;
+        assert_eq!(sessions.len(), 1);
+        assert_eq!(sessions[0].status, "refused", "{sessions:?}");
+    }
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sysbench_point_select_runs_through_the_listener() {
+    let setup = Setup::start("sysbench").await;
+    setup.connection("my", json!({})).await;
+    let addr = setup.gateway.mysql_addr.unwrap();
+    let common = [
+        "oltp_point_select".to_owned(),
+        "--db-driver=mysql".into(),
+        format!("--mysql-db={}", setup.name),
+        "--mysql-ssl=off".into(),
+        "--tables=1".into(),
+        "--table-size=100".into(),
+    ];
+    let prepare = Command::new("sysbench")
+        .args(&common)
+        .args(["--mysql-host=127.0.0.1", "--mysql-port=3306"])
+        .arg(format!("--mysql-user={}", setup.name))
+        .arg(format!("--mysql-password=pw-{}", setup.name))
+        .arg("prepare")
+        .output()
+        .await
+        .expect("the tests need sysbench");
+    assert!(prepare.status.success(), "{}", text(&prepare.stderr));
+    let run = Command::new("sysbench")
+        .args(&common)
+        .arg(format!("--mysql-host={}", addr.ip()))
+        .arg(format!("--mysql-port={}", addr.port()))
+        .args(["--mysql-user=my", "--threads=2", "--events=500", "--time=0"])
+        .arg(format!("--mysql-password={}", setup.token))
+        .arg("run")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    let stdout = text(&run.stdout);
+    assert!(run.status.success(), "{stdout}{}", text(&run.stderr));
+    assert!(
+        stdout.contains("transactions:                        500"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("ignored errors:                      0"),
+        "{stdout}"
+    );
+    let sessions = setup.ended_sessions("my", 2).await;
+    assert!(sessions.iter().all(|s| s.status == "done"), "{sessions:?}");
+    setup.stop().await;
+}
