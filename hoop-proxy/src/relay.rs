@@ -213,16 +213,17 @@ impl Pump {
 /// # Errors
 ///
 /// I/O errors from either socket, and whatever `codec` returns.
-pub async fn relay<C, S>(
+pub async fn relay<C, A, B>(
     codec: &mut C,
-    client: &mut S,
-    server: &mut S,
+    client: &mut A,
+    server: &mut B,
     to_server: &mut Pump,
     to_client: &mut Pump,
 ) -> Result<RelayEnd, C::Error>
 where
     C: RelayCodec,
-    S: AsyncRead + AsyncWrite + Unpin,
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
 {
     // Bytes left over from the handshake are processed before the first read.
     if !to_server.input.is_empty() {

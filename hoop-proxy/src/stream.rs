@@ -1,4 +1,5 @@
-//! One stream type for both legs: plain TCP, or TLS in either role.
+//! One stream type for both legs: plain, or TLS in either role, over TCP
+//! or any other byte stream.
 
 use std::io;
 use std::pin::Pin;
@@ -7,23 +8,45 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// A connection to a client or a server, plain or encrypted.
-#[derive(Debug)]
-pub enum Stream {
-    /// Plain TCP.
-    Plain(TcpStream),
+/// Any byte stream a client can arrive on: a TCP socket, an in-memory
+/// duplex, a stream multiplexed over another connection.
+pub trait ByteStream: AsyncRead + AsyncWrite + Unpin + Send {}
+
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + ?Sized> ByteStream for T {}
+
+/// A client's transport, boxed so each driver is compiled once for every
+/// kind of stream; one indirect call per read or write, next to a system
+/// call or a TLS record.
+pub type ClientIo = Box<dyn ByteStream>;
+
+/// A connection to a client or a server, plain or encrypted, over `S`.
+pub enum Stream<S = TcpStream> {
+    /// Unencrypted.
+    Plain(S),
     /// TLS we terminate (client leg).
-    TlsServer(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    TlsServer(Box<tokio_rustls::server::TlsStream<S>>),
     /// TLS we originate (server leg).
-    TlsClient(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    TlsClient(Box<tokio_rustls::client::TlsStream<S>>),
 }
 
-impl Stream {
+impl<S> Stream<S> {
     /// True when the stream is encrypted.
     pub fn is_tls(&self) -> bool {
         !matches!(self, Self::Plain(_))
     }
+}
 
+impl<S> std::fmt::Debug for Stream<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Plain(_) => "Stream::Plain",
+            Self::TlsServer(_) => "Stream::TlsServer",
+            Self::TlsClient(_) => "Stream::TlsClient",
+        })
+    }
+}
+
+impl Stream {
     /// The underlying TCP socket.
     pub fn tcp(&self) -> &TcpStream {
         match self {
@@ -34,7 +57,7 @@ impl Stream {
     }
 }
 
-impl AsyncRead for Stream {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Stream<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -48,7 +71,7 @@ impl AsyncRead for Stream {
     }
 }
 
-impl AsyncWrite for Stream {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Stream<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -2,16 +2,17 @@
 //! agent's network, so masking and guardrails act before any data leaves it.
 //!
 //! ```text
-//!  link stream <--pump--> loopback socket <--> PostgresProxy | MysqlProxy <--> database
-//!                                              (AllowAll: the gateway
-//!                                               already checked the person)
+//!  link stream <--pump--> in-memory duplex <--> PostgresProxy | MysqlProxy <--> database
+//!                                               (AllowAll: the gateway
+//!                                                already checked the person)
 //! ```
 //!
-//! The driver serves sockets, so the stream reaches it through a loopback
-//! connection made for this session alone: the driver is used exactly as
-//! for a directly connected client, with no change to it.
+//! The driver serves the duplex as it would a directly connected client's
+//! socket (`handle_stream`): no loopback connection, no extra trip through
+//! the kernel per statement.
 
 use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use hoop_proxy::mysql::MysqlProxy;
@@ -19,10 +20,21 @@ use hoop_proxy::pipeline::Pipeline;
 use hoop_proxy::policy::PolicyPipeline;
 use hoop_proxy::postgres::PostgresProxy;
 use hoop_proxy::{Credentials, DatabaseTarget};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::messages::{OpenSession, SessionEnd};
 use crate::mux::{PumpEnd, StreamReceiver, StreamSender, pump};
+
+/// Bytes the in-memory duplex between the link and the driver holds per
+/// direction: one read of the driver's relay, so neither side waits on a
+/// half-full pipe while the other has a chunk ready.
+const DUPLEX_BUFFER: usize = 64 * 1024;
+
+/// The address sessions report for a client on the link: the person
+/// reached the agent through the gateway, which records where they came
+/// from; the agent never sees their address.
+const LINK_PEER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
 use crate::recorder::{EventSink, RecordingPipeline};
 
 /// Why a session could not start.
@@ -153,8 +165,7 @@ pub(crate) async fn run(open: OpenSession, sender: StreamSender, receiver: Strea
 
 /// A loopback connection: the client end, and the server end with its peer
 /// address, for the driver.
-pub(crate) async fn loopback() -> Result<(TcpStream, (TcpStream, std::net::SocketAddr)), StartError>
-{
+pub(crate) async fn loopback() -> Result<(TcpStream, (TcpStream, SocketAddr)), StartError> {
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let (client, accepted) = tokio::join!(
         TcpStream::connect(listener.local_addr()?),
@@ -168,10 +179,14 @@ pub(crate) async fn loopback() -> Result<(TcpStream, (TcpStream, std::net::Socke
     Ok((client, (server, peer)))
 }
 
-pub(crate) async fn drive(driver: Driver, server: TcpStream, peer: std::net::SocketAddr) {
+/// Runs the driver over `client`, one client's stream, to the session's end.
+pub(crate) async fn drive<S>(driver: Driver, client: S, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     match &driver {
-        Driver::Postgres(proxy) => proxy.handle(server, peer).await,
-        Driver::Mysql(proxy) => proxy.handle(server, peer).await,
+        Driver::Postgres(proxy) => proxy.handle_stream(client, peer).await,
+        Driver::Mysql(proxy) => proxy.handle_stream(client, peer).await,
     }
 }
 
@@ -181,10 +196,10 @@ async fn serve(
     receiver: StreamReceiver,
 ) -> Result<PumpEnd, StartError> {
     let driver = driver(open, pipeline(open, &sender)?)?;
-    let (client, (server, peer)) = loopback().await?;
+    let (link, client) = tokio::io::duplex(DUPLEX_BUFFER);
     let (report, ()) = tokio::join!(
-        pump(client, sender, receiver, None),
-        drive(driver, server, peer)
+        pump(link, sender, receiver, None),
+        drive(driver, client, LINK_PEER)
     );
     Ok(report.end)
 }

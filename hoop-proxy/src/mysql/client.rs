@@ -7,13 +7,12 @@ use hoop_wire::mysql::{
     capability,
 };
 use tokio::io::AsyncWriteExt as _;
-use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::error::{Culprit, SessionError};
 use super::packet::{self, read_client, session_after_greeting, without_nul};
 use crate::auth::{ClientAuthenticator, ClientCredentials, ClientIdentity};
-use crate::stream::Stream;
+use crate::stream::{ClientIo, Stream};
 
 /// The plugin hoop names in its greeting: what every client answers by
 /// default. Its answer cannot be checked (see [`authenticate`]).
@@ -26,7 +25,7 @@ const SCRAMBLE_LEN: usize = 20;
 /// A client that sent its login packet.
 #[derive(Debug)]
 pub(crate) struct ClientLeg {
-    pub(crate) stream: Stream,
+    pub(crate) stream: Stream<ClientIo>,
     /// Bytes read after the login packets.
     pub(crate) buf: BytesMut,
     pub(crate) response: HandshakeResponse,
@@ -66,14 +65,14 @@ pub(crate) fn greeting(server: &Handshake, capabilities: u64) -> Handshake {
 /// Sends the greeting and reads the client's login, upgrading to TLS when
 /// the client asks and `tls` is set. `None` when the client went away first.
 pub(crate) async fn accept(
-    tcp: TcpStream,
+    io: ClientIo,
     greeting: Handshake,
     tls: Option<&TlsAcceptor>,
     limits: Limits,
 ) -> Result<Option<ClientLeg>, SessionError> {
     let scramble = greeting.auth_plugin_data.clone();
     let greeting = packet::greeting_packet(greeting);
-    let mut stream = Stream::Plain(tcp);
+    let mut stream = Stream::Plain(io);
     stream
         .write_all(&greeting)
         .await
@@ -96,15 +95,12 @@ pub(crate) async fn accept(
                 };
                 return Err(refuse(&mut stream, LOGIN_ANSWER_SEQ, error).await);
             }
-            let (Some(acceptor), Stream::Plain(tcp)) = (tls, stream) else {
+            let (Some(acceptor), Stream::Plain(io)) = (tls, stream) else {
                 return Err(SessionError::Unsupported(
                     "TLS was not offered on this listener",
                 ));
             };
-            let encrypted = acceptor
-                .accept(tcp)
-                .await
-                .map_err(SessionError::client_io)?;
+            let encrypted = acceptor.accept(io).await.map_err(SessionError::client_io)?;
             stream = Stream::TlsServer(Box::new(encrypted));
             session = session_after_greeting(limits, &greeting)?;
             let Some((packet, message)) = read_client(&mut stream, &mut session, &mut buf).await?
@@ -136,7 +132,7 @@ pub(crate) async fn accept(
 const LOGIN_ANSWER_SEQ: u8 = 2;
 
 /// Tells the client why its login is refused, then hands the error back.
-async fn refuse(stream: &mut Stream, seq: u8, error: SessionError) -> SessionError {
+async fn refuse(stream: &mut Stream<ClientIo>, seq: u8, error: SessionError) -> SessionError {
     super::send_error(stream, seq, &[], &error).await;
     error
 }

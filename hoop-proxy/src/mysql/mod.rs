@@ -57,6 +57,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use hoop_wire::mysql::{Limits, Session, capability};
 use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
@@ -67,7 +68,7 @@ use crate::auth::{AllowAll, ClientAuthenticator};
 use crate::connection::DatabaseTarget;
 use crate::pipeline::{NoopPipeline, Pipeline, SessionInfo};
 use crate::relay::{Pump, RelayEnd, relay};
-use crate::stream::Stream;
+use crate::stream::{ClientIo, Stream};
 use crate::tls::{TlsConfigError, UpstreamTls};
 
 /// How long a client and the server together get to finish the login
@@ -270,10 +271,33 @@ impl MysqlProxy {
         .await;
     }
 
-    /// Runs one client connection to its end. Failures are reported to the
-    /// client (when it can still hear) and logged; they never propagate.
+    /// Runs one accepted TCP connection to its end, as
+    /// [`handle_stream`](Self::handle_stream) does.
     pub async fn handle(&self, stream: TcpStream, peer: SocketAddr) {
-        match self.session(stream, peer).await {
+        self.handle_stream(stream, peer).await;
+    }
+
+    /// Runs one already-accepted client to its end over any byte stream (a
+    /// socket, an in-memory duplex, a stream multiplexed over a link);
+    /// `peer` is the client's address as the session reports it. Client-leg
+    /// TLS, when configured, runs over `stream`. Failures are reported to
+    /// the client (when it can still hear) and logged; they never propagate.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use hoop_proxy::mysql::MysqlProxy;
+    /// # async fn run(proxy: MysqlProxy, client: tokio::io::DuplexStream) {
+    /// // `client` is the driver's end of an in-memory pipe whose other end
+    /// // something else feeds with a client's bytes.
+    /// proxy.handle_stream(client, ([127, 0, 0, 1], 0).into()).await;
+    /// # }
+    /// ```
+    pub async fn handle_stream<S>(&self, stream: S, peer: SocketAddr)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        match self.session(Box::new(stream), peer).await {
             Ok(()) => tracing::debug!("session ended"),
             Err(error) => match error.culprit() {
                 Culprit::Client => tracing::info!(%error, "session ended by the client"),
@@ -282,7 +306,7 @@ impl MysqlProxy {
         }
     }
 
-    async fn session(&self, stream: TcpStream, peer: SocketAddr) -> Result<(), SessionError> {
+    async fn session(&self, stream: ClientIo, peer: SocketAddr) -> Result<(), SessionError> {
         let inner = &*self.inner;
         let greeted = tokio::time::timeout(
             inner.handshake_timeout,
@@ -445,7 +469,7 @@ impl MysqlProxy {
 
 /// Writes what was pending, then the ERR packet for `error` (if the client
 /// can still hear), then closes.
-async fn send_error(stream: &mut Stream, seq: u8, pending: &[u8], error: &SessionError) {
+async fn send_error(stream: &mut Stream<ClientIo>, seq: u8, pending: &[u8], error: &SessionError) {
     let mut bytes = BytesMut::from(pending);
     if let Some((code, state, message)) = error.client_error() {
         let payload = packet::err_payload(code, &state, &message);

@@ -7,12 +7,11 @@ use hoop_wire::postgres::{
     StartupMessage,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::error::{Culprit, SessionError};
 use crate::auth::{ClientAuthenticator, ClientCredentials, ClientIdentity};
-use crate::stream::Stream;
+use crate::stream::{ClientIo, Stream};
 
 /// The answer to an SSLRequest or GSSENCRequest we decline.
 const DECLINE: &[u8] = b"N";
@@ -36,7 +35,7 @@ pub(crate) enum Hello {
 /// A client that sent its startup message.
 #[derive(Debug)]
 pub(crate) struct ClientLeg {
-    pub(crate) stream: Stream,
+    pub(crate) stream: Stream<ClientIo>,
     pub(crate) decoder: FrontendDecoder,
     /// Bytes read after the last decoded message.
     pub(crate) buf: BytesMut,
@@ -53,7 +52,7 @@ impl ClientLeg {
 }
 
 async fn read_message(
-    stream: &mut Stream,
+    stream: &mut Stream<ClientIo>,
     decoder: &mut FrontendDecoder,
     buf: &mut BytesMut,
 ) -> Result<Option<FrontendMessage>, SessionError> {
@@ -82,7 +81,7 @@ async fn read_message(
     }
 }
 
-pub(crate) async fn write(stream: &mut Stream, bytes: &[u8]) -> Result<(), SessionError> {
+pub(crate) async fn write(stream: &mut Stream<ClientIo>, bytes: &[u8]) -> Result<(), SessionError> {
     stream
         .write_all(bytes)
         .await
@@ -95,11 +94,11 @@ pub(crate) async fn write(stream: &mut Stream, bytes: &[u8]) -> Result<(), Sessi
 /// A client that breaks the protocol here is told so before the error
 /// returns.
 pub(crate) async fn accept(
-    tcp: TcpStream,
+    io: ClientIo,
     tls: Option<&TlsAcceptor>,
     limits: Limits,
 ) -> Result<Hello, SessionError> {
-    let mut stream = Stream::Plain(tcp);
+    let mut stream = Stream::Plain(io);
     let mut decoder = FrontendDecoder::new(limits);
     let mut buf = BytesMut::with_capacity(1024);
     let refused = loop {
@@ -119,14 +118,12 @@ pub(crate) async fn accept(
             }
             FrontendMessage::SslRequest => {
                 stream = match (tls, stream) {
-                    (Some(acceptor), Stream::Plain(mut tcp)) => {
-                        tcp.write_all(ACCEPT_TLS)
+                    (Some(acceptor), Stream::Plain(mut io)) => {
+                        io.write_all(ACCEPT_TLS)
                             .await
                             .map_err(SessionError::client_io)?;
-                        let encrypted = acceptor
-                            .accept(tcp)
-                            .await
-                            .map_err(SessionError::client_io)?;
+                        let encrypted =
+                            acceptor.accept(io).await.map_err(SessionError::client_io)?;
                         decoder = FrontendDecoder::new(limits);
                         Stream::TlsServer(Box::new(encrypted))
                     }

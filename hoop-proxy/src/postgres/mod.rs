@@ -48,6 +48,7 @@ use bytes::{Bytes, BytesMut};
 use hoop_wire::postgres::{
     Authentication, BackendKeyData, BackendMessage, Limits, Notice, ParameterStatus, StartupMessage,
 };
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
@@ -59,7 +60,7 @@ use crate::cancel::{CancelGuard, CancelKey, CancelRegistry, CancelTarget};
 use crate::connection::DatabaseTarget;
 use crate::pipeline::{NoopPipeline, Pipeline, SessionInfo};
 use crate::relay::{Pump, RelayEnd, relay};
-use crate::stream::Stream;
+use crate::stream::{ClientIo, Stream};
 use crate::tls::{TlsConfigError, UpstreamTls};
 
 /// How long a client and the server together get to finish the startup
@@ -219,10 +220,33 @@ impl PostgresProxy {
         .await;
     }
 
-    /// Runs one client connection to its end. Failures are reported to the
-    /// client (when it can still hear) and logged; they never propagate.
+    /// Runs one accepted TCP connection to its end, as
+    /// [`handle_stream`](Self::handle_stream) does.
     pub async fn handle(&self, stream: TcpStream, peer: SocketAddr) {
-        match self.session(stream, peer).await {
+        self.handle_stream(stream, peer).await;
+    }
+
+    /// Runs one already-accepted client to its end over any byte stream (a
+    /// socket, an in-memory duplex, a stream multiplexed over a link);
+    /// `peer` is the client's address as the session reports it. Client-leg
+    /// TLS, when configured, runs over `stream`. Failures are reported to
+    /// the client (when it can still hear) and logged; they never propagate.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # use hoop_proxy::postgres::PostgresProxy;
+    /// # async fn run(proxy: PostgresProxy, client: tokio::io::DuplexStream) {
+    /// // `client` is the driver's end of an in-memory pipe whose other end
+    /// // something else feeds with a client's bytes.
+    /// proxy.handle_stream(client, ([127, 0, 0, 1], 0).into()).await;
+    /// # }
+    /// ```
+    pub async fn handle_stream<S>(&self, stream: S, peer: SocketAddr)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        match self.session(Box::new(stream), peer).await {
             Ok(()) => tracing::debug!("session ended"),
             Err(error) => match error.culprit() {
                 Culprit::Client => tracing::info!(%error, "session ended by the client"),
@@ -231,7 +255,7 @@ impl PostgresProxy {
         }
     }
 
-    async fn session(&self, stream: TcpStream, peer: SocketAddr) -> Result<(), SessionError> {
+    async fn session(&self, stream: ClientIo, peer: SocketAddr) -> Result<(), SessionError> {
         let inner = &*self.inner;
         let hello = tokio::time::timeout(
             inner.handshake_timeout,
@@ -418,7 +442,7 @@ const FAREWELL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Best effort: sends what was already relayed, then a FATAL ErrorResponse
 /// describing `error`, unless the client is the one that failed.
-async fn send_fatal(client: &mut Stream, unwritten: &[u8], error: &SessionError) {
+async fn send_fatal(client: &mut Stream<ClientIo>, unwritten: &[u8], error: &SessionError) {
     let Some((code, message)) = error.client_error() else {
         return;
     };
