@@ -277,9 +277,52 @@ async fn check(
         credentials,
         script: request.script.clone(),
         output: request.output.clone(),
-        policy: policy_json(&input),
+        policy: policy_json(&with_rule_sets(state, input, &connection.name).await?),
     };
     Ok((open, agent_id, caller.user))
+}
+
+/// The connection's settings with each guardrail rule set it references
+/// (by id in `guardrail_rules`) replaced by that set's rules, read now so a
+/// changed set applies to this session. A set that no longer exists
+/// refuses the session rather than run it unguarded.
+async fn with_rule_sets(
+    state: &AppState,
+    mut input: ConnectionInput,
+    connection: &str,
+) -> Result<ConnectionInput, Refused> {
+    let mut rules = Vec::with_capacity(input.guardrail_rules.len());
+    for rule in std::mem::take(&mut input.guardrail_rules) {
+        let Value::String(id) = rule else {
+            rules.push(rule);
+            continue;
+        };
+        let set = state
+            .store
+            .find_guardrail(&id)
+            .await
+            .map_err(|_| refuse(RefusalReason::Internal, "internal error"))?
+            .filter(|set| set.id == id)
+            .ok_or_else(|| {
+                refuse(
+                    RefusalReason::Internal,
+                    format!("connection {connection} references guardrail rule set {id}, which no longer exists"),
+                )
+            })?;
+        for (stored, direction) in [(&set.input, None), (&set.output, Some("output"))] {
+            let Ok(Value::Array(set_rules)) = serde_json::from_str::<Value>(stored) else {
+                return Err(refuse(RefusalReason::Internal, "internal error"));
+            };
+            for mut rule in set_rules {
+                if let (Some(direction), Value::Object(object)) = (direction, &mut rule) {
+                    object.insert("direction".into(), direction.into());
+                }
+                rules.push(rule);
+            }
+        }
+    }
+    input.guardrail_rules = rules;
+    Ok(input)
 }
 
 /// Records how a session ended.

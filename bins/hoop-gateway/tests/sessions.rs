@@ -712,3 +712,80 @@ async fn the_connections_policy_masks_and_refuses_in_psql_and_exec() {
     );
     setup.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guardrail_rule_set_from_the_api_guards_new_sessions_and_follows_its_changes() {
+    let setup = Setup::start(false).await;
+    let created = setup
+        .admin
+        .json(
+            Method::POST,
+            "/api/guardrails",
+            &json!({
+                "name": "no-deletes",
+                "input": {"rules": [{"type": "deny_words_list", "words": ["delete"], "message": "no deletes here"}]},
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    setup
+        .connection("guarded", 5432, json!({"guardrail_rules": [id]}))
+        .await;
+    setup.wait_status("guarded", "online").await;
+    let count = || async {
+        server_admin(&setup.database)
+            .await
+            .query("SELECT count(*) FROM people", &[])
+            .await
+            .unwrap()[0]
+            .get::<_, i64>(0)
+    };
+
+    let refused = setup
+        .run_psql("guarded", &setup.token, "DELETE FROM people")
+        .await;
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("no deletes here"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(count().await, 3);
+
+    let replaced = setup
+        .admin
+        .json(
+            Method::PUT,
+            &format!("/api/guardrails/{id}"),
+            &json!({
+                "name": "no-updates",
+                "input": {"rules": [{"type": "pattern_match", "pattern_regex": "(?i)^\\s*update\\b", "message": "no updates here"}]},
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced.status, StatusCode::OK, "{:?}", replaced.body);
+    let update = setup
+        .run_psql("guarded", &setup.token, "UPDATE people SET email = NULL")
+        .await;
+    assert!(
+        stderr(&update).contains("no updates here"),
+        "{}",
+        stderr(&update)
+    );
+    let delete = setup
+        .run_psql("guarded", &setup.token, "DELETE FROM people WHERE id = 3")
+        .await;
+    assert!(delete.status.success(), "{}", stderr(&delete));
+    assert_eq!(count().await, 2);
+
+    let in_use = setup
+        .admin
+        .send(Method::DELETE, &format!("/api/guardrails/{id}"), None)
+        .await
+        .unwrap();
+    assert_eq!(in_use.status, StatusCode::CONFLICT, "{:?}", in_use.body);
+    setup.stop().await;
+}

@@ -465,11 +465,23 @@ async fn validate(state: &AppState, input: &ConnectionInput) -> Result<Option<St
         ));
     }
     for (index, rule) in input.guardrail_rules.iter().enumerate() {
-        if !rule.is_object() {
-            return Err(ApiError::invalid(
-                format!("guardrail_rules[{index}]"),
-                "must be an object",
-            ));
+        let field = format!("guardrail_rules[{index}]");
+        match rule {
+            Value::Object(_) => {}
+            Value::String(id) => {
+                state
+                    .store
+                    .find_guardrail(id)
+                    .await?
+                    .filter(|g| &g.id == id)
+                    .ok_or_else(|| ApiError::invalid(&field, "no such guardrail rule set"))?;
+            }
+            _ => {
+                return Err(ApiError::invalid(
+                    field,
+                    "must be a rule object or a guardrail rule set's id",
+                ));
+            }
         }
     }
     let resource = match &input.resource_name {

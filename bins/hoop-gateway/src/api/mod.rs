@@ -12,6 +12,7 @@
 
 mod agents;
 mod connections;
+mod guardrails;
 pub(crate) mod input;
 mod openapi;
 mod plugins;
@@ -304,6 +305,7 @@ pub(crate) fn routes() -> Vec<Route> {
     all.extend(agents::routes());
     all.extend(resources::routes());
     all.extend(connections::routes());
+    all.extend(guardrails::routes());
     all.extend(plugins::routes());
     all.extend(users::routes());
     all.extend(sessions::routes());

@@ -56,6 +56,25 @@ fn schemas() -> Value {
                 "hostname": string, "version": string, "platform": string
             }
         },
+        "GuardrailRequest": {
+            "type": "object",
+            "description": "rules in hoop's format (deny_words_list, pattern_match, each with an optional message) or hoop-masking's statement-aware rules",
+            "properties": {
+                "name": string, "description": string,
+                "input": {"type": "object", "properties": {"rules": {"type": "array", "items": {"type": "object"}}}},
+                "output": {"type": "object", "properties": {"rules": {"type": "array", "items": {"type": "object"}}}}
+            },
+            "required": ["name"],
+            "additionalProperties": false
+        },
+        "Guardrail": {
+            "type": "object",
+            "properties": {
+                "id": string, "name": string, "description": string,
+                "input": {"type": "object"}, "output": {"type": "object"},
+                "created_at": {"type": "integer"}, "updated_at": {"type": "integer"}
+            }
+        },
         "ResourceRequest": {
             "type": "object",
             "properties": {"name": string, "type": string, "subtype": string, "agent_id": string},
@@ -81,7 +100,7 @@ fn schemas() -> Value {
                 "access_mode_runbooks": mode,
                 "redact_enabled": {"type": "boolean"},
                 "redact_types": strings,
-                "guardrail_rules": {"type": "array"},
+                "guardrail_rules": {"type": "array", "description": "rule objects, or ids of guardrail rule sets"},
                 "reviewers": strings,
                 "tags": strings
             },

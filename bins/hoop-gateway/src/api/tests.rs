@@ -881,6 +881,148 @@ async fn secrets_never_appear_in_plain_text_in_the_store(backend: Backend) {
     }
 }
 
+async fn guardrail_rule_sets_validate_round_trip_and_are_referenced(backend: Backend) {
+    let gw = TestGateway::start(backend).await;
+    let (agent_id, _) = gw.agent("a").await;
+    let invalid = [
+        (json!({"input": {"rules": []}}), "name"),
+        (
+            json!({"name": "g", "input": {"rules": [{"type": "deny_words_list"}]}}),
+            "input.rules[0]",
+        ),
+        (
+            json!({"name": "g", "input": {"rules": [{"type": "pattern_match", "pattern_regex": "("}]}}),
+            "input.rules[0]",
+        ),
+        (
+            json!({"name": "g", "output": {"rules": [{"type": "deny_words_list", "words": ["x"]}, {"type": "nope"}]}}),
+            "output.rules[1]",
+        ),
+        (
+            json!({"name": "g", "input": {"rules": ["x"]}}),
+            "input.rules[0]",
+        ),
+        (json!({"name": "g", "input": {"rule": []}}), "input.rule"),
+        (json!({"name": "g", "surprise": 1}), "surprise"),
+    ];
+    for (body, field) in invalid {
+        let response = gw
+            .admin
+            .json(Method::POST, "/api/guardrails", &body)
+            .await
+            .unwrap();
+        assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(response.body["field"], field, "{body}: {:?}", response.body);
+    }
+    assert_eq!(
+        gw.admin.get("/api/guardrails").await.unwrap().body,
+        json!([])
+    );
+    let rules = json!([
+        {"type": "deny_words_list", "words": ["truncate"], "message": "no truncates"},
+        {"type": "deny_without_where", "statements": ["delete", "update"]},
+    ]);
+    let created = gw
+        .admin
+        .json(
+            Method::POST,
+            "/api/guardrails",
+            &json!({"name": "careful", "description": "d", "input": {"rules": rules}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(created.body["input"]["rules"], rules);
+    assert_eq!(created.body["output"]["rules"], json!([]));
+    let again = gw
+        .admin
+        .json(Method::POST, "/api/guardrails", &json!({"name": "careful"}))
+        .await
+        .unwrap();
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let shown = gw
+        .admin
+        .get(&format!("/api/guardrails/{id}"))
+        .await
+        .unwrap();
+    assert_eq!(shown.body, created.body);
+    let listed = gw.admin.get("/api/guardrails").await.unwrap();
+    assert_eq!(listed.body, json!([created.body]));
+    let replaced = gw
+        .admin
+        .json(
+            Method::PUT,
+            &format!("/api/guardrails/{id}"),
+            &json!({"name": "careful", "output": {"rules": [{"type": "pattern_match", "pattern_regex": "secret"}]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced.status, StatusCode::OK, "{:?}", replaced.body);
+    assert_eq!(replaced.body["input"]["rules"], json!([]));
+    let bad_put = gw
+        .admin
+        .json(
+            Method::PUT,
+            &format!("/api/guardrails/{id}"),
+            &json!({"name": "careful", "input": {"rules": [{"type": "deny_words_list", "words": 3}]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(bad_put.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad_put.body["field"], "input.rules[0]");
+    assert_eq!(
+        gw.admin
+            .get(&format!("/api/guardrails/{id}"))
+            .await
+            .unwrap()
+            .body,
+        replaced.body
+    );
+
+    let mut connection = documented_postgres("pg", &agent_id);
+    connection["guardrail_rules"] = json!([id, {"type": "deny_words_list", "words": ["drop"]}]);
+    let response = gw
+        .admin
+        .json(Method::POST, "/api/connections", &connection)
+        .await
+        .unwrap();
+    assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+    let mut dangling = documented_postgres("pg2", &agent_id);
+    dangling["guardrail_rules"] = json!(["no-such-id"]);
+    let response = gw
+        .admin
+        .json(Method::POST, "/api/connections", &dangling)
+        .await
+        .unwrap();
+    assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(response.body["field"], "guardrail_rules[0]");
+    let in_use = gw
+        .admin
+        .send(Method::DELETE, &format!("/api/guardrails/{id}"), None)
+        .await
+        .unwrap();
+    assert_eq!(in_use.status, StatusCode::CONFLICT, "{:?}", in_use.body);
+    let removed = gw
+        .admin
+        .send(Method::DELETE, "/api/connections/pg", None)
+        .await
+        .unwrap();
+    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    let removed = gw
+        .admin
+        .send(Method::DELETE, &format!("/api/guardrails/{id}"), None)
+        .await
+        .unwrap();
+    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    let gone = gw
+        .admin
+        .get(&format!("/api/guardrails/{id}"))
+        .await
+        .unwrap();
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+}
+
 on_both_backends!(
     connection_lifecycle,
     invalid_connections_name_the_field_and_write_nothing,
@@ -889,6 +1031,7 @@ on_both_backends!(
     resources_lend_their_agent,
     data_survives_restart_and_admin_token_is_printed_once,
     secrets_never_appear_in_plain_text_in_the_store,
+    guardrail_rule_sets_validate_round_trip_and_are_referenced,
 );
 
 #[tokio::test]
@@ -1040,6 +1183,10 @@ async fn every_body_endpoint_refuses_malformed_wrong_and_oversized_bodies() {
         )
         .await
         .unwrap();
+    gw.admin
+        .json(Method::POST, "/api/guardrails", &json!({"name": "g1"}))
+        .await
+        .unwrap();
     let before = gw.admin.get("/api/connections/pg").await.unwrap().body;
     let docs: Vec<_> = super::route_docs()
         .into_iter()
@@ -1051,7 +1198,8 @@ async fn every_body_endpoint_refuses_malformed_wrong_and_oversized_bodies() {
             .path
             .replace("/api/connections/{name_or_id}", "/api/connections/pg")
             .replace("{id_or_email}", "admin@localhost")
-            .replace("{name}", "dlp");
+            .replace("{name}", "dlp")
+            .replace("/api/guardrails/{id}", "/api/guardrails/g1");
         let label = format!("{} {path}", doc.method);
         let send = |body: Vec<u8>| gw.admin.send(doc.method.clone(), &path, Some(body));
         assert_eq!(

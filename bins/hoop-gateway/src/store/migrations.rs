@@ -112,4 +112,17 @@ CREATE TABLE session_events (
 );
 ",
     ),
+    Migration(
+        "
+CREATE TABLE guardrails (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    description TEXT NOT NULL,
+    input_rules TEXT NOT NULL,
+    output_rules TEXT NOT NULL,
+    created_at {bigint} NOT NULL,
+    updated_at {bigint} NOT NULL
+);
+",
+    ),
 ];

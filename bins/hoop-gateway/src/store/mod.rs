@@ -7,6 +7,7 @@
 //! `transaction`. A transaction is a list of statements applied all or
 //! nothing, which is how a failed request leaves nothing partial behind.
 
+mod guardrails;
 mod migrations;
 mod postgres;
 mod records;
@@ -15,6 +16,7 @@ mod sqlite;
 
 use std::path::Path;
 
+pub use guardrails::GuardrailRecord;
 pub(crate) use records::now;
 pub use records::{
     AgentRecord, ConnectionRecord, PluginChange, PluginConfigRecord, ResourceRecord, TokenRecord,

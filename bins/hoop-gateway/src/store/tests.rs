@@ -203,6 +203,39 @@ async fn users_groups_and_tokens(backend: Backend) {
     assert!(store.list_groups().await.unwrap().is_empty());
 }
 
+async fn guardrails_round_trip_update_and_delete(backend: Backend) {
+    let test = TestStore::new(backend).await;
+    let store = test.open().await;
+    let mut guardrail = GuardrailRecord {
+        id: crate::crypto::new_id().unwrap(),
+        name: "no-deletes".into(),
+        description: "".into(),
+        input: r#"[{"type":"deny_words_list","words":["delete"]}]"#.into(),
+        output: "[]".into(),
+        created_at: 1,
+        updated_at: 1,
+    };
+    store.insert_guardrail(&guardrail).await.unwrap();
+    assert!(matches!(
+        store.insert_guardrail(&guardrail).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.find_guardrail("no-deletes").await.unwrap(),
+        Some(guardrail.clone())
+    );
+    guardrail.input = "[]".into();
+    guardrail.updated_at = 2;
+    assert!(store.update_guardrail(&guardrail).await.unwrap());
+    assert_eq!(
+        store.list_guardrails().await.unwrap(),
+        vec![guardrail.clone()]
+    );
+    assert!(store.delete_guardrail(&guardrail.id).await.unwrap());
+    assert!(!store.delete_guardrail(&guardrail.id).await.unwrap());
+    assert_eq!(store.find_guardrail(&guardrail.id).await.unwrap(), None);
+}
+
 on_both_backends!(
     migrations_apply_once_and_data_survives_reopen,
     duplicate_names_conflict,
@@ -210,4 +243,5 @@ on_both_backends!(
     connections_round_trip_update_and_delete,
     plugins_replace_whole_set,
     users_groups_and_tokens,
+    guardrails_round_trip_update_and_delete,
 );
