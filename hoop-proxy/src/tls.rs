@@ -15,9 +15,11 @@ use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::connection::SslMode;
+use crate::stream::Stream;
 
 /// A TLS configuration that could not be built. Names the problem, never
 /// prints key material.
@@ -180,10 +182,35 @@ impl UpstreamTls {
     }
 
     /// The name the certificate must carry: `HOST` as a DNS name or address.
-    pub(crate) fn server_name(host: &str) -> Option<ServerName<'static>> {
+    fn server_name(host: &str) -> Option<ServerName<'static>> {
         ServerName::try_from(host.to_owned()).ok()
     }
+
+    /// Starts TLS over `tcp` with `connector` (this configuration's),
+    /// checking the server's certificate against `host` as the mode asks.
+    ///
+    /// # Errors
+    ///
+    /// Why, for the session's error: `host` is not a valid TLS name, or the
+    /// handshake failed.
+    pub(crate) async fn encrypt(
+        connector: &TlsConnector,
+        host: &str,
+        tcp: TcpStream,
+    ) -> Result<Stream, String> {
+        let name =
+            Self::server_name(host).ok_or_else(|| "HOST is not a valid TLS name".to_owned())?;
+        let encrypted = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Stream::TlsClient(Box::new(encrypted)))
+    }
 }
+
+/// Why a session fails when `SSLMODE` requires TLS and the server has none.
+pub(crate) const SERVER_WITHOUT_TLS: &str =
+    "the database server does not support TLS, and SSLMODE requires it";
 
 /// `prefer` and `require` semantics: encrypt, check the handshake signature,
 /// but do not check who signed the certificate.

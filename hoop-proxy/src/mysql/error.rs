@@ -22,16 +22,7 @@ pub const REFUSED_BY_POLICY: (u16, &[u8; 5]) = (1227, b"42000");
 /// ER_CONNECTION_KILLED: a session ended by hoop itself.
 pub const SESSION_ENDED: (u16, &[u8; 5]) = (1927, b"70100");
 
-/// Who caused a failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Culprit {
-    /// The client (or its network path).
-    Client,
-    /// The database server.
-    Server,
-    /// hoop's configuration or policy.
-    Hoop,
-}
+pub use crate::error::Culprit;
 
 /// A session that could not start or had to end.
 ///

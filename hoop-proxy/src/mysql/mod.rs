@@ -297,13 +297,8 @@ impl MysqlProxy {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        match self.session(Box::new(stream), peer).await {
-            Ok(()) => tracing::debug!("session ended"),
-            Err(error) => match error.culprit() {
-                Culprit::Client => tracing::info!(%error, "session ended by the client"),
-                _ => tracing::warn!(%error, "session failed"),
-            },
-        }
+        let result = self.session(Box::new(stream), peer).await;
+        crate::error::log_session_end(result, SessionError::culprit);
     }
 
     async fn session(&self, stream: ClientIo, peer: SocketAddr) -> Result<(), SessionError> {

@@ -21,7 +21,7 @@ use super::packet::{self, read_server, session_after_greeting, without_nul};
 use super::scramble;
 use crate::connection::{DatabaseTarget, SslMode};
 use crate::stream::Stream;
-use crate::tls::UpstreamTls;
+use crate::tls::{SERVER_WITHOUT_TLS, UpstreamTls};
 
 /// How long to wait for the server's TCP handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -201,20 +201,14 @@ pub(crate) async fn login(
                     message: "data before the TLS handshake",
                 });
             }
-            let name = UpstreamTls::server_name(&target.host).ok_or_else(|| {
-                SessionError::UpstreamTls("HOST is not a valid TLS name".to_owned())
-            })?;
-            let encrypted = connector
-                .connect(name, tcp)
+            let encrypted = UpstreamTls::encrypt(connector, &target.host, tcp)
                 .await
-                .map_err(|e| SessionError::UpstreamTls(e.to_string()))?;
+                .map_err(SessionError::UpstreamTls)?;
             capabilities |= capability::SSL;
-            (Stream::TlsClient(Box::new(encrypted)), true)
+            (encrypted, true)
         }
         Some(_) if tls.mode() != SslMode::Prefer => {
-            return Err(SessionError::UpstreamTls(
-                "the database server does not support TLS, and SSLMODE requires it".to_owned(),
-            ));
+            return Err(SessionError::UpstreamTls(SERVER_WITHOUT_TLS.to_owned()));
         }
         _ => (Stream::Plain(tcp), false),
     };

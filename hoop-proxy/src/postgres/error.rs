@@ -17,16 +17,7 @@ pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
 /// SQLSTATE `57P01`: admin_shutdown (a session ended by hoop itself).
 pub const ADMIN_SHUTDOWN: &str = "57P01";
 
-/// Who caused a failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Culprit {
-    /// The client (or its network path).
-    Client,
-    /// The database server.
-    Server,
-    /// hoop's configuration or policy.
-    Hoop,
-}
+pub use crate::error::Culprit;
 
 /// A session that could not start or had to end.
 ///

@@ -18,7 +18,7 @@ use super::error::{Culprit, SessionError};
 use crate::connection::{DatabaseTarget, SslMode};
 use crate::scram::{SCRAM_SHA_256, ScramClient};
 use crate::stream::Stream;
-use crate::tls::UpstreamTls;
+use crate::tls::{SERVER_WITHOUT_TLS, UpstreamTls};
 
 /// How long to wait for the server's TCP handshake.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -271,21 +271,16 @@ async fn negotiate_tls(
                     message: "data after the TLS acceptance",
                 });
             }
-            let name = UpstreamTls::server_name(&target.host).ok_or_else(|| {
-                SessionError::UpstreamTls("HOST is not a valid TLS name".to_owned())
-            })?;
-            let encrypted = connector
-                .connect(name, tcp)
+            UpstreamTls::encrypt(connector, &target.host, tcp)
                 .await
-                .map_err(|e| SessionError::UpstreamTls(e.to_string()))?;
-            Ok(Stream::TlsClient(Box::new(encrypted)))
+                .map_err(SessionError::UpstreamTls)
         }
         BackendMessage::NegotiationResponse(_) if tls.mode() == SslMode::Prefer => {
             Ok(Stream::Plain(tcp))
         }
-        BackendMessage::NegotiationResponse(_) => Err(SessionError::UpstreamTls(
-            "the database server does not support TLS, and SSLMODE requires it".to_owned(),
-        )),
+        BackendMessage::NegotiationResponse(_) => {
+            Err(SessionError::UpstreamTls(SERVER_WITHOUT_TLS.to_owned()))
+        }
         BackendMessage::ErrorResponse(notice) => Err(server_error(&notice, target)),
         other => Err(SessionError::Unexpected {
             culprit: Culprit::Server,
