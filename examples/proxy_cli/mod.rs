@@ -3,13 +3,13 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use hoop_proxy::Secret;
-use hoop_proxy::auth::{ClientAuthenticator, SharedSecret};
-use hoop_proxy::pipeline::Pipeline;
+use hoop_proxy::auth::SharedSecret;
+use hoop_proxy::driver::{Builder, Protocol};
 use hoop_proxy::policy::PolicyPipeline;
 use tokio::net::TcpListener;
 
@@ -33,34 +33,6 @@ pub(crate) struct ProxyArgs {
     #[arg(long)]
     threads: Option<usize>,
 }
-
-/// A driver's builder, as far as these options set it.
-pub(crate) trait Configure: Sized {
-    /// Sets who may open sessions.
-    fn with_authenticator(self, authenticator: Arc<dyn ClientAuthenticator>) -> Self;
-    /// Sets client-leg TLS from PEM files.
-    fn with_client_tls(self, cert: &Path, key: &Path) -> anyhow::Result<Self>;
-    /// Sets the hook every session passes.
-    fn with_pipeline(self, pipeline: Arc<dyn Pipeline>) -> Self;
-}
-
-macro_rules! configure {
-    ($($builder:ty),*) => {$(
-        impl Configure for $builder {
-            fn with_authenticator(self, authenticator: Arc<dyn ClientAuthenticator>) -> Self {
-                self.authenticator(authenticator)
-            }
-            fn with_client_tls(self, cert: &Path, key: &Path) -> anyhow::Result<Self> {
-                Ok(self.client_tls(hoop_proxy::tls::acceptor_from_files(cert, key)?))
-            }
-            fn with_pipeline(self, pipeline: Arc<dyn Pipeline>) -> Self {
-                self.pipeline(pipeline)
-            }
-        }
-    )*};
-}
-
-configure!(hoop_proxy::postgres::Builder, hoop_proxy::mysql::Builder);
 
 impl ProxyArgs {
     /// Sets up logging (`RUST_LOG`, `warn` by default) and the runtime, and
@@ -91,20 +63,23 @@ impl ProxyArgs {
     /// # Errors
     ///
     /// Unreadable TLS files or policy, or a policy that does not compile.
-    pub(crate) fn configure<B: Configure>(&self, mut builder: B) -> anyhow::Result<B> {
+    pub(crate) fn configure<P: Protocol>(
+        &self,
+        mut builder: Builder<P>,
+    ) -> anyhow::Result<Builder<P>> {
         if let Some(password) = &self.client_password {
-            builder = builder
-                .with_authenticator(Arc::new(SharedSecret::new(Secret::new(password.clone()))));
+            builder =
+                builder.authenticator(Arc::new(SharedSecret::new(Secret::new(password.clone()))));
         }
         if let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) {
-            builder = builder.with_client_tls(cert, key)?;
+            builder = builder.client_tls(hoop_proxy::tls::acceptor_from_files(cert, key)?);
         }
         if let Some(path) = &self.policy {
             let json = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the policy {}", path.display()))?;
             let pipeline = PolicyPipeline::from_json(&json)
                 .with_context(|| format!("policy {}", path.display()))?;
-            builder = builder.with_pipeline(Arc::new(pipeline));
+            builder = builder.pipeline(Arc::new(pipeline));
         }
         Ok(builder)
     }

@@ -10,7 +10,8 @@
 //! ```
 //!
 //! Shared parts, reused by every protocol: [`listener`] (accept loop),
-//! [`error`] (who caused a session's failure),
+//! [`driver`] (the builder every protocol's proxy shares), [`error`] (who
+//! caused a session's failure),
 //! [`tls`] (both legs), [`auth`] (the client-leg authenticator trait),
 //! [`pipeline`] (the hook masking, guardrails and recording plug into),
 //! [`relay`] (the bounded, batched two-way pump), [`cancel`] (cancel-key
@@ -24,6 +25,7 @@
 pub mod auth;
 pub mod cancel;
 pub mod connection;
+pub mod driver;
 pub mod error;
 pub mod listener;
 pub mod mysql;

@@ -64,17 +64,13 @@ use tokio_rustls::TlsAcceptor;
 use self::codec::MysqlCodec;
 pub use self::error::{Culprit, SessionError};
 use self::upstream::LoginRequest;
-use crate::auth::{AllowAll, ClientAuthenticator};
+use crate::auth::ClientAuthenticator;
 use crate::connection::DatabaseTarget;
-use crate::pipeline::{NoopPipeline, Pipeline, SessionInfo};
+use crate::driver::{Protocol, Settings};
+use crate::pipeline::{Pipeline, SessionInfo};
 use crate::relay::{Pump, RelayEnd, relay};
 use crate::stream::{ClientIo, Stream};
-use crate::tls::{TlsConfigError, UpstreamTls};
-
-/// How long a client and the server together get to finish the login
-/// (TLS, both authentications); stops idle half-open connections from
-/// holding a slot.
-const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::tls::UpstreamTls;
 
 /// The capabilities hoop relays when both sides have them: everything the
 /// codec follows. Left out: compression (hoop must read the packets),
@@ -99,97 +95,47 @@ const ZSTD_COMPRESSION: u64 = 1 << 26;
 /// MariaDB's MARIADB_CLIENT_PROGRESS: progress reports as ERR 0xFFFF.
 const MARIADB_PROGRESS: u64 = 1 << 32;
 
-/// Builds a [`MysqlProxy`].
-pub struct Builder {
-    target: DatabaseTarget,
-    client_tls: Option<TlsAcceptor>,
-    upstream_tls: Option<UpstreamTls>,
-    authenticator: Arc<dyn ClientAuthenticator>,
-    pipeline: Arc<dyn Pipeline>,
-    limits: Limits,
-    handshake_timeout: Duration,
+/// MySQL and MariaDB in the shared [`crate::driver::Builder`].
+#[derive(Debug)]
+pub enum Mysql {}
+
+/// Settings only MySQL has.
+#[derive(Debug, Default)]
+pub struct MysqlOptions {
     allow_local_infile: bool,
 }
 
-impl std::fmt::Debug for Builder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Builder")
-            .field("target", &self.target)
-            .field("client_tls", &self.client_tls.is_some())
-            .field("allow_local_infile", &self.allow_local_infile)
-            .finish_non_exhaustive()
+impl Protocol for Mysql {
+    type Limits = Limits;
+    type Options = MysqlOptions;
+    type Proxy = MysqlProxy;
+
+    fn proxy(settings: Settings<Self>) -> MysqlProxy {
+        MysqlProxy {
+            inner: Arc::new(Inner {
+                target: settings.target,
+                client_tls: settings.client_tls,
+                upstream_tls: settings.upstream_tls,
+                authenticator: settings.authenticator,
+                pipeline: settings.pipeline,
+                limits: settings.limits,
+                handshake_timeout: settings.handshake_timeout,
+                allow_local_infile: settings.options.allow_local_infile,
+            }),
+        }
     }
 }
 
+/// Builds a [`MysqlProxy`].
+pub type Builder = crate::driver::Builder<Mysql>;
+
 impl Builder {
-    /// Client-leg TLS: offer CLIENT_SSL and accept with this acceptor.
-    pub fn client_tls(mut self, acceptor: TlsAcceptor) -> Self {
-        self.client_tls = Some(acceptor);
-        self
-    }
-
-    /// Server-leg TLS; by default built from the target's `SSLMODE` with the
-    /// system's roots.
-    pub fn upstream_tls(mut self, tls: UpstreamTls) -> Self {
-        self.upstream_tls = Some(tls);
-        self
-    }
-
-    /// Who may open sessions; by default [`AllowAll`].
-    pub fn authenticator(mut self, authenticator: Arc<dyn ClientAuthenticator>) -> Self {
-        self.authenticator = authenticator;
-        self
-    }
-
-    /// The hook every session's traffic passes; by default [`NoopPipeline`].
-    pub fn pipeline(mut self, pipeline: Arc<dyn Pipeline>) -> Self {
-        self.pipeline = pipeline;
-        self
-    }
-
-    /// Codec limits (largest packet, columns, prepared statements).
-    pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    /// How long the login of both legs may take.
-    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.handshake_timeout = timeout;
-        self
-    }
-
     /// Lets the server read files from the client's machine with `LOAD DATA
     /// LOCAL INFILE` (off by default: the capability is not offered, and a
     /// server that asks anyway ends the session).
     pub fn allow_local_infile(mut self, allow: bool) -> Self {
-        self.allow_local_infile = allow;
+        self.options.allow_local_infile = allow;
         self
-    }
-
-    /// The proxy.
-    ///
-    /// # Errors
-    ///
-    /// [`TlsConfigError`] when no server-leg TLS was given and the one
-    /// `SSLMODE` needs cannot be built (`verify-full` without readable roots).
-    pub fn build(self) -> Result<MysqlProxy, TlsConfigError> {
-        let upstream_tls = match self.upstream_tls {
-            Some(tls) => tls,
-            None => UpstreamTls::new(self.target.ssl_mode)?,
-        };
-        Ok(MysqlProxy {
-            inner: Arc::new(Inner {
-                target: self.target,
-                client_tls: self.client_tls,
-                upstream_tls,
-                authenticator: self.authenticator,
-                pipeline: self.pipeline,
-                limits: self.limits,
-                handshake_timeout: self.handshake_timeout,
-                allow_local_infile: self.allow_local_infile,
-            }),
-        })
     }
 }
 
@@ -250,16 +196,7 @@ impl MysqlProxy {
     /// # Ok(()) }
     /// ```
     pub fn builder(target: DatabaseTarget) -> Builder {
-        Builder {
-            target,
-            client_tls: None,
-            upstream_tls: None,
-            authenticator: Arc::new(AllowAll),
-            pipeline: Arc::new(NoopPipeline),
-            limits: Limits::default(),
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-            allow_local_infile: false,
-        }
+        Builder::new(target)
     }
 
     /// Serves every connection `listener` accepts, forever.

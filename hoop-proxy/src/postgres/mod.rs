@@ -55,18 +55,14 @@ use tokio_rustls::TlsAcceptor;
 use self::client::Hello;
 use self::codec::PgCodec;
 pub use self::error::{Culprit, SessionError};
-use crate::auth::{AllowAll, ClientAuthenticator};
+use crate::auth::ClientAuthenticator;
 use crate::cancel::{CancelGuard, CancelKey, CancelRegistry, CancelTarget};
 use crate::connection::DatabaseTarget;
-use crate::pipeline::{NoopPipeline, Pipeline, SessionInfo};
+use crate::driver::{Protocol, Settings};
+use crate::pipeline::{Pipeline, SessionInfo};
 use crate::relay::{Pump, RelayEnd, relay};
 use crate::stream::{ClientIo, Stream};
-use crate::tls::{TlsConfigError, UpstreamTls};
-
-/// How long a client and the server together get to finish the startup
-/// (TLS, both authentications); stops idle half-open connections from
-/// holding a slot.
-const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+use crate::tls::UpstreamTls;
 
 /// The startup parameter naming the real user.
 const USER: &[u8] = b"user";
@@ -75,89 +71,33 @@ const DATABASE: &[u8] = b"database";
 /// The ParameterStatus that reports the session's user.
 const SESSION_AUTHORIZATION: &[u8] = b"session_authorization";
 
-/// Builds a [`PostgresProxy`].
-pub struct Builder {
-    target: DatabaseTarget,
-    client_tls: Option<TlsAcceptor>,
-    upstream_tls: Option<UpstreamTls>,
-    authenticator: Arc<dyn ClientAuthenticator>,
-    pipeline: Arc<dyn Pipeline>,
-    limits: Limits,
-    handshake_timeout: Duration,
-}
+/// PostgreSQL in the shared [`crate::driver::Builder`].
+#[derive(Debug)]
+pub enum Postgres {}
 
-impl std::fmt::Debug for Builder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Builder")
-            .field("target", &self.target)
-            .field("client_tls", &self.client_tls.is_some())
-            .finish_non_exhaustive()
-    }
-}
+impl Protocol for Postgres {
+    type Limits = Limits;
+    type Options = ();
+    type Proxy = PostgresProxy;
 
-impl Builder {
-    /// Client-leg TLS: answer SSLRequest with `S` and this acceptor.
-    pub fn client_tls(mut self, acceptor: TlsAcceptor) -> Self {
-        self.client_tls = Some(acceptor);
-        self
-    }
-
-    /// Server-leg TLS; by default built from the target's `SSLMODE` with the
-    /// system's roots.
-    pub fn upstream_tls(mut self, tls: UpstreamTls) -> Self {
-        self.upstream_tls = Some(tls);
-        self
-    }
-
-    /// Who may open sessions; by default [`AllowAll`].
-    pub fn authenticator(mut self, authenticator: Arc<dyn ClientAuthenticator>) -> Self {
-        self.authenticator = authenticator;
-        self
-    }
-
-    /// The hook every session's traffic passes; by default [`NoopPipeline`].
-    pub fn pipeline(mut self, pipeline: Arc<dyn Pipeline>) -> Self {
-        self.pipeline = pipeline;
-        self
-    }
-
-    /// Codec limits (largest message accepted from either side).
-    pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    /// How long the startup of both legs may take.
-    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.handshake_timeout = timeout;
-        self
-    }
-
-    /// The proxy.
-    ///
-    /// # Errors
-    ///
-    /// [`TlsConfigError`] when no server-leg TLS was given and the one
-    /// `SSLMODE` needs cannot be built (`verify-full` without readable roots).
-    pub fn build(self) -> Result<PostgresProxy, TlsConfigError> {
-        let upstream_tls = match self.upstream_tls {
-            Some(tls) => tls,
-            None => UpstreamTls::new(self.target.ssl_mode)?,
-        };
-        Ok(PostgresProxy {
+    fn proxy(settings: Settings<Self>) -> PostgresProxy {
+        PostgresProxy {
             inner: Arc::new(Inner {
-                target: self.target,
-                client_tls: self.client_tls,
-                upstream_tls,
-                authenticator: self.authenticator,
-                pipeline: self.pipeline,
+                target: settings.target,
+                client_tls: settings.client_tls,
+                upstream_tls: settings.upstream_tls,
+                authenticator: settings.authenticator,
+                pipeline: settings.pipeline,
                 cancels: CancelRegistry::new(),
-                limits: self.limits,
-                handshake_timeout: self.handshake_timeout,
+                limits: settings.limits,
+                handshake_timeout: settings.handshake_timeout,
             }),
-        })
+        }
     }
 }
+
+/// Builds a [`PostgresProxy`].
+pub type Builder = crate::driver::Builder<Postgres>;
 
 struct Inner {
     target: DatabaseTarget,
@@ -195,15 +135,7 @@ struct Opened {
 impl PostgresProxy {
     /// Starts configuring a proxy to `target`.
     pub fn builder(target: DatabaseTarget) -> Builder {
-        Builder {
-            target,
-            client_tls: None,
-            upstream_tls: None,
-            authenticator: Arc::new(AllowAll),
-            pipeline: Arc::new(NoopPipeline),
-            limits: Limits::default(),
-            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
-        }
+        Builder::new(target)
     }
 
     /// The registry mapping client cancel keys to server keys.
