@@ -9,6 +9,9 @@
 //!  output (DATA frames) + SessionEnd {exit_code} (CLOSE) --> gateway
 //! ```
 //!
+//! MySQL connections run the same way through the MySQL driver (see
+//! `exec_mysql`).
+//!
 //! Output is tab-separated rows (NULL as an empty field, as `psql -At`
 //! prints), or with `output: json` one JSON array of row objects.
 
@@ -36,11 +39,21 @@ pub(crate) async fn run(open: &OpenSession, sender: &StreamSender) -> SessionEnd
 }
 
 async fn execute(open: &OpenSession, sender: &StreamSender) -> Result<(), String> {
-    if open.protocol != "postgres" {
-        return Err(format!(
-            "exec on {} connections is not supported yet; use connect",
-            open.protocol
-        ));
+    let json = open.output.as_deref() == Some("json");
+    match open.protocol.as_str() {
+        "postgres" => {}
+        "mysql" => {
+            let output = crate::exec_mysql::execute(open, sender, json).await?;
+            return sender
+                .send(output.into())
+                .await
+                .map_err(|_| "the link closed".to_owned());
+        }
+        other => {
+            return Err(format!(
+                "exec on {other} connections is not supported; use connect"
+            ));
+        }
     }
     let script = open.script.as_deref().unwrap_or_default();
     let pipeline = pipeline(open, sender).map_err(|e| e.to_string())?;
@@ -62,7 +75,7 @@ async fn execute(open: &OpenSession, sender: &StreamSender) -> Result<(), String
     }
     .await;
     let _ = driving.await;
-    let output = format_output(&result?, open.output.as_deref() == Some("json"));
+    let output = format_output(&result?, json);
     sender
         .send(output.into())
         .await

@@ -8,6 +8,7 @@
 
 pub mod agent;
 mod exec;
+mod exec_mysql;
 pub mod frame;
 pub mod key;
 pub mod messages;

@@ -274,3 +274,69 @@ async fn sysbench_point_select_runs_through_the_listener() {
     assert!(sessions.iter().all(|s| s.status == "done"), "{sessions:?}");
     setup.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_on_a_mysql_connection_returns_the_rows_the_cli_sees_directly() {
+    let setup = Setup::start("exec").await;
+    setup
+        .connection(
+            "my",
+            json!({"guardrail_rules": [{"type": "deny_words_list", "words": ["truncate"], "message": "no truncates"}]}),
+        )
+        .await;
+    let sql = "SELECT id, email, NULL AS nothing FROM people ORDER BY id; SELECT 42 AS answer";
+    let direct = Command::new("mariadb")
+        .args(["-h", "127.0.0.1", "-P", "3306", "-u", "root", "-N", "-B"])
+        .arg(&setup.name)
+        .args(["-e", sql])
+        .output()
+        .await
+        .unwrap();
+    assert!(direct.status.success(), "{}", text(&direct.stderr));
+    let exec = |script: &str, output: &str| {
+        let body = json!({"connection": "my", "script": script, "output": output});
+        let admin = &setup.admin;
+        async move { admin.json(Method::POST, "/api/sessions", &body).await }
+    };
+    let response = exec(sql, "text").await.unwrap();
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    assert_eq!(response.body["exit_code"], 0, "{:?}", response.body);
+    assert_eq!(response.body["status"], "done");
+    // The CLI prints NULL where exec leaves the field empty (as psql -At).
+    assert_eq!(
+        response.body["output"],
+        text(&direct.stdout).replace("\tNULL\n", "\t\n")
+    );
+
+    let json_rows = exec("SELECT id, email FROM people WHERE id = 2", "json")
+        .await
+        .unwrap();
+    let rows: Value = serde_json::from_str(json_rows.body["output"].as_str().unwrap()).unwrap();
+    assert_eq!(rows, json!([{"id": "2", "email": "bo@example.com"}]));
+
+    let failing = exec("SELECT * FROM no_such_table", "text").await.unwrap();
+    assert_eq!(failing.body["exit_code"], 1, "{:?}", failing.body);
+    assert_eq!(failing.body["status"], "failed");
+    assert!(
+        failing.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("ERROR 1146 (42S02)"),
+        "{:?}",
+        failing.body
+    );
+
+    let refused = exec("TRUNCATE TABLE people", "text").await.unwrap();
+    assert_eq!(refused.body["exit_code"], 1, "{:?}", refused.body);
+    assert!(
+        refused.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("no truncates"),
+        "{:?}",
+        refused.body
+    );
+    let count = exec("SELECT count(*) FROM people", "text").await.unwrap();
+    assert_eq!(count.body["output"], "2\n");
+    setup.stop().await;
+}
