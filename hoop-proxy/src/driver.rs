@@ -2,9 +2,11 @@
 //! parameterised by a small per-protocol [`Protocol`] trait that names the
 //! codec's limits, the protocol's own options and the proxy it builds.
 
+use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::auth::{AllowAll, ClientAuthenticator};
@@ -16,6 +18,26 @@ use crate::tls::{TlsConfigError, UpstreamTls};
 /// (TLS, both authentications); stops idle half-open connections from
 /// holding a slot.
 const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long to wait for the server's TCP handshake.
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens a TCP connection to `target`'s server, with Nagle's algorithm off
+/// (small protocol messages must not wait).
+///
+/// # Errors
+///
+/// The connect error, or `TimedOut` after [`CONNECT_TIMEOUT`].
+pub(crate) async fn connect_server(target: &DatabaseTarget) -> io::Result<TcpStream> {
+    let tcp = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        TcpStream::connect((target.host.as_str(), target.port)),
+    )
+    .await
+    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+    let _ = tcp.set_nodelay(true);
+    Ok(tcp)
+}
 
 /// A database protocol hoop proxies: what its builder holds beyond the
 /// shared settings, and the proxy it builds.

@@ -5,8 +5,6 @@
 //! with the server's RSA key), MariaDB's `client_ed25519`, and
 //! `mysql_clear_password` over TLS only.
 
-use std::time::Duration;
-
 use bytes::{Bytes, BytesMut};
 use hoop_wire::mysql::{
     ClientMessage, Command, ErrPacket, Handshake, HandshakeResponse, Limits, ServerMessage,
@@ -20,11 +18,9 @@ use super::error::{Culprit, SessionError};
 use super::packet::{self, read_server, session_after_greeting, without_nul};
 use super::scramble;
 use crate::connection::{DatabaseTarget, SslMode};
+use crate::driver::{CONNECT_TIMEOUT, connect_server};
 use crate::stream::Stream;
 use crate::tls::{SERVER_WITHOUT_TLS, UpstreamTls};
-
-/// How long to wait for the server's TCP handshake.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 const NATIVE_PASSWORD: &[u8] = b"mysql_native_password";
 const CACHING_SHA2: &[u8] = b"caching_sha2_password";
@@ -84,14 +80,9 @@ pub(crate) async fn greet(
     target: &DatabaseTarget,
     limits: Limits,
 ) -> Result<Greeted, SessionError> {
-    let tcp = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        TcpStream::connect((target.host.as_str(), target.port)),
-    )
-    .await
-    .map_err(|_| SessionError::Unreachable(std::io::ErrorKind::TimedOut.into()))?
-    .map_err(SessionError::Unreachable)?;
-    let _ = tcp.set_nodelay(true);
+    let tcp = connect_server(target)
+        .await
+        .map_err(SessionError::Unreachable)?;
     let mut tcp = tcp;
     let mut session = Session::new(limits);
     let mut buf = BytesMut::with_capacity(1024);

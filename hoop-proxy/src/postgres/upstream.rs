@@ -3,7 +3,6 @@
 //! the server asks for (SCRAM-SHA-256, md5, cleartext, trust).
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use hoop_wire::postgres::{
@@ -16,12 +15,10 @@ use tokio::net::TcpStream;
 
 use super::error::{Culprit, SessionError};
 use crate::connection::{DatabaseTarget, SslMode};
+use crate::driver::{CONNECT_TIMEOUT, connect_server};
 use crate::scram::{SCRAM_SHA_256, ScramClient};
 use crate::stream::Stream;
 use crate::tls::{SERVER_WITHOUT_TLS, UpstreamTls};
-
-/// How long to wait for the server's TCP handshake.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// SSLRequest: length 8, code 80877103.
 const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
@@ -124,14 +121,9 @@ pub(crate) async fn connect(
     limits: Limits,
     startup: StartupMessage,
 ) -> Result<ServerLeg, SessionError> {
-    let tcp = tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        TcpStream::connect((target.host.as_str(), target.port)),
-    )
-    .await
-    .map_err(|_| SessionError::Unreachable(std::io::ErrorKind::TimedOut.into()))?
-    .map_err(SessionError::Unreachable)?;
-    let _ = tcp.set_nodelay(true);
+    let tcp = connect_server(target)
+        .await
+        .map_err(SessionError::Unreachable)?;
     let addr = tcp.peer_addr().map_err(SessionError::Unreachable)?;
     let mut stream = negotiate_tls(tcp, target, tls, limits).await?;
 
