@@ -100,6 +100,23 @@ pub trait RelayCodec {
     }
 }
 
+/// What both drivers' [`RelayCodec::closed`] decide: a server that closes
+/// partway through a message failed (its client would wait for the rest
+/// forever); a client that does so simply left.
+pub(crate) fn server_closed_mid_message<E: From<PeerIoError>>(
+    from_client: bool,
+    pending: usize,
+) -> Result<(), E> {
+    if pending > 0 && !from_client {
+        return Err(PeerIoError {
+            peer: Peer::Server,
+            source: io::ErrorKind::UnexpectedEof.into(),
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// Which peer closed first, ending the relay.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RelayEnd {

@@ -274,12 +274,7 @@ impl RelayCodec for MysqlCodec<'_> {
     }
 
     fn closed(&mut self, from_client: bool, pending: usize) -> Result<(), SessionError> {
-        if pending > 0 && !from_client {
-            return Err(SessionError::server_io(
-                std::io::ErrorKind::UnexpectedEof.into(),
-            ));
-        }
-        Ok(())
+        crate::relay::server_closed_mid_message(from_client, pending)
     }
 }
 
