@@ -34,7 +34,6 @@ import base64
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,9 +41,10 @@ import tempfile
 import time
 import urllib.request
 
+from proxy_bench import cpu_seconds, free_port, wait_port
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 TOKEN = "gateway-bench-admin-token"
 PG_DB = "hoop_gateway_bench"
 MY_DB = "hoop_gateway_bench"
@@ -54,21 +54,6 @@ started = []
 data_dir = None
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"nothing listens on {port}")
 
 
 def spawn(name, args, env=None):
@@ -90,11 +75,6 @@ def cleanup(*_):
     if data_dir:
         subprocess.run(["rm", "-rf", data_dir])
 
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def api(port, method, path, body=None):

@@ -25,26 +25,21 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+from proxy_bench import cpu_seconds, free_port, peak_rss_mb, start_proxies
+
 BIN = "/usr/lib/postgresql/%s/bin" % max(int(v) for v in os.listdir("/usr/lib/postgresql") if v.isdigit())
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 USER, PASSWORD, DB = "bench", "bench-pw", "bench"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 started = []  # (name, Popen) of proxies
 cluster_dir = None
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def as_postgres(args):
@@ -93,26 +88,7 @@ def cleanup(*_):
     stop_cluster()
 
 
-def wait_port(port):
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"port {port} never opened")
 
-
-def cpu_seconds(pid):
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def peak_rss_mb(pid):
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def env_for(port):
@@ -166,31 +142,9 @@ def main():
         run(["psql", "-X", "-q", "-c", f"CREATE DATABASE {DB}"], env=dict(env_for(pg_port), PGDATABASE="postgres"))
         run(["pgbench", "-i", "-q", "-s", str(args.scale)], env=env_for(pg_port))
 
-        relay_port, hoop_port = free_port(), free_port()
-        relay = subprocess.Popen([f"{target}/release/bare_relay", f"127.0.0.1:{relay_port}", f"127.0.0.1:{pg_port}"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        started.append(("relay", relay))
         hoop_env = dict(os.environ, HOST="127.0.0.1", PORT=str(pg_port), USER=USER, PASS=PASSWORD, DB=DB,
                         SSLMODE="disable", RUST_LOG="warn")
-        hoop = subprocess.Popen([f"{target}/release/examples/pg_proxy", "--listen", f"127.0.0.1:{hoop_port}"],
-                                env=hoop_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        started.append(("hoop", hoop))
-        wait_port(relay_port)
-        wait_port(hoop_port)
-        targets = [("direct", pg_port, None), ("relay", relay_port, relay.pid), ("hoop", hoop_port, hoop.pid)]
-        if args.policy is not None:
-            policy_file = args.policy
-            if args.policy == "{}":
-                policy_file = os.path.join(tempfile.mkdtemp(prefix="hoop-policy-"), "policy.json")
-                with open(policy_file, "w") as f:
-                    f.write("{}")
-            pol_port = free_port()
-            pol = subprocess.Popen([f"{target}/release/examples/pg_proxy", "--listen", f"127.0.0.1:{pol_port}",
-                                    "--policy", policy_file],
-                                   env=hoop_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            started.append(("hoop+pol", pol))
-            wait_port(pol_port)
-            targets.append(("hoop+pol", pol_port, pol.pid))
+        targets = start_proxies(target, "pg_proxy", pg_port, hoop_env, args.policy, started)
         names = [t[0] for t in targets]
 
         results = {}  # (mode, clients, target) -> list of (tps, lat, cpu_us_per_txn)
@@ -240,7 +194,8 @@ def main():
             secs = med([x[0] for x in large[name]])
             cpu = med([x[1] for x in large[name]])
             print(f"| {name} | {secs:.2f} | {args.rows / secs:,.0f} | {cpu:.2f} | {relay_secs / secs:.3f} |")
-        print(f"\nproxy peak RSS: hoop {peak_rss_mb(hoop.pid):.1f} MB, relay {peak_rss_mb(relay.pid):.1f} MB")
+        pids = {name: pid for name, _, pid in targets}
+        print(f"\nproxy peak RSS: hoop {peak_rss_mb(pids['hoop']):.1f} MB, relay {peak_rss_mb(pids['relay']):.1f} MB")
     finally:
         cleanup()
 
