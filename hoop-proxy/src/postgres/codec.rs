@@ -25,33 +25,13 @@ use hoop_wire::postgres::{
     backend_event, frontend_event,
 };
 
+use hoop_wire::postgres::tags::{backend, frontend};
+
 use super::copy;
 use super::error::{Culprit, SessionError};
 use super::results::{Overflow, Results, ServerStep, columns_of};
 use crate::pipeline::{ClientAction, Interest, ServerAction, SessionHook};
 use crate::relay::{PeerIoError, RelayCodec};
-
-/// Frontend message tags (protocol documentation, "Message Formats").
-mod tag {
-    pub(super) const QUERY: u8 = b'Q';
-    pub(super) const PARSE: u8 = b'P';
-    pub(super) const BIND: u8 = b'B';
-    pub(super) const DESCRIBE: u8 = b'D';
-    pub(super) const EXECUTE: u8 = b'E';
-    pub(super) const CLOSE: u8 = b'C';
-    pub(super) const SYNC: u8 = b'S';
-    pub(super) const FUNCTION_CALL: u8 = b'F';
-    pub(super) const TERMINATE: u8 = b'X';
-    pub(super) const READY_FOR_QUERY: u8 = b'Z';
-    pub(super) const DATA_ROW: u8 = b'D';
-    pub(super) const ROW_DESCRIPTION: u8 = b'T';
-    pub(super) const COMMAND_COMPLETE: u8 = b'C';
-    pub(super) const ERROR_RESPONSE: u8 = b'E';
-    pub(super) const NOTICE_RESPONSE: u8 = b'N';
-    pub(super) const COPY_OUT_RESPONSE: u8 = b'H';
-    pub(super) const COPY_DATA: u8 = b'd';
-    pub(super) const COPY_DONE: u8 = b'c';
-}
 
 /// NoticeResponse fields that carry free text, masked like result cells.
 const NOTICE_TEXT_FIELDS: [(u8, &str); 4] = [
@@ -66,7 +46,7 @@ const NOTICE_TEXT_FIELDS: [(u8, &str); 4] = [
 const NOTICE_WHERE: u8 = b'W';
 
 /// A Sync message: tag and a length that counts only itself.
-const SYNC_MESSAGE: [u8; 5] = [tag::SYNC, 0, 0, 0, 4];
+const SYNC_MESSAGE: [u8; 5] = [frontend::SYNC, 0, 0, 0, 4];
 
 impl From<Overflow> for SessionError {
     fn from(_: Overflow) -> Self {
@@ -197,18 +177,21 @@ impl<'h> PgCodec<'h> {
             return Ok(());
         };
         match frame.tag {
-            Some(tag::QUERY | tag::FUNCTION_CALL) => results.request()?,
-            Some(tag::SYNC) => results.client_message(&FrontendMessage::Sync, output)?,
-            Some(tag::PARSE | tag::BIND | tag::DESCRIBE | tag::EXECUTE | tag::CLOSE) => {
-                match parsed {
-                    Some(message) => results.client_message(message, output)?,
-                    None => {
-                        let message =
-                            FrontendMessage::parse(frame).map_err(Self::client_protocol)?;
-                        results.client_message(&message, output)?;
-                    }
+            Some(frontend::QUERY | frontend::FUNCTION_CALL) => results.request()?,
+            Some(frontend::SYNC) => results.client_message(&FrontendMessage::Sync, output)?,
+            Some(
+                frontend::PARSE
+                | frontend::BIND
+                | frontend::DESCRIBE
+                | frontend::EXECUTE
+                | frontend::CLOSE,
+            ) => match parsed {
+                Some(message) => results.client_message(message, output)?,
+                None => {
+                    let message = FrontendMessage::parse(frame).map_err(Self::client_protocol)?;
+                    results.client_message(&message, output)?;
                 }
-            }
+            },
             _ => {}
         }
         Ok(())
@@ -430,19 +413,22 @@ impl RelayCodec for PgCodec<'_> {
             // After a refused Parse or Bind, the batch is discarded up to
             // its Sync, as the server would after an error.
             if self.results.as_ref().is_some_and(Results::skipping)
-                && !matches!(frame.tag, Some(tag::SYNC | tag::TERMINATE))
+                && !matches!(frame.tag, Some(frontend::SYNC | frontend::TERMINATE))
             {
                 continue;
             }
             match frame.tag {
-                Some(tag::QUERY) => self.requests += 1,
-                Some(tag::SYNC | tag::FUNCTION_CALL) => self.requests += 1,
-                Some(tag::TERMINATE) => self.terminated = true,
+                Some(frontend::QUERY) => self.requests += 1,
+                Some(frontend::SYNC | frontend::FUNCTION_CALL) => self.requests += 1,
+                Some(frontend::TERMINATE) => self.terminated = true,
                 _ => {}
             }
             let mut judged = None;
             if self.interest.statements
-                && matches!(frame.tag, Some(tag::QUERY | tag::PARSE | tag::BIND))
+                && matches!(
+                    frame.tag,
+                    Some(frontend::QUERY | frontend::PARSE | frontend::BIND)
+                )
             {
                 let message = FrontendMessage::parse(&frame).map_err(Self::client_protocol)?;
                 if self.judge_statement(&message, output)? {
@@ -477,19 +463,24 @@ impl RelayCodec for PgCodec<'_> {
             }
             if self.interest.rows {
                 let handled = match (frame.tag, self.copy_out) {
-                    (Some(tag::NOTICE_RESPONSE), _) => {
+                    (Some(backend::NOTICE_RESPONSE), _) => {
                         self.mask_notice(&frame, output)?;
                         true
                     }
-                    (Some(tag::COPY_OUT_RESPONSE), _) => {
+                    (Some(backend::COPY_OUT_RESPONSE), _) => {
                         self.start_copy(&frame)?;
                         false
                     }
-                    (Some(tag::COPY_DATA), Some(csv)) => {
+                    (Some(backend::COPY_DATA), Some(csv)) => {
                         self.mask_copy(&frame, csv, output)?;
                         true
                     }
-                    (Some(tag::COPY_DONE | tag::ERROR_RESPONSE | tag::READY_FOR_QUERY), _) => {
+                    (
+                        Some(
+                            backend::COPY_DONE | backend::ERROR_RESPONSE | backend::READY_FOR_QUERY,
+                        ),
+                        _,
+                    ) => {
                         self.copy_out = None;
                         false
                     }
@@ -503,14 +494,14 @@ impl RelayCodec for PgCodec<'_> {
                 }
             }
             let interested = match frame.tag {
-                Some(tag::DATA_ROW) => self.interest.rows,
-                Some(tag::READY_FOR_QUERY) => {
+                Some(backend::DATA_ROW) => self.interest.rows,
+                Some(backend::READY_FOR_QUERY) => {
                     self.answered += 1;
                     false
                 }
-                Some(tag::ROW_DESCRIPTION) => self.interest.columns && for_hook,
-                Some(tag::COMMAND_COMPLETE) => self.interest.completions,
-                Some(tag::ERROR_RESPONSE) => self.interest.errors,
+                Some(backend::ROW_DESCRIPTION) => self.interest.columns && for_hook,
+                Some(backend::COMMAND_COMPLETE) => self.interest.completions,
+                Some(backend::ERROR_RESPONSE) => self.interest.errors,
                 _ => false,
             };
             if !(interested && self.show_server_event(&frame, output)?) {

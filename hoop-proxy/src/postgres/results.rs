@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 use bytes::{BufMut, Bytes};
 use hoop_wire::event::{CellFormat, Column, Event};
+use hoop_wire::postgres::tags::{backend, frontend};
 use hoop_wire::postgres::{Bind, FrontendMessage, backend_event};
 
 /// Requests awaiting answers. Clients pipeline, but a session whose server
@@ -40,23 +41,6 @@ const MAX_PENDING: usize = 65_536;
 /// Statements and portals tracked per session, past which the session ends:
 /// each costs hoop a copy of its columns.
 const MAX_NAMED: usize = 16_384;
-
-/// Backend message tags this tracker follows.
-mod tag {
-    pub(super) const PARSE_COMPLETE: u8 = b'1';
-    pub(super) const BIND_COMPLETE: u8 = b'2';
-    pub(super) const CLOSE_COMPLETE: u8 = b'3';
-    pub(super) const PARAMETER_DESCRIPTION: u8 = b't';
-    pub(super) const ROW_DESCRIPTION: u8 = b'T';
-    pub(super) const NO_DATA: u8 = b'n';
-    pub(super) const COMMAND_COMPLETE: u8 = b'C';
-    pub(super) const EMPTY_QUERY: u8 = b'I';
-    pub(super) const PORTAL_SUSPENDED: u8 = b's';
-    pub(super) const ERROR_RESPONSE: u8 = b'E';
-    pub(super) const READY_FOR_QUERY: u8 = b'Z';
-    pub(super) const DATA_ROW: u8 = b'D';
-    pub(super) const DESCRIBE: u8 = b'D';
-}
 
 /// Describe's and Close's target kind for a prepared statement.
 const STATEMENT: u8 = b'S';
@@ -215,8 +199,8 @@ impl Results {
         parse: impl FnOnce() -> Option<Event>,
     ) -> Result<ServerStep, Overflow> {
         let step = match tag {
-            tag::DATA_ROW => return Ok(self.row()),
-            tag::PARSE_COMPLETE | tag::CLOSE_COMPLETE => {
+            backend::DATA_ROW => return Ok(self.row()),
+            backend::PARSE_COMPLETE | backend::CLOSE_COMPLETE => {
                 if let Some(Pending::Close { kind, name }) = self.front_then_pop() {
                     if kind == STATEMENT {
                         self.statements.remove(&name);
@@ -226,7 +210,7 @@ impl Results {
                 }
                 ServerStep::Forward
             }
-            tag::BIND_COMPLETE => {
+            backend::BIND_COMPLETE => {
                 if let Some(Pending::Bind {
                     portal,
                     statement,
@@ -238,11 +222,11 @@ impl Results {
                 }
                 ServerStep::Forward
             }
-            tag::PARAMETER_DESCRIPTION => match self.pending.front() {
+            backend::PARAMETER_DESCRIPTION => match self.pending.front() {
                 Some(Pending::DescribeStatement { hidden: true, .. }) => ServerStep::Swallow,
                 _ => ServerStep::Forward,
             },
-            tag::ROW_DESCRIPTION | tag::NO_DATA => match self.pending.front() {
+            backend::ROW_DESCRIPTION | backend::NO_DATA => match self.pending.front() {
                 Some(Pending::DescribeStatement { .. } | Pending::DescribePortal { .. }) => {
                     let shape = match parse() {
                         Some(Event::Columns { columns }) => Some(Arc::from(columns)),
@@ -266,13 +250,15 @@ impl Results {
                 }
                 _ => ServerStep::Forward,
             },
-            tag::COMMAND_COMPLETE | tag::EMPTY_QUERY | tag::PORTAL_SUSPENDED => {
+            backend::COMMAND_COMPLETE
+            | backend::EMPTY_QUERY_RESPONSE
+            | backend::PORTAL_SUSPENDED => {
                 if matches!(self.pending.front(), Some(Pending::Execute { .. })) {
                     self.pending.pop_front();
                 }
                 ServerStep::Forward
             }
-            tag::ERROR_RESPONSE => {
+            backend::ERROR_RESPONSE => {
                 // The server skips the rest of an extended batch to its Sync;
                 // so do the answers (and refusals) expected for it.
                 if !matches!(self.pending.front(), Some(Pending::Query) | None) {
@@ -285,7 +271,7 @@ impl Results {
                 }
                 ServerStep::Forward
             }
-            tag::READY_FOR_QUERY => {
+            backend::READY_FOR_QUERY => {
                 while let Some(p) = self.pending.pop_front() {
                     if matches!(p, Pending::Sync | Pending::Query) {
                         break;
@@ -386,7 +372,7 @@ fn with_formats(columns: &[Column], formats: &[i16]) -> Vec<Column> {
 fn describe_statement(name: &Bytes, output: &mut Vec<u8>) {
     // Length counts itself (4), the kind byte and the NUL-terminated name.
     let len = 4 + 1 + name.len() + 1;
-    output.put_u8(tag::DESCRIBE);
+    output.put_u8(frontend::DESCRIBE);
     output.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
     output.put_u8(STATEMENT);
     output.extend_from_slice(name);
