@@ -268,6 +268,13 @@ async fn check(
                 .map(|name| (name.to_owned(), value.clone()))
         })
         .collect();
+    // One query; read now so a change to the plugin applies to this session.
+    let dlp = crate::api::dlp::for_connection(state, &connection.id)
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "could not read the dlp plugin");
+            refuse(RefusalReason::Internal, "internal error")
+        })?;
     let open = OpenSession {
         session_id: record.id.clone(),
         connection: connection.name.clone(),
@@ -277,7 +284,10 @@ async fn check(
         credentials,
         script: request.script.clone(),
         output: request.output.clone(),
-        policy: policy_json(&with_rule_sets(state, input, &connection.name).await?),
+        policy: policy_json(
+            &with_rule_sets(state, input, &connection.name).await?,
+            dlp.as_ref(),
+        ),
     };
     Ok((open, agent_id, caller.user))
 }
@@ -365,12 +375,17 @@ pub fn outcome(report: &PumpReport) -> (&'static str, Option<String>) {
     }
 }
 
-/// The connection's policy in `hoop-masking`'s schema, from its fields:
-/// masking when `redact_enabled` (the entity types in `redact_types`, or
-/// the default set when empty), and its `guardrail_rules` (rule objects;
+/// The connection's policy in `hoop-masking`'s schema: masking from the
+/// `dlp` plugin's entry for the connection, if the plugin lists it (its
+/// entity types under the plugin's configuration, see
+/// [`crate::api::dlp`]; `redact_enabled` and `redact_types` only write
+/// that entry), and the connection's `guardrail_rules` (rule objects;
 /// those with `"direction": "output"` judge results). `None` when there is
 /// nothing to apply, so the session pays for no policy at all.
-pub fn policy_json(input: &ConnectionInput) -> Option<String> {
+pub fn policy_json(
+    input: &ConnectionInput,
+    dlp: Option<&crate::api::dlp::DlpPolicy>,
+) -> Option<String> {
     let mut input_rules = Vec::new();
     let mut output_rules = Vec::new();
     for rule in &input.guardrail_rules {
@@ -381,14 +396,13 @@ pub fn policy_json(input: &ConnectionInput) -> Option<String> {
             _ => input_rules.push(Value::Object(rule)),
         }
     }
-    if !input.redact_enabled && input_rules.is_empty() && output_rules.is_empty() {
+    if dlp.is_none() && input_rules.is_empty() && output_rules.is_empty() {
         return None;
     }
-    let masking = match (input.redact_enabled, input.redact_types.is_empty()) {
-        (false, _) => json!({"entities": []}),
-        (true, true) => json!({}),
-        (true, false) => json!({"entities": input.redact_types}),
-    };
+    let masking = dlp.map_or_else(
+        || json!({"entities": []}),
+        crate::api::dlp::DlpPolicy::masking,
+    );
     Some(
         json!({
             "masking": masking,

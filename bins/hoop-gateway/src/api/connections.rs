@@ -464,6 +464,11 @@ async fn validate(state: &AppState, input: &ConnectionInput) -> Result<Option<St
             "is required for custom connections",
         ));
     }
+    if input.redact_enabled {
+        // The types become the connection's dlp entry: refuse now what the
+        // session's policy could not compile.
+        super::dlp::check_redact_types(state, &input.redact_types).await?;
+    }
     for (index, rule) in input.guardrail_rules.iter().enumerate() {
         let field = format!("guardrail_rules[{index}]");
         match rule {

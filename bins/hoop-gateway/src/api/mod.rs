@@ -12,6 +12,7 @@
 
 mod agents;
 mod connections;
+pub mod dlp;
 mod guardrails;
 pub(crate) mod input;
 mod openapi;

@@ -9,6 +9,10 @@
 //! new connection from everyone but administrators. Updating a connection
 //! re-derives `dlp`, `review` and `runbooks` when the fields behind them
 //! change.
+//!
+//! `dlp` is what masks a session: its per-connection lists and its own
+//! configuration are checked when written and read when a session opens
+//! (see [`super::dlp`]).
 
 use std::collections::HashMap;
 
@@ -19,6 +23,7 @@ use axum::routing::{get, put};
 use serde_json::{Value, json};
 
 use super::connections::ConnectionInput;
+use super::dlp;
 use super::input::Fields;
 use super::{Access, ApiError, ApiResult, AppState, Caller, Route, route};
 use crate::store::{PluginChange, PluginConfigRecord};
@@ -199,9 +204,14 @@ async fn replace(
         return Err(ApiError::invalid("name", "does not match the path"));
     }
     fields.take("id");
-    let config = fields.object("config")?.map_or(Value::Null, Value::Object);
+    let config = fields.object("config")?;
     let entries = fields.array("connections")?.unwrap_or_default();
     fields.finish()?;
+    let dlp_config = (name == dlp::PLUGIN).then(|| config.clone().unwrap_or_default());
+    if let Some(dlp_config) = &dlp_config {
+        dlp::check_config(dlp_config)?;
+    }
+    let config = config.map_or(Value::Null, Value::Object);
     let all = state.store.list_connections().await?;
     let mut records: Vec<PluginConfigRecord> = Vec::with_capacity(entries.len());
     for (index, entry) in entries.into_iter().enumerate() {
@@ -211,6 +221,9 @@ async fn replace(
         let id = entry.required_string("id")?;
         let config = entry.strings("config")?.unwrap_or_default();
         entry.finish()?;
+        if let Some(dlp_config) = &dlp_config {
+            dlp::check_types(&config, dlp_config, &format!("{prefix}.config"))?;
+        }
         let connection = all
             .iter()
             .find(|c| c.id == id || c.name == id)

@@ -1023,6 +1023,200 @@ async fn guardrail_rule_sets_validate_round_trip_and_are_referenced(backend: Bac
     assert_eq!(gone.status, StatusCode::NOT_FOUND);
 }
 
+/// The session policy the gateway would send for a connection now.
+async fn session_policy(gw: &TestGateway, name: &str) -> Option<Value> {
+    let state = gw.gateway.state();
+    let record = state.store.find_connection(name).await.unwrap().unwrap();
+    let input = super::stored_input(state, &record).unwrap();
+    let dlp = super::dlp::for_connection(state, &record.id).await.unwrap();
+    crate::sessions::policy_json(&input, dlp.as_ref()).map(|p| serde_json::from_str(&p).unwrap())
+}
+
+async fn dlp_plugin_validates_and_drives_the_session_policy(backend: Backend) {
+    let gw = TestGateway::start(backend).await;
+    let admin = &gw.admin;
+    let (agent_id, _) = gw.agent("a").await;
+    let created = admin
+        .json(
+            Method::POST,
+            "/api/connections",
+            &documented_postgres("pg", &agent_id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let mut other = documented_postgres("other", &agent_id);
+    other["redact_enabled"] = json!(false);
+    other["guardrail_rules"] = json!([]);
+    admin
+        .json(Method::POST, "/api/connections", &other)
+        .await
+        .unwrap();
+    // Derived from redact_types on create: only EMAIL_ADDRESS, redacted.
+    assert_eq!(
+        session_policy(&gw, "pg").await.unwrap()["masking"],
+        json!({"entities": ["EMAIL_ADDRESS"]})
+    );
+    assert_eq!(session_policy(&gw, "other").await, None);
+
+    let before = admin.get("/api/plugins/dlp").await.unwrap().body;
+    let put = |body: Value| async move {
+        admin
+            .json(Method::PUT, "/api/plugins/dlp", &body)
+            .await
+            .unwrap()
+    };
+    let listed = |types: Value| json!([{"id": "pg", "config": types}]);
+    let cases = [
+        (
+            json!({"config": {"entities": ["EMAIL_ADDRESS"]}}),
+            "config.entities",
+        ),
+        (json!({"config": {"colour": "red"}}), "config.colour"),
+        (
+            json!({"config": {"transform": {"type": "partial"}}}),
+            "config.transform.type",
+        ),
+        (
+            // Inside a transform, serde names the transform, not its field.
+            json!({"config": {"transform": {"type": "mask", "keep_last": "4"}}}),
+            "config.transform",
+        ),
+        (
+            json!({"config": {"transforms": {"EMAIL_ADDRESS": {"type": "hmac_sha256", "key": "k"}}}}),
+            "config.transforms.EMAIL_ADDRESS.type",
+        ),
+        (
+            json!({"config": {"custom_entities": [{"name": "EMPLOYEE_ID", "regex": "EMP-("}]}}),
+            "config.custom_entities[0].regex",
+        ),
+        (
+            json!({"config": {"columns": [{"columns": ["*.ssn"], "action": "hide"}]}}),
+            "config.columns[0].action",
+        ),
+        (
+            json!({"connections": listed(json!(["EMAIL_ADDRESS", "NOT_A_TYPE"]))}),
+            "connections[0].config[1]",
+        ),
+        (
+            json!({"connections": listed(json!(["EMPLOYEE_ID"]))}),
+            "connections[0].config[0]",
+        ),
+        (
+            json!({"connections": listed(json!(["IBAN_CODE", "IBAN_CODE"]))}),
+            "connections[0].config[1]",
+        ),
+    ];
+    for (body, field) in cases {
+        assert_invalid(&put(body).await, field);
+        assert_eq!(
+            admin.get("/api/plugins/dlp").await.unwrap().body,
+            before,
+            "{field}"
+        );
+    }
+
+    // A configuration and a list: the next session's policy follows both.
+    let config = json!({
+        "transform": {"type": "mask", "keep_last": 4},
+        "custom_entities": [
+            {"name": "EMPLOYEE_ID", "regex": "EMP-[0-9]{6}"},
+            {"name": "CODENAME", "words": ["bluebird"], "transform": {"type": "null"}},
+        ],
+        "columns": [{"columns": ["*.ssn"], "transform": {"type": "fixed", "value": "xxx"}}],
+    });
+    let set = put(json!({
+        "config": config,
+        "connections": [{"id": "pg", "config": ["EMAIL_ADDRESS", "EMPLOYEE_ID"]}, {"id": "other"}],
+    }))
+    .await;
+    assert_eq!(set.status, StatusCode::OK, "{:?}", set.body);
+    assert_eq!(set.body["config"], config);
+    assert_eq!(
+        session_policy(&gw, "pg").await.unwrap()["masking"],
+        json!({
+            "entities": ["EMAIL_ADDRESS"],
+            "transform": {"type": "mask", "keep_last": 4},
+            "custom_entities": [{"name": "EMPLOYEE_ID", "regex": "EMP-[0-9]{6}"}],
+            "columns": [{"columns": ["*.ssn"], "transform": {"type": "fixed", "value": "xxx"}}],
+        })
+    );
+    // Listed with no types: the default set and every custom entity.
+    assert_eq!(
+        session_policy(&gw, "other").await.unwrap()["masking"],
+        config
+    );
+
+    // redact_types are checked against the stored configuration when they
+    // would become a dlp entry: a custom entity is fine, a typo is not.
+    let patch = |body: Value| async move {
+        admin
+            .json(Method::PATCH, "/api/connections/other", &body)
+            .await
+            .unwrap()
+    };
+    assert_invalid(
+        &patch(json!({"redact_enabled": true, "redact_types": ["EMAIL", "PHONE_NUMBER"]})).await,
+        "redact_types[0]",
+    );
+    let patched = patch(json!({"redact_enabled": true, "redact_types": ["CODENAME"]})).await;
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    assert_eq!(
+        session_policy(&gw, "other").await.unwrap()["masking"]["custom_entities"],
+        json!([{"name": "CODENAME", "words": ["bluebird"], "transform": {"type": "null"}}])
+    );
+    // Off, the types are not an entry and not checked; turning masking on
+    // checks them.
+    let off = patch(json!({"redact_enabled": false, "redact_types": ["NOPE"]})).await;
+    assert_eq!(off.status, StatusCode::OK, "{:?}", off.body);
+    assert_eq!(session_policy(&gw, "other").await, None);
+    assert_invalid(
+        &patch(json!({"redact_enabled": true})).await,
+        "redact_types[0]",
+    );
+    let mut bad = documented_postgres("bad", &agent_id);
+    bad["redact_types"] = json!(["EMAIL_ADDRESS", "SSN"]);
+    assert_invalid(
+        &admin
+            .json(Method::POST, "/api/connections", &bad)
+            .await
+            .unwrap(),
+        "redact_types[1]",
+    );
+    assert_eq!(
+        admin.get("/api/connections/bad").await.unwrap().status,
+        StatusCode::NOT_FOUND
+    );
+
+    // Left out of the plugin: no masking, though the connection's own
+    // redact_enabled still reads true until it is changed.
+    let set = put(json!({"config": config, "connections": []})).await;
+    assert_eq!(set.status, StatusCode::OK, "{:?}", set.body);
+    assert_eq!(
+        admin.get("/api/connections/pg").await.unwrap().body["redact_enabled"],
+        true
+    );
+    assert_eq!(
+        session_policy(&gw, "pg").await.unwrap()["masking"],
+        json!({"entities": []}),
+        "pg keeps its guardrail rules and loses its masking"
+    );
+    // Changing the connection's masking fields writes its entry again.
+    let renamed = admin
+        .json(
+            Method::PATCH,
+            "/api/connections/pg",
+            &json!({"redact_types": ["PHONE_NUMBER"]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(renamed.status, StatusCode::OK, "{:?}", renamed.body);
+    assert_eq!(
+        session_policy(&gw, "pg").await.unwrap()["masking"]["entities"],
+        json!(["PHONE_NUMBER"])
+    );
+}
+
 on_both_backends!(
     connection_lifecycle,
     invalid_connections_name_the_field_and_write_nothing,
@@ -1032,6 +1226,7 @@ on_both_backends!(
     data_survives_restart_and_admin_token_is_printed_once,
     secrets_never_appear_in_plain_text_in_the_store,
     guardrail_rule_sets_validate_round_trip_and_are_referenced,
+    dlp_plugin_validates_and_drives_the_session_policy,
 );
 
 #[tokio::test]

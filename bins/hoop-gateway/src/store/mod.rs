@@ -19,8 +19,8 @@ use std::path::Path;
 pub use guardrails::GuardrailRecord;
 pub(crate) use records::now;
 pub use records::{
-    AgentRecord, ConnectionRecord, PluginChange, PluginConfigRecord, ResourceRecord, TokenRecord,
-    UserRecord,
+    AgentRecord, ConnectionRecord, PluginChange, PluginConfigRecord, PluginEntryRecord,
+    ResourceRecord, TokenRecord, UserRecord,
 };
 pub(crate) use sessions::now_ms;
 pub use sessions::{SessionFilter, SessionRecord};

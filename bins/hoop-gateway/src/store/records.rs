@@ -124,6 +124,16 @@ pub struct PluginConfigRecord {
     pub config: String,
 }
 
+/// One connection's entry in a plugin, read with the plugin's own
+/// configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginEntryRecord {
+    /// The per-connection configuration, a JSON value.
+    pub config: String,
+    /// The plugin's global configuration (a JSON value), if set.
+    pub plugin_config: Option<String>,
+}
+
 /// A change to one plugin of one connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginChange {
@@ -540,6 +550,36 @@ impl Store {
             )
             .await?;
         rows.first().map(|row| row.text(0)).transpose()
+    }
+
+    /// One connection's entry in a plugin and the plugin's global
+    /// configuration, in one query (it runs at every session open); `None`
+    /// when the plugin does not list the connection.
+    ///
+    /// # Errors
+    ///
+    /// Any backend error.
+    pub async fn plugin_entry(
+        &self,
+        plugin: &str,
+        connection_id: &str,
+    ) -> Result<Option<PluginEntryRecord>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT pc.config, p.config FROM plugin_connections pc \
+                 LEFT JOIN plugins p ON p.name = pc.plugin \
+                 WHERE pc.plugin = $1 AND pc.connection_id = $2",
+                vec![plugin.into(), connection_id.into()],
+            )
+            .await?;
+        rows.first()
+            .map(|row| {
+                Ok(PluginEntryRecord {
+                    config: row.text(0)?,
+                    plugin_config: row.opt_text(1)?,
+                })
+            })
+            .transpose()
     }
 
     /// Replaces a plugin's global configuration and its whole set of

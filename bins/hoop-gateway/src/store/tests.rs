@@ -141,10 +141,34 @@ async fn plugins_replace_whole_set(backend: Backend) {
         connection_id: c.id.clone(),
         config: r#"["EMAIL_ADDRESS"]"#.into(),
     };
+    // Listed before the plugin has a row of its own: the entry, no config.
+    store
+        .update_connection(
+            &c,
+            &[PluginChange {
+                plugin: "dlp".into(),
+                config: Some("[]".into()),
+            }],
+        )
+        .await
+        .unwrap();
+    let entry = |config: &str, plugin_config: Option<&str>| PluginEntryRecord {
+        config: config.into(),
+        plugin_config: plugin_config.map(str::to_owned),
+    };
+    assert_eq!(
+        store.plugin_entry("dlp", &c.id).await.unwrap(),
+        Some(entry("[]", None))
+    );
     store
         .replace_plugin("dlp", "{}", std::slice::from_ref(&dlp))
         .await
         .unwrap();
+    assert_eq!(
+        store.plugin_entry("dlp", &c.id).await.unwrap(),
+        Some(entry(r#"["EMAIL_ADDRESS"]"#, Some("{}")))
+    );
+    assert_eq!(store.plugin_entry("review", &c.id).await.unwrap(), None);
     store
         .replace_plugin("dlp", r#"{"k":1}"#, std::slice::from_ref(&dlp))
         .await
@@ -156,6 +180,7 @@ async fn plugins_replace_whole_set(backend: Backend) {
     );
     store.replace_plugin("dlp", "{}", &[]).await.unwrap();
     assert!(store.list_plugin_connections().await.unwrap().is_empty());
+    assert_eq!(store.plugin_entry("dlp", &c.id).await.unwrap(), None);
 }
 
 async fn users_groups_and_tokens(backend: Backend) {
