@@ -131,8 +131,15 @@ fn schemas() -> Value {
         "PluginRequest": {
             "type": "object",
             "properties": {
-                "name": string, "config": {"type": "object"},
-                "connections": {"type": "array", "items": {"type": "object", "properties": {"id": string, "config": strings}}}
+                "name": string,
+                "config": {
+                    "type": "object",
+                    "description": "dlp: hoop-masking's masking section without entities (transform, transforms, custom_entities, columns, date_of_birth_columns), compiled when written; other plugins: any object",
+                },
+                "connections": {"type": "array", "items": {"type": "object", "properties": {
+                    "id": string,
+                    "config": {"type": "array", "items": string, "description": "dlp: the entity types masked on the connection (built in or custom; empty: the default set)"},
+                }}}
             },
             "additionalProperties": false
         },
