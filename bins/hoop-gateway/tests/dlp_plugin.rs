@@ -247,15 +247,14 @@ async fn a_put_to_the_dlp_plugin_changes_what_the_next_session_masks(postgres_st
         "[REDACTED:EMAIL_ADDRESS]|badge [REDACTED:EMPLOYEE_ID]|swordfish\n"
     );
 
-    // Left out of the plugin: no masking, though redact_enabled still
-    // reads true on the connection.
+    // Left out of the plugin: no masking, and the connection reads so.
     setup.put_dlp(&json!({"connections": []})).await;
     assert_eq!(
         setup.psql("pg", SELECT).await,
         "ana@example.com|badge EMP-123456|swordfish\n"
     );
     let connection = setup.admin.get("/api/connections/pg").await.unwrap().body;
-    assert_eq!(connection["redact_enabled"], true);
+    assert_eq!(connection["redact_enabled"], false);
 
     // An unknown entity type is refused when written, and the sessions
     // keep the stored policy.

@@ -15,15 +15,17 @@
 //!
 //! Decisions, each the least surprising reading of hoop's API we found:
 //!
-//! - **The plugin decides.** A session is masked exactly when the `dlp`
-//!   plugin lists its connection. `redact_enabled` and `redact_types` are
-//!   how a connection writes its entry: creating it with `redact_enabled`
-//!   lists it with `redact_types`, and changing either field re-derives
-//!   the entry (`plugins::plugin_changes`). A connection that
-//!   `PUT /api/plugins/dlp` leaves out is not masked, even while its own
-//!   `redact_enabled` still reads true: the plugin is the later, explicit
-//!   choice, and masking from both would make removing a connection from
-//!   `dlp` do nothing.
+//! - **The plugin decides, and the connection's fields follow it.** A
+//!   session is masked exactly when the `dlp` plugin lists its connection.
+//!   `redact_enabled` and `redact_types` are two views of that entry:
+//!   creating a connection with `redact_enabled` lists it with
+//!   `redact_types`, changing either field re-derives the entry
+//!   (`plugins::plugin_changes`), and `PUT /api/plugins/dlp` rewrites both
+//!   fields of every connection whose entry it changes, in the same
+//!   transaction (listed: on, with the list; left out: off, the types
+//!   kept). So a connection the plugin leaves out is not masked and reads
+//!   `redact_enabled: false`; masking from either source alone would make
+//!   one of the two APIs do nothing.
 //! - **The per-connection list is the whole list.** Its entries name
 //!   hoop-masking's built-in entity types (`EMAIL_ADDRESS`, ...) or custom
 //!   entities of the plugin's configuration, and exactly those are masked:
@@ -58,7 +60,7 @@ use hoop_masking::{EntityType, Policy, PolicyError, PolicyErrorKind};
 use serde_json::{Map, Value, json};
 
 use super::{ApiError, AppState};
-use crate::store::{PluginEntryRecord, StoreError};
+use crate::store::{ConnectionRecord, PluginEntryRecord, StoreError};
 
 /// The plugin's name.
 pub const PLUGIN: &str = "dlp";
@@ -182,6 +184,41 @@ impl DlpPolicy {
         masking.insert("entities".into(), json!(entities));
         Value::Object(masking)
     }
+}
+
+/// The connections whose `redact_enabled` and `redact_types` no longer
+/// match the new list `entries`, with their attributes rewritten to match:
+/// listed, masking on with the entry's types; left out, masking off (the
+/// types stay, for turning it back on). Written with the list, so a
+/// connection's fields show what its sessions mask.
+///
+/// # Errors
+///
+/// 500 for stored attributes that are not a JSON object.
+pub(crate) fn synced_attributes(
+    connections: &[ConnectionRecord],
+    entries: &[(String, Vec<String>)],
+) -> Result<Vec<(String, String)>, ApiError> {
+    let mut rewritten = Vec::new();
+    for connection in connections {
+        let Ok(Value::Object(mut attributes)) = serde_json::from_str(&connection.attributes) else {
+            return Err(ApiError::internal(
+                "stored connection attributes are not a JSON object",
+            ));
+        };
+        let enabled = attributes.get("redact_enabled").and_then(Value::as_bool) == Some(true);
+        let types = attributes.get("redact_types").cloned().unwrap_or(json!([]));
+        let (want_enabled, want_types) = match entries.iter().find(|(id, _)| *id == connection.id) {
+            Some((_, listed)) => (true, json!(listed)),
+            None => (false, types.clone()),
+        };
+        if (enabled, &types) != (want_enabled, &want_types) {
+            attributes.insert("redact_enabled".into(), want_enabled.into());
+            attributes.insert("redact_types".into(), want_types);
+            rewritten.push((connection.id.clone(), Value::Object(attributes).to_string()));
+        }
+    }
+    Ok(rewritten)
 }
 
 /// Reads the connection's `dlp` entry and the plugin's configuration (one

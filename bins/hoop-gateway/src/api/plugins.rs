@@ -11,8 +11,9 @@
 //! change.
 //!
 //! `dlp` is what masks a session: its per-connection lists and its own
-//! configuration are checked when written and read when a session opens
-//! (see [`super::dlp`]).
+//! configuration are checked when written and read when a session opens,
+//! and replacing its list rewrites the `redact_enabled` and `redact_types`
+//! of the connections it changes (see [`super::dlp`]).
 
 use std::collections::HashMap;
 
@@ -214,6 +215,7 @@ async fn replace(
     let config = config.map_or(Value::Null, Value::Object);
     let all = state.store.list_connections().await?;
     let mut records: Vec<PluginConfigRecord> = Vec::with_capacity(entries.len());
+    let mut dlp_entries = Vec::new();
     for (index, entry) in entries.into_iter().enumerate() {
         let prefix = format!("connections[{index}]");
         let mut entry = Fields::nested(entry, &prefix)?;
@@ -236,6 +238,9 @@ async fn replace(
             connection_id: connection.id.clone(),
             config: json!(config).to_string(),
         });
+        if dlp_config.is_some() {
+            dlp_entries.push((connection.id.clone(), config));
+        }
     }
     if name == "audit" && records.len() != all.len() {
         return Err(ApiError::invalid(
@@ -243,9 +248,14 @@ async fn replace(
             "audit cannot be disabled: list every connection",
         ));
     }
+    let attributes = if dlp_config.is_some() {
+        dlp::synced_attributes(&all, &dlp_entries)?
+    } else {
+        Vec::new()
+    };
     state
         .store
-        .replace_plugin(&name, &config.to_string(), &records)
+        .replace_plugin_and_attributes(&name, &config.to_string(), &records, &attributes)
         .await?;
     super::ok(&plugin_json(&state, &name).await?)
 }

@@ -1146,6 +1146,13 @@ async fn dlp_plugin_validates_and_drives_the_session_policy(backend: Backend) {
         session_policy(&gw, "other").await.unwrap()["masking"],
         config
     );
+    // The connections' own fields follow the plugin.
+    let pg = admin.get("/api/connections/pg").await.unwrap().body;
+    assert_eq!(pg["redact_enabled"], true);
+    assert_eq!(pg["redact_types"], json!(["EMAIL_ADDRESS", "EMPLOYEE_ID"]));
+    let other_now = admin.get("/api/connections/other").await.unwrap().body;
+    assert_eq!(other_now["redact_enabled"], true);
+    assert_eq!(other_now["redact_types"], json!([]));
 
     // redact_types are checked against the stored configuration when they
     // would become a dlp entry: a custom entity is fine, a typo is not.
@@ -1188,33 +1195,34 @@ async fn dlp_plugin_validates_and_drives_the_session_policy(backend: Backend) {
         StatusCode::NOT_FOUND
     );
 
-    // Left out of the plugin: no masking, though the connection's own
-    // redact_enabled still reads true until it is changed.
+    // Left out of the plugin: no masking, and the connection says so.
     let set = put(json!({"config": config, "connections": []})).await;
     assert_eq!(set.status, StatusCode::OK, "{:?}", set.body);
-    assert_eq!(
-        admin.get("/api/connections/pg").await.unwrap().body["redact_enabled"],
-        true
-    );
+    let pg = admin.get("/api/connections/pg").await.unwrap().body;
+    assert_eq!(pg["redact_enabled"], false);
+    assert_eq!(pg["redact_types"], json!(["EMAIL_ADDRESS", "EMPLOYEE_ID"]));
     assert_eq!(
         session_policy(&gw, "pg").await.unwrap()["masking"],
         json!({"entities": []}),
         "pg keeps its guardrail rules and loses its masking"
     );
-    // Changing the connection's masking fields writes its entry again.
-    let renamed = admin
+    // Turning it back on through the connection writes its entry again.
+    let on = admin
         .json(
             Method::PATCH,
             "/api/connections/pg",
-            &json!({"redact_types": ["PHONE_NUMBER"]}),
+            &json!({"redact_enabled": true, "redact_types": ["PHONE_NUMBER"]}),
         )
         .await
         .unwrap();
-    assert_eq!(renamed.status, StatusCode::OK, "{:?}", renamed.body);
+    assert_eq!(on.status, StatusCode::OK, "{:?}", on.body);
     assert_eq!(
         session_policy(&gw, "pg").await.unwrap()["masking"]["entities"],
         json!(["PHONE_NUMBER"])
     );
+    let dlp = admin.get("/api/plugins/dlp").await.unwrap().body;
+    assert_eq!(dlp["connections"][0]["name"], "pg");
+    assert_eq!(dlp["connections"][0]["config"], json!(["PHONE_NUMBER"]));
 }
 
 on_both_backends!(

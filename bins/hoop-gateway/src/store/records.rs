@@ -594,6 +594,25 @@ impl Store {
         config: &str,
         connections: &[PluginConfigRecord],
     ) -> Result<(), StoreError> {
+        self.replace_plugin_and_attributes(plugin, config, connections, &[])
+            .await
+    }
+
+    /// [`replace_plugin`](Self::replace_plugin), and in the same
+    /// transaction rewrites the `attributes` of the connections in
+    /// `attributes` (id, attributes JSON), so fields derived from the plugin
+    /// follow it.
+    ///
+    /// # Errors
+    ///
+    /// Any backend error; nothing is written.
+    pub async fn replace_plugin_and_attributes(
+        &self,
+        plugin: &str,
+        config: &str,
+        connections: &[PluginConfigRecord],
+        attributes: &[(String, String)],
+    ) -> Result<(), StoreError> {
         let mut statements = vec![
             Statement::new(
                 "INSERT INTO plugins (name, config) VALUES ($1, $2) \
@@ -606,6 +625,17 @@ impl Store {
             ),
         ];
         statements.extend(connections.iter().map(insert_plugin_statement));
+        let updated_at = now();
+        statements.extend(attributes.iter().map(|(id, attributes)| {
+            Statement::new(
+                "UPDATE connections SET attributes = $2, updated_at = $3 WHERE id = $1",
+                vec![
+                    id.as_str().into(),
+                    attributes.as_str().into(),
+                    updated_at.into(),
+                ],
+            )
+        }));
         self.transaction(statements).await.map(drop)
     }
 
