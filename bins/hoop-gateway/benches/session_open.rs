@@ -4,7 +4,8 @@
 //! lists it, with a plugin-level configuration) and on a plain one. Each
 //! call is the whole path: token and connection checks, the policy's store
 //! reads, the OPEN frame, the agent's login to PostgreSQL, the query, the
-//! records. Prints median, p95 and mean per connection; run with
+//! records. Prints median, p95 and mean per connection, and the cost of
+//! the one store read the `dlp` plugin adds to a session open; run with
 //!
 //! ```text
 //! cargo bench -p hoop-gateway --bench session_open
@@ -79,6 +80,38 @@ async fn time_calls(admin: &ApiClient, connection: &str) {
     );
 }
 
+/// The store read a session open adds (the connection's `dlp` entry with
+/// the plugin's configuration), beside one it already made (the
+/// connection by name), each run 2,000 times in a row.
+async fn time_queries(gateway: &Gateway) {
+    const QUERIES: u32 = 2_000;
+    let store = &gateway.state().store;
+    let connection = store
+        .find_connection("masked")
+        .await
+        .expect("read")
+        .expect("the connection");
+    let started = Instant::now();
+    for _ in 0..QUERIES {
+        let entry = store
+            .plugin_entry("dlp", &connection.id)
+            .await
+            .expect("read");
+        assert!(entry.is_some());
+    }
+    let dlp = started.elapsed() / QUERIES;
+    let started = Instant::now();
+    for _ in 0..QUERIES {
+        store.find_connection("masked").await.expect("read");
+    }
+    let find = started.elapsed() / QUERIES;
+    println!(
+        "  store    dlp entry + config: {:.1} us per read; connection by name: {:.1} us",
+        dlp.as_secs_f64() * 1e6,
+        find.as_secs_f64() * 1e6,
+    );
+}
+
 async fn load(backend: &str, database_url: Option<String>) {
     let dir = std::env::temp_dir().join(format!(
         "hoop-bench-sessions-{}-{backend}",
@@ -141,6 +174,7 @@ async fn load(backend: &str, database_url: Option<String>) {
     println!("{backend}:");
     time_calls(&admin, "masked").await;
     time_calls(&admin, "plain").await;
+    time_queries(&gateway).await;
     agent.abort();
     drop(gateway);
     let _ = std::fs::remove_dir_all(&dir);
