@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 use crate::messages::OpenSession;
 use crate::mux::StreamSender;
-use crate::session::{drive, driver, pipeline};
+use crate::session::{drive, driver, link_events, pipeline};
 
 /// Buffer of the in-memory stream between this client and the driver.
 const DUPLEX_BUFFER: usize = 64 * 1024;
@@ -62,7 +62,7 @@ pub(crate) async fn execute(
     sender: &StreamSender,
     json: bool,
 ) -> Result<String, String> {
-    let pipeline = pipeline(open, sender).map_err(|e| e.to_string())?;
+    let pipeline = pipeline(open, link_events(sender)).map_err(|e| e.to_string())?;
     let driver = driver(open, pipeline).map_err(|e| e.to_string())?;
     let (mut client, server) = tokio::io::duplex(DUPLEX_BUFFER);
     let peer = SocketAddr::from(([127, 0, 0, 1], 0));

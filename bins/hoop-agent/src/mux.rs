@@ -166,6 +166,11 @@ impl Mux {
         ))
     }
 
+    /// How many streams are open.
+    pub fn open_streams(&self) -> usize {
+        self.lock().len()
+    }
+
     /// Whether stream `id` is open.
     pub fn contains(&self, id: u32) -> bool {
         self.lock().contains_key(&id)

@@ -44,12 +44,24 @@ fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// Where a session's event batches go.
+#[derive(Clone)]
+pub(crate) enum EventRoute {
+    /// Over the link: `EVENTS` frames on the session's stream.
+    Link {
+        stream: u32,
+        outbound: mpsc::Sender<Frame>,
+    },
+    /// Straight to the gateway's event writer, for an agent embedded in
+    /// the gateway's process: nothing to frame or serialise.
+    InPlace(mpsc::Sender<SessionEvents>),
+}
+
 /// Sends a session's events to the gateway.
 #[derive(Clone)]
 pub(crate) struct EventSink {
     session_id: Arc<str>,
-    stream: u32,
-    outbound: mpsc::Sender<Frame>,
+    route: EventRoute,
     state: Arc<Mutex<SinkState>>,
 }
 
@@ -63,11 +75,10 @@ struct SinkState {
 }
 
 impl EventSink {
-    pub(crate) fn new(session_id: &str, stream: u32, outbound: mpsc::Sender<Frame>) -> Self {
+    pub(crate) fn new(session_id: &str, route: EventRoute) -> Self {
         Self {
             session_id: session_id.into(),
-            stream,
-            outbound,
+            route,
             state: Arc::new(Mutex::new(SinkState::default())),
         }
     }
@@ -93,27 +104,31 @@ impl EventSink {
         if events.is_empty() {
             return;
         }
+        let count = events.len() as u64;
         let message = SessionEvents {
             session_id: self.session_id.to_string(),
             first_seq: state.first_in_batch,
             events,
             dropped: state.dropped,
         };
-        let Ok(payload) = serde_json::to_vec(&message) else {
-            return;
+        // Never wait inside the relay: if the queue is full the batch is
+        // dropped and counted (the next batch reports it).
+        let queued = match &self.route {
+            EventRoute::Link { stream, outbound } => {
+                serde_json::to_vec(&message).is_ok_and(|payload| {
+                    outbound
+                        .try_send(Frame {
+                            kind: FrameKind::Events,
+                            stream: *stream,
+                            payload: payload.into(),
+                        })
+                        .is_ok()
+                })
+            }
+            EventRoute::InPlace(writer) => writer.try_send(message).is_ok(),
         };
-        // Never wait inside the relay: if the link's queue is full the
-        // batch is dropped and counted (the next batch reports it).
-        if self
-            .outbound
-            .try_send(Frame {
-                kind: FrameKind::Events,
-                stream: self.stream,
-                payload: payload.into(),
-            })
-            .is_err()
-        {
-            state.dropped += message.events.len() as u64;
+        if !queued {
+            state.dropped += count;
         }
     }
 }

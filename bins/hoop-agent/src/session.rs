@@ -35,19 +35,24 @@ const DUPLEX_BUFFER: usize = 64 * 1024;
 /// reached the agent through the gateway, which records where they came
 /// from; the agent never sees their address.
 const LINK_PEER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
-use crate::recorder::{EventSink, RecordingPipeline};
+use crate::recorder::{EventRoute, EventSink, RecordingPipeline};
 
 /// Why a session could not start.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum StartError {
+pub enum StartError {
+    /// The connection's subtype has no driver.
     #[error("unsupported protocol {0:?}")]
     Protocol(String),
+    /// The connection's credentials do not name a usable target.
     #[error("connection settings: {0}")]
     Config(#[from] hoop_proxy::ConfigError),
+    /// The driver could not be built (its TLS settings, say).
     #[error("driver: {0}")]
     Driver(String),
+    /// The connection's policy does not compile.
     #[error("policy: {0}")]
     Policy(String),
+    /// The exec client's loopback connection failed.
     #[error("loopback: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -65,10 +70,18 @@ static POLICIES: std::sync::LazyLock<Mutex<HashMap<String, PolicyPipeline>>> =
 /// Most distinct policies kept compiled.
 const POLICY_CACHE: usize = 64;
 
+/// The route of a session's events over its link stream.
+pub(crate) fn link_events(sender: &StreamSender) -> EventRoute {
+    EventRoute::Link {
+        stream: sender.id(),
+        outbound: sender.outbound().clone(),
+    }
+}
+
 /// The session's pipeline: the recorder around the connection's policy.
 pub(crate) fn pipeline(
     open: &OpenSession,
-    sender: &StreamSender,
+    events: EventRoute,
 ) -> Result<Arc<dyn Pipeline>, StartError> {
     let policy = match &open.policy {
         None => None,
@@ -88,7 +101,7 @@ pub(crate) fn pipeline(
             }
         }
     };
-    let sink = EventSink::new(&open.session_id, sender.id(), sender.outbound().clone());
+    let sink = EventSink::new(&open.session_id, events);
     Ok(Arc::new(RecordingPipeline::new(policy, sink)))
 }
 
@@ -195,11 +208,56 @@ async fn serve(
     sender: StreamSender,
     receiver: StreamReceiver,
 ) -> Result<PumpEnd, StartError> {
-    let driver = driver(open, pipeline(open, &sender)?)?;
+    let driver = driver(open, pipeline(open, link_events(&sender))?)?;
     let (link, client) = tokio::io::duplex(DUPLEX_BUFFER);
     let (report, ()) = tokio::join!(
         pump(link, sender, receiver, None),
         drive(driver, client, LINK_PEER)
     );
     Ok(report.end)
+}
+
+/// A `connect` session served in this process, on the client's own stream,
+/// for an agent embedded in the gateway (`hoop up`): the same driver,
+/// policy and recorder as a session over the link, without the link's hop.
+/// Events go straight to the gateway's writer.
+pub struct InPlaceSession {
+    driver: Driver,
+    span: tracing::Span,
+}
+
+impl std::fmt::Debug for InPlaceSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InPlaceSession").finish_non_exhaustive()
+    }
+}
+
+impl InPlaceSession {
+    /// Builds the session's driver and pipeline; `events` is the gateway's
+    /// event writer queue.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError`] when the session cannot start (bad settings, a policy
+    /// that does not compile); the caller tells its client.
+    pub fn prepare(
+        open: &OpenSession,
+        events: tokio::sync::mpsc::Sender<crate::messages::SessionEvents>,
+    ) -> Result<Self, StartError> {
+        let driver = driver(open, pipeline(open, EventRoute::InPlace(events))?)?;
+        let span =
+            tracing::info_span!("session", id = %open.session_id, connection = %open.connection);
+        Ok(Self { driver, span })
+    }
+
+    /// Runs the driver on `client` until the session ends.
+    pub async fn serve<S>(self, client: S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        use tracing::Instrument;
+        drive(self.driver, client, LINK_PEER)
+            .instrument(self.span)
+            .await;
+    }
 }

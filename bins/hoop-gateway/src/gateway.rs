@@ -109,6 +109,9 @@ pub enum GatewayError {
         /// What is wrong, naming the field.
         message: String,
     },
+    /// No agent has this name.
+    #[error("no agent named {0}")]
+    UnknownAgent(String),
     /// `--tls-cert` without `--tls-key`, or the reverse.
     #[error("--tls-cert and --tls-key go together")]
     TlsHalf,
@@ -269,6 +272,25 @@ impl Gateway {
                 }),
             },
         }
+    }
+
+    /// Serves the connect sessions of the agent named `name`, which runs in
+    /// this process, in place: their driver runs here on the client's own
+    /// stream, without the link's hop (see [`crate::in_place`]). Exec
+    /// sessions and the agent's status still go over its link.
+    ///
+    /// # Errors
+    ///
+    /// When the store fails or no agent has that name.
+    pub async fn serve_in_place(&self, name: &str) -> Result<(), GatewayError> {
+        let agent = self
+            .state
+            .store
+            .find_agent(name)
+            .await?
+            .ok_or_else(|| GatewayError::UnknownAgent(name.to_owned()))?;
+        self.state.links.serve_in_place(&agent.id);
+        Ok(())
     }
 
     /// Creates or rewrites each connection (by name), with the API's checks.

@@ -10,7 +10,8 @@
 //!
 //! Sessions: native clients reach the gateway's listeners (`native`);
 //! [`sessions`] checks the person and the connection, records the session
-//! and opens a stream to the agent, which runs the protocol driver.
+//! and opens a stream to the agent, which runs the protocol driver; for
+//! the agent embedded by `hoop up`, [`in_place`] runs that driver here.
 
 pub mod api;
 pub mod cli;
@@ -18,6 +19,7 @@ pub mod client;
 pub mod config;
 pub mod crypto;
 mod gateway;
+pub mod in_place;
 pub mod link_server;
 pub mod links;
 mod native;

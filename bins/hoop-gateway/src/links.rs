@@ -4,7 +4,7 @@
 //! This state is in memory on purpose: a gateway that restarts knows of no
 //! link, so every connection reads `offline` until its agent dials again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use hoop_agent::mux::{Mux, StreamReceiver, StreamSender};
@@ -26,6 +26,9 @@ struct LiveAgent {
 #[derive(Debug, Default)]
 struct Inner {
     agents: HashMap<String, LiveAgent>,
+    /// Agents running in this process, whose connect sessions are served
+    /// here without a trip over their link.
+    in_place: HashSet<String>,
     next_generation: u64,
     next_stream: u32,
 }
@@ -152,6 +155,27 @@ impl LinkRegistry {
             .await
             .map_err(|_| AgentOffline)?;
         Ok(ends)
+    }
+
+    /// Marks `agent_id` as running in this process (`hoop up`'s embedded
+    /// agent): its connect sessions run their driver here, on the client's
+    /// own stream. Its link still reports its status, so an agent that
+    /// stopped is offline for these sessions too.
+    pub fn serve_in_place(&self, agent_id: &str) {
+        self.lock().in_place.insert(agent_id.to_owned());
+    }
+
+    /// Whether `agent_id` runs in this process.
+    pub fn is_in_place(&self, agent_id: &str) -> bool {
+        self.lock().in_place.contains(agent_id)
+    }
+
+    /// Session streams open on the agent's link (0 when it has none).
+    pub fn open_streams(&self, agent_id: &str) -> usize {
+        self.lock()
+            .agents
+            .get(agent_id)
+            .map_or(0, |live| live.mux.open_streams())
     }
 
     /// Whether the agent has a live link.

@@ -15,7 +15,9 @@
 //!
 //! The gateway only reads the startup exchange; everything after it is
 //! relayed as bytes to the agent, where the protocol driver applies the
-//! connection's policy. Refusals reach the client as an ErrorResponse.
+//! connection's policy. Refusals reach the client as an ErrorResponse. For
+//! the agent `hoop up` embeds, the driver runs here instead, on the client's
+//! socket with the startup replayed to it ([`crate::in_place`]).
 
 use std::time::Duration;
 
@@ -28,7 +30,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::api::AppState;
-use crate::sessions::{self, AccessKind, RefusalReason, Request};
+use crate::in_place;
+use crate::sessions::{self, AccessKind, RefusalReason, Request, Route};
 
 /// Time a client gets to finish the startup exchange.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -178,21 +181,32 @@ async fn postgres_client(mut stream: TcpStream, state: &AppState) -> Result<(), 
     };
     let mut first = BytesMut::from(startup.bytes.as_ref());
     first.extend_from_slice(&buffer);
+    let (sender, receiver) = match opened.route {
+        Route::Link { sender, receiver } => (sender, receiver),
+        Route::InPlace(open) => {
+            let session = match in_place::prepare(state, &open) {
+                Ok(session) => session,
+                Err(message) => {
+                    send_fatal(&mut stream, "08001", &message).await;
+                    sessions::finish(state, &opened.id, "failed", Some(message), 0, 0).await;
+                    return Ok(());
+                }
+            };
+            let client = in_place::Replay::new(first.freeze(), stream);
+            let (bytes_in, bytes_out) = in_place::serve(session, client).await;
+            sessions::finish(state, &opened.id, "done", None, bytes_in, bytes_out).await;
+            return Ok(());
+        }
+    };
     let first_len = first.len() as u64;
-    let report = if opened.sender.send(first.freeze()).await.is_err() {
+    let report = if sender.send(first.freeze()).await.is_err() {
         hoop_agent::mux::PumpReport {
             sent: 0,
             received: 0,
             end: PumpEnd::LinkLost,
         }
     } else {
-        pump(
-            &mut stream,
-            opened.sender,
-            opened.receiver,
-            Some(sessions::LINGER),
-        )
-        .await
+        pump(&mut stream, sender, receiver, Some(sessions::LINGER)).await
     };
     let (status, error) = sessions::outcome(&report);
     if report.end == PumpEnd::LinkLost {

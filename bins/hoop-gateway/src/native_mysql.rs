@@ -22,6 +22,10 @@
 //! set every MySQL 5.7+ and MariaDB 10.x server has, and refuses the
 //! session when the driver's greeting lacks one the client took that
 //! changes the wire format. Refusals reach the client as an ERR packet.
+//!
+//! For the agent `hoop up` embeds, the driver runs in this process
+//! ([`crate::in_place`]): the same login goes to it over an in-memory
+//! duplex, and the session's bytes follow the same way.
 
 use std::time::Duration;
 
@@ -32,11 +36,12 @@ use hoop_wire::mysql::{
     AuthSwitchRequest, ClientMessage, ErrPacket, Handshake, HandshakeResponse, Limits, OkPacket,
     ServerMessage, Session, capability, encode_packet,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::api::AppState;
-use crate::sessions::{self, AccessKind, RefusalReason, Request};
+use crate::in_place;
+use crate::sessions::{self, AccessKind, RefusalReason, Request, Route};
 
 /// Time a client gets to finish the login, and the agent to answer it.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -295,9 +300,54 @@ enum DriverLogin {
     LinkLost,
 }
 
+/// The gateway's side of the driver while it logs in for the client: the
+/// agent's link stream, or a duplex to a driver in this process.
+trait DriverLeg {
+    /// Sends bytes to the driver; false when the link is gone.
+    async fn send(&mut self, data: Bytes) -> bool;
+    /// The driver's next bytes, or its end; `None` when the link was lost.
+    async fn recv(&mut self) -> Option<Inbound>;
+}
+
+/// A session stream over the agent's link.
+struct LinkLeg {
+    sender: StreamSender,
+    receiver: StreamReceiver,
+}
+
+impl DriverLeg for LinkLeg {
+    async fn send(&mut self, data: Bytes) -> bool {
+        self.sender.send(data).await.is_ok()
+    }
+
+    async fn recv(&mut self) -> Option<Inbound> {
+        self.receiver.recv().await
+    }
+}
+
+/// The gateway's end of a duplex whose other end an in-place driver serves.
+struct InPlaceLeg(DuplexStream);
+
+impl DriverLeg for InPlaceLeg {
+    async fn send(&mut self, data: Bytes) -> bool {
+        // The driver reads the duplex until it ends the session; a failed
+        // write means it ended, which the next read reports.
+        let _ = self.0.write_all(&data).await;
+        true
+    }
+
+    async fn recv(&mut self) -> Option<Inbound> {
+        let mut buffer = BytesMut::with_capacity(4096);
+        Some(match self.0.read_buf(&mut buffer).await {
+            Ok(0) | Err(_) => Inbound::Close(Bytes::new()),
+            Ok(_) => Inbound::Data(buffer.freeze()),
+        })
+    }
+}
+
 /// The next packet from the driver, reading stream data as needed.
 async fn next_driver(
-    receiver: &mut StreamReceiver,
+    leg: &mut impl DriverLeg,
     session: &mut Session,
     buffer: &mut BytesMut,
 ) -> Result<Option<(hoop_wire::mysql::Packet, ServerMessage)>, Option<String>> {
@@ -307,7 +357,7 @@ async fn next_driver(
             Ok(None) => {}
             Err(error) => return Err(Some(format!("the agent's driver sent {error}"))),
         }
-        match receiver.recv().await {
+        match leg.recv().await {
             Some(Inbound::Data(data)) => buffer.extend_from_slice(&data),
             Some(Inbound::Close(reason)) => {
                 let message = serde_json::from_slice::<SessionEnd>(&reason)
@@ -326,12 +376,11 @@ async fn next_driver(
 async fn driver_login(
     stream: &mut TcpStream,
     login: &Login,
-    sender: &StreamSender,
-    receiver: &mut StreamReceiver,
+    leg: &mut impl DriverLeg,
 ) -> Result<DriverLogin, StartupError> {
     let mut session = Session::new(Limits::default());
     let mut buffer = BytesMut::new();
-    let greeting = match next_driver(receiver, &mut session, &mut buffer).await {
+    let greeting = match next_driver(leg, &mut session, &mut buffer).await {
         Ok(Some((_, ServerMessage::Handshake(handshake)))) => handshake,
         Ok(Some((_, ServerMessage::Err(err)))) => {
             // The database refused the driver: pass the reason on.
@@ -399,10 +448,10 @@ async fn driver_login(
     let mut wire = BytesMut::new();
     encode_packet(&mut wire, 1, &payload);
     session.decode_client(&mut wire.clone())?;
-    if sender.send(wire.freeze()).await.is_err() {
+    if !leg.send(wire.freeze()).await {
         return Ok(DriverLogin::LinkLost);
     }
-    match next_driver(receiver, &mut session, &mut buffer).await {
+    match next_driver(leg, &mut session, &mut buffer).await {
         Ok(Some((_, ServerMessage::Ok(ok)))) => {
             let answer = ServerMessage::Ok(OkPacket {
                 header: ok.header,
@@ -464,7 +513,7 @@ async fn mysql_client(mut stream: TcpStream, state: &AppState) -> Result<(), Sta
         script: None,
         output: None,
     };
-    let mut opened = match sessions::open(state, request).await {
+    let opened = match sessions::open(state, request).await {
         Ok(opened) => opened,
         Err(refused) => {
             let (code, sql_state) = refusal_code(refused.reason);
@@ -472,57 +521,134 @@ async fn mysql_client(mut stream: TcpStream, state: &AppState) -> Result<(), Sta
             return Ok(());
         }
     };
-    let logged_in = tokio::time::timeout(
-        STARTUP_TIMEOUT,
-        driver_login(&mut stream, &login, &opened.sender, &mut opened.receiver),
-    )
-    .await
-    .unwrap_or(Ok(DriverLogin::Refused(
-        "the agent did not answer the login in time".into(),
-    )));
-    let report = match logged_in {
-        Ok(DriverLogin::Ok(pending)) => {
-            let mut received = pending.len() as u64;
-            if !pending.is_empty() {
-                stream.write_all(&pending).await?;
-            }
-            let mut sent = buffer.len() as u64;
-            if !buffer.is_empty() && opened.sender.send(buffer.split().freeze()).await.is_err() {
-                PumpReport {
-                    sent,
-                    received,
-                    end: PumpEnd::LinkLost,
-                }
-            } else {
-                let mut report = pump(
-                    &mut stream,
-                    opened.sender,
-                    opened.receiver,
-                    Some(sessions::LINGER),
-                )
-                .await;
-                sent += report.sent;
-                received += report.received;
-                report.sent = sent;
-                report.received = received;
-                report
-            }
+    match opened.route {
+        Route::Link { sender, receiver } => {
+            let leg = LinkLeg { sender, receiver };
+            relay_over_link(stream, buffer, &login, leg, state, &opened.id).await
         }
-        Ok(DriverLogin::LinkLost) => PumpReport {
-            sent: 0,
-            received: 0,
-            end: PumpEnd::LinkLost,
+        Route::InPlace(open) => match in_place::prepare(state, &open) {
+            Ok(session) => {
+                let (leg, driver_end) = tokio::io::duplex(IN_PLACE_BUFFER);
+                let driver = tokio::spawn(session.serve(driver_end));
+                let served =
+                    relay_in_place(stream, buffer, &login, InPlaceLeg(leg), state, &opened.id).await;
+                // The driver ends once its client side closes; its last
+                // audit events are queued by then.
+                let _ = driver.await;
+                served
+            }
+            Err(message) => {
+                send_err(&mut stream, login.seq, CONNECTION_ERROR, b"08001", &message).await;
+                sessions::finish(state, &opened.id, "failed", Some(message), 0, 0).await;
+                Ok(())
+            }
         },
-        Ok(DriverLogin::Refused(message)) => {
-            opened.sender.close(Bytes::new()).await;
-            sessions::finish(state, &opened.id, "failed", Some(message), 0, 0).await;
-            return Ok(());
-        }
+    }
+}
+
+/// Bytes the duplex to an in-place driver holds per direction: one read of
+/// the driver's relay.
+const IN_PLACE_BUFFER: usize = 64 * 1024;
+
+/// Logs in through the driver; on success returns the bytes that followed
+/// its OK. Otherwise the client was told and the session is recorded.
+async fn login_through(
+    stream: &mut TcpStream,
+    login: &Login,
+    leg: &mut impl DriverLeg,
+    state: &AppState,
+    id: &str,
+) -> Result<Option<Bytes>, StartupError> {
+    let logged_in = tokio::time::timeout(STARTUP_TIMEOUT, driver_login(stream, login, leg))
+        .await
+        .unwrap_or(Ok(DriverLogin::Refused(
+            "the agent did not answer the login in time".into(),
+        )));
+    let (error, lost) = match logged_in {
+        Ok(DriverLogin::Ok(pending)) => return Ok(Some(pending)),
+        Ok(DriverLogin::LinkLost) => (AGENT_GONE.to_owned(), true),
+        Ok(DriverLogin::Refused(message)) => (message, false),
         Err(error) => {
-            opened.sender.close(Bytes::new()).await;
-            sessions::finish(state, &opened.id, "failed", Some(error.to_string()), 0, 0).await;
+            sessions::finish(state, id, "failed", Some(error.to_string()), 0, 0).await;
             return Err(error);
         }
+    };
+    if lost {
+        send_err(stream, login.seq, CONNECTION_ERROR, b"08S01", AGENT_GONE).await;
+    }
+    sessions::finish(state, id, "failed", Some(error), 0, 0).await;
+    Ok(None)
+}
+
+/// A session whose driver runs in this process: after the login, bytes
+/// move between the client and the driver's duplex.
+async fn relay_in_place(
+    mut stream: TcpStream,
+    mut buffer: BytesMut,
+    login: &Login,
+    mut leg: InPlaceLeg,
+    state: &AppState,
+    id: &str,
+) -> Result<(), StartupError> {
+    let Some(pending) = login_through(&mut stream, login, &mut leg, state, id).await? else {
+        return Ok(());
+    };
+    let mut driver = leg.0;
+    let first = buffer.len() as u64;
+    let relayed = async {
+        stream.write_all(&pending).await?;
+        driver.write_all(&buffer.split()).await?;
+        tokio::io::copy_bidirectional(&mut stream, &mut driver).await
+    }
+    .await;
+    let (sent, received) = relayed.unwrap_or((0, 0));
+    sessions::finish(
+        state,
+        id,
+        "done",
+        None,
+        sent + first,
+        received + pending.len() as u64,
+    )
+    .await;
+    Ok(())
+}
+
+/// A session over the agent's link.
+async fn relay_over_link(
+    mut stream: TcpStream,
+    mut buffer: BytesMut,
+    login: &Login,
+    mut leg: LinkLeg,
+    state: &AppState,
+    id: &str,
+) -> Result<(), StartupError> {
+    let pending = match login_through(&mut stream, login, &mut leg, state, id).await {
+        Ok(Some(pending)) => pending,
+        ended => {
+            leg.sender.close(Bytes::new()).await;
+            return ended.map(drop);
+        }
+    };
+    let LinkLeg { sender, receiver } = leg;
+    let mut received = pending.len() as u64;
+    if !pending.is_empty() {
+        stream.write_all(&pending).await?;
+    }
+    let mut sent = buffer.len() as u64;
+    let report = if !buffer.is_empty() && sender.send(buffer.split().freeze()).await.is_err() {
+        PumpReport {
+            sent,
+            received,
+            end: PumpEnd::LinkLost,
+        }
+    } else {
+        let mut report = pump(&mut stream, sender, receiver, Some(sessions::LINGER)).await;
+        sent += report.sent;
+        received += report.received;
+        report.sent = sent;
+        report.received = received;
+        report
     };
     let (status, error) = sessions::outcome(&report);
     if report.end == PumpEnd::LinkLost {
@@ -530,14 +656,6 @@ async fn mysql_client(mut stream: TcpStream, state: &AppState) -> Result<(), Sta
         // place of the first response packet (sequence id 1).
         send_err(&mut stream, 1, CONNECTION_ERROR, b"08S01", AGENT_GONE).await;
     }
-    sessions::finish(
-        state,
-        &opened.id,
-        status,
-        error,
-        report.sent,
-        report.received,
-    )
-    .await;
+    sessions::finish(state, id, status, error, report.sent, report.received).await;
     Ok(())
 }

@@ -66,17 +66,31 @@ pub enum RefusalReason {
     Internal,
 }
 
-/// A session that passed every check and has its stream.
+/// A session that passed every check, with the way to its agent.
 #[derive(Debug)]
 pub struct Opened {
     /// Its id in the records.
     pub id: String,
-    /// Sends to the agent.
-    pub sender: StreamSender,
-    /// Receives from the agent.
-    pub receiver: StreamReceiver,
+    /// How its bytes reach the driver.
+    pub route: Route,
     /// The person.
     pub user: UserRecord,
+}
+
+/// How a session's bytes reach the agent's driver.
+#[derive(Debug)]
+pub enum Route {
+    /// A stream over the agent's link.
+    Link {
+        /// Sends to the agent.
+        sender: StreamSender,
+        /// Receives from the agent.
+        receiver: StreamReceiver,
+    },
+    /// The agent runs in this process: the caller runs the driver on the
+    /// client's stream ([`crate::in_place`]). Only connect sessions take
+    /// this route; exec always goes over the link.
+    InPlace(Box<OpenSession>),
 }
 
 /// What a session asks for.
@@ -133,13 +147,19 @@ pub async fn open(state: &AppState, request: Request<'_>) -> Result<Opened, Refu
                 tracing::error!(%error, "could not record a session");
                 return Err(refuse(RefusalReason::Internal, "internal error"));
             }
+            if request.kind == AccessKind::Connect && state.links.is_in_place(&agent_id) {
+                return Ok(Opened {
+                    id,
+                    route: Route::InPlace(Box::new(open)),
+                    user,
+                });
+            }
             let payload = serde_json::to_vec(&open)
                 .map_err(|_| refuse(RefusalReason::Internal, "internal error"))?;
             match state.links.open_stream(&agent_id, payload).await {
                 Ok((sender, receiver)) => Ok(Opened {
                     id,
-                    sender,
-                    receiver,
+                    route: Route::Link { sender, receiver },
                     user,
                 }),
                 Err(offline) => {
@@ -441,6 +461,12 @@ impl EventWriter {
             }
         });
         (Self { queue }, task)
+    }
+
+    /// The queue itself, for a recorder in this process (an embedded
+    /// agent's in-place sessions).
+    pub fn queue(&self) -> mpsc::Sender<SessionEvents> {
+        self.queue.clone()
     }
 
     /// Queues a batch without waiting.

@@ -49,6 +49,12 @@ impl Setup {
     /// A gateway with its MySQL listener and embedded agent, and a MariaDB
     /// user and database of this test's own, with a small table.
     async fn start(tag: &str) -> Self {
+        Self::start_with(tag, false).await
+    }
+
+    /// With `in_place`, connect sessions run their driver in the gateway's
+    /// process, as `hoop up` serves them; otherwise over the agent's link.
+    async fn start_with(tag: &str, in_place: bool) -> Self {
         let name = format!("hoop_my_{tag}_{}", std::process::id());
         as_root(&format!(
             "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name};
@@ -68,6 +74,9 @@ impl Setup {
         let admin =
             ApiClient::new(&format!("http://{}", gateway.api_addr), Some(token.clone())).unwrap();
         let key = gateway.embedded_agent_key("default").await.unwrap();
+        if in_place {
+            gateway.serve_in_place("default").await.unwrap();
+        }
         let agent = tokio::spawn(hoop_agent::run(hoop_agent::AgentConfig { key, tls: None }));
         Self {
             gateway,
@@ -171,7 +180,16 @@ impl Setup {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_cli_reaches_mariadb_through_the_listener() {
-    let setup = Setup::start("cli").await;
+    mariadb_cli_is_served("cli", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_cli_reaches_mariadb_in_place() {
+    mariadb_cli_is_served("cli_in_place", true).await;
+}
+
+async fn mariadb_cli_is_served(tag: &str, in_place: bool) {
+    let setup = Setup::start_with(tag, in_place).await;
     setup.connection("my", json!({})).await;
     let output = setup
         .mariadb(
@@ -225,7 +243,17 @@ async fn wrong_token_and_disabled_connect_are_refused_in_mysql_and_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sysbench_point_select_runs_through_the_listener() {
-    let setup = Setup::start("sysbench").await;
+    sysbench_point_select(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sysbench_point_select_runs_in_place() {
+    sysbench_point_select(true).await;
+}
+
+async fn sysbench_point_select(in_place: bool) {
+    let tag = if in_place { "sysbench_in_place" } else { "sysbench" };
+    let setup = Setup::start_with(tag, in_place).await;
     setup.connection("my", json!({})).await;
     let addr = setup.gateway.mysql_addr.unwrap();
     let common = [

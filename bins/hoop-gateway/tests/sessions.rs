@@ -48,10 +48,23 @@ struct Setup {
     store_database: Option<String>,
 }
 
+/// How connect sessions reach the embedded agent's driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// Over the agent's link, as for an agent in another process.
+    Link,
+    /// In the gateway's process, as `hoop up` serves them.
+    InPlace,
+}
+
 impl Setup {
     /// A gateway (SQLite, or PostgreSQL when `postgres_store`), its
     /// embedded agent, and a fresh database with a small table.
     async fn start(postgres_store: bool) -> Self {
+        Self::start_with(postgres_store, Route::Link).await
+    }
+
+    async fn start_with(postgres_store: bool, route: Route) -> Self {
         let database = unique("hoop_sessions");
         let admin_db = server_admin("postgres").await;
         admin_db
@@ -89,6 +102,9 @@ impl Setup {
         let admin =
             ApiClient::new(&format!("http://{}", gateway.api_addr), Some(token.clone())).unwrap();
         let key = gateway.embedded_agent_key("default").await.unwrap();
+        if route == Route::InPlace {
+            gateway.serve_in_place("default").await.unwrap();
+        }
         let agent = tokio::spawn(hoop_agent::run(hoop_agent::AgentConfig { key, tls: None }));
         Self {
             gateway,
@@ -213,10 +229,28 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-async fn psql_reaches_the_database_and_is_recorded(postgres_store: bool) {
-    let setup = Setup::start(postgres_store).await;
+async fn psql_reaches_the_database_and_is_recorded(postgres_store: bool, route: Route) {
+    let setup = Setup::start_with(postgres_store, route).await;
     setup.connection("pg", 5432, json!({})).await;
     setup.wait_status("pg", "online").await;
+    // While a session runs, the agent's link carries its stream, unless
+    // the session is served in place.
+    let agent_id = setup
+        .gateway
+        .state()
+        .store
+        .find_agent("default")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let mut sleeper = setup.psql("pg", &setup.token, "SELECT pg_sleep(0.5)").spawn().unwrap();
+    let mut most_streams = 0;
+    while sleeper.try_wait().unwrap().is_none() {
+        most_streams = most_streams.max(setup.gateway.state().links.open_streams(&agent_id));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(most_streams > 0, route == Route::Link, "{most_streams}");
     let output = setup
         .run_psql(
             "pg",
@@ -241,12 +275,17 @@ async fn psql_reaches_the_database_and_is_recorded(postgres_store: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_through_the_native_listener_on_sqlite() {
-    psql_reaches_the_database_and_is_recorded(false).await;
+    psql_reaches_the_database_and_is_recorded(false, Route::Link).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_through_the_native_listener_with_the_store_on_postgres() {
-    psql_reaches_the_database_and_is_recorded(true).await;
+    psql_reaches_the_database_and_is_recorded(true, Route::Link).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_through_the_native_listener_in_place() {
+    psql_reaches_the_database_and_is_recorded(false, Route::InPlace).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -551,7 +590,16 @@ async fn wait_events(setup: &Setup, id: &str, last_type: &str) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_psql_session_is_recorded_statement_by_statement_without_values_or_secrets() {
-    let setup = Setup::start(false).await;
+    psql_session_is_recorded(Route::Link).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_place_psql_session_is_recorded_the_same_way() {
+    psql_session_is_recorded(Route::InPlace).await;
+}
+
+async fn psql_session_is_recorded(route: Route) {
+    let setup = Setup::start_with(false, route).await;
     setup.connection("pg", 5432, json!({})).await;
     setup.wait_status("pg", "online").await;
     let script = "SELECT id FROM people ORDER BY id;\n\
@@ -625,7 +673,16 @@ async fn a_psql_session_is_recorded_statement_by_statement_without_values_or_sec
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_connections_policy_masks_and_refuses_in_psql_and_exec() {
-    let setup = Setup::start(false).await;
+    policy_masks_and_refuses(Route::Link).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connections_policy_applies_in_place_too() {
+    policy_masks_and_refuses(Route::InPlace).await;
+}
+
+async fn policy_masks_and_refuses(route: Route) {
+    let setup = Setup::start_with(false, route).await;
     setup
         .connection(
             "masked",

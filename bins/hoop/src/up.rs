@@ -40,6 +40,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         .or_else(|| args.gateway.tls_cert.clone());
     let gateway = Gateway::start(args.gateway.into_config()).await?;
     let key = gateway.embedded_agent_key(EMBEDDED_AGENT).await?;
+    gateway.serve_in_place(EMBEDDED_AGENT).await?;
     let tls = match (&key.tls, tls_ca) {
         (true, Some(ca)) => Some(hoop_agent::tls_client_config(&ca)?),
         _ => None,

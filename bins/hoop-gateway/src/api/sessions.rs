@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use super::input::Fields;
 use super::{Access, ApiError, ApiResult, AppState, Caller, Route, route};
+use crate::in_place;
 use crate::sessions::{self, AccessKind, RefusalReason, Refused, Request as SessionRequest};
 use crate::store::{SessionFilter, SessionRecord};
 
@@ -148,32 +149,59 @@ async fn tunnel(
         Err(refused) => return refused_response(&refused),
     };
     let upgrade = hyper::upgrade::on(&mut request);
-    tokio::spawn(async move {
-        let report = match upgrade.await {
-            Ok(upgraded) => {
-                let io = hyper_util::rt::TokioIo::new(upgraded);
-                pump(io, opened.sender, opened.receiver, Some(sessions::LINGER)).await
-            }
-            Err(_) => {
-                opened.sender.close(Bytes::new()).await;
-                hoop_agent::mux::PumpReport {
-                    sent: 0,
-                    received: 0,
-                    end: PumpEnd::Local,
+    match opened.route {
+        sessions::Route::Link { sender, receiver } => {
+            tokio::spawn(async move {
+                let report = match upgrade.await {
+                    Ok(upgraded) => {
+                        let io = hyper_util::rt::TokioIo::new(upgraded);
+                        pump(io, sender, receiver, Some(sessions::LINGER)).await
+                    }
+                    Err(_) => {
+                        sender.close(Bytes::new()).await;
+                        hoop_agent::mux::PumpReport {
+                            sent: 0,
+                            received: 0,
+                            end: PumpEnd::Local,
+                        }
+                    }
+                };
+                let (status, error) = sessions::outcome(&report);
+                sessions::finish(
+                    &state,
+                    &opened.id,
+                    status,
+                    error,
+                    report.sent,
+                    report.received,
+                )
+                .await;
+            });
+        }
+        sessions::Route::InPlace(open) => {
+            let session = match in_place::prepare(&state, &open) {
+                Ok(session) => session,
+                Err(message) => {
+                    sessions::finish(&state, &opened.id, "failed", Some(message.clone()), 0, 0)
+                        .await;
+                    return super::json_response(
+                        StatusCode::BAD_GATEWAY,
+                        &json!({"message": message}),
+                    );
                 }
-            }
-        };
-        let (status, error) = sessions::outcome(&report);
-        sessions::finish(
-            &state,
-            &opened.id,
-            status,
-            error,
-            report.sent,
-            report.received,
-        )
-        .await;
-    });
+            };
+            tokio::spawn(async move {
+                let (status, error, bytes) = match upgrade.await {
+                    Ok(upgraded) => {
+                        let io = hyper_util::rt::TokioIo::new(upgraded);
+                        ("done", None, in_place::serve(session, io).await)
+                    }
+                    Err(error) => ("failed", Some(error.to_string()), (0, 0)),
+                };
+                sessions::finish(&state, &opened.id, status, error, bytes.0, bytes.1).await;
+            });
+        }
+    }
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -199,7 +227,7 @@ async fn exec(
         return Err(ApiError::invalid("output", "must be text or json"));
     }
     let token = bearer(&headers);
-    let mut opened = match sessions::open(
+    let opened = match sessions::open(
         &state,
         SessionRequest {
             token: &token,
@@ -220,10 +248,13 @@ async fn exec(
             ));
         }
     };
+    let sessions::Route::Link { mut receiver, .. } = opened.route else {
+        return Err(ApiError::internal("exec sessions go over the link"));
+    };
     let mut collected = BytesMut::new();
     let mut truncated = false;
     let end = loop {
-        match opened.receiver.recv().await {
+        match receiver.recv().await {
             Some(Inbound::Data(data)) => {
                 let room = MAX_EXEC_OUTPUT.saturating_sub(collected.len());
                 truncated |= data.len() > room;
