@@ -125,4 +125,20 @@ CREATE TABLE guardrails (
 );
 ",
     ),
+    // Session events are stored a batch to a row (JSON lines), as the
+    // agent sends them: one insert per statement made recording the
+    // store's bottleneck. Existing events become batches of one.
+    Migration(
+        "
+CREATE TABLE session_event_batches (
+    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+    first_seq {bigint} NOT NULL,
+    events TEXT NOT NULL,
+    PRIMARY KEY (session_id, first_seq)
+);
+INSERT INTO session_event_batches (session_id, first_seq, events)
+    SELECT session_id, seq, event FROM session_events;
+DROP TABLE session_events;
+",
+    ),
 ];

@@ -193,8 +193,11 @@ impl Store {
         rows.iter().map(SessionRecord::from_row).collect()
     }
 
-    /// Appends events (JSON objects) to a session's stream, numbered from
-    /// `first_seq`.
+    /// Appends a batch of events (JSON objects, each on one line as
+    /// serde_json writes them) to a session's stream, numbered from
+    /// `first_seq`. The batch is one row: a busy session records thousands
+    /// of statements a second, and one insert per statement would cost the
+    /// store more than the statements cost the proxy.
     ///
     /// # Errors
     ///
@@ -205,21 +208,19 @@ impl Store {
         first_seq: i64,
         events: &[String],
     ) -> Result<(), StoreError> {
-        let statements = events
-            .iter()
-            .enumerate()
-            .map(|(i, event)| {
-                super::Statement::new(
-                    "INSERT INTO session_events (session_id, seq, event) VALUES ($1, $2, $3)",
-                    vec![
-                        session_id.into(),
-                        (first_seq + i as i64).into(),
-                        event.as_str().into(),
-                    ],
-                )
-            })
-            .collect();
-        self.transaction(statements).await.map(drop)
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.execute(
+            "INSERT INTO session_event_batches (session_id, first_seq, events) VALUES ($1, $2, $3)",
+            vec![
+                session_id.into(),
+                first_seq.into(),
+                events.join("\n").into(),
+            ],
+        )
+        .await
+        .map(drop)
     }
 
     /// A session's events (JSON objects), in order.
@@ -230,11 +231,15 @@ impl Store {
     pub async fn session_events(&self, session_id: &str) -> Result<Vec<String>, StoreError> {
         let rows = self
             .query(
-                "SELECT event FROM session_events WHERE session_id = $1 ORDER BY seq",
+                "SELECT events FROM session_event_batches WHERE session_id = $1 ORDER BY first_seq",
                 vec![session_id.into()],
             )
             .await?;
-        rows.iter().map(|row| row.text(0)).collect()
+        let mut events = Vec::new();
+        for row in &rows {
+            events.extend(row.text(0)?.lines().map(str::to_owned));
+        }
+        Ok(events)
     }
 }
 
