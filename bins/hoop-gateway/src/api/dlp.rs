@@ -28,9 +28,9 @@
 //!   one of the two APIs do nothing.
 //! - **The per-connection list is the whole list.** Its entries name
 //!   hoop-masking's built-in entity types (`EMAIL_ADDRESS`, ...) or custom
-//!   entities of the plugin's configuration, and exactly those are masked:
-//!   it replaces `redact_types` rather than adding to it (they are the same
-//!   list unless the plugin was edited since). An empty list masks the
+//!   entities of the plugin's configuration, and exactly those are masked
+//!   (it is the connection's `redact_types`: the two are kept equal, never
+//!   merged). An empty list masks the
 //!   default set: hoop-masking's default built-in types and every custom
 //!   entity.
 //! - **The plugin's configuration** (`config`, an object) is hoop-masking's
