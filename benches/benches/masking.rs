@@ -10,13 +10,18 @@
 //! - `masking/naive_regex_alternation`: one `regex::bytes::Regex` alternation of the same
 //!   entity patterns (ASCII mode), `find_iter` over every cell, no validation.
 //! - `guardrails/*`: `check_statement` on pgbench's statements with a typical rule set.
+//! - `recording/*`: what the agent's recorder does to every statement text:
+//!   `redact_credentials` on pgbench's statements (nothing to replace: the borrowed path)
+//!   and on an `ALTER USER ... PASSWORD`, and `CellMasker::mask_text` with the default
+//!   policy's detectors; `recording/naive_*` is the baseline a recorder without them pays
+//!   anyway, copying the text.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_main};
 use hoop_masking::{
     CellMasker, CellOutcome, ColumnInfo, CompiledPolicy, Dialect, EntityType, Policy, ResultPlan,
-    ValueKind,
+    ValueKind, redact_credentials,
 };
 
 struct Rng(u64);
@@ -452,6 +457,68 @@ fn cpu_time_report() {
     }
 }
 
+fn bench_recording(c: &mut Criterion) {
+    // pgbench's statements as its simple protocol sends them (literal values).
+    let pgbench = [
+        "BEGIN;",
+        "UPDATE pgbench_accounts SET abalance = abalance + -3201 WHERE aid = 38512;",
+        "SELECT abalance FROM pgbench_accounts WHERE aid = 38512;",
+        "UPDATE pgbench_tellers SET tbalance = tbalance + -3201 WHERE tid = 7;",
+        "UPDATE pgbench_branches SET bbalance = bbalance + -3201 WHERE bid = 1;",
+        "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (7, 1, 38512, -3201, CURRENT_TIMESTAMP);",
+        "END;",
+    ];
+    let password = "ALTER USER bob PASSWORD 'SCRAM-SHA-256$4096:c2FsdA==$c3RvcmVk:c2VydmVy'";
+    let policy = CompiledPolicy::default();
+    let mut masker = policy.masker();
+    for sql in pgbench {
+        assert!(matches!(
+            redact_credentials(sql, Dialect::PostgreSql),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        assert!(matches!(
+            masker.mask_text(sql),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+    assert_eq!(
+        redact_credentials(password, Dialect::PostgreSql),
+        "ALTER USER bob PASSWORD '[REDACTED:PASSWORD]'"
+    );
+    let mut g = c.benchmark_group("recording");
+    // Per iteration: the seven statements of one pgbench transaction.
+    g.throughput(Throughput::Elements(pgbench.len() as u64));
+    g.bench_function("redact_credentials_pgbench_tpcb", |b| {
+        b.iter(|| {
+            pgbench
+                .iter()
+                .map(|sql| redact_credentials(black_box(sql), Dialect::PostgreSql).len())
+                .sum::<usize>()
+        })
+    });
+    g.bench_function("mask_text_pgbench_tpcb", |b| {
+        b.iter(|| {
+            pgbench
+                .iter()
+                .map(|sql| masker.mask_text(black_box(sql)).len())
+                .sum::<usize>()
+        })
+    });
+    g.bench_function("naive_copy_pgbench_tpcb", |b| {
+        b.iter(|| {
+            pgbench
+                .iter()
+                .map(|sql| black_box(sql).to_string().len())
+                .sum::<usize>()
+        })
+    });
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("redact_credentials_alter_user_password", |b| {
+        b.iter(|| redact_credentials(black_box(password), Dialect::PostgreSql).len())
+    });
+    g.finish();
+}
+
 fn bench_cpu_time(_: &mut Criterion) {
     cpu_time_report();
 }
@@ -459,7 +526,13 @@ fn bench_cpu_time(_: &mut Criterion) {
 mod group {
     // criterion_group! defines an undocumented public function.
     #![allow(missing_docs)]
-    use super::{bench_cpu_time, bench_guardrails, bench_masking};
-    criterion::criterion_group!(benches, bench_masking, bench_guardrails, bench_cpu_time);
+    use super::{bench_cpu_time, bench_guardrails, bench_masking, bench_recording};
+    criterion::criterion_group!(
+        benches,
+        bench_masking,
+        bench_guardrails,
+        bench_recording,
+        bench_cpu_time
+    );
 }
 criterion_main!(group::benches);

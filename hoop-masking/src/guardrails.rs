@@ -1,11 +1,25 @@
 //! Guardrails: statements judged before they reach the server, rows judged on the way back.
 //!
 //! Word and pattern rules read the statement's text. Statement-aware rules read the syntax
-//! tree that `sqlparser` builds in the connection's dialect; a statement it cannot parse is
-//! judged by the word and pattern rules only, and passes a statement-aware rule only if
-//! that rule allows unparseable statements. Parsing is skipped when no statement-aware rule
-//! could fire: none of their keywords (`update`, `delete`, `drop`, a listed table's name,
-//! `;`, ...) occurs in the text and all of them allow unparseable statements.
+//! tree that `sqlparser` builds in the connection's dialect. Parsing is skipped when no
+//! statement-aware rule could fire: none of their keywords (`update`, `delete`, `drop`, a
+//! listed table's name, `;`, ...) occurs anywhere in the text.
+//!
+//! # Statements sqlparser cannot parse
+//!
+//! A statement-aware rule fails closed by default: a statement `sqlparser` cannot parse
+//! (a `DO $$ ... $$` block followed by `DELETE FROM t`, a dialect extension it does not
+//! know) must not slip past the rule unjudged. But refusing every unparseable statement
+//! would refuse harmless traffic real clients send and `sqlparser` does not read (catalog
+//! queries with `OPERATOR(pg_catalog.~)`, vendor `SHOW` and `SET` forms). So an unparseable
+//! statement is refused by a rule only when its code could hold what the rule looks for,
+//! judged by a quote-aware scan of its tokens ([`visit_code`]): the words `update` or
+//! `delete` for `deny_without_where`, a listed statement kind's keyword for
+//! `deny_statements`, a listed table's name (also quoted) for `deny_tables`, and a `;`
+//! followed by more code for `deny_multiple_statements`. String literals and comments are
+//! data and do not count (`\d payroll` sends the name in a regex literal); dollar-quoted
+//! bodies are code and do count. A rule with `allow_unparseable: true` lets every
+//! unparseable statement through (the word and pattern rules still judge it).
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -19,6 +33,7 @@ use crate::compiled::CompiledPolicy;
 use crate::detect::{ends_word, starts_word, word_byte};
 use crate::error::{PolicyError, PolicyErrorKind};
 use crate::policy::{GuardrailConfig, InputRule, OutputRule, StatementKind};
+use crate::statement::{CodeToken, visit_code};
 
 /// The SQL dialect a statement is parsed in: the connection's protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,12 +142,6 @@ enum Check {
     Multiple,
 }
 
-impl Check {
-    fn is_sql(&self) -> bool {
-        !matches!(self, Self::Words(_) | Self::Pattern(_))
-    }
-}
-
 #[derive(Debug)]
 struct Rule {
     check: Check,
@@ -190,9 +199,9 @@ struct OutRule {
 pub(crate) struct Guardrails {
     input: Vec<Rule>,
     output: Vec<OutRule>,
-    // Keywords of the statement-aware rules; `None` when parsing is always needed or never.
+    // Keywords of the statement-aware rules; `None` when there are none (parsing is never
+    // needed).
     triggers: Option<AhoCorasick>,
-    always_parse: bool,
 }
 
 fn rule_message_given(r: &InputRule) -> bool {
@@ -386,10 +395,7 @@ impl Guardrails {
             };
             input.push(rule);
         }
-        let always_parse = input
-            .iter()
-            .any(|r| r.check.is_sql() && !r.allow_unparseable);
-        let triggers = if keywords.is_empty() || always_parse {
+        let triggers = if keywords.is_empty() {
             None
         } else {
             Some(
@@ -437,7 +443,6 @@ impl Guardrails {
             input,
             output,
             triggers,
-            always_parse,
         })
     }
 
@@ -580,12 +585,55 @@ fn statement_denies(check: &Check, stmts: &Statement, count: usize) -> bool {
     }
 }
 
+/// Whether the code of a statement sqlparser could not parse may hold what `check` looks
+/// for (see the module docs): a quote-aware scan, so that words in string literals and
+/// comments do not count, and dollar-quoted bodies do.
+fn may_hold(check: &Check, sql: &str, dialect: Dialect) -> bool {
+    let is = |w: &[u8], k: &str| w.eq_ignore_ascii_case(k.as_bytes());
+    let mut after_semicolon = false;
+    visit_code(sql.as_bytes(), dialect, &mut |token| {
+        let hit = match (token, check) {
+            (CodeToken::TooDeep, _) => true,
+            (_, Check::Multiple) if after_semicolon => true,
+            (
+                CodeToken::Other {
+                    top_level: true,
+                    semicolon: true,
+                },
+                Check::Multiple,
+            ) => {
+                after_semicolon = true;
+                false
+            }
+            (CodeToken::Word(w), Check::WithoutWhere { update, delete }) => {
+                *update && is(w, "update") || *delete && is(w, "delete")
+            }
+            (CodeToken::Word(w), Check::Statements(kinds)) => kinds.iter().any(|k| {
+                is(w, k.keyword())
+                    || *k == StatementKind::Select && (is(w, "values") || is(w, "table"))
+            }),
+            (CodeToken::Word(w), Check::Tables(tables)) => tables
+                .iter()
+                .any(|t| t.last().is_some_and(|name| is(w, name))),
+            _ => false,
+        };
+        if hit {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .is_break()
+}
+
 impl CompiledPolicy {
     /// Judges a statement (a simple query's text, or a prepared statement's) before it is
     /// sent: the first input rule that denies it, in policy order, decides.
     ///
     /// Cost: word and pattern rules scan the text; statement-aware rules parse it once, and
-    /// only when one of their keywords occurs in it (see the module docs).
+    /// only when one of their keywords occurs in it. A statement that does not parse is
+    /// refused by a statement-aware rule unless the rule sets `allow_unparseable`, or a
+    /// quote-aware scan shows it cannot hold what the rule looks for (see the module docs).
     ///
     /// # Examples
     ///
@@ -600,7 +648,7 @@ impl CompiledPolicy {
     /// ```
     pub fn check_statement(&self, sql: &str, dialect: Dialect) -> Verdict {
         let g = &self.inner.guardrails;
-        let sql_possible = g.always_parse || g.triggers.as_ref().is_some_and(|t| t.is_match(sql));
+        let sql_possible = g.triggers.as_ref().is_some_and(|t| t.is_match(sql));
         let mut parsed: Option<Option<Vec<Statement>>> = None;
         for (i, rule) in g.input.iter().enumerate() {
             let denied = match &rule.check {
@@ -608,7 +656,9 @@ impl CompiledPolicy {
                 Check::Pattern(re) => re.is_match(sql),
                 check if sql_possible => match parsed.get_or_insert_with(|| parse(sql, dialect)) {
                     Some(stmts) => sql_denies(check, stmts),
-                    None if !rule.allow_unparseable => return rule.deny_unparseable(i),
+                    None if !rule.allow_unparseable && may_hold(check, sql, dialect) => {
+                        return rule.deny_unparseable(i);
+                    }
                     None => false,
                 },
                 _ => false,

@@ -12,6 +12,7 @@
 //!   columns (name, table, ValueKind) ──plan──► ResultPlan   │      (once per result set)
 //!   cell bytes ──CellMasker::mask_cell(plan, i, cell, out)──┴──► Unchanged | Replaced (in out) | Null
 //!   row ──check_row──► Verdict            CellMasker::counts ──► masked values per entity, for the recorder
+//!   statement text, for the audit record ──redact_credentials(sql, Dialect)──► CellMasker::mask_text
 //! ```
 //!
 //! The hot path is [`CellMasker::mask_cell`]: a cell holding nothing sensitive (most cells)
@@ -27,6 +28,7 @@ mod error;
 mod guardrails;
 mod masker;
 mod policy;
+mod statement;
 mod transform;
 
 pub use columns::{ColumnInfo, ColumnTreatment, ResultPlan, ValueKind};
@@ -40,3 +42,4 @@ pub use policy::{
     ColumnAction, ColumnRule, CustomEntity, GuardrailConfig, InputRule, MaskingConfig, OutputRule,
     Policy, StatementKind, Transform,
 };
+pub use statement::{REDACTED_PASSWORD, redact_credentials};

@@ -1,5 +1,7 @@
 //! The hot path: one cell in, unchanged / replaced / NULL out.
 
+use std::borrow::Cow;
+
 use crate::columns::{ColumnPlan, ResultPlan, ValueKind};
 use crate::compiled::CompiledPolicy;
 use crate::detect::{Detection, Scratch};
@@ -140,6 +142,65 @@ impl CellMasker {
                 CellOutcome::Replaced
             }
         }
+    }
+
+    /// Masks free text that is no result cell, such as a statement's text for the audit
+    /// record: every value the policy's detectors find (built-in and custom entities; column
+    /// rules do not apply) becomes what its entity's transform makes of it in a text column,
+    /// except that a `null` transform gives the entity's label, since text cannot hold a
+    /// NULL. Counts are not touched: the session's counts stay those of its results.
+    ///
+    /// Borrowed when nothing was found; the cost of that case is the cell hot path's (one
+    /// pass of SIMD compares, no allocation).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use hoop_masking::Policy;
+    /// let policy = Policy::from_json("{}")?.compile()?;
+    /// let mut masker = policy.masker();
+    /// assert_eq!(
+    ///     masker.mask_text("SELECT * FROM users WHERE email = 'alice@example.com'"),
+    ///     "SELECT * FROM users WHERE email = '[REDACTED:EMAIL_ADDRESS]'"
+    /// );
+    /// assert!(matches!(masker.mask_text("SELECT 1"), std::borrow::Cow::Borrowed(_)));
+    /// # Ok::<(), hoop_masking::PolicyError>(())
+    /// ```
+    pub fn mask_text<'t>(&mut self, text: &'t str) -> Cow<'t, str> {
+        let bytes = text.as_bytes();
+        if self.policy.inner.matcher.is_empty()
+            || !self.find_spans(bytes, crate::detect::ColumnGates::default())
+        {
+            return Cow::Borrowed(text);
+        }
+        let entities = &self.policy.inner.entities;
+        let mut out = Vec::with_capacity(text.len());
+        let mut prev = 0;
+        for s in &self.spans {
+            out.extend_from_slice(&bytes[prev..s.start]);
+            let e = &entities[s.entity.index()];
+            e.transform
+                .apply(&e.label, &bytes[s.start..s.end], &mut out);
+            prev = s.end;
+        }
+        out.extend_from_slice(&bytes[prev..]);
+        if leaks(&out, bytes, &self.spans) {
+            // A transform left a value visible (a fixed value repeating it): labels only.
+            out.clear();
+            let mut prev = 0;
+            for s in &self.spans {
+                out.extend_from_slice(&bytes[prev..s.start]);
+                out.extend_from_slice(&entities[s.entity.index()].label);
+                prev = s.end;
+            }
+            out.extend_from_slice(&bytes[prev..]);
+        }
+        // Spans cover whole characters and transforms write UTF-8 (a mask of non-UTF-8
+        // bytes cannot arise from a `&str`).
+        Cow::Owned(
+            String::from_utf8(out)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        )
     }
 
     /// The spans [`mask_cell`](Self::mask_cell) would mask in this cell, merged and in

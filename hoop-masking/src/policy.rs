@@ -278,8 +278,10 @@ pub enum InputRule {
         /// The rule's name in refusals and counts.
         #[serde(default)]
         name: Option<String>,
-        /// Whether a statement the SQL parser cannot read passes this rule. Default true.
-        #[serde(default = "yes")]
+        /// Whether a statement the SQL parser cannot read passes this rule. Default false:
+        /// such a statement is refused if its code could hold what the rule looks for
+        /// (see [`CompiledPolicy::check_statement`](crate::CompiledPolicy::check_statement)).
+        #[serde(default)]
         allow_unparseable: bool,
     },
     /// Refuse statements of the listed kinds (e.g. `drop`, `truncate`, `alter`).
@@ -292,8 +294,10 @@ pub enum InputRule {
         /// The rule's name in refusals and counts.
         #[serde(default)]
         name: Option<String>,
-        /// Whether a statement the SQL parser cannot read passes this rule. Default true.
-        #[serde(default = "yes")]
+        /// Whether a statement the SQL parser cannot read passes this rule. Default false:
+        /// such a statement is refused if its code could hold what the rule looks for
+        /// (see [`CompiledPolicy::check_statement`](crate::CompiledPolicy::check_statement)).
+        #[serde(default)]
         allow_unparseable: bool,
     },
     /// Refuse statements that read or write any of the listed tables (`table` or
@@ -307,8 +311,10 @@ pub enum InputRule {
         /// The rule's name in refusals and counts.
         #[serde(default)]
         name: Option<String>,
-        /// Whether a statement the SQL parser cannot read passes this rule. Default true.
-        #[serde(default = "yes")]
+        /// Whether a statement the SQL parser cannot read passes this rule. Default false:
+        /// such a statement is refused if its code could hold what the rule looks for
+        /// (see [`CompiledPolicy::check_statement`](crate::CompiledPolicy::check_statement)).
+        #[serde(default)]
         allow_unparseable: bool,
     },
     /// Refuse a query string holding more than one statement.
@@ -319,14 +325,12 @@ pub enum InputRule {
         /// The rule's name in refusals and counts.
         #[serde(default)]
         name: Option<String>,
-        /// Whether a statement the SQL parser cannot read passes this rule. Default true.
-        #[serde(default = "yes")]
+        /// Whether a statement the SQL parser cannot read passes this rule. Default false:
+        /// such a statement is refused if its code could hold what the rule looks for
+        /// (see [`CompiledPolicy::check_statement`](crate::CompiledPolicy::check_statement)).
+        #[serde(default)]
         allow_unparseable: bool,
     },
-}
-
-fn yes() -> bool {
-    true
 }
 
 fn default_without_where() -> Vec<StatementKind> {

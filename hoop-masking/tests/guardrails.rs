@@ -102,24 +102,92 @@ fn refuses_more_than_one_statement() {
 }
 
 #[test]
-fn unparseable_statements_pass_only_where_the_rule_allows() {
+fn unparseable_statements_are_refused_unless_the_rule_allows_them() {
     let sql = "DELETE FROM t WHERE (((";
-    let lenient = policy(r#"{"type": "deny_without_where"}"#);
-    assert_eq!(denied_by(&lenient, sql, Dialect::PostgreSql), None);
-    let strict = policy(r#"{"type": "deny_without_where", "allow_unparseable": false}"#);
+    let strict = policy(r#"{"type": "deny_without_where"}"#);
     assert_eq!(
         denied_by(&strict, sql, Dialect::PostgreSql).map(|d| d.1),
         Some("statement could not be parsed, and rule deny_without_where does not allow unparseable statements".into())
     );
-    assert!(denied_by(&strict, "this is not sql", Dialect::PostgreSql).is_some());
+    let lenient = policy(r#"{"type": "deny_without_where", "allow_unparseable": true}"#);
+    assert_eq!(denied_by(&lenient, sql, Dialect::PostgreSql), None);
+    // A policy's own message stands for the rule's refusals, unparseable ones too.
+    let custom = policy(r#"{"type": "deny_without_where", "message": "add a WHERE clause"}"#);
+    assert_eq!(
+        denied_by(&custom, sql, Dialect::PostgreSql).map(|d| d.1),
+        Some("add a WHERE clause".into())
+    );
     // Word and pattern rules still judge what does not parse.
     let words = policy(
-        r#"{"type": "deny_without_where"}, {"type": "deny_words_list", "words": ["pg_sleep"]}"#,
+        r#"{"type": "deny_without_where", "allow_unparseable": true}, {"type": "deny_words_list", "words": ["pg_sleep"]}"#,
     );
     assert_eq!(
         denied_by(&words, "SELECT pg_sleep(10) FROM ((", Dialect::PostgreSql).map(|d| d.0),
         Some("deny_words_list".into())
     );
+}
+
+/// The case DESIGN.md names: sqlparser cannot read a `DO` block, so a script holding one
+/// and an unbounded DELETE used to pass `deny_without_where` unjudged.
+#[test]
+fn a_do_block_followed_by_an_unbounded_delete_is_refused_by_default() {
+    let script = "DO $$ BEGIN PERFORM 1; END $$; DELETE FROM t";
+    let by_default = policy(r#"{"type": "deny_without_where", "name": "no-unbounded-writes"}"#);
+    let (rule, message) = denied_by(&by_default, script, Dialect::PostgreSql).expect("refused");
+    assert_eq!(rule, "no-unbounded-writes");
+    assert!(message.contains("could not be parsed") && message.contains("no-unbounded-writes"));
+    let opted_in = policy(r#"{"type": "deny_without_where", "allow_unparseable": true}"#);
+    assert_eq!(denied_by(&opted_in, script, Dialect::PostgreSql), None);
+    // The DELETE inside the block's body is code too.
+    assert!(
+        denied_by(
+            &by_default,
+            "DO $$ BEGIN DELETE FROM t; END $$",
+            Dialect::PostgreSql
+        )
+        .is_some()
+    );
+}
+
+/// Unparseable statements that cannot hold what a rule looks for still pass it: the rule's
+/// words only count in code, not in string literals or comments.
+#[test]
+fn unparseable_statements_pass_rules_they_cannot_concern() {
+    let rules = policy(
+        r#"{"type": "deny_without_where"}, {"type": "deny_statements", "statements": ["drop", "truncate", "alter"]},
+           {"type": "deny_tables", "tables": ["payroll"]}, {"type": "deny_multiple_statements"}"#,
+    );
+    for sql in [
+        "this is not sql",
+        // psql's \d payroll: the name travels in a regex literal.
+        "SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c          LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace          WHERE c.relname OPERATOR(pg_catalog.~) '^(payroll)$' COLLATE pg_catalog.default          AND pg_catalog.pg_table_is_visible(c.oid) ORDER BY 2, 3 ((",
+        "SELECT 'delete; drop' -- update payroll
+ ((",
+        "DO $$ BEGIN PERFORM 1; END $$;",
+    ] {
+        assert_eq!(denied_by(&rules, sql, Dialect::PostgreSql), None, "{sql}");
+    }
+    for (sql, rule) in [
+        (
+            "DO $$ BEGIN UPDATE t SET a = 1; END $$",
+            "deny_without_where",
+        ),
+        ("DO $$ BEGIN DROP TABLE t; END $$", "deny_statements"),
+        (
+            "DO $$ BEGIN PERFORM * FROM \"Payroll\"; END $$",
+            "deny_tables",
+        ),
+        (
+            "DO $$ BEGIN PERFORM 1; END $$; SELECT 1",
+            "deny_multiple_statements",
+        ),
+    ] {
+        assert_eq!(
+            denied_by(&rules, sql, Dialect::PostgreSql).map(|d| d.0),
+            Some(rule.to_owned()),
+            "{sql}"
+        );
+    }
 }
 
 #[test]
@@ -188,4 +256,54 @@ fn first_denying_rule_in_policy_order_decides() {
         denied_by(&p, "SELECT * FROM payroll", Dialect::PostgreSql).map(|d| d.0),
         Some("first".into())
     );
+}
+
+/// What real clients send on their own (psql's `\d`, pgbench's script and
+/// initialisation, drivers' session setup, the mariadb CLI and sysbench) passes every
+/// statement-aware rule that does not name it: fail-closed must not refuse a client's
+/// own traffic. Those `sqlparser` cannot parse (pgbench's `copy ... with (freeze on)`,
+/// `vacuum analyze`) pass because they cannot hold what the rules look for.
+#[test]
+fn real_client_traffic_passes_the_fail_closed_rules() {
+    let rules = policy(
+        r#"{"type": "deny_without_where"}, {"type": "deny_statements", "statements": ["drop", "truncate"]},
+           {"type": "deny_tables", "tables": ["payroll", "hr.salaries"]}, {"type": "deny_multiple_statements"}"#,
+    );
+    let pg = [
+        // psql \d pg_class, \l
+        "SELECT c.oid,\n  n.nspname,\n  c.relname\nFROM pg_catalog.pg_class c\n     LEFT JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace\nWHERE c.relname OPERATOR(pg_catalog.~) '^(pg_class)$' COLLATE pg_catalog.default\n  AND pg_catalog.pg_table_is_visible(c.oid)\nORDER BY 2, 3;",
+        "SELECT d.datname as \"Name\",\n       pg_catalog.pg_get_userbyid(d.datdba) as \"Owner\",\n       pg_catalog.pg_encoding_to_char(d.encoding) as \"Encoding\",\n       d.datcollate as \"Collate\",\n       d.datctype as \"Ctype\",\n       pg_catalog.array_to_string(d.datacl, E'\\n') AS \"Access privileges\"\nFROM pg_catalog.pg_database d\nORDER BY 1;",
+        "BEGIN;",
+        "UPDATE pgbench_accounts SET abalance = abalance + -4321 WHERE aid = 55;",
+        "UPDATE pgbench_tellers SET tbalance = tbalance + $1 WHERE tid = $2",
+        "SELECT abalance FROM pgbench_accounts WHERE aid = 55;",
+        "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (1, 2, 3, 4, CURRENT_TIMESTAMP);",
+        "END;",
+        "copy pgbench_accounts from stdin with (freeze on)",
+        "vacuum analyze pgbench_branches",
+        "select o.n, p.partstrat, pg_catalog.count(i.inhparent) from pg_catalog.pg_class as c join pg_catalog.pg_namespace as n on (n.oid = c.relnamespace) cross join lateral (select pg_catalog.array_position(pg_catalog.current_schemas(true), n.nspname)) as o(n) left join pg_catalog.pg_partitioned_table as p on (p.partrelid = c.oid) left join pg_catalog.pg_inherits as i on (c.oid = i.inhparent) where c.relname = 'pgbench_accounts' and o.n is not null group by 1, 2 order by 1 asc limit 1",
+        "SET DateStyle=ISO",
+        "SHOW server_version",
+        "SELECT typname, oid, typarray FROM pg_type WHERE typname = ANY($1::text[])",
+        "BEGIN ISOLATION LEVEL READ COMMITTED",
+        "DISCARD ALL",
+    ];
+    for sql in pg {
+        assert_eq!(denied_by(&rules, sql, Dialect::PostgreSql), None, "{sql}");
+    }
+    let mysql = [
+        "select @@version_comment limit 1",
+        "SHOW DATABASES",
+        "SET NAMES utf8mb4",
+        "SET @@session.autocommit = OFF",
+        "SHOW FULL TABLES FROM `test` LIKE 'x'",
+        "START TRANSACTION",
+        "UPDATE sbtest1 SET k=k+1 WHERE id=5003",
+        "DELETE FROM sbtest1 WHERE id=5003",
+        "SELECT c FROM sbtest1 WHERE id BETWEEN 1 AND 100 ORDER BY c",
+        "COMMIT",
+    ];
+    for sql in mysql {
+        assert_eq!(denied_by(&rules, sql, Dialect::MySql), None, "{sql}");
+    }
 }

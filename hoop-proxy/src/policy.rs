@@ -131,6 +131,13 @@ impl PolicyPipeline {
         self.sink = Some(sink);
         self
     }
+
+    /// The compiled policy, so code beside the pipeline can apply the same
+    /// detectors to other text: the agent's recorder masks the statement
+    /// texts it records with [`CellMasker::mask_text`].
+    pub fn policy(&self) -> &CompiledPolicy {
+        &self.policy
+    }
 }
 
 impl Pipeline for PolicyPipeline {
