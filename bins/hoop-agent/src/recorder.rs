@@ -3,6 +3,13 @@
 //! errors and refusals; masked counts at the end) and reports them to the
 //! gateway in `EVENTS` frames. Result values are never recorded.
 //!
+//! Statement texts are recorded as [`AuditText`] makes them: credential
+//! literals (`ALTER USER ... PASSWORD '...'`, `IDENTIFIED BY '...'`, a
+//! dblink connection string's password) replaced, and, when the connection
+//! has a masking policy, the values its detectors find masked as the
+//! session's output would be (`WHERE email = 'alice@example.com'` is
+//! recorded with the address redacted).
+//!
 //! ```text
 //!  driver --Event--> Recorder --Event--> policy hook (masking, guardrails)
 //!                       | statement / done / error / refusal
@@ -10,10 +17,12 @@
 //!                 batch (<= BATCH events) --EVENTS frame--> gateway --> store
 //! ```
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use hoop_masking::{CellMasker, Dialect, redact_credentials};
 use hoop_proxy::pipeline::{
     ClientAction, Interest, Pipeline, ServerAction, SessionHook, SessionInfo,
 };
@@ -165,6 +174,7 @@ impl Pipeline for RecordingPipeline {
         );
         Box::new(Recorder {
             inner: self.policy.as_ref().map(|p| p.open(session)),
+            audit: AuditText::new(session, self.policy.as_ref()),
             sink: self.sink.clone(),
             current: None,
             prepared: HashMap::new(),
@@ -180,21 +190,96 @@ struct Statement {
 
 struct Recorder {
     inner: Option<Box<dyn SessionHook>>,
+    audit: AuditText,
     sink: EventSink,
     current: Option<Statement>,
-    /// Prepared statement texts by name, so executions name their SQL.
+    /// Prepared statement texts by name, as recorded, so executions name
+    /// their SQL.
     prepared: HashMap<String, String>,
 }
 
-fn clip(text: &str) -> Value {
-    if text.len() <= MAX_STATEMENT {
-        return json!(text);
+/// Text read past [`MAX_STATEMENT`] before clipping, so a value the clip
+/// cuts is still seen whole by the detectors (emails are at most 254
+/// bytes); the last this many bytes of what was read are then dropped, so
+/// a value cut at the end of the read text, which the detectors may have
+/// missed, is never recorded.
+const READ_AHEAD: usize = 512;
+
+/// What every statement text goes through before it is recorded: credential
+/// literals replaced (always), then the connection's detectors (when it has
+/// a policy), then clipped to [`MAX_STATEMENT`].
+///
+/// Cost per statement: one pass over the text for the credential words
+/// (`pass`, `iden`, ...) and, with a policy, the detectors' prefilter, the
+/// cell hot path's; a statement with neither is copied once, as before.
+struct AuditText {
+    dialect: Dialect,
+    /// The connection's detectors; its counts are never reported (the
+    /// session's counts are of its results).
+    masker: Option<CellMasker>,
+}
+
+impl AuditText {
+    fn new(session: &SessionInfo, policy: Option<&PolicyPipeline>) -> Self {
+        let dialect = match session.protocol {
+            "postgres" => Dialect::PostgreSql,
+            "mysql" => Dialect::MySql,
+            _ => Dialect::Generic,
+        };
+        Self {
+            dialect,
+            masker: policy.map(|p| p.policy().masker()),
+        }
     }
-    let mut end = MAX_STATEMENT;
+
+    /// The statement text as recorded.
+    fn statement(&mut self, text: &str) -> String {
+        let read = prefix(text, MAX_STATEMENT + READ_AHEAD);
+        let cut = read.len() < text.len();
+        let redacted = redact_credentials(read, self.dialect);
+        let masked = self.mask(redacted);
+        let keep = if cut {
+            masked.len().saturating_sub(READ_AHEAD).min(MAX_STATEMENT)
+        } else {
+            MAX_STATEMENT
+        };
+        if !cut && masked.len() <= keep {
+            return masked.into_owned();
+        }
+        format!("{}...", prefix(&masked, keep))
+    }
+
+    /// A server error's message as recorded: the detectors apply (a
+    /// unique-violation detail quotes the duplicate value).
+    fn message(&mut self, message: &str) -> String {
+        self.mask(Cow::Borrowed(message)).into_owned()
+    }
+
+    fn mask<'t>(&mut self, text: Cow<'t, str>) -> Cow<'t, str> {
+        match self.masker.as_mut() {
+            Some(masker) => {
+                if let Cow::Owned(masked) = masker.mask_text(&text) {
+                    Cow::Owned(masked)
+                } else {
+                    text
+                }
+            }
+            None => text,
+        }
+    }
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a
+/// character boundary.
+fn prefix(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    json!(format!("{}...", &text[..end]))
+    &text[..end]
 }
 
 /// Bounds the prepared-statement map: a client preparing endless unique
@@ -216,36 +301,35 @@ impl SessionHook for Recorder {
     }
 
     fn client_event(&mut self, event: &Event) -> ClientAction {
+        // The text as it will be recorded; a prepared text is cleaned once,
+        // when it is prepared, not at every execution.
         let text = match event {
-            Event::Query { text } => Some(text.clone()),
-            Event::Prepare { name, text } => {
-                if self.prepared.len() >= MAX_PREPARED {
-                    self.prepared.clear();
-                }
-                self.prepared.insert(name.clone(), text.clone());
-                None
-            }
+            Event::Query { text } | Event::Prepare { text, .. } => Some(self.audit.statement(text)),
             Event::Execute { name, .. } => {
                 Some(self.prepared.get(name).cloned().unwrap_or_default())
             }
             _ => None,
         };
+        if let (Event::Prepare { name, .. }, Some(text)) = (event, &text) {
+            if self.prepared.len() >= MAX_PREPARED {
+                self.prepared.clear();
+            }
+            self.prepared.insert(name.clone(), text.clone());
+        }
         let action = self
             .inner
             .as_mut()
             .map_or(ClientAction::Forward, |inner| inner.client_event(event));
         if let ClientAction::Refuse(refusal) = &action {
-            let text = match event {
-                Event::Query { text } | Event::Prepare { text, .. } => text.clone(),
-                _ => text.clone().unwrap_or_default(),
-            };
             self.sink.push(
-                json!({"type": "statement", "time": now_ms(), "statement": clip(&text), "refused": true, "rule": refusal.message, "duration_ms": 0, "rows": 0}),
+                json!({"type": "statement", "time": now_ms(), "statement": text.unwrap_or_default(), "refused": true, "rule": refusal.message, "duration_ms": 0, "rows": 0}),
                 false,
             );
             return action;
         }
-        if let Some(text) = text {
+        if let Some(text) = text
+            && !matches!(event, Event::Prepare { .. })
+        {
             self.current = Some(Statement {
                 text,
                 time: now_ms(),
@@ -263,7 +347,7 @@ impl SessionHook for Recorder {
                         json!({
                             "type": "statement",
                             "time": statement.time,
-                            "statement": clip(&statement.text),
+                            "statement": statement.text,
                             "tag": tag,
                             "rows": rows,
                             "duration_ms": statement.started.elapsed().as_secs_f64() * 1000.0,
@@ -279,8 +363,9 @@ impl SessionHook for Recorder {
                     .as_ref()
                     .map(|s| s.text.as_str())
                     .unwrap_or_default();
+                let message = self.audit.message(message);
                 self.sink.push(
-                    json!({"type": "error", "time": now_ms(), "statement": clip(text), "code": code, "message": message}),
+                    json!({"type": "error", "time": now_ms(), "statement": text, "code": code, "message": message}),
                     false,
                 );
             }
@@ -297,5 +382,165 @@ impl SessionHook for Recorder {
         }
         self.sink
             .push(json!({"type": "end", "time": now_ms()}), true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    /// A sink whose batches land in a channel, and what reached it.
+    fn sink() -> (EventSink, impl FnMut() -> String) {
+        let (tx, mut rx) = mpsc::channel(64);
+        let sink = EventSink::new("s", EventRoute::InPlace(tx));
+        let drain = move || {
+            let mut events = Vec::new();
+            while let Ok(batch) = rx.try_recv() {
+                events.extend(batch.events);
+            }
+            serde_json::to_string(&events).unwrap()
+        };
+        (sink, drain)
+    }
+
+    fn session(protocol: &'static str) -> SessionInfo {
+        SessionInfo {
+            protocol,
+            peer: "127.0.0.1:1".parse().unwrap(),
+            user: "alice".to_owned(),
+            database: None,
+        }
+    }
+
+    fn query(hook: &mut dyn SessionHook, text: &str) -> ClientAction {
+        hook.client_event(&Event::Query {
+            text: text.to_owned(),
+        })
+    }
+
+    fn done(hook: &mut dyn SessionHook) {
+        hook.server_event(&mut Event::Done {
+            tag: "OK".to_owned(),
+            rows: None,
+        });
+    }
+
+    /// Every path a statement's text takes into the record: a query, a
+    /// prepared statement and its executions, a refused statement, a
+    /// statement that failed and the server's error message.
+    #[test]
+    fn passwords_and_detected_values_never_reach_the_record() {
+        let (sink, mut drain) = sink();
+        let policy = PolicyPipeline::from_json(
+            r#"{"guardrails": {"input": [{"type": "deny_words_list", "name": "no-bluebird", "words": ["bluebird"]}]}}"#,
+        )
+        .unwrap();
+        let pipeline = RecordingPipeline::new(Some(policy), sink);
+        let mut hook = pipeline.open(&session("postgres"));
+        let hook = hook.as_mut();
+
+        assert_eq!(
+            query(hook, "ALTER USER bob PASSWORD 'hunter2'"),
+            ClientAction::Forward
+        );
+        done(hook);
+        query(
+            hook,
+            "SELECT id FROM users WHERE email = 'alice@example.com'",
+        );
+        done(hook);
+        hook.client_event(&Event::Prepare {
+            name: "s1".to_owned(),
+            text: "CREATE USER MAPPING FOR bob SERVER s OPTIONS (password 'hunter2')".to_owned(),
+        });
+        for _ in 0..2 {
+            hook.client_event(&Event::Execute {
+                name: "s1".to_owned(),
+                params: vec![Some(Bytes::from_static(b"1"))],
+            });
+            done(hook);
+        }
+        let refused = query(
+            hook,
+            "ALTER USER bluebird PASSWORD 'hunter2' -- alice@example.com",
+        );
+        assert!(matches!(refused, ClientAction::Refuse(_)));
+        query(
+            hook,
+            "INSERT INTO users (email) VALUES ('alice@example.com')",
+        );
+        hook.server_event(&mut Event::Error {
+            code: "23505".to_owned(),
+            message: "duplicate key value: Key (email)=(alice@example.com) already exists"
+                .to_owned(),
+        });
+        hook.closed();
+
+        let recorded = drain();
+        assert!(!recorded.contains("hunter2"), "{recorded}");
+        assert!(!recorded.contains("alice@example.com"), "{recorded}");
+        assert_eq!(
+            recorded.matches("[REDACTED:PASSWORD]").count(),
+            4,
+            "{recorded}"
+        );
+        assert_eq!(
+            recorded.matches("[REDACTED:EMAIL_ADDRESS]").count(),
+            4,
+            "{recorded}"
+        );
+        assert!(recorded.contains("ALTER USER bob PASSWORD '[REDACTED:PASSWORD]'"));
+        assert!(recorded.contains(r#""refused":true"#));
+        // Masking the record is not masking output: the session's counts
+        // stay those of its results.
+        assert!(recorded.contains(r#""masked":{}"#), "{recorded}");
+    }
+
+    /// Without a policy only credentials are replaced: the detectors are the
+    /// connection's, and it has none.
+    #[test]
+    fn without_a_policy_only_credentials_are_replaced() {
+        let (sink, mut drain) = sink();
+        let pipeline = RecordingPipeline::new(None, sink);
+        let mut hook = pipeline.open(&session("mysql"));
+        query(hook.as_mut(), r"SET PASSWORD FOR 'bob'@'%' = 'hun\'ter2'");
+        done(hook.as_mut());
+        query(hook.as_mut(), "SELECT 'alice@example.com'");
+        done(hook.as_mut());
+        hook.closed();
+        let recorded = drain();
+        assert!(!recorded.contains("hun"), "{recorded}");
+        assert!(recorded.contains("SET PASSWORD FOR 'bob'@'%' = '[REDACTED:PASSWORD]'"));
+        assert!(recorded.contains("alice@example.com"));
+    }
+
+    /// A long statement is clipped after it is cleaned, and a value the
+    /// clip or the read-ahead cuts is never recorded in part.
+    #[test]
+    fn long_statements_are_cleaned_then_clipped() {
+        let mut audit = AuditText {
+            dialect: Dialect::PostgreSql,
+            masker: Some(hoop_masking::CompiledPolicy::default().masker()),
+        };
+        let email = "alice.liddell@example.com";
+        for pad in [0, 1, 7, 20, 500, 520, 4000] {
+            let filler = "x".repeat(MAX_STATEMENT - email.len() / 2 + pad);
+            let text = format!(
+                "SELECT '{filler} {email} ' FROM t WHERE a = '{}' AND b = '{email}'",
+                "y".repeat(pad * 3)
+            );
+            let recorded = audit.statement(&text);
+            assert!(recorded.len() <= MAX_STATEMENT + 3, "{pad}");
+            assert!(recorded.ends_with("..."), "{pad}");
+            assert!(!recorded.contains("alice"), "{pad}: {recorded}");
+        }
+        let secret = format!(
+            "ALTER USER bob PASSWORD '{}hunter2'",
+            "z".repeat(MAX_STATEMENT)
+        );
+        let recorded = audit.statement(&secret);
+        assert!(!recorded.contains('z') && !recorded.contains("hunter2"));
     }
 }
