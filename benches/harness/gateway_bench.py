@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
-"""Sessions through the gateway: bare relay vs. the gateway's PostgreSQL
-listener vs. `hoop connect`, in one run.
+"""Sessions through the gateway: bare relay vs. the gateway's native
+listeners vs. `hoop connect`, in one run.
 
 Uses the machine's PostgreSQL (127.0.0.1:5432, trust, user postgres) and
 MariaDB (127.0.0.1:3306, root, no password). Starts, all release builds:
 
   - the bare relay (benches/src/bin/bare_relay.rs: copy_bidirectional, parses
-    nothing) in front of each server;
-  - `hoop up` (gateway + embedded agent: the agent runs the protocol driver
+    nothing) in front of each server, and two of them chained (the floor for
+    `hoop connect`, which is two hops by design: a local port, then the
+    gateway);
+  - hoop's standalone proxy example (examples/pg_proxy.rs, mysql_proxy.rs)
+    with the same policy the gateway derives from `redact_enabled: true`,
+    and no recording: the gateway path minus audit and access checks;
+  - `hoop up` (gateway + embedded agent, served in place: the driver runs
     with audit recording and the default masking policy, i.e.
     `redact_enabled: true` with the default entity set);
   - `hoop connect` for each connection (a local port tunnelled to the
@@ -15,15 +20,24 @@ MariaDB (127.0.0.1:3306, root, no password). Starts, all release builds:
 
 Then interleaves repetitions of pgbench -S (-M simple) and sysbench
 oltp_point_select through each path and prints median tps, the ratio to the
-relay, and hoop's CPU time per transaction (utime+stime of the `hoop up` and
-`hoop connect` processes from /proc).
+relay, and the proxies' CPU time per transaction (utime+stime of the
+processes on the path, from /proc).
 
 Paths:
-  pg relay    pgbench -> bare_relay -> PostgreSQL
-  pg native   pgbench -> gateway listener -> link -> agent driver -> PostgreSQL
-  pg connect  pgbench -> hoop connect -> gateway (upgrade) -> link -> agent driver -> PostgreSQL
-  my relay    sysbench -> bare_relay -> MariaDB
-  my connect  sysbench -> hoop connect -> gateway -> link -> agent driver -> MariaDB
+  pg relay      pgbench -> bare_relay -> PostgreSQL
+  pg relay x2   pgbench -> bare_relay -> bare_relay -> PostgreSQL
+  pg policy     pgbench -> pg_proxy --policy (no audit) -> PostgreSQL
+  pg native     pgbench -> gateway listener: checks, driver, policy, audit -> PostgreSQL
+  pg connect    pgbench -> hoop connect -> gateway (upgrade): driver, policy, audit -> PostgreSQL
+  my ...        the same with sysbench and MariaDB
+
+"pg native" against "pg policy" is what recording (and the session's
+checks, once per connection) costs; "pg connect" against "pg relay x2" is
+the tunnel against the same number of hops.
+
+sysbench reaches the MySQL listener with LIBMYSQL_PLUGINS=mysql_clear_password:
+libmariadb loads that plugin lazily without a lock, and threads connecting at
+once can fail with "already loaded"; preloading it avoids the race.
 
 Usage (from the workspace root, on a quiet machine):
     python3 benches/harness/gateway_bench.py [--duration 10] [--reps 3] [--clients 1,8]
@@ -43,6 +57,9 @@ import urllib.request
 
 from proxy_bench import cpu_seconds, free_port, wait_port
 
+# The policy the gateway derives from `redact_enabled: true` with no types.
+POLICY = {"masking": {}, "guardrails": {"input": [], "output": []}}
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 TOKEN = "gateway-bench-admin-token"
@@ -57,7 +74,7 @@ data_dir = None
 
 
 def spawn(name, args, env=None):
-    p = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+    p = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, text=True)
     started.append((name, p))
     return p
@@ -100,11 +117,12 @@ def pgbench(port, user, password, clients, duration):
     raise SystemExit(out)
 
 
-def sysbench(port, clients, duration):
+def sysbench(port, clients, duration, user=MY_USER, password=MY_PASS):
+    env = {**os.environ, "LIBMYSQL_PLUGINS": "mysql_clear_password"}
     out = subprocess.run(["sysbench", "oltp_point_select", "--mysql-host=127.0.0.1", f"--mysql-port={port}",
-                          f"--mysql-user={MY_USER}", f"--mysql-password={MY_PASS}", f"--mysql-db={MY_DB}",
+                          f"--mysql-user={user}", f"--mysql-password={password}", f"--mysql-db={MY_DB}",
                           "--mysql-ssl=off", "--tables=1", "--table-size=10000", f"--threads={clients}",
-                          f"--time={duration}", "run"], check=True, capture_output=True, text=True).stdout
+                          f"--time={duration}", "run"], env=env, check=True, capture_output=True, text=True).stdout
     for line in out.splitlines():
         if "transactions:" in line:
             return float(line.split("(")[1].split()[0])
@@ -139,46 +157,77 @@ def main():
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "hoop", "-p", "hoop-benches",
                         "--bin", "hoop", "--bin", "bare_relay"], cwd=ROOT, check=True)
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "hoop-examples",
+                        "--example", "pg_proxy", "--example", "mysql_proxy"], cwd=ROOT, check=True)
     hoop = os.path.join(TARGET, "release", "hoop")
     relay = os.path.join(TARGET, "release", "bare_relay")
+    example = lambda name: os.path.join(TARGET, "release", "examples", name)
     try:
         prepare_databases(args.scale)
-        pg_relay, my_relay = free_port(), free_port()
-        spawn("pg relay", [relay, f"127.0.0.1:{pg_relay}", "127.0.0.1:5432"])
-        spawn("my relay", [relay, f"127.0.0.1:{my_relay}", "127.0.0.1:3306"])
+        policy = os.path.join(tempfile.mkdtemp(prefix="hoop-gateway-bench-policy-"), "policy.json")
+        with open(policy, "w") as f:
+            json.dump(POLICY, f)
+        ports = {}
+        for db, upstream in [("pg", 5432), ("my", 3306)]:
+            ports[db + " relay"], middle, ports[db + " relay x2"] = free_port(), free_port(), free_port()
+            spawn(db + " relay", [relay, f"127.0.0.1:{ports[db + ' relay']}", f"127.0.0.1:{upstream}"])
+            spawn(db + " relay x2", [relay, f"127.0.0.1:{middle}", f"127.0.0.1:{upstream}"])
+            spawn(db + " relay x2", [relay, f"127.0.0.1:{ports[db + ' relay x2']}", f"127.0.0.1:{middle}"])
+        for db, name, upstream, user, password, database in [
+                ("pg", "pg_proxy", 5432, "postgres", "x", PG_DB),
+                ("my", "mysql_proxy", 3306, MY_USER, MY_PASS, MY_DB)]:
+            ports[db + " policy"] = free_port()
+            spawn(db + " policy", [example(name), "--listen", f"127.0.0.1:{ports[db + ' policy']}",
+                                   "--policy", policy],
+                  env={"HOST": "127.0.0.1", "PORT": str(upstream), "USER": user, "PASS": password,
+                       "DB": database, "SSLMODE": "disable", "RUST_LOG": "warn"})
         data_dir = tempfile.mkdtemp(prefix="hoop-gateway-bench-")
-        api_port, agent_port, native_port = free_port(), free_port(), free_port()
+        api_port, agent_port = free_port(), free_port()
+        ports["pg native"], ports["my native"] = free_port(), free_port()
         up = spawn("hoop up", [hoop, "up", "--data-dir", data_dir, "--api-listen", f"127.0.0.1:{api_port}",
                                 "--agent-listen", f"127.0.0.1:{agent_port}",
-                                "--postgres-listen", f"127.0.0.1:{native_port}"],
+                                "--postgres-listen", f"127.0.0.1:{ports['pg native']}",
+                                "--mysql-listen", f"127.0.0.1:{ports['my native']}"],
                    env={"HOOP_ADMIN_TOKEN": TOKEN, "RUST_LOG": "warn"})
         wait_port(api_port)
-        wait_port(native_port)
         for name, subtype, port, user, password, db in [
                 ("pgbench", "postgres", 5432, "postgres", "x", PG_DB),
                 ("sysbench", "mysql", 3306, MY_USER, MY_PASS, MY_DB)]:
             api(api_port, "POST", "/api/connections", {
                 "name": name, "type": "database", "subtype": subtype, "agent_id": "default",
                 "redact_enabled": True,
+                # Plain text to the server, as the relays and the proxy examples.
                 "secret": {"envvar:HOST": b64("127.0.0.1"), "envvar:PORT": b64(str(port)),
-                           "envvar:USER": b64(user), "envvar:PASS": b64(password), "envvar:DB": b64(db)}})
+                           "envvar:USER": b64(user), "envvar:PASS": b64(password), "envvar:DB": b64(db),
+                           "envvar:SSLMODE": b64("disable")}})
         deadline = time.time() + 30
         while any(c["status"] != "online" for c in api(api_port, "GET", "/api/connections")):
             if time.time() > deadline:
                 raise SystemExit("connections never came online")
             time.sleep(0.2)
         env = {"HOOP_API_URL": f"http://127.0.0.1:{api_port}", "HOOP_TOKEN": TOKEN}
-        pg_connect, my_connect = free_port(), free_port()
-        c1 = spawn("connect pg", [hoop, "connect", "pgbench", "-p", str(pg_connect)], env=env)
-        c2 = spawn("connect my", [hoop, "connect", "sysbench", "-p", str(my_connect)], env=env)
-        wait_port(pg_connect)
-        wait_port(my_connect)
+        ports["pg connect"], ports["my connect"] = free_port(), free_port()
+        spawn("pg connect", [hoop, "connect", "pgbench", "-p", str(ports["pg connect"])], env=env)
+        spawn("my connect", [hoop, "connect", "sysbench", "-p", str(ports["my connect"])], env=env)
+        for port in ports.values():
+            wait_port(port)
+        procs = lambda *names: [p for n, p in started if n in names]
         paths = [
-            ("pg relay", lambda c: pgbench(pg_relay, "postgres", "x", c, args.duration), []),
-            ("pg native", lambda c: pgbench(native_port, "pgbench", TOKEN, c, args.duration), [up]),
-            ("pg connect", lambda c: pgbench(pg_connect, "noop", "", c, args.duration), [up, c1]),
-            ("my relay", lambda c: sysbench(my_relay, c, args.duration), []),
-            ("my connect", lambda c: sysbench(my_connect, c, args.duration), [up, c2]),
+            ("pg relay", lambda c: pgbench(ports["pg relay"], "postgres", "x", c, args.duration),
+             procs("pg relay")),
+            ("pg relay x2", lambda c: pgbench(ports["pg relay x2"], "postgres", "x", c, args.duration),
+             procs("pg relay x2")),
+            ("pg policy", lambda c: pgbench(ports["pg policy"], "postgres", "x", c, args.duration),
+             procs("pg policy")),
+            ("pg native", lambda c: pgbench(ports["pg native"], "pgbench", TOKEN, c, args.duration), [up]),
+            ("pg connect", lambda c: pgbench(ports["pg connect"], "noop", "", c, args.duration),
+             [up] + procs("pg connect")),
+            ("my relay", lambda c: sysbench(ports["my relay"], c, args.duration), procs("my relay")),
+            ("my relay x2", lambda c: sysbench(ports["my relay x2"], c, args.duration), procs("my relay x2")),
+            ("my policy", lambda c: sysbench(ports["my policy"], c, args.duration), procs("my policy")),
+            ("my native", lambda c: sysbench(ports["my native"], c, args.duration, "sysbench", TOKEN), [up]),
+            ("my connect", lambda c: sysbench(ports["my connect"], c, args.duration),
+             [up] + procs("my connect")),
         ]
         results = {}
         for rep in range(args.reps):
@@ -190,12 +239,12 @@ def main():
                     results.setdefault((name, clients), []).append((tps, cpu / max(tps * args.duration, 1)))
                     print(f"rep {rep + 1} {name:10} c={clients}: {tps:9.0f} tps", flush=True)
         print()
-        print(f"{'path':12} {'clients':>7} {'tps (median)':>13} {'vs relay':>9} {'hoop CPU us/tx':>15}")
+        print(f"{'path':12} {'clients':>7} {'tps (median)':>13} {'vs relay':>9} {'proxy CPU us/tx':>16}")
         for (name, clients), runs in sorted(results.items(), key=lambda kv: (kv[0][0][:2], kv[0][1], kv[0][0])):
             tps = statistics.median(t for t, _ in runs)
             relay_tps = statistics.median(t for t, _ in results[(name[:2] + " relay", clients)])
             cpu = statistics.median(c for _, c in runs) * 1e6
-            print(f"{name:12} {clients:7} {tps:13.0f} {tps / relay_tps:9.2f} {cpu:15.1f}")
+            print(f"{name:12} {clients:7} {tps:13.0f} {tps / relay_tps:9.2f} {cpu:16.1f}")
         sessions = api(api_port, "GET", "/api/sessions?status=done")
         print(f"\nrecorded sessions (done): {len(sessions)}")
     finally:

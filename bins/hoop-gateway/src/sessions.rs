@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::api::ConnectionInput;
 use crate::api::{AppState, Caller};
-use crate::store::{SessionRecord, Store, UserRecord, now_ms};
+use crate::store::{EventBatch, SessionRecord, Store, UserRecord, now_ms};
 
 /// How long the gateway keeps a stream whose client left, for the agent to
 /// finish the session and send its last audit events.
@@ -436,6 +436,9 @@ pub fn policy_json(
 /// batches are dropped (and logged) rather than slowing any link.
 const EVENT_QUEUE: usize = 1024;
 
+/// Most queued batches written in one transaction.
+const WRITE_BATCHES: usize = 64;
+
 /// Writes agents' session events to the store, off the link's path.
 #[derive(Debug, Clone)]
 pub struct EventWriter {
@@ -447,16 +450,25 @@ impl EventWriter {
     pub fn spawn(store: Store) -> (Self, tokio::task::JoinHandle<()>) {
         let (queue, mut batches) = mpsc::channel::<SessionEvents>(EVENT_QUEUE);
         let task = tokio::spawn(async move {
-            while let Some(batch) = batches.recv().await {
-                if batch.dropped > 0 {
-                    tracing::warn!(session = %batch.session_id, dropped = batch.dropped, "the agent dropped audit events");
-                }
-                let events: Vec<String> = batch.events.iter().map(Value::to_string).collect();
-                if let Err(error) = store
-                    .append_session_events(&batch.session_id, batch.first_seq, &events)
-                    .await
-                {
-                    tracing::error!(session = %batch.session_id, %error, "could not store session events");
+            // What queued while the previous write ran goes in one
+            // transaction: under load, commits stay few.
+            let mut received = Vec::with_capacity(WRITE_BATCHES);
+            while batches.recv_many(&mut received, WRITE_BATCHES).await > 0 {
+                let rows: Vec<EventBatch> = received
+                    .drain(..)
+                    .map(|batch| {
+                        if batch.dropped > 0 {
+                            tracing::warn!(session = %batch.session_id, dropped = batch.dropped, "the agent dropped audit events");
+                        }
+                        EventBatch {
+                            events: batch.events.iter().map(Value::to_string).collect(),
+                            session_id: batch.session_id,
+                            first_seq: batch.first_seq,
+                        }
+                    })
+                    .collect();
+                if let Err(error) = store.append_session_events(&rows).await {
+                    tracing::error!(batches = rows.len(), %error, "could not store session events");
                 }
             }
         });

@@ -278,10 +278,12 @@ async fn sysbench_point_select(in_place: bool) {
         .args(&common)
         .arg(format!("--mysql-host={}", addr.ip()))
         .arg(format!("--mysql-port={}", addr.port()))
-        // One thread: libmariadb loads mysql_clear_password on first use
-        // without a lock, and two threads switching at once can fail with
-        // "plugin ... is already loaded" (a client-side race).
-        .args(["--mysql-user=my", "--threads=1", "--events=500", "--time=0"])
+        // libmariadb loads mysql_clear_password on first use without a
+        // lock, and threads switching to it at once can fail with "plugin
+        // ... is already loaded" (a client-side race); preloading it, as
+        // the README tells libmariadb users, avoids that.
+        .env("LIBMYSQL_PLUGINS", "mysql_clear_password")
+        .args(["--mysql-user=my", "--threads=4", "--events=500", "--time=0"])
         .arg(format!("--mysql-password={}", setup.token))
         .arg("run")
         .kill_on_drop(true)
@@ -298,7 +300,7 @@ async fn sysbench_point_select(in_place: bool) {
         stdout.contains("ignored errors:                      0"),
         "{stdout}"
     );
-    let sessions = setup.ended_sessions("my", 1).await;
+    let sessions = setup.ended_sessions("my", 4).await;
     assert!(sessions.iter().all(|s| s.status == "done"), "{sessions:?}");
     setup.stop().await;
 }

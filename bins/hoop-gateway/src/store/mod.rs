@@ -23,7 +23,7 @@ pub use records::{
     ResourceRecord, TokenRecord, UserRecord,
 };
 pub(crate) use sessions::now_ms;
-pub use sessions::{SessionFilter, SessionRecord};
+pub use sessions::{EventBatch, SessionFilter, SessionRecord};
 
 /// A value bound to or read from a statement.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -193,34 +193,30 @@ impl Store {
         rows.iter().map(SessionRecord::from_row).collect()
     }
 
-    /// Appends a batch of events (JSON objects, each on one line as
-    /// serde_json writes them) to a session's stream, numbered from
-    /// `first_seq`. The batch is one row: a busy session records thousands
-    /// of statements a second, and one insert per statement would cost the
-    /// store more than the statements cost the proxy.
+    /// Appends batches of events to sessions' streams, in one transaction.
+    /// A batch is one row: a busy session records thousands of statements
+    /// a second, and one insert per statement would cost the store more
+    /// than the statements cost the proxy.
     ///
     /// # Errors
     ///
-    /// Any backend error.
-    pub async fn append_session_events(
-        &self,
-        session_id: &str,
-        first_seq: i64,
-        events: &[String],
-    ) -> Result<(), StoreError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        self.execute(
-            "INSERT INTO session_event_batches (session_id, first_seq, events) VALUES ($1, $2, $3)",
-            vec![
-                session_id.into(),
-                first_seq.into(),
-                events.join("\n").into(),
-            ],
-        )
-        .await
-        .map(drop)
+    /// Any backend error; then none of the batches is stored.
+    pub async fn append_session_events(&self, batches: &[EventBatch]) -> Result<(), StoreError> {
+        let statements = batches
+            .iter()
+            .filter(|batch| !batch.events.is_empty())
+            .map(|batch| {
+                super::Statement::new(
+                    "INSERT INTO session_event_batches (session_id, first_seq, events) VALUES ($1, $2, $3)",
+                    vec![
+                        batch.session_id.as_str().into(),
+                        batch.first_seq.into(),
+                        batch.events.join("\n").into(),
+                    ],
+                )
+            })
+            .collect();
+        self.transaction(statements).await.map(drop)
     }
 
     /// A session's events (JSON objects), in order.
@@ -241,6 +237,17 @@ impl Store {
         }
         Ok(events)
     }
+}
+
+/// Consecutive events of one session, as the agent sent them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventBatch {
+    /// The session.
+    pub session_id: String,
+    /// The sequence number of the first event.
+    pub first_seq: i64,
+    /// The events, JSON objects as serde_json writes them (one line each).
+    pub events: Vec<String>,
 }
 
 const SELECT_ONE: &str = concat!(
