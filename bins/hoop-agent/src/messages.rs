@@ -120,15 +120,16 @@ pub struct SessionEnd {
 }
 
 /// Agent to gateway: a batch of one session's audit events.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionEvents {
     /// The session.
     pub session_id: String,
     /// The sequence number of the first event.
     pub first_seq: i64,
     /// Events (JSON objects with `type`, `time`, `seq`, ...); never result
-    /// values.
-    pub events: Vec<serde_json::Value>,
+    /// values. Raw, so the gateway stores them as they came without
+    /// parsing each into a tree and writing it out again.
+    pub events: Vec<Box<serde_json::value::RawValue>>,
     /// Events this session lost so far because the link was congested.
     #[serde(default)]
     pub dropped: u64,

@@ -28,7 +28,8 @@ use hoop_proxy::pipeline::{
 };
 use hoop_proxy::policy::{PolicyPipeline, SessionCounts};
 use hoop_wire::event::Event;
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use crate::frame::{Frame, FrameKind};
@@ -51,6 +52,63 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// One recorded event, as stored and served by `GET /api/sessions/{id}/events`.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum AuditEvent<'a> {
+    /// The session reached its driver.
+    Start {
+        time: i64,
+        protocol: &'a str,
+        database: Option<&'a str>,
+    },
+    /// A statement finished, or was refused (then `rule` says by what).
+    Statement {
+        time: i64,
+        statement: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tag: Option<&'a str>,
+        rows: Option<u64>,
+        duration_ms: f64,
+        refused: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rule: Option<&'a str>,
+    },
+    /// The server answered a statement with an error.
+    Error {
+        time: i64,
+        statement: &'a str,
+        code: &'a str,
+        message: &'a str,
+    },
+    /// What the policy masked and refused in the session, by entity type
+    /// and by rule.
+    Policy {
+        time: i64,
+        masked: Counts<'a>,
+        refused: Counts<'a>,
+    },
+    /// The session ended.
+    End { time: i64 },
+}
+
+/// An event with its place in the session's stream.
+#[derive(Serialize)]
+struct Sequenced<'a> {
+    seq: i64,
+    #[serde(flatten)]
+    event: AuditEvent<'a>,
+}
+
+/// Counts by name, as a JSON object.
+struct Counts<'a>(&'a [(String, u64)]);
+
+impl Serialize for Counts<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.0.iter().map(|(name, count)| (name, count)))
+    }
 }
 
 /// Where a session's event batches go.
@@ -76,7 +134,7 @@ pub(crate) struct EventSink {
 
 #[derive(Default)]
 struct SinkState {
-    batch: Vec<Value>,
+    batch: Vec<Box<RawValue>>,
     next_seq: i64,
     first_in_batch: i64,
     oldest: Option<Instant>,
@@ -92,9 +150,17 @@ impl EventSink {
         }
     }
 
-    fn push(&self, mut event: Value, flush: bool) {
+    /// Numbers `event` and adds it to the batch; serialised here, once,
+    /// since the gateway stores the JSON as it arrives.
+    fn push(&self, event: AuditEvent<'_>, flush: bool) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        event["seq"] = json!(state.next_seq);
+        let Ok(event) = serde_json::value::to_raw_value(&Sequenced {
+            seq: state.next_seq,
+            event,
+        }) else {
+            state.dropped += 1;
+            return;
+        };
         if state.batch.is_empty() {
             state.first_in_batch = state.next_seq;
             state.oldest = Some(Instant::now());
@@ -152,15 +218,18 @@ impl RecordingPipeline {
     pub(crate) fn new(policy: Option<PolicyPipeline>, sink: EventSink) -> Self {
         let policy = policy.map(|p| {
             let sink = sink.clone();
-            p.on_session_end(Arc::new(move |_info: &SessionInfo, counts: &SessionCounts| {
-                let pairs = |list: &[(String, u64)]| -> Value {
-                    list.iter().map(|(k, v)| (k.clone(), json!(v))).collect()
-                };
-                sink.push(
-                    json!({"type": "policy", "time": now_ms(), "masked": pairs(&counts.masked), "refused": pairs(&counts.refused)}),
-                    false,
-                );
-            }))
+            p.on_session_end(Arc::new(
+                move |_info: &SessionInfo, counts: &SessionCounts| {
+                    sink.push(
+                        AuditEvent::Policy {
+                            time: now_ms(),
+                            masked: Counts(&counts.masked),
+                            refused: Counts(&counts.refused),
+                        },
+                        false,
+                    );
+                },
+            ))
         });
         Self { policy, sink }
     }
@@ -169,7 +238,11 @@ impl RecordingPipeline {
 impl Pipeline for RecordingPipeline {
     fn open(&self, session: &SessionInfo) -> Box<dyn SessionHook> {
         self.sink.push(
-            json!({"type": "start", "time": now_ms(), "protocol": session.protocol, "database": session.database}),
+            AuditEvent::Start {
+                time: now_ms(),
+                protocol: session.protocol,
+                database: session.database.as_deref(),
+            },
             false,
         );
         Box::new(Recorder {
@@ -322,7 +395,15 @@ impl SessionHook for Recorder {
             .map_or(ClientAction::Forward, |inner| inner.client_event(event));
         if let ClientAction::Refuse(refusal) = &action {
             self.sink.push(
-                json!({"type": "statement", "time": now_ms(), "statement": text.unwrap_or_default(), "refused": true, "rule": refusal.message, "duration_ms": 0, "rows": 0}),
+                AuditEvent::Statement {
+                    time: now_ms(),
+                    statement: text.as_deref().unwrap_or_default(),
+                    tag: None,
+                    rows: Some(0),
+                    duration_ms: 0.0,
+                    refused: true,
+                    rule: Some(&refusal.message),
+                },
                 false,
             );
             return action;
@@ -344,15 +425,15 @@ impl SessionHook for Recorder {
             Event::Done { tag, rows } => {
                 if let Some(statement) = &self.current {
                     self.sink.push(
-                        json!({
-                            "type": "statement",
-                            "time": statement.time,
-                            "statement": statement.text,
-                            "tag": tag,
-                            "rows": rows,
-                            "duration_ms": statement.started.elapsed().as_secs_f64() * 1000.0,
-                            "refused": false,
-                        }),
+                        AuditEvent::Statement {
+                            time: statement.time,
+                            statement: &statement.text,
+                            tag: Some(tag),
+                            rows: *rows,
+                            duration_ms: statement.started.elapsed().as_secs_f64() * 1000.0,
+                            refused: false,
+                            rule: None,
+                        },
                         false,
                     );
                 }
@@ -365,7 +446,12 @@ impl SessionHook for Recorder {
                     .unwrap_or_default();
                 let message = self.audit.message(message);
                 self.sink.push(
-                    json!({"type": "error", "time": now_ms(), "statement": text, "code": code, "message": message}),
+                    AuditEvent::Error {
+                        time: now_ms(),
+                        statement: text,
+                        code,
+                        message: &message,
+                    },
                     false,
                 );
             }
@@ -380,8 +466,7 @@ impl SessionHook for Recorder {
         if let Some(inner) = self.inner.as_mut() {
             inner.closed();
         }
-        self.sink
-            .push(json!({"type": "end", "time": now_ms()}), true);
+        self.sink.push(AuditEvent::End { time: now_ms() }, true);
     }
 }
 

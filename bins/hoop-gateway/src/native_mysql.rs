@@ -531,7 +531,8 @@ async fn mysql_client(mut stream: TcpStream, state: &AppState) -> Result<(), Sta
                 let (leg, driver_end) = tokio::io::duplex(IN_PLACE_BUFFER);
                 let driver = tokio::spawn(session.serve(driver_end));
                 let served =
-                    relay_in_place(stream, buffer, &login, InPlaceLeg(leg), state, &opened.id).await;
+                    relay_in_place(stream, buffer, &login, InPlaceLeg(leg), state, &opened.id)
+                        .await;
                 // The driver ends once its client side closes; its last
                 // audit events are queued by then.
                 let _ = driver.await;

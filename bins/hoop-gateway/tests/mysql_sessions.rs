@@ -252,7 +252,11 @@ async fn sysbench_point_select_runs_in_place() {
 }
 
 async fn sysbench_point_select(in_place: bool) {
-    let tag = if in_place { "sysbench_in_place" } else { "sysbench" };
+    let tag = if in_place {
+        "sysbench_in_place"
+    } else {
+        "sysbench"
+    };
     let setup = Setup::start_with(tag, in_place).await;
     setup.connection("my", json!({})).await;
     let addr = setup.gateway.mysql_addr.unwrap();

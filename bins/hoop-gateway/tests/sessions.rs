@@ -244,7 +244,10 @@ async fn psql_reaches_the_database_and_is_recorded(postgres_store: bool, route: 
         .unwrap()
         .unwrap()
         .id;
-    let mut sleeper = setup.psql("pg", &setup.token, "SELECT pg_sleep(0.5)").spawn().unwrap();
+    let mut sleeper = setup
+        .psql("pg", &setup.token, "SELECT pg_sleep(0.5)")
+        .spawn()
+        .unwrap();
     let mut most_streams = 0;
     while sleeper.try_wait().unwrap().is_none() {
         most_streams = most_streams.max(setup.gateway.state().links.open_streams(&agent_id));
