@@ -12,38 +12,8 @@
 //! SELECT dblink_connect('host=h password=x') ─► SELECT dblink_connect('host=h password=[REDACTED:PASSWORD]')
 //! ```
 //!
-//! It works on tokens, not on the grammar, so it never fails on text a parser rejects:
-//!
-//! - a word naming a credential (`PASSWORD`, `ENCRYPTED PASSWORD`, `OLD_PASSWORD`,
-//!   `MASTER_PASSWORD`, `sslpassword`, `SECRET`, any word containing `password`, `passwd`
-//!   or `secret`, and `pwd`), then optionally `=`, `(`, `:` or a function name or charset
-//!   introducer, then a literal: the literal is replaced. This covers PostgreSQL's
-//!   `[ENCRYPTED] PASSWORD '...'` (also psql's `\password`, which sends the SCRAM verifier),
-//!   `OPTIONS (password '...')` of user mappings and servers, MySQL's `SET PASSWORD [FOR u] =
-//!   '...'`, `PASSWORD('...')`, SQL Server's `WITH PASSWORD = '...'`, and, as a side effect,
-//!   `UPDATE users SET password = '...'` and `WHERE password_hash = '...'`, which are
-//!   credentials too.
-//! - `IDENTIFIED BY '...'` (also a bare word: Oracle's passwords are identifiers),
-//!   `IDENTIFIED BY PASSWORD '...'`, `IDENTIFIED WITH plugin BY|AS '...'`, MariaDB's
-//!   `IDENTIFIED VIA plugin USING '...' [OR plugin USING '...']`, and MySQL's `REPLACE
-//!   'current password'` after a replaced literal.
-//! - inside any other string literal: a `password=` (also `passwd`, `pwd`, `sslpassword`,
-//!   JSON's `"password": "..."`) value of a connection string (dblink, `CREATE SUBSCRIPTION
-//!   ... CONNECTION`), and the password of a URI's user info (`postgresql://u:pw@host`).
-//!   Dollar-quoted bodies (`DO $$ ... $$`, function bodies) are code, and are searched as
-//!   statements themselves.
-//!
-//! Quoting follows the dialect: standard strings with `''` (PostgreSQL), `E'...'` with
-//! backslash escapes, `$tag$...$tag$`, MySQL's backslash escapes and double-quoted strings,
-//! `--`, `#` (MySQL), nested `/* */` (PostgreSQL), and MySQL's executable comments
-//! (`/*! ... */`), whose contents are statements. Where a server setting could change where
-//! a credential literal ends (`standard_conforming_strings`, MySQL's `NO_BACKSLASH_ESCAPES`),
-//! the literal is replaced up to the later of the two ends: more of the text is hidden, never
-//! less.
-//!
-//! Cost: a statement without `pass`, `pwd`, `iden`, `secr` or `://` (any case) is rejected by
-//! one pass over its bytes and returned borrowed; others are lexed once (dollar-quoted bodies
-//! at most [`MAX_NESTING`] levels deep), so time is linear in the text's length.
+//! [`redact_credentials`] says what counts as a credential. The lexer here is shared with
+//! the guardrails, which scan the code of statements `sqlparser` cannot parse with it.
 
 use std::borrow::Cow;
 use std::ops::ControlFlow;
@@ -66,8 +36,46 @@ const MAX_NESTING: usize = 3;
 /// The statement text with credential literals replaced by [`REDACTED_PASSWORD`].
 ///
 /// Borrowed when nothing was replaced (the common case: one pass over the bytes, no
-/// allocation). Never panics, whatever the input; linear in its length. See the
-/// [module docs](self) for what counts as a credential.
+/// allocation). Never panics, whatever the input; linear in its length.
+///
+/// It works on tokens, not on the grammar, so it never fails on text a parser rejects:
+///
+/// - a word naming a credential (`PASSWORD`, `ENCRYPTED PASSWORD`, `OLD_PASSWORD`,
+///   `MASTER_PASSWORD`, `sslpassword`, `SECRET`, any word containing `password`, `passwd`
+///   or `secret`, and `pwd`), then optionally `=`, `(`, `:` or a function name or charset
+///   introducer, then a literal: the literal is replaced. This covers PostgreSQL's
+///   `[ENCRYPTED] PASSWORD '...'` (also psql's `\password`, which sends the SCRAM verifier),
+///   `OPTIONS (password '...')` of user mappings and servers, MySQL's `SET PASSWORD [FOR u] =
+///   '...'`, `PASSWORD('...')`, SQL Server's `WITH PASSWORD = '...'`, and, as a side effect,
+///   `UPDATE users SET password = '...'` and `WHERE password_hash = '...'`, which are
+///   credentials too.
+/// - `IDENTIFIED BY '...'` (also a bare word: Oracle's passwords are identifiers),
+///   `IDENTIFIED BY PASSWORD '...'`, `IDENTIFIED WITH plugin BY|AS '...'`, MariaDB's
+///   `IDENTIFIED VIA plugin USING '...' [OR plugin USING '...']`, and MySQL's `REPLACE
+///   'current password'` after a replaced literal.
+/// - inside any other string literal: a `password=` (also `passwd`, `pwd`, `sslpassword`,
+///   JSON's `"password": "..."`) value of a connection string (dblink, `CREATE SUBSCRIPTION
+///   ... CONNECTION`), and the password of a URI's user info (`postgresql://u:pw@host`).
+///   Dollar-quoted bodies (`DO $$ ... $$`, function bodies) are code, and are searched as
+///   statements themselves.
+///
+/// Quoting follows the dialect: standard strings with `''` (PostgreSQL), `E'...'` with
+/// backslash escapes, `$tag$...$tag$`, MySQL's backslash escapes and double-quoted strings,
+/// `--`, `#` (MySQL), nested `/* */` (PostgreSQL), and MySQL's executable comments
+/// (`/*! ... */`), whose contents are statements. Where a server setting could change where
+/// a credential literal ends (`standard_conforming_strings`, MySQL's `NO_BACKSLASH_ESCAPES`),
+/// the literal is replaced up to the later of the two ends: more of the text is hidden, never
+/// less.
+///
+/// Not recognised: a credential that only its position names (`INSERT INTO users (name,
+/// password) VALUES ('bob', 'x')`), one built by a function or another expression than `||`
+/// (`PASSWORD concat('a', 'b')` hides only `'a'`), and bind parameters (`PASSWORD $1`: the
+/// recorder does not record them).
+///
+/// Cost: a statement without `pass`, `pwd`, `iden`, `secr` or `://` (any case) is rejected by
+/// one pass over its bytes and returned borrowed (about 45 ns for a pgbench statement);
+/// others are lexed once (dollar-quoted bodies at most three levels deep), so time is linear
+/// in the text's length.
 ///
 /// # Examples
 ///
@@ -187,7 +195,8 @@ enum Expect {
     Plugin,
     /// `BY`, `AS` or `USING` after a plugin name, or MariaDB's `OR`.
     PluginClause,
-    /// After a replaced literal: MySQL's `REPLACE 'current'`, MariaDB's `OR plugin`.
+    /// After a replaced literal: MySQL's `REPLACE 'current'`, MariaDB's `OR plugin`, and
+    /// more of the same password: an adjacent literal or `|| '...'`.
     AfterSecret,
     /// `SET PASSWORD FOR user`: everything up to `=` is the user.
     SetPasswordFor,
@@ -304,6 +313,12 @@ impl Redactor<'_> {
                 Kind::Word | Kind::Str { .. } | Kind::QuotedIdent => Expect::PluginClause,
                 _ => self.idle(token),
             },
+            // The password goes on: `'a' || 'b'`, or adjacent literals ('a' 'b').
+            Expect::AfterSecret if token.kind == Kind::Punct(b'|') => expect,
+            Expect::AfterSecret if matches!(token.kind, Kind::Str { .. } | Kind::Dollar) => {
+                self.redact_secret(token, lexer);
+                expect
+            }
             Expect::PluginClause | Expect::AfterSecret => {
                 if self.is_word(token, "or") {
                     Expect::Plugin

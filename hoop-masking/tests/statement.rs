@@ -127,6 +127,11 @@ const CASES: &[Case] = &[
     ),
     case(
         PG,
+        "ALTER USER u PASSWORD 'hun' || 'ter2' VALID UNTIL 'infinity'",
+        "ALTER USER u PASSWORD '[REDACTED:PASSWORD]' || '[REDACTED:PASSWORD]' VALID UNTIL 'infinity'",
+    ),
+    case(
+        PG,
         "-- PASSWORD 'not this'\nALTER USER u PASSWORD 'hunter2'",
         "-- PASSWORD 'not this'\nALTER USER u PASSWORD '[REDACTED:PASSWORD]'",
     ),

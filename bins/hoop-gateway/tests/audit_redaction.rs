@@ -205,7 +205,7 @@ async fn passwords_and_masked_values_never_reach_the_session_record() {
             format!("ALTER ROLE {role} WITH ENCRYPTED PASSWORD '[REDACTED:PASSWORD]';"),
             format!("ALTER USER {role} PASSWORD '[REDACTED:PASSWORD]';"),
             "SELECT id FROM people WHERE email = '[REDACTED:EMAIL_ADDRESS]';".to_owned(),
-            format!("ALTER ROLE {role} PASSWORD '[REDACTED:PASSWORD]' || 'broken';"),
+            format!("ALTER ROLE {role} PASSWORD '[REDACTED:PASSWORD]' || '[REDACTED:PASSWORD]';"),
         ],
         "{events:?}"
     );
@@ -219,6 +219,7 @@ async fn passwords_and_masked_values_never_reach_the_session_record() {
     assert!(stored.contains("[REDACTED:PASSWORD]"));
     for secret in [
         "hunter2",
+        "broken",
         "MDEyMzQ1Njc4OWFiY2Rl",
         "ZmVkY2JhOTg3NjU0MzIx",
         "bo@example.com",
