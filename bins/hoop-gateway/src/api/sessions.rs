@@ -367,18 +367,48 @@ async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<Stri
     super::ok(&session_json(&find(&state, &caller, &id).await?))
 }
 
+/// Event batches read from the store per page of the events stream.
+const EVENT_PAGE: i64 = 64;
+
+/// Pages of the events stream waiting for the client; with [`EVENT_PAGE`]
+/// batches of at most 64 events each, this bounds what one request holds.
+const EVENT_PAGES_BUFFERED: usize = 2;
+
 async fn events(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult {
     let session = find(&state, &caller, &id).await?;
-    let mut body = String::new();
-    for event in state.store.session_events(&session.id).await? {
-        body.push_str(&event);
-        body.push('\n');
-    }
-    let mut response = (StatusCode::OK, body).into_response();
+    // The first page is read here, so a store failure is still an error
+    // status; the rest streams, page by page, while the client reads.
+    let first = state.store.session_event_page(&session.id, -1, EVENT_PAGE).await?;
+    let (mut sender, body) =
+        http_body_util::channel::Channel::<Bytes, std::io::Error>::new(EVENT_PAGES_BUFFERED);
+    tokio::spawn(async move {
+        let mut page = first;
+        loop {
+            let Some(&(last, _)) = page.last() else { return };
+            let full = page.len() as i64 == EVENT_PAGE;
+            let mut chunk = String::new();
+            for (_, events) in page {
+                chunk.push_str(&events);
+                chunk.push('\n');
+            }
+            if sender.send_data(Bytes::from(chunk)).await.is_err() || !full {
+                return;
+            }
+            page = match state.store.session_event_page(&session.id, last, EVENT_PAGE).await {
+                Ok(page) => page,
+                Err(error) => {
+                    tracing::error!(session = %session.id, %error, "reading session events failed");
+                    sender.abort(std::io::Error::other("the store failed"));
+                    return;
+                }
+            };
+        }
+    });
+    let mut response = (StatusCode::OK, axum::body::Body::new(body)).into_response();
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-ndjson"),

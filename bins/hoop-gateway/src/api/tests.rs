@@ -1225,7 +1225,51 @@ async fn dlp_plugin_validates_and_drives_the_session_policy(backend: Backend) {
     assert_eq!(dlp["connections"][0]["config"], json!(["PHONE_NUMBER"]));
 }
 
+/// A long session's events stream out page by page, all of them, in order.
+async fn session_events_stream_in_order_past_many_pages(backend: Backend) {
+    let gw = TestGateway::start(backend).await;
+    let store = &gw.gateway.state().store;
+    let session = crate::store::SessionRecord {
+        id: "s-long".into(),
+        user_id: None,
+        user_email: "admin@localhost".into(),
+        connection_id: None,
+        connection_name: "pg".into(),
+        access_mode: "connect".into(),
+        protocol: "postgres".into(),
+        status: "done".into(),
+        error: None,
+        started_at: 1,
+        ended_at: Some(2),
+        bytes_in: 0,
+        bytes_out: 0,
+    };
+    store.insert_session(&session).await.unwrap();
+    // 150 batches of 3 events: more than two pages of the stream.
+    let batches: Vec<crate::store::EventBatch> = (0..150)
+        .map(|batch| crate::store::EventBatch {
+            session_id: session.id.clone(),
+            first_seq: batch * 3,
+            events: (0..3)
+                .map(|i| json!({"seq": batch * 3 + i, "type": "statement"}).to_string())
+                .collect(),
+        })
+        .collect();
+    store.append_session_events(&batches).await.unwrap();
+    let response = gw.admin.get("/api/sessions/s-long/events").await.unwrap();
+    assert_eq!(response.status, StatusCode::OK);
+    let text = response.body.as_str().unwrap_or_default().to_owned();
+    let seqs: Vec<i64> = text
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap()["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, (0..450).collect::<Vec<_>>());
+    let none = gw.admin.get("/api/sessions/nope/events").await.unwrap();
+    assert_eq!(none.status, StatusCode::NOT_FOUND);
+}
+
 on_both_backends!(
+    session_events_stream_in_order_past_many_pages,
     connection_lifecycle,
     invalid_connections_name_the_field_and_write_nothing,
     every_endpoint_checks_the_caller,

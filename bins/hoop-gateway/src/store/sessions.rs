@@ -219,23 +219,30 @@ impl Store {
         self.transaction(statements).await.map(drop)
     }
 
-    /// A session's events (JSON objects), in order.
+    /// Up to `limit` of a session's event batches after the one starting
+    /// at `after` (`-1` for the first), in order: `(first_seq, events as
+    /// JSON lines)`. Read page by page, so a long session's events stream
+    /// out in bounded memory.
     ///
     /// # Errors
     ///
     /// Any backend error.
-    pub async fn session_events(&self, session_id: &str) -> Result<Vec<String>, StoreError> {
+    pub async fn session_event_page(
+        &self,
+        session_id: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
         let rows = self
             .query(
-                "SELECT events FROM session_event_batches WHERE session_id = $1 ORDER BY first_seq",
-                vec![session_id.into()],
+                "SELECT first_seq, events FROM session_event_batches \
+                 WHERE session_id = $1 AND first_seq > $2 ORDER BY first_seq LIMIT $3",
+                vec![session_id.into(), after.into(), limit.into()],
             )
             .await?;
-        let mut events = Vec::new();
-        for row in &rows {
-            events.extend(row.text(0)?.lines().map(str::to_owned));
-        }
-        Ok(events)
+        rows.iter()
+            .map(|row| Ok((row.int(0)?, row.text(1)?)))
+            .collect()
     }
 }
 
