@@ -374,7 +374,10 @@ where
                 Some(Inbound::Close(reason)) => return PumpEnd::Remote(reason),
                 Some(Inbound::Data(data)) => {
                     received += data.len() as u64;
-                    if write.write_all(&data).await.is_err() {
+                    // Flush: a TLS socket may keep the last record buffered
+                    // when the kernel's buffer fills, and nothing else would
+                    // send it before the next frame (no-op on plain TCP).
+                    if write.write_all(&data).await.is_err() || write.flush().await.is_err() {
                         return PumpEnd::Local;
                     }
                 }

@@ -37,9 +37,11 @@ pub struct GatewayConfig {
     pub secret_key: Option<String>,
     /// A token to accept as the administrator's (`HOOP_ADMIN_TOKEN`).
     pub admin_token: Option<String>,
-    /// TLS certificate chain (PEM) for the agent listener.
+    /// TLS certificate chain (PEM) for the agent listener and the native
+    /// client listeners.
     pub tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM) for the agent listener.
+    /// TLS private key (PEM) for the agent listener and the native client
+    /// listeners.
     pub tls_key: Option<PathBuf>,
     /// Where PostgreSQL clients connect (user: connection name, password:
     /// access token); `None` serves none.
@@ -128,6 +130,9 @@ pub struct Gateway {
     pub postgres_addr: Option<SocketAddr>,
     /// The MySQL client listener's bound address, when serving one.
     pub mysql_addr: Option<SocketAddr>,
+    /// Whether the client listeners offer TLS (a certificate is
+    /// configured) and refuse plain text off loopback.
+    pub listener_tls: bool,
     /// The administrator token made on this (first) start, to print once.
     pub first_admin_token: Option<String>,
     state: AppState,
@@ -206,21 +211,24 @@ impl Gateway {
                 tracing::error!(%error, "API server stopped");
             }
         });
+        // One certificate for the agent link and the client listeners.
         let link_task = tokio::spawn(crate::link_server::serve(
             agent_listener,
-            tls,
+            tls.clone(),
             state.clone(),
         ));
         let mut tasks = vec![api_task, link_task, events_task];
         if let Some(listener) = postgres_listener {
             tasks.push(tokio::spawn(crate::native::serve_postgres(
                 listener,
+                tls.clone(),
                 state.clone(),
             )));
         }
         if let Some(listener) = mysql_listener {
             tasks.push(tokio::spawn(crate::native_mysql::serve_mysql(
                 listener,
+                tls.clone(),
                 state.clone(),
             )));
         }
@@ -230,6 +238,7 @@ impl Gateway {
             agent_addr,
             postgres_addr,
             mysql_addr,
+            listener_tls: tls.is_some(),
             first_admin_token,
             state,
             tasks,

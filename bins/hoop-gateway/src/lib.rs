@@ -16,6 +16,7 @@
 pub mod api;
 pub mod cli;
 pub mod client;
+mod client_tls;
 pub mod config;
 pub mod crypto;
 mod gateway;

@@ -5,7 +5,8 @@
 //! ```text
 //!  psql                      gateway                              agent
 //!   | SSLRequest ------------> |                                     |
-//!   | <----------------- 'N' - |                                     |
+//!   | <------------ 'S' | 'N' -|  'S' with a certificate             |
+//!   | <=== TLS handshake ====> |  (then everything below over TLS)   |
 //!   | StartupMessage --------> |  (user = connection name)           |
 //!   | <- AuthCleartextPassword |                                     |
 //!   | PasswordMessage(token) > |  token, access, mode, agent online  |
@@ -17,27 +18,50 @@
 //! relayed as bytes to the agent, where the protocol driver applies the
 //! connection's policy. Refusals reach the client as an ErrorResponse. For
 //! the agent `hoop up` embeds, the driver runs here instead, on the client's
-//! socket with the startup replayed to it ([`crate::in_place`]).
+//! stream with the startup replayed to it ([`crate::in_place`]).
+//!
+//! With a certificate, the client's stream is TLS from the handshake on,
+//! for both routes; a plain-text client off loopback is refused after its
+//! StartupMessage, before it is asked for the token
+//! ([`crate::client_tls`]).
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use hoop_agent::mux::{PumpEnd, pump};
+use hoop_proxy::stream::Stream;
 use hoop_wire::postgres::{
     Authentication, BackendMessage, FrontendDecoder, FrontendMessage, Limits, Notice,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 
 use crate::api::AppState;
+use crate::client_tls;
 use crate::in_place;
 use crate::sessions::{self, AccessKind, RefusalReason, Request, Route};
 
-/// Time a client gets to finish the startup exchange.
+/// Time a client gets to finish the startup exchange, TLS handshake
+/// included.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Accepts PostgreSQL clients until the task is dropped.
-pub(crate) async fn serve_postgres(listener: TcpListener, state: AppState) {
+/// The answer to SSLRequest that starts the TLS handshake.
+const ACCEPT_TLS: &[u8] = b"S";
+/// The answer to SSLRequest or GSSENCRequest that declines it; the client
+/// continues in plain text or gives up, as its sslmode says.
+const DECLINE: &[u8] = b"N";
+/// SQLSTATE protocol_violation.
+const PROTOCOL_VIOLATION: &str = "08P01";
+
+/// Accepts PostgreSQL clients until the task is dropped; with `tls`, offers
+/// TLS to each.
+pub(crate) async fn serve_postgres(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    state: AppState,
+) {
     let mut clients = tokio::task::JoinSet::new();
     loop {
         while clients.try_join_next().is_some() {}
@@ -50,9 +74,10 @@ pub(crate) async fn serve_postgres(listener: TcpListener, state: AppState) {
             }
         };
         let state = state.clone();
+        let tls = tls.clone();
         clients.spawn(async move {
             let _ = stream.set_nodelay(true);
-            if let Err(error) = postgres_client(stream, &state).await {
+            if let Err(error) = postgres_client(stream, peer.ip(), tls.as_ref(), &state).await {
                 tracing::info!(%peer, %error, "postgres client ended");
             }
         });
@@ -72,6 +97,8 @@ enum StartupError {
     Timeout,
     #[error("unexpected message during the startup")]
     Unexpected,
+    #[error("refused: {0}")]
+    Refused(&'static str),
 }
 
 struct Startup {
@@ -81,8 +108,16 @@ struct Startup {
     token: String,
 }
 
+/// What the opening messages asked for.
+enum Opening {
+    /// A StartupMessage: its bytes and user name (the connection's name).
+    Startup { bytes: Bytes, connection: String },
+    /// A cancel request, which the gateway does not route.
+    Cancel,
+}
+
 async fn next_message(
-    stream: &mut TcpStream,
+    stream: &mut (impl AsyncRead + Unpin),
     decoder: &mut FrontendDecoder,
     buffer: &mut BytesMut,
 ) -> Result<(FrontendMessage, Bytes), StartupError> {
@@ -97,52 +132,116 @@ async fn next_message(
     }
 }
 
-async fn read_startup(
-    stream: &mut TcpStream,
+async fn send(stream: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    // A TLS stream may hold the record until flushed.
+    stream.flush().await
+}
+
+/// Reads the client's opening messages up to its StartupMessage, upgrading
+/// to TLS when the client asks and `tls` is set. A client that breaks the
+/// TLS negotiation is told why and refused.
+async fn open(
+    tcp: TcpStream,
+    tls: Option<&TlsAcceptor>,
+    decoder: &mut FrontendDecoder,
     buffer: &mut BytesMut,
-) -> Result<Option<Startup>, StartupError> {
-    let mut decoder = FrontendDecoder::new(Limits::default());
-    let (connection, bytes) = loop {
-        match next_message(stream, &mut decoder, buffer).await? {
-            // No certificate on this listener: the client continues in
-            // plain text or gives up, as its sslmode says.
-            (FrontendMessage::SslRequest | FrontendMessage::GssEncRequest, _) => {
-                stream.write_all(b"N").await?;
+) -> Result<(Stream, Opening), StartupError> {
+    let mut stream = Stream::Plain(tcp);
+    loop {
+        let refusal = match next_message(&mut stream, decoder, buffer).await? {
+            // Bytes sent after the request but before our answer would be
+            // taken as if they had come over TLS (CVE-2021-23222).
+            (FrontendMessage::SslRequest | FrontendMessage::GssEncRequest, _)
+                if !buffer.is_empty() =>
+            {
+                "data arrived before the answer to the encryption request"
+            }
+            (FrontendMessage::SslRequest, _) if stream.is_tls() => {
+                "SSLRequest on a connection already encrypted"
+            }
+            (FrontendMessage::SslRequest, _) => {
+                stream = match (tls, stream) {
+                    (Some(acceptor), Stream::Plain(mut tcp)) => {
+                        send(&mut tcp, ACCEPT_TLS).await?;
+                        let encrypted = acceptor.accept(tcp).await?;
+                        // The startup begins afresh inside TLS.
+                        *decoder = FrontendDecoder::new(Limits::default());
+                        Stream::TlsServer(Box::new(encrypted))
+                    }
+                    (_, mut unchanged) => {
+                        send(&mut unchanged, DECLINE).await?;
+                        unchanged
+                    }
+                };
+                continue;
+            }
+            (FrontendMessage::GssEncRequest, _) => {
+                send(&mut stream, DECLINE).await?;
+                continue;
             }
             // Cancel keys belong to the agent's driver; a cancel through the
             // gateway is not routed.
-            (FrontendMessage::CancelRequest(_), _) => return Ok(None),
+            (FrontendMessage::CancelRequest(_), _) => return Ok((stream, Opening::Cancel)),
             (FrontendMessage::Startup(startup), bytes) => {
-                let user = startup
+                let connection = startup
                     .param(b"user")
                     .map(|u| String::from_utf8_lossy(u).into_owned())
                     .unwrap_or_default();
-                break (user, bytes);
+                return Ok((stream, Opening::Startup { bytes, connection }));
             }
             _ => return Err(StartupError::Unexpected),
-        }
+        };
+        send_fatal(&mut stream, PROTOCOL_VIOLATION, refusal).await;
+        return Err(StartupError::Refused(refusal));
+    }
+}
+
+/// Reads the startup exchange: the opening messages and, unless the client
+/// must use TLS and did not, the password (the token). `None` when there is
+/// no session to open (a cancel request, or a refused plain-text client,
+/// who was told why).
+async fn read_startup(
+    tcp: TcpStream,
+    peer: IpAddr,
+    tls: Option<&TlsAcceptor>,
+    buffer: &mut BytesMut,
+) -> Result<Option<(Stream, Startup)>, StartupError> {
+    let mut decoder = FrontendDecoder::new(Limits::default());
+    let (mut stream, opening) = open(tcp, tls, &mut decoder, buffer).await?;
+    let (bytes, connection) = match opening {
+        Opening::Startup { bytes, connection } => (bytes, connection),
+        Opening::Cancel => return Ok(None),
     };
+    if client_tls::refuses_plain_text(tls.is_some(), stream.is_tls(), peer) {
+        tracing::info!(%peer, "postgres client refused: plain text off loopback");
+        send_fatal(&mut stream, "28000", client_tls::POSTGRES_REFUSAL).await;
+        return Ok(None);
+    }
     let mut out = BytesMut::new();
     BackendMessage::Authentication(Authentication::CleartextPassword).encode(&mut out);
-    stream.write_all(&out).await?;
-    let token = match next_message(stream, &mut decoder, buffer).await? {
+    send(&mut stream, &out).await?;
+    let token = match next_message(&mut stream, &mut decoder, buffer).await? {
         (FrontendMessage::PasswordMessage(response), _) => {
             String::from_utf8_lossy(&response.read_password()?).into_owned()
         }
         _ => return Err(StartupError::Unexpected),
     };
-    Ok(Some(Startup {
-        bytes,
-        connection,
-        token,
-    }))
+    Ok(Some((
+        stream,
+        Startup {
+            bytes,
+            connection,
+            token,
+        },
+    )))
 }
 
 /// Sends a FATAL ErrorResponse; the client shows `message`.
-async fn send_fatal(stream: &mut TcpStream, code: &str, message: &str) {
+async fn send_fatal(stream: &mut (impl AsyncWrite + Unpin), code: &str, message: &str) {
     let mut out = BytesMut::new();
     BackendMessage::ErrorResponse(Notice::error("FATAL", code, message)).encode(&mut out);
-    let _ = stream.write_all(&out).await;
+    let _ = send(stream, &out).await;
     let _ = stream.shutdown().await;
 }
 
@@ -156,12 +255,17 @@ fn sqlstate(reason: RefusalReason) -> &'static str {
     }
 }
 
-async fn postgres_client(mut stream: TcpStream, state: &AppState) -> Result<(), StartupError> {
+async fn postgres_client(
+    tcp: TcpStream,
+    peer: IpAddr,
+    tls: Option<&TlsAcceptor>,
+    state: &AppState,
+) -> Result<(), StartupError> {
     let mut buffer = BytesMut::with_capacity(1024);
-    let startup = tokio::time::timeout(STARTUP_TIMEOUT, read_startup(&mut stream, &mut buffer))
+    let startup = tokio::time::timeout(STARTUP_TIMEOUT, read_startup(tcp, peer, tls, &mut buffer))
         .await
         .map_err(|_| StartupError::Timeout)??;
-    let Some(startup) = startup else {
+    let Some((mut stream, startup)) = startup else {
         return Ok(());
     };
     let request = Request {

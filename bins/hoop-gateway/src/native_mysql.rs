@@ -5,6 +5,8 @@
 //! ```text
 //!  mariadb                    gateway                                agent
 //!   | <------ HandshakeV10 -- |  (the gateway's own greeting)          |
+//!   | SSLRequest -----------> |  (with a certificate: CLIENT_SSL)      |
+//!   | <=== TLS handshake ===> |  (then everything below over TLS)      |
 //!   | HandshakeResponse41 --> |  (user = connection name)              |
 //!   | <- AuthSwitchRequest -- |  (mysql_clear_password)                |
 //!   | token ----------------> |  token, access, mode, agent online     |
@@ -23,27 +25,37 @@
 //! session when the driver's greeting lacks one the client took that
 //! changes the wire format. Refusals reach the client as an ERR packet.
 //!
+//! With a certificate, the greeting offers CLIENT_SSL (to the client only:
+//! the driver's leg is the gateway's own), and a plain-text client off
+//! loopback is refused after its HandshakeResponse, in the place of the
+//! auth switch that would ask for the token ([`crate::client_tls`]).
+//!
 //! For the agent `hoop up` embeds, the driver runs in this process
 //! ([`crate::in_place`]): the same login goes to it over an in-memory
 //! duplex, and the session's bytes follow the same way.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use hoop_agent::messages::SessionEnd;
 use hoop_agent::mux::{Inbound, PumpEnd, PumpReport, StreamReceiver, StreamSender, pump};
+use hoop_proxy::stream::Stream;
 use hoop_wire::mysql::{
     AuthSwitchRequest, ClientMessage, ErrPacket, Handshake, HandshakeResponse, Limits, OkPacket,
     ServerMessage, Session, capability, encode_packet,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
 
 use crate::api::AppState;
+use crate::client_tls;
 use crate::in_place;
 use crate::sessions::{self, AccessKind, RefusalReason, Request, Route};
 
-/// Time a client gets to finish the login, and the agent to answer it.
+/// Time a client gets to finish the login (TLS handshake included), and the
+/// agent to answer it.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// CLIENT_FOUND_ROWS: affected rows count matched rows.
@@ -61,12 +73,15 @@ const TRANSACTIONS: u64 = 1 << 13;
 /// CLIENT_PS_MULTI_RESULTS: several result sets per COM_STMT_EXECUTE.
 const PS_MULTI_RESULTS: u64 = 1 << 18;
 
-/// What the gateway's greeting offers: MySQL's 4.1 protocol with plugin
-/// authentication, attributes, multi-statements, session tracking and
-/// EOF-less result sets, which MySQL 5.7+ and MariaDB 10.2+ all have. No
-/// compression (the driver must read the packets), no TLS on this listener,
-/// no LOCAL INFILE, and none of MariaDB's extended capabilities (`LONG_PASSWORD`
-/// set says so), so the greeting never promises what a server may lack.
+/// What the gateway's greeting offers, and all it may pass on to the driver:
+/// MySQL's 4.1 protocol with plugin authentication, attributes,
+/// multi-statements, session tracking and EOF-less result sets, which MySQL
+/// 5.7+ and MariaDB 10.2+ all have. No compression (the driver must read
+/// the packets), no LOCAL INFILE, and none of MariaDB's extended
+/// capabilities (`LONG_PASSWORD` set says so), so the greeting never
+/// promises what a server may lack. CLIENT_SSL is not here: the greeting
+/// adds it when the gateway has a certificate, and it concerns the
+/// client's leg alone.
 const OFFERED: u64 = capability::LONG_PASSWORD
     | FOUND_ROWS
     | LONG_FLAG
@@ -122,9 +137,13 @@ const NOT_SUPPORTED: u16 = 1251;
 const CONNECTION_ERROR: u16 = 2002;
 /// ER_UNKNOWN_ERROR.
 const UNKNOWN_ERROR: u16 = 1105;
+/// ER_SECURE_TRANSPORT_REQUIRED (MySQL 5.7's `require_secure_transport`
+/// refusal): a plain-text login off loopback when TLS is on offer.
+const SECURE_TRANSPORT_REQUIRED: u16 = 3159;
 
-/// Accepts MySQL clients until the task is dropped.
-pub(crate) async fn serve_mysql(listener: TcpListener, state: AppState) {
+/// Accepts MySQL clients until the task is dropped; with `tls`, offers TLS
+/// to each.
+pub(crate) async fn serve_mysql(listener: TcpListener, tls: Option<TlsAcceptor>, state: AppState) {
     let mut clients = tokio::task::JoinSet::new();
     loop {
         while clients.try_join_next().is_some() {}
@@ -137,9 +156,10 @@ pub(crate) async fn serve_mysql(listener: TcpListener, state: AppState) {
             }
         };
         let state = state.clone();
+        let tls = tls.clone();
         clients.spawn(async move {
             let _ = stream.set_nodelay(true);
-            if let Err(error) = mysql_client(stream, &state).await {
+            if let Err(error) = mysql_client(stream, peer.ip(), tls.as_ref(), &state).await {
                 tracing::info!(%peer, %error, "mysql client ended");
             }
         });
@@ -179,18 +199,25 @@ fn packet(seq: u8, message: &ServerMessage) -> BytesMut {
     out
 }
 
+/// Writes `bytes` to the client and flushes: a TLS stream may hold the
+/// record until flushed.
+async fn send(stream: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
+}
+
 /// Sends an ERR packet; the client shows `message`.
-async fn send_err(stream: &mut TcpStream, seq: u8, code: u16, state: &[u8; 5], message: &str) {
+async fn send_err(stream: &mut Stream, seq: u8, code: u16, state: &[u8; 5], message: &str) {
     let out = packet(
         seq,
         &ServerMessage::Err(ErrPacket::new(code, state, message)),
     );
-    let _ = stream.write_all(&out).await;
+    let _ = send(stream, &out).await;
     let _ = stream.shutdown().await;
 }
 
 async fn next_client(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     session: &mut Session,
     buffer: &mut BytesMut,
 ) -> Result<(u8, ClientMessage), StartupError> {
@@ -208,8 +235,15 @@ fn without_nul(data: &[u8]) -> &[u8] {
     data.strip_suffix(&[0]).unwrap_or(data)
 }
 
-/// Greets the client and reads its login and token.
-async fn read_login(stream: &mut TcpStream, buffer: &mut BytesMut) -> Result<Login, StartupError> {
+/// Greets the client (offering TLS when `tls` is set), upgrades to TLS when
+/// it asks, and reads its login and token. `None` when the client was
+/// refused (and told) before it was asked for the token.
+async fn read_login(
+    tcp: TcpStream,
+    peer: IpAddr,
+    tls: Option<&TlsAcceptor>,
+    buffer: &mut BytesMut,
+) -> Result<Option<(Stream, Login)>, StartupError> {
     let mut scramble: Vec<u8> = crate::crypto::random_bytes::<SCRAMBLE_LEN>()?
         .iter()
         // Printable, never NUL: clients read it as a C string.
@@ -221,33 +255,73 @@ async fn read_login(stream: &mut TcpStream, buffer: &mut BytesMut) -> Result<Log
         connection_id: 0,
         auth_plugin_data_len: scramble.len() as u8,
         auth_plugin_data: Bytes::from(scramble.clone()),
-        capabilities: OFFERED,
+        capabilities: greeting_capabilities(tls.is_some()),
         charset: GREETING_CHARSET,
         status: STATUS_AUTOCOMMIT,
         auth_plugin_name: Some(Bytes::from_static(GREETING_PLUGIN)),
     });
-    let mut session = Session::new(Limits::default());
-    let mut out = packet(0, &greeting);
-    stream.write_all(&out).await?;
+    let mut stream = Stream::Plain(tcp);
+    let greeting = packet(0, &greeting).freeze();
+    send(&mut stream, &greeting).await?;
     // The session follows the conversation from our own greeting.
-    session.decode_server(&mut out)?;
-    let (seq, message) = next_client(stream, &mut session, buffer).await?;
+    let mut session = session_after(&greeting)?;
+    let (seq, message) = match next_client(&mut stream, &mut session, buffer).await? {
+        (_, ClientMessage::SslRequest(_)) => {
+            let (Some(acceptor), Stream::Plain(tcp)) = (tls, stream) else {
+                // The client expects a TLS handshake, not an ERR.
+                return Err(StartupError::Unexpected("SSLRequest without TLS on offer"));
+            };
+            if !buffer.is_empty() {
+                // Bytes sent before the handshake would be taken as if they
+                // had come encrypted.
+                let mut stream = Stream::Plain(tcp);
+                send_err(
+                    &mut stream,
+                    2,
+                    NOT_SUPPORTED,
+                    b"08S01",
+                    "data arrived before the TLS handshake",
+                )
+                .await;
+                return Err(StartupError::Unexpected("data before the TLS handshake"));
+            }
+            stream = Stream::TlsServer(Box::new(acceptor.accept(tcp).await?));
+            // The login starts over inside TLS, its sequence ids going on
+            // from the SSLRequest's (the HandshakeResponse comes as 2).
+            session = session_after(&greeting)?;
+            next_client(&mut stream, &mut session, buffer).await?
+        }
+        read => read,
+    };
     let response = match message {
         ClientMessage::HandshakeResponse(response) => response,
         other => return Err(StartupError::Unexpected(other.name())),
     };
     let seq = seq.wrapping_add(1);
+    if client_tls::refuses_plain_text(tls.is_some(), stream.is_tls(), peer) {
+        tracing::info!(%peer, "mysql client refused: plain text off loopback");
+        send_err(
+            &mut stream,
+            seq,
+            SECURE_TRANSPORT_REQUIRED,
+            b"HY000",
+            client_tls::MYSQL_REFUSAL,
+        )
+        .await;
+        return Ok(None);
+    }
     if response.auth_plugin_name.as_deref() == Some(CLEAR_PASSWORD) {
         let token = String::from_utf8_lossy(without_nul(&response.auth_response)).into_owned();
-        return Ok(Login {
+        let login = Login {
             response,
             token,
             seq,
-        });
+        };
+        return Ok(Some((stream, login)));
     }
     if response.capabilities & capability::PLUGIN_AUTH == 0 {
         send_err(
-            stream,
+            &mut stream,
             seq,
             NOT_SUPPORTED,
             b"08004",
@@ -265,17 +339,52 @@ async fn read_login(stream: &mut TcpStream, buffer: &mut BytesMut) -> Result<Log
             data: Bytes::from(scramble),
         }),
     );
-    stream.write_all(&switch).await?;
+    send(&mut stream, &switch).await?;
     session.decode_server(&mut switch)?;
-    let (seq, message) = next_client(stream, &mut session, buffer).await?;
+    let (seq, message) = next_client(&mut stream, &mut session, buffer).await?;
     let ClientMessage::AuthData(data) = message else {
         return Err(StartupError::Unexpected(message.name()));
     };
-    Ok(Login {
+    let login = Login {
         response,
         token: String::from_utf8_lossy(without_nul(&data.data)).into_owned(),
         seq: seq.wrapping_add(1),
-    })
+    };
+    Ok(Some((stream, login)))
+}
+
+/// What the greeting offers: [`OFFERED`], and CLIENT_SSL with a certificate.
+fn greeting_capabilities(tls: bool) -> u64 {
+    if tls {
+        OFFERED | capability::SSL
+    } else {
+        OFFERED
+    }
+}
+
+/// A session state that has seen `greeting` (one whole packet).
+fn session_after(greeting: &[u8]) -> Result<Session, StartupError> {
+    let mut session = Session::new(Limits::default());
+    session.decode_server(&mut BytesMut::from(greeting))?;
+    Ok(session)
+}
+
+/// The capabilities the gateway logs in to the driver with, from what the
+/// client took and what the driver's greeting offers; `Err` with the
+/// wire-format capabilities the client took and the driver lacks. Only
+/// [`OFFERED`] passes: CLIENT_SSL in particular describes the client's leg,
+/// and the driver's leg (the link, or an in-memory duplex) never starts
+/// TLS, so the driver must not see it.
+fn driver_capabilities(client: u64, driver: u64) -> Result<u64, u64> {
+    let negotiated = client & OFFERED;
+    let missing = negotiated & WIRE_FORMAT & !driver;
+    if missing != 0 {
+        return Err(missing);
+    }
+    Ok((negotiated & driver)
+        | capability::PROTOCOL_41
+        | capability::SECURE_CONNECTION
+        | capability::PLUGIN_AUTH)
 }
 
 fn refusal_code(reason: RefusalReason) -> (u16, &'static [u8; 5]) {
@@ -374,7 +483,7 @@ async fn next_driver(
 /// Logs in to the agent's driver as the client would, then answers the
 /// client with OK or the driver's ERR.
 async fn driver_login(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     login: &Login,
     leg: &mut impl DriverLeg,
 ) -> Result<DriverLogin, StartupError> {
@@ -410,19 +519,17 @@ async fn driver_login(
             return Ok(DriverLogin::Refused(message));
         }
     };
-    let negotiated = login.response.capabilities & OFFERED;
-    let missing = negotiated & WIRE_FORMAT & !greeting.capabilities;
-    if missing != 0 {
-        let message = format!(
-            "the database lacks capabilities this client negotiated ({missing:#x}); connect with fewer options or through hoop connect"
-        );
-        send_err(stream, login.seq, NOT_SUPPORTED, b"08004", &message).await;
-        return Ok(DriverLogin::Refused(message));
-    }
-    let capabilities = (negotiated & greeting.capabilities)
-        | capability::PROTOCOL_41
-        | capability::SECURE_CONNECTION
-        | capability::PLUGIN_AUTH;
+    let capabilities = match driver_capabilities(login.response.capabilities, greeting.capabilities)
+    {
+        Ok(capabilities) => capabilities,
+        Err(missing) => {
+            let message = format!(
+                "the database lacks capabilities this client negotiated ({missing:#x}); connect with fewer options or through hoop connect"
+            );
+            send_err(stream, login.seq, NOT_SUPPORTED, b"08004", &message).await;
+            return Ok(DriverLogin::Refused(message));
+        }
+    };
     let response = ClientMessage::HandshakeResponse(HandshakeResponse {
         capabilities,
         max_packet_size: login.response.max_packet_size,
@@ -465,7 +572,7 @@ async fn driver_login(
                     Bytes::new()
                 },
             });
-            stream.write_all(&packet(login.seq, &answer)).await?;
+            send(stream, &packet(login.seq, &answer)).await?;
             Ok(DriverLogin::Ok(buffer.freeze()))
         }
         Ok(Some((_, ServerMessage::Err(err)))) => {
@@ -499,11 +606,19 @@ async fn driver_login(
 
 const AGENT_GONE: &str = "the agent serving this connection went away";
 
-async fn mysql_client(mut stream: TcpStream, state: &AppState) -> Result<(), StartupError> {
+async fn mysql_client(
+    tcp: TcpStream,
+    peer: IpAddr,
+    tls: Option<&TlsAcceptor>,
+    state: &AppState,
+) -> Result<(), StartupError> {
     let mut buffer = BytesMut::with_capacity(1024);
-    let login = tokio::time::timeout(STARTUP_TIMEOUT, read_login(&mut stream, &mut buffer))
+    let login = tokio::time::timeout(STARTUP_TIMEOUT, read_login(tcp, peer, tls, &mut buffer))
         .await
         .map_err(|_| StartupError::Timeout)??;
+    let Some((mut stream, login)) = login else {
+        return Ok(());
+    };
     let connection = String::from_utf8_lossy(&login.response.username).into_owned();
     let request = Request {
         token: &login.token,
@@ -554,7 +669,7 @@ const IN_PLACE_BUFFER: usize = 64 * 1024;
 /// Logs in through the driver; on success returns the bytes that followed
 /// its OK. Otherwise the client was told and the session is recorded.
 async fn login_through(
-    stream: &mut TcpStream,
+    stream: &mut Stream,
     login: &Login,
     leg: &mut impl DriverLeg,
     state: &AppState,
@@ -584,7 +699,7 @@ async fn login_through(
 /// A session whose driver runs in this process: after the login, bytes
 /// move between the client and the driver's duplex.
 async fn relay_in_place(
-    mut stream: TcpStream,
+    mut stream: Stream,
     mut buffer: BytesMut,
     login: &Login,
     mut leg: InPlaceLeg,
@@ -597,7 +712,7 @@ async fn relay_in_place(
     let mut driver = leg.0;
     let first = buffer.len() as u64;
     let relayed = async {
-        stream.write_all(&pending).await?;
+        send(&mut stream, &pending).await?;
         driver.write_all(&buffer.split()).await?;
         tokio::io::copy_bidirectional(&mut stream, &mut driver).await
     }
@@ -617,7 +732,7 @@ async fn relay_in_place(
 
 /// A session over the agent's link.
 async fn relay_over_link(
-    mut stream: TcpStream,
+    mut stream: Stream,
     mut buffer: BytesMut,
     login: &Login,
     mut leg: LinkLeg,
@@ -634,7 +749,7 @@ async fn relay_over_link(
     let LinkLeg { sender, receiver } = leg;
     let mut received = pending.len() as u64;
     if !pending.is_empty() {
-        stream.write_all(&pending).await?;
+        send(&mut stream, &pending).await?;
     }
     let mut sent = buffer.len() as u64;
     let report = if !buffer.is_empty() && sender.send(buffer.split().freeze()).await.is_err() {
@@ -659,4 +774,44 @@ async fn relay_over_link(
     }
     sessions::finish(state, id, status, error, report.sent, report.received).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the mariadb CLI 10.11 sends over TLS: the greeting's offer it
+    /// takes, CLIENT_SSL included, and more the greeting did not offer.
+    const MARIADB_CLI: u64 = OFFERED | capability::SSL | capability::LOCAL_FILES;
+
+    #[test]
+    fn the_greeting_offers_tls_only_with_a_certificate() {
+        assert_eq!(greeting_capabilities(false) & capability::SSL, 0);
+        assert_ne!(greeting_capabilities(true) & capability::SSL, 0);
+        assert_eq!(greeting_capabilities(true) & !capability::SSL, OFFERED);
+        assert_eq!(OFFERED & capability::SSL, 0);
+        assert_eq!(WIRE_FORMAT & capability::SSL, 0);
+    }
+
+    #[test]
+    fn client_ssl_never_reaches_the_driver() {
+        // A driver whose greeting offers everything, TLS included (a
+        // MariaDB with a certificate would).
+        let capabilities = driver_capabilities(MARIADB_CLI, u64::MAX).unwrap();
+        assert_eq!(capabilities & capability::SSL, 0, "{capabilities:#x}");
+        assert_eq!(capabilities & capability::LOCAL_FILES, 0);
+        assert_eq!(capabilities, OFFERED);
+    }
+
+    #[test]
+    fn a_wire_format_capability_the_driver_lacks_refuses_even_over_tls() {
+        let driver = OFFERED & !capability::DEPRECATE_EOF;
+        assert_eq!(
+            driver_capabilities(MARIADB_CLI, driver),
+            Err(capability::DEPRECATE_EOF)
+        );
+        // Without CLIENT_SSL in the driver's greeting, a TLS client still
+        // logs in: the bit is not the driver's business.
+        assert_eq!(driver_capabilities(MARIADB_CLI, OFFERED), Ok(OFFERED));
+    }
 }
