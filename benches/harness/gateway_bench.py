@@ -29,6 +29,8 @@ Paths:
   pg policy     pgbench -> pg_proxy --policy (no audit) -> PostgreSQL
   pg native     pgbench -> gateway listener: checks, driver, policy, audit -> PostgreSQL
   pg connect    pgbench -> hoop connect -> gateway (upgrade): driver, policy, audit -> PostgreSQL
+  pg agent      pgbench -> gateway listener -> link (TCP) -> a separate hoop-agent: driver,
+                policy, audit -> PostgreSQL (how an agent in another network serves)
   my ...        the same with sysbench and MariaDB
 
 "pg native" against "pg policy" is what recording (and the session's
@@ -155,8 +157,8 @@ def main():
     args = parser.parse_args()
     signal.signal(signal.SIGINT, lambda *_: (cleanup(), sys.exit(130)))
     if not args.no_build:
-        subprocess.run(["cargo", "build", "--release", "-q", "-p", "hoop", "-p", "hoop-benches",
-                        "--bin", "hoop", "--bin", "bare_relay"], cwd=ROOT, check=True)
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "hoop", "-p", "hoop-agent", "-p", "hoop-benches",
+                        "--bin", "hoop", "--bin", "hoop-agent", "--bin", "bare_relay"], cwd=ROOT, check=True)
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "hoop-examples",
                         "--example", "pg_proxy", "--example", "mysql_proxy"], cwd=ROOT, check=True)
     hoop = os.path.join(TARGET, "release", "hoop")
@@ -190,11 +192,17 @@ def main():
                                 "--mysql-listen", f"127.0.0.1:{ports['my native']}"],
                    env={"HOOP_ADMIN_TOKEN": TOKEN, "RUST_LOG": "warn"})
         wait_port(api_port)
-        for name, subtype, port, user, password, db in [
-                ("pgbench", "postgres", 5432, "postgres", "x", PG_DB),
-                ("sysbench", "mysql", 3306, MY_USER, MY_PASS, MY_DB)]:
+        # A separately started agent, whose sessions cross the link.
+        agent_key = api(api_port, "POST", "/api/agents", {"name": "bench-agent"})["token"]
+        agent = spawn("agent", [os.path.join(TARGET, "release", "hoop-agent")],
+                      env={"HOOP_KEY": agent_key, "RUST_LOG": "warn"})
+        for name, subtype, port, user, password, db, agent_name in [
+                ("pgbench", "postgres", 5432, "postgres", "x", PG_DB, "default"),
+                ("pgbench-agent", "postgres", 5432, "postgres", "x", PG_DB, "bench-agent"),
+                ("sysbench", "mysql", 3306, MY_USER, MY_PASS, MY_DB, "default"),
+                ("sysbench-agent", "mysql", 3306, MY_USER, MY_PASS, MY_DB, "bench-agent")]:
             api(api_port, "POST", "/api/connections", {
-                "name": name, "type": "database", "subtype": subtype, "agent_id": "default",
+                "name": name, "type": "database", "subtype": subtype, "agent_id": agent_name,
                 "redact_enabled": True,
                 # Plain text to the server, as the relays and the proxy examples.
                 "secret": {"envvar:HOST": b64("127.0.0.1"), "envvar:PORT": b64(str(port)),
@@ -222,12 +230,16 @@ def main():
             ("pg native", lambda c: pgbench(ports["pg native"], "pgbench", TOKEN, c, args.duration), [up]),
             ("pg connect", lambda c: pgbench(ports["pg connect"], "noop", "", c, args.duration),
              [up] + procs("pg connect")),
+            ("pg agent", lambda c: pgbench(ports["pg native"], "pgbench-agent", TOKEN, c, args.duration),
+             [up, agent]),
             ("my relay", lambda c: sysbench(ports["my relay"], c, args.duration), procs("my relay")),
             ("my relay x2", lambda c: sysbench(ports["my relay x2"], c, args.duration), procs("my relay x2")),
             ("my policy", lambda c: sysbench(ports["my policy"], c, args.duration), procs("my policy")),
             ("my native", lambda c: sysbench(ports["my native"], c, args.duration, "sysbench", TOKEN), [up]),
             ("my connect", lambda c: sysbench(ports["my connect"], c, args.duration),
              [up] + procs("my connect")),
+            ("my agent", lambda c: sysbench(ports["my native"], c, args.duration, "sysbench-agent", TOKEN),
+             [up, agent]),
         ]
         results = {}
         for rep in range(args.reps):
