@@ -24,10 +24,12 @@ pub struct GatewayFlags {
     /// SQLite. Gateways sharing one database need the same HOOP_SECRET_KEY.
     #[arg(long, env = "HOOP_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// TLS certificate chain (PEM) for the agent listener.
+    /// TLS certificate chain (PEM) for the agent listener and the
+    /// PostgreSQL and MySQL client listeners (which then refuse plain text
+    /// from clients not on loopback).
     #[arg(long, env = "HOOP_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM) for the agent listener.
+    /// TLS private key (PEM) for --tls-cert.
     #[arg(long, env = "HOOP_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
     /// Where PostgreSQL clients connect: user name = connection name,
@@ -106,16 +108,21 @@ pub fn print_banner(gateway: &Gateway) {
     println!("hoop gateway");
     println!("  API:          http://{}", gateway.api_addr);
     println!("  agent link:   {}", gateway.agent_addr);
+    let (tls, sslmode, ssl) = if gateway.listener_tls {
+        (" (TLS)", " sslmode=require", "--ssl")
+    } else {
+        ("", "", "--skip-ssl")
+    };
     if let Some(addr) = gateway.postgres_addr {
         println!(
-            "  postgres:     {addr}  (psql \"host={} port={} user=CONNECTION\", password: your token)",
+            "  postgres:     {addr}{tls}  (psql \"host={} port={} user=CONNECTION{sslmode}\", password: your token)",
             addr.ip(),
             addr.port()
         );
     }
     if let Some(addr) = gateway.mysql_addr {
         println!(
-            "  mysql:        {addr}  (mariadb -h {} -P {} -u CONNECTION --skip-ssl, password: your token)",
+            "  mysql:        {addr}{tls}  (mariadb -h {} -P {} -u CONNECTION {ssl}, password: your token)",
             addr.ip(),
             addr.port()
         );

@@ -46,6 +46,8 @@ struct Setup {
     database: String,
     dir: std::path::PathBuf,
     store_database: Option<String>,
+    /// With a certificate: the CA that signed it (PEM file).
+    ca: Option<std::path::PathBuf>,
 }
 
 /// How connect sessions reach the embedded agent's driver.
@@ -65,6 +67,14 @@ impl Setup {
     }
 
     async fn start_with(postgres_store: bool, route: Route) -> Self {
+        Self::start_full(postgres_store, route, false).await
+    }
+
+    /// With `tls`, the gateway has a certificate (made here for 127.0.0.1,
+    /// localhost and this machine's other addresses, signed by a CA of its
+    /// own, `self.ca`) and its PostgreSQL listener is on every address,
+    /// IPv4 clients arriving as IPv4-mapped IPv6 addresses.
+    async fn start_full(postgres_store: bool, route: Route, tls: bool) -> Self {
         let database = unique("hoop_sessions");
         let admin_db = server_admin("postgres").await;
         admin_db
@@ -97,6 +107,13 @@ impl Setup {
         config.database_url = store_database
             .as_ref()
             .map(|name| format!("{SERVER}/{name}"));
+        let ca = tls.then(|| {
+            let ca = make_certificate(&dir, "hoop test CA");
+            config.tls_cert = Some(dir.join("cert.pem"));
+            config.tls_key = Some(dir.join("key.pem"));
+            config.postgres_listen = Some("[::]:0".into());
+            ca
+        });
         let gateway = Gateway::start(config).await.unwrap();
         let token = gateway.first_admin_token.clone().unwrap();
         let admin =
@@ -105,7 +122,14 @@ impl Setup {
         if route == Route::InPlace {
             gateway.serve_in_place("default").await.unwrap();
         }
-        let agent = tokio::spawn(hoop_agent::run(hoop_agent::AgentConfig { key, tls: None }));
+        // The certificate serves the agent link too.
+        let agent_tls = ca
+            .as_ref()
+            .map(|ca| hoop_agent::tls_client_config(ca).unwrap());
+        let agent = tokio::spawn(hoop_agent::run(hoop_agent::AgentConfig {
+            key,
+            tls: agent_tls,
+        }));
         Self {
             gateway,
             admin,
@@ -114,6 +138,7 @@ impl Setup {
             database,
             dir,
             store_database,
+            ca,
         }
     }
 
@@ -847,5 +872,316 @@ async fn a_guardrail_rule_set_from_the_api_guards_new_sessions_and_follows_its_c
         .await
         .unwrap();
     assert_eq!(in_use.status, StatusCode::CONFLICT, "{:?}", in_use.body);
+    setup.stop().await;
+}
+
+// ---- TLS on the PostgreSQL listener ----
+
+/// Writes a CA and a server certificate it signs (`cert.pem`, `key.pem`)
+/// into `dir`, for 127.0.0.1, localhost and this machine's other
+/// addresses; returns the CA's file. The CA is named `ca_name`.
+fn make_certificate(dir: &std::path::Path, ca_name: &str) -> std::path::PathBuf {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    std::fs::create_dir_all(dir).unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct names: OpenSSL (psql, mariadb) takes a certificate whose
+    // subject is its issuer's for self-signed.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, ca_name);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let mut names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+    names.extend(other_addresses().iter().map(ToString::to_string));
+    let server_key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(names).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "hoop gateway");
+    let server = params.signed_by(&server_key, &ca).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("cert.pem"), server.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), server_key.serialize_pem()).unwrap();
+    dir.join("ca.pem")
+}
+
+/// This machine's addresses that are not loopback (nor link-local), for
+/// clients the gateway must see as remote.
+fn other_addresses() -> Vec<std::net::IpAddr> {
+    let output = std::process::Command::new("hostname")
+        .arg("-I")
+        .output()
+        .expect("the TLS tests need hostname -I");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .filter_map(|word| word.parse::<std::net::IpAddr>().ok())
+        .filter(|ip| match ip {
+            std::net::IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local(),
+            std::net::IpAddr::V6(v6) => !v6.is_loopback() && !v6.is_unicast_link_local(),
+        })
+        .collect()
+}
+
+/// psql's host for `ip`.
+fn host(ip: std::net::IpAddr) -> String {
+    ip.to_string()
+}
+
+impl Setup {
+    /// psql to the listener at `host` as the connection `pg` with the
+    /// person's token, with `options` added to the connection string, each
+    /// of `commands` as one `-c`.
+    fn psql_at(&self, host: &str, options: &str, commands: &[&str]) -> Command {
+        let port = self.gateway.postgres_addr.unwrap().port();
+        let mut command = Command::new("psql");
+        command
+            .arg(format!(
+                "host={host} port={port} user=pg dbname={} connect_timeout=10 {options}",
+                self.database
+            ))
+            .args(["-X", "-At", "-v", "ON_ERROR_STOP=1"])
+            .env("PGPASSWORD", &self.token)
+            // No ~/.postgresql/root.crt turning require into verify-ca.
+            .env("PGSSLROOTCERT", self.dir.join("none.pem"))
+            .kill_on_drop(true);
+        for sql in commands {
+            command.args(["-c", sql]);
+        }
+        command
+    }
+
+    fn ca(&self) -> String {
+        self.ca.as_ref().unwrap().display().to_string()
+    }
+}
+
+/// What psql's `\conninfo` adds when its own connection (the client's leg,
+/// to the gateway) is encrypted.
+const PSQL_TLS: &str = "SSL connection (protocol: TLSv1.3";
+
+async fn psql_over_tls_is_served(route: Route) {
+    let setup = Setup::start_full(false, route, true).await;
+    setup.connection("pg", 5432, json!({})).await;
+    setup.wait_status("pg", "online").await;
+    let rows = "SELECT id, email FROM people ORDER BY id";
+    let expected = "1|ana@example.com\n2|bo@example.com\n3|cy@example.com\n";
+
+    let required = setup
+        .psql_at("127.0.0.1", "sslmode=require", &["\\conninfo", rows])
+        .output()
+        .await
+        .unwrap();
+    assert!(required.status.success(), "{}", stderr(&required));
+    let out = stdout(&required);
+    assert!(out.contains(PSQL_TLS), "{out}");
+    assert!(out.ends_with(expected), "{out}");
+
+    // The certificate is the gateway's, checked against its CA and name.
+    let verify_full = format!("sslmode=verify-full sslrootcert={}", setup.ca());
+    for host in ["127.0.0.1", "localhost"] {
+        let verified = setup
+            .psql_at(host, &verify_full, &["\\conninfo", rows])
+            .output()
+            .await
+            .unwrap();
+        assert!(verified.status.success(), "{host}: {}", stderr(&verified));
+        assert!(
+            stdout(&verified).contains(PSQL_TLS),
+            "{}",
+            stdout(&verified)
+        );
+        assert!(stdout(&verified).ends_with(expected));
+    }
+    let stranger = setup.dir.join("stranger");
+    let stranger_ca = make_certificate(&stranger, "some other CA");
+    let unverified = setup
+        .psql_at(
+            "127.0.0.1",
+            &format!("sslmode=verify-full sslrootcert={}", stranger_ca.display()),
+            &["SELECT 1"],
+        )
+        .output()
+        .await
+        .unwrap();
+    assert!(!unverified.status.success());
+    assert!(
+        stderr(&unverified).contains("certificate verify failed"),
+        "{}",
+        stderr(&unverified)
+    );
+
+    // Loopback may still speak plain text (arriving as ::ffff:127.0.0.1).
+    let plain = setup
+        .psql_at("127.0.0.1", "sslmode=disable", &["\\conninfo", rows])
+        .output()
+        .await
+        .unwrap();
+    assert!(plain.status.success(), "{}", stderr(&plain));
+    assert!(
+        !stdout(&plain).contains("SSL connection"),
+        "{}",
+        stdout(&plain)
+    );
+    assert!(stdout(&plain).ends_with(expected));
+
+    let sessions = setup.sessions("pg").await;
+    assert_eq!(sessions.len(), 4, "{sessions:?}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while setup
+        .sessions("pg")
+        .await
+        .iter()
+        .any(|s| s.status == "open")
+    {
+        assert!(Instant::now() < deadline, "the sessions never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for session in setup.sessions("pg").await {
+        assert_eq!(session.status, "done", "{session:?}");
+        assert!(session.bytes_in > 0 && session.bytes_out > 0, "{session:?}");
+    }
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_over_tls_through_the_listener() {
+    psql_over_tls_is_served(Route::Link).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_over_tls_in_place() {
+    psql_over_tls_is_served(Route::InPlace).await;
+}
+
+/// Reads what the gateway sends until it closes (bounded).
+async fn read_to_close(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut got)).await;
+    got
+}
+
+const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
+const GSSENC_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x30];
+
+fn startup_message(user: &str, database: &str) -> Vec<u8> {
+    let mut body = 0x0003_0000u32.to_be_bytes().to_vec();
+    for part in ["user", user, "database", database, ""] {
+        body.extend_from_slice(part.as_bytes());
+        body.push(0);
+    }
+    let mut message = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+    message.extend(body);
+    message
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_text_off_loopback_is_refused_before_the_token_and_tls_is_not() {
+    use tokio::io::AsyncWriteExt;
+    let setup = Setup::start_full(false, Route::Link, true).await;
+    setup.connection("pg", 5432, json!({})).await;
+    setup.wait_status("pg", "online").await;
+    let addresses = other_addresses();
+    assert!(
+        !addresses.is_empty(),
+        "the test needs an address other than loopback (hostname -I)"
+    );
+    let port = setup.gateway.postgres_addr.unwrap().port();
+    for ip in addresses {
+        // The gateway answers the StartupMessage with the refusal, not with
+        // the request for a password: the token is never asked for.
+        let mut raw = tokio::net::TcpStream::connect((ip, port)).await.unwrap();
+        raw.write_all(&startup_message("pg", &setup.database))
+            .await
+            .unwrap();
+        let answer = read_to_close(&mut raw).await;
+        assert_eq!(answer.first(), Some(&b'E'), "{ip}: {answer:?}");
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.contains("28000"), "{text}");
+        assert!(
+            text.contains(
+                "this gateway requires TLS for clients not on loopback; connect with sslmode=require"
+            ),
+            "{text}"
+        );
+
+        let plain = setup
+            .psql_at(&host(ip), "sslmode=disable", &["SELECT 1"])
+            .output()
+            .await
+            .unwrap();
+        assert!(!plain.status.success(), "{ip}");
+        assert!(
+            stderr(&plain).contains(
+                "FATAL:  this gateway requires TLS for clients not on loopback; connect with sslmode=require"
+            ),
+            "{ip}: {}",
+            stderr(&plain)
+        );
+        let encrypted = setup
+            .psql_at(&host(ip), "sslmode=require", &["\\conninfo", "SELECT 1"])
+            .output()
+            .await
+            .unwrap();
+        assert!(encrypted.status.success(), "{ip}: {}", stderr(&encrypted));
+        assert!(stdout(&encrypted).contains(PSQL_TLS));
+        assert!(stdout(&encrypted).ends_with("1\n"));
+    }
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_negotiation_that_breaks_the_protocol_is_refused() {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let setup = Setup::start_full(false, Route::Link, true).await;
+    let port = setup.gateway.postgres_addr.unwrap().port();
+    let connect = || tokio::net::TcpStream::connect(("127.0.0.1", port));
+
+    // A startup sent behind the SSLRequest, before the answer: it would be
+    // taken as if it had come over TLS (CVE-2021-23222).
+    let mut early = connect().await.unwrap();
+    let mut both = SSL_REQUEST.to_vec();
+    both.extend(startup_message("pg", &setup.database));
+    early.write_all(&both).await.unwrap();
+    let answer = read_to_close(&mut early).await;
+    assert_eq!(answer.first(), Some(&b'E'), "{answer:?}");
+    assert!(String::from_utf8_lossy(&answer).contains("08P01"));
+
+    // GSS encryption is still declined; then TLS, and inside it a second
+    // SSLRequest is refused, over TLS.
+    let mut tcp = connect().await.unwrap();
+    let mut reply = [0u8; 1];
+    tcp.write_all(&GSSENC_REQUEST).await.unwrap();
+    tcp.read_exact(&mut reply).await.unwrap();
+    assert_eq!(&reply, b"N");
+    tcp.write_all(&SSL_REQUEST).await.unwrap();
+    tcp.read_exact(&mut reply).await.unwrap();
+    assert_eq!(&reply, b"S");
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = std::fs::read(setup.ca.as_ref().unwrap()).unwrap();
+    for cert in CertificateDer::pem_slice_iter(&ca) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect("localhost".try_into().unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(&SSL_REQUEST).await.unwrap();
+    tls.flush().await.unwrap();
+    let answer = read_to_close(&mut tls).await;
+    assert_eq!(answer.first(), Some(&b'E'), "{answer:?}");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.contains("08P01"), "{text}");
+    assert!(text.contains("already encrypted"), "{text}");
     setup.stop().await;
 }

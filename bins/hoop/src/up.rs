@@ -56,12 +56,13 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
             connection["subtype"].as_str().unwrap_or("custom")
         );
     }
+    let tls = if gateway.listener_tls { " (TLS)" } else { "" };
     let mut listeners = Vec::new();
     if let Some(addr) = gateway.postgres_addr {
-        listeners.push(format!("postgres {addr}"));
+        listeners.push(format!("postgres {addr}{tls}"));
     }
     if let Some(addr) = gateway.mysql_addr {
-        listeners.push(format!("mysql {addr}"));
+        listeners.push(format!("mysql {addr}{tls}"));
     }
     if listeners.is_empty() {
         println!("  client listeners: none (--postgres-listen off, --mysql-listen off)");
