@@ -43,6 +43,8 @@ struct Setup {
     agent: tokio::task::JoinHandle<()>,
     name: String,
     dir: std::path::PathBuf,
+    /// With a certificate: the CA that signed it (PEM file).
+    ca: Option<std::path::PathBuf>,
 }
 
 impl Setup {
@@ -55,6 +57,14 @@ impl Setup {
     /// With `in_place`, connect sessions run their driver in the gateway's
     /// process, as `hoop up` serves them; otherwise over the agent's link.
     async fn start_with(tag: &str, in_place: bool) -> Self {
+        Self::start_full(tag, in_place, false).await
+    }
+
+    /// With `tls`, the gateway has a certificate (made here for 127.0.0.1,
+    /// localhost and this machine's other addresses, signed by a CA of its
+    /// own, `self.ca`) and its MySQL listener is on every address, IPv4
+    /// clients arriving as IPv4-mapped IPv6 addresses.
+    async fn start_full(tag: &str, in_place: bool, tls: bool) -> Self {
         let name = format!("hoop_my_{tag}_{}", std::process::id());
         as_root(&format!(
             "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name};
@@ -69,6 +79,13 @@ impl Setup {
         config.api_listen = "127.0.0.1:0".into();
         config.agent_listen = "127.0.0.1:0".into();
         config.mysql_listen = Some("127.0.0.1:0".into());
+        let ca = tls.then(|| {
+            let ca = make_certificate(&dir);
+            config.tls_cert = Some(dir.join("cert.pem"));
+            config.tls_key = Some(dir.join("key.pem"));
+            config.mysql_listen = Some("[::]:0".into());
+            ca
+        });
         let gateway = Gateway::start(config).await.unwrap();
         let token = gateway.first_admin_token.clone().unwrap();
         let admin =
@@ -77,7 +94,14 @@ impl Setup {
         if in_place {
             gateway.serve_in_place("default").await.unwrap();
         }
-        let agent = tokio::spawn(hoop_agent::run(hoop_agent::AgentConfig { key, tls: None }));
+        // The certificate serves the agent link too.
+        let agent_tls = ca
+            .as_ref()
+            .map(|ca| hoop_agent::tls_client_config(ca).unwrap());
+        let agent = tokio::spawn(hoop_agent::run(hoop_agent::AgentConfig {
+            key,
+            tls: agent_tls,
+        }));
         Self {
             gateway,
             admin,
@@ -85,6 +109,7 @@ impl Setup {
             agent,
             name,
             dir,
+            ca,
         }
     }
 
@@ -372,5 +397,173 @@ async fn exec_on_a_mysql_connection_returns_the_rows_the_cli_sees_directly() {
     );
     let count = exec("SELECT count(*) FROM people", "text").await.unwrap();
     assert_eq!(count.body["output"], "2\n");
+    setup.stop().await;
+}
+
+// ---- TLS on the MySQL listener ----
+
+/// Writes a CA and a server certificate it signs (`cert.pem`, `key.pem`)
+/// into `dir`, for 127.0.0.1, localhost and this machine's other
+/// addresses; returns the CA's file.
+fn make_certificate(dir: &std::path::Path) -> std::path::PathBuf {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    std::fs::create_dir_all(dir).unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    // Distinct names: OpenSSL takes a certificate whose subject is its
+    // issuer's for self-signed.
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "hoop test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let mut names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
+    names.extend(other_addresses().iter().map(ToString::to_string));
+    let server_key = KeyPair::generate().unwrap();
+    let mut params = CertificateParams::new(names).unwrap();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "hoop gateway");
+    let server = params.signed_by(&server_key, &ca).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("cert.pem"), server.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), server_key.serialize_pem()).unwrap();
+    dir.join("ca.pem")
+}
+
+/// This machine's addresses that are not loopback (nor link-local), for
+/// clients the gateway must see as remote.
+fn other_addresses() -> Vec<std::net::IpAddr> {
+    let output = std::process::Command::new("hostname")
+        .arg("-I")
+        .output()
+        .expect("the TLS tests need hostname -I");
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .filter_map(|word| word.parse::<std::net::IpAddr>().ok())
+        .filter(|ip| match ip {
+            std::net::IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local(),
+            std::net::IpAddr::V6(v6) => !v6.is_loopback() && !v6.is_unicast_link_local(),
+        })
+        .collect()
+}
+
+impl Setup {
+    /// The mariadb CLI to the listener at `host` as the connection `my`
+    /// with the person's token, with `options` (TLS), running `sql`.
+    async fn mariadb_at(&self, host: &str, options: &[&str], sql: &str) -> Output {
+        let port = self.gateway.mysql_addr.unwrap().port();
+        Command::new("mariadb")
+            .args(["-h", host, "-P", &port.to_string(), "-u", "my"])
+            .args(options)
+            .args(["--connect-timeout=10", "-N", "-B"])
+            .arg(format!("-p{}", self.token))
+            .arg(&self.name)
+            .args(["-e", sql])
+            .kill_on_drop(true)
+            .output()
+            .await
+            .unwrap()
+    }
+}
+
+/// What the mariadb CLI's `status` prints when its own connection (the
+/// client's leg, to the gateway) is encrypted; `SHOW STATUS LIKE
+/// 'Ssl_cipher'` would tell about the driver's leg to MariaDB instead.
+const CLI_TLS: &str = "SSL:\t\t\tCipher in use is ";
+/// What it prints in plain text.
+const CLI_PLAIN: &str = "SSL:\t\t\tNot in use";
+
+async fn mariadb_cli_over_tls_is_served(tag: &str, in_place: bool) {
+    let setup = Setup::start_full(tag, in_place, true).await;
+    setup.connection("my", json!({})).await;
+    let sql = "status; SELECT current_user(), id, email FROM people ORDER BY id";
+    let user = &setup.name;
+    let rows = format!("{user}@%\t1\tana@example.com\n{user}@%\t2\tbo@example.com\n");
+    let ca = format!("--ssl-ca={}", setup.ca.as_ref().unwrap().display());
+    let options: [&[&str]; 2] = [
+        &["--ssl", "--ssl-verify-server-cert=off"],
+        // The certificate is the gateway's, checked against its CA and name.
+        &["--ssl", &ca, "--ssl-verify-server-cert"],
+    ];
+    for options in options {
+        let output = setup.mariadb_at("127.0.0.1", options, sql).await;
+        assert!(
+            output.status.success(),
+            "{options:?}: {}",
+            text(&output.stderr)
+        );
+        let out = text(&output.stdout);
+        assert!(out.contains(CLI_TLS), "{out}");
+        assert!(out.ends_with(&rows), "{out}");
+    }
+    // Loopback may still speak plain text (arriving as ::ffff:127.0.0.1).
+    let plain = setup.mariadb_at("127.0.0.1", &["--skip-ssl"], sql).await;
+    assert!(plain.status.success(), "{}", text(&plain.stderr));
+    assert!(
+        text(&plain.stdout).contains(CLI_PLAIN),
+        "{}",
+        text(&plain.stdout)
+    );
+    assert!(text(&plain.stdout).ends_with(&rows));
+
+    let sessions = setup.ended_sessions("my", 3).await;
+    assert_eq!(sessions.len(), 3, "{sessions:?}");
+    for session in sessions {
+        assert_eq!(session.status, "done", "{session:?}");
+        assert!(session.bytes_in > 0 && session.bytes_out > 0, "{session:?}");
+    }
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_cli_over_tls_through_the_listener() {
+    mariadb_cli_over_tls_is_served("tls", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_cli_over_tls_in_place() {
+    mariadb_cli_over_tls_is_served("tls_in_place", true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_text_off_loopback_is_refused_in_mysql_before_the_token_and_tls_is_not() {
+    let setup = Setup::start_full("tls_remote", false, true).await;
+    setup.connection("my", json!({})).await;
+    let addresses = other_addresses();
+    assert!(
+        !addresses.is_empty(),
+        "the test needs an address other than loopback (hostname -I)"
+    );
+    for ip in addresses {
+        let host = ip.to_string();
+        let plain = setup.mariadb_at(&host, &["--skip-ssl"], "SELECT 1").await;
+        assert!(!plain.status.success(), "{ip}");
+        assert!(
+            text(&plain.stderr).contains(
+                "ERROR 3159 (HY000): this gateway requires TLS for clients not on loopback; connect with --ssl"
+            ),
+            "{ip}: {}",
+            text(&plain.stderr)
+        );
+        let encrypted = setup
+            .mariadb_at(
+                &host,
+                &["--ssl", "--ssl-verify-server-cert=off"],
+                "status; SELECT 1",
+            )
+            .await;
+        assert!(
+            encrypted.status.success(),
+            "{ip}: {}",
+            text(&encrypted.stderr)
+        );
+        assert!(text(&encrypted.stdout).contains(CLI_TLS));
+        assert!(text(&encrypted.stdout).ends_with("\n1\n"));
+    }
+    // The refused logins never reached the checks: no session was opened
+    // for them, only for the encrypted ones.
+    let sessions = setup.ended_sessions("my", 1).await;
+    assert_eq!(sessions.len(), other_addresses().len(), "{sessions:?}");
+    assert!(sessions.iter().all(|s| s.status == "done"), "{sessions:?}");
     setup.stop().await;
 }
