@@ -1185,3 +1185,60 @@ async fn tls_negotiation_that_breaks_the_protocol_is_refused() {
     assert!(text.contains("already encrypted"), "{text}");
     setup.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hoop_gateway_marks_its_listeners_tls_when_it_has_a_certificate() {
+    use tokio::io::AsyncBufReadExt;
+    let dir = std::env::temp_dir().join(unique("hoop-gateway-tls-banner"));
+    make_certificate(&dir, "hoop test CA");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hoop-gateway"))
+        .args([
+            "--api-listen",
+            "127.0.0.1:0",
+            "--agent-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--postgres-listen", "127.0.0.1:0"])
+        .args(["--mysql-listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .arg("--tls-cert")
+        .arg(dir.join("cert.pem"))
+        .arg("--tls-key")
+        .arg(dir.join("key.pem"))
+        .env_remove("HOOP_DATABASE_URL")
+        .env_remove("HOOP_ADMIN_TOKEN")
+        .env_remove("HOOP_SECRET_KEY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !banner.contains("mysql:") {
+        let line = tokio::time::timeout_at(deadline.into(), lines.next_line())
+            .await
+            .expect("no banner in 30 s")
+            .unwrap()
+            .expect("hoop-gateway exited");
+        banner.push_str(&line);
+        banner.push('\n');
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let line = |prefix: &str| {
+        banner
+            .lines()
+            .find(|line| line.trim_start().starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} line in:\n{banner}"))
+            .to_owned()
+    };
+    let postgres = line("postgres:");
+    assert!(postgres.contains("(TLS)"), "{postgres}");
+    assert!(postgres.contains("sslmode=require"), "{postgres}");
+    let mysql = line("mysql:");
+    assert!(mysql.contains("(TLS)"), "{mysql}");
+    assert!(mysql.contains("--ssl,"), "{mysql}");
+}
