@@ -121,6 +121,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
 
 /// A stream whose first reads return bytes the gateway already read (the
 /// client's startup), then the stream's own.
+#[derive(Debug)]
 pub struct Replay<S> {
     prefix: Bytes,
     inner: S,
@@ -130,6 +131,11 @@ impl<S> Replay<S> {
     /// `prefix` is read before anything from `inner`.
     pub fn new(prefix: Bytes, inner: S) -> Self {
         Self { prefix, inner }
+    }
+
+    /// The stream itself, dropping what was not yet read of the prefix.
+    pub fn into_inner(self) -> S {
+        self.inner
     }
 }
 

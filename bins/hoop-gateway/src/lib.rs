@@ -20,6 +20,7 @@ mod client_tls;
 pub mod config;
 pub mod crypto;
 mod gateway;
+mod handoff;
 pub mod in_place;
 pub mod link_server;
 pub mod links;

@@ -51,8 +51,8 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api::AppState;
 use crate::client_tls;
-use crate::in_place;
 use crate::sessions::{self, AccessKind, RefusalReason, Request, Route};
+use crate::{handoff, in_place};
 
 /// Time a client gets to finish the login (TLS handshake included), and the
 /// agent to answer it.
@@ -643,15 +643,20 @@ async fn mysql_client(
         }
         Route::InPlace(open) => match in_place::prepare(state, &open) {
             Ok(session) => {
-                let (leg, driver_end) = tokio::io::duplex(IN_PLACE_BUFFER);
-                let driver = tokio::spawn(session.serve(driver_end));
-                let served =
-                    relay_in_place(stream, buffer, &login, InPlaceLeg(leg), state, &opened.id)
-                        .await;
-                // The driver ends once its client side closes; its last
-                // audit events are queued by then.
-                let _ = driver.await;
-                served
+                let (leg, driver_end) = tokio::io::duplex(LOGIN_BUFFER);
+                let (driver_io, handover) = handoff::handoff(driver_end);
+                let driver = tokio::spawn(in_place::serve(session, driver_io));
+                let leg = InPlaceLeg(leg);
+                let handed = hand_over(stream, buffer, &login, leg, handover, state, &opened.id);
+                let handed = handed.await;
+                // The driver ends with the client's session (or at once,
+                // when the login failed); its last audit events are queued
+                // by then.
+                let (bytes_in, bytes_out) = driver.await.unwrap_or_default();
+                if let Ok(true) = handed {
+                    sessions::finish(state, &opened.id, "done", None, bytes_in, bytes_out).await;
+                }
+                handed.map(drop)
             }
             Err(message) => {
                 send_err(&mut stream, login.seq, CONNECTION_ERROR, b"08001", &message).await;
@@ -662,9 +667,9 @@ async fn mysql_client(
     }
 }
 
-/// Bytes the duplex to an in-place driver holds per direction: one read of
-/// the driver's relay.
-const IN_PLACE_BUFFER: usize = 64 * 1024;
+/// Bytes the login duplex to an in-place driver holds per direction: the
+/// login's few packets.
+const LOGIN_BUFFER: usize = 16 * 1024;
 
 /// Logs in through the driver; on success returns the bytes that followed
 /// its OK. Otherwise the client was told and the session is recorded.
@@ -696,38 +701,27 @@ async fn login_through(
     Ok(None)
 }
 
-/// A session whose driver runs in this process: after the login, bytes
-/// move between the client and the driver's duplex.
-async fn relay_in_place(
+/// Logs in to a driver running in this process, then hands it the
+/// client's stream (see [`crate::handoff`]), so the session's bytes never
+/// cross the login duplex. `Ok(true)` once handed over; otherwise the
+/// client was told and the session is recorded.
+async fn hand_over(
     mut stream: Stream,
-    mut buffer: BytesMut,
+    buffer: BytesMut,
     login: &Login,
     mut leg: InPlaceLeg,
+    handover: handoff::Handover<Stream>,
     state: &AppState,
     id: &str,
-) -> Result<(), StartupError> {
+) -> Result<bool, StartupError> {
     let Some(pending) = login_through(&mut stream, login, &mut leg, state, id).await? else {
-        return Ok(());
+        return Ok(false);
     };
-    let mut driver = leg.0;
-    let first = buffer.len() as u64;
-    let relayed = async {
-        send(&mut stream, &pending).await?;
-        driver.write_all(&buffer.split()).await?;
-        tokio::io::copy_bidirectional(&mut stream, &mut driver).await
-    }
-    .await;
-    let (sent, received) = relayed.unwrap_or((0, 0));
-    sessions::finish(
-        state,
-        id,
-        "done",
-        None,
-        sent + first,
-        received + pending.len() as u64,
-    )
-    .await;
-    Ok(())
+    send(&mut stream, &pending).await?;
+    // A driver that ended right after its OK finds the duplex closed and
+    // the session is over; nothing else to do with the stream then.
+    let _ = handover.give(buffer.freeze(), stream);
+    Ok(true)
 }
 
 /// A session over the agent's link.

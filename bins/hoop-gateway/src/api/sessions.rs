@@ -382,13 +382,18 @@ async fn events(
     let session = find(&state, &caller, &id).await?;
     // The first page is read here, so a store failure is still an error
     // status; the rest streams, page by page, while the client reads.
-    let first = state.store.session_event_page(&session.id, -1, EVENT_PAGE).await?;
+    let first = state
+        .store
+        .session_event_page(&session.id, -1, EVENT_PAGE)
+        .await?;
     let (mut sender, body) =
         http_body_util::channel::Channel::<Bytes, std::io::Error>::new(EVENT_PAGES_BUFFERED);
     tokio::spawn(async move {
         let mut page = first;
         loop {
-            let Some(&(last, _)) = page.last() else { return };
+            let Some(&(last, _)) = page.last() else {
+                return;
+            };
             let full = page.len() as i64 == EVENT_PAGE;
             let mut chunk = String::new();
             for (_, events) in page {
@@ -398,7 +403,11 @@ async fn events(
             if sender.send_data(Bytes::from(chunk)).await.is_err() || !full {
                 return;
             }
-            page = match state.store.session_event_page(&session.id, last, EVENT_PAGE).await {
+            page = match state
+                .store
+                .session_event_page(&session.id, last, EVENT_PAGE)
+                .await
+            {
                 Ok(page) => page,
                 Err(error) => {
                     tracing::error!(session = %session.id, %error, "reading session events failed");

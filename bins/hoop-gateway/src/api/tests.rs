@@ -1261,7 +1261,11 @@ async fn session_events_stream_in_order_past_many_pages(backend: Backend) {
     let text = response.body.as_str().unwrap_or_default().to_owned();
     let seqs: Vec<i64> = text
         .lines()
-        .map(|line| serde_json::from_str::<Value>(line).unwrap()["seq"].as_i64().unwrap())
+        .map(|line| {
+            serde_json::from_str::<Value>(line).unwrap()["seq"]
+                .as_i64()
+                .unwrap()
+        })
         .collect();
     assert_eq!(seqs, (0..450).collect::<Vec<_>>());
     let none = gw.admin.get("/api/sessions/nope/events").await.unwrap();
