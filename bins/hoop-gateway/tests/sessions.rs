@@ -1010,6 +1010,26 @@ async fn psql_over_tls_is_served(route: Route) {
         stderr(&unverified)
     );
 
+    // A result far larger than the socket buffers streams whole over TLS.
+    let large = setup
+        .psql_at(
+            "127.0.0.1",
+            "sslmode=require",
+            &["SELECT md5(i::text) FROM generate_series(1, 100000) i"],
+        )
+        .output()
+        .await
+        .unwrap();
+    assert!(large.status.success(), "{}", stderr(&large));
+    let out = stdout(&large);
+    assert_eq!(out.lines().count(), 100_000);
+    // md5('100000')
+    assert!(
+        out.ends_with("14ee22eaba297944c96afdbe5b16c65b\n"),
+        "{}",
+        &out[out.len() - 40..]
+    );
+
     // Loopback may still speak plain text (arriving as ::ffff:127.0.0.1).
     let plain = setup
         .psql_at("127.0.0.1", "sslmode=disable", &["\\conninfo", rows])
@@ -1025,7 +1045,7 @@ async fn psql_over_tls_is_served(route: Route) {
     assert!(stdout(&plain).ends_with(expected));
 
     let sessions = setup.sessions("pg").await;
-    assert_eq!(sessions.len(), 4, "{sessions:?}");
+    assert_eq!(sessions.len(), 5, "{sessions:?}");
     let deadline = Instant::now() + Duration::from_secs(20);
     while setup
         .sessions("pg")
