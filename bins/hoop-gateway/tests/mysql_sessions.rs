@@ -567,3 +567,47 @@ async fn plain_text_off_loopback_is_refused_in_mysql_before_the_token_and_tls_is
     assert!(sessions.iter().all(|s| s.status == "done"), "{sessions:?}");
     setup.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_greeting_offers_tls_and_bytes_before_the_handshake_are_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    /// CLIENT_PROTOCOL_41 | CLIENT_SSL | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH
+    const SSL_REQUEST_CAPABILITIES: u32 = (1 << 9) | (1 << 11) | (1 << 15) | (1 << 19);
+    let setup = Setup::start_full("tls_raw", false, true).await;
+    let port = setup.gateway.mysql_addr.unwrap().port();
+    let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let mut header = [0u8; 4];
+    raw.read_exact(&mut header).await.unwrap();
+    let mut greeting = vec![0u8; u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize];
+    raw.read_exact(&mut greeting).await.unwrap();
+    // protocol version, server version (NUL-terminated), connection id,
+    // 8 bytes of challenge, a filler, then the capabilities' low half.
+    let version_end = greeting.iter().position(|&b| b == 0).unwrap();
+    let at = 1 + version_end + 4 + 8 + 1;
+    let low = u16::from_le_bytes([greeting[at], greeting[at + 1]]);
+    assert_ne!(low & (1 << 11), 0, "CLIENT_SSL not offered: {low:#x}");
+
+    // An SSLRequest with the login already behind it, before the handshake:
+    // the login would be taken as if it had come encrypted.
+    let mut payload = SSL_REQUEST_CAPABILITIES.to_le_bytes().to_vec();
+    payload.extend(16_777_216u32.to_le_bytes());
+    payload.push(45);
+    payload.extend([0u8; 23]);
+    let mut wire = vec![payload.len() as u8, 0, 0, 1];
+    wire.extend(&payload);
+    wire.extend(b"\x05\x00\x00\x02early");
+    raw.write_all(&wire).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), raw.read_to_end(&mut answer)).await;
+    // An ERR packet in plain text (sequence id 2), then the end.
+    assert!(answer.len() > 5, "{answer:?}");
+    assert_eq!((answer[3], answer[4]), (2, 0xff), "{answer:?}");
+    assert!(
+        text(&answer).contains("data arrived before the TLS handshake"),
+        "{}",
+        text(&answer)
+    );
+    setup.stop().await;
+}
