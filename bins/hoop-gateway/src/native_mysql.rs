@@ -45,7 +45,7 @@ use hoop_wire::mysql::{
     AuthSwitchRequest, ClientMessage, ErrPacket, Handshake, HandshakeResponse, Limits, OkPacket,
     ServerMessage, Session, capability, encode_packet,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
@@ -201,7 +201,7 @@ fn packet(seq: u8, message: &ServerMessage) -> BytesMut {
 
 /// Writes `bytes` to the client and flushes: a TLS stream may hold the
 /// record until flushed.
-async fn send(stream: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
+async fn send(stream: &mut (impl AsyncWrite + Unpin), bytes: &[u8]) -> std::io::Result<()> {
     stream.write_all(bytes).await?;
     stream.flush().await
 }
@@ -239,7 +239,7 @@ fn without_nul(data: &[u8]) -> &[u8] {
 /// it asks, and reads its login and token. `None` when the client was
 /// refused (and told) before it was asked for the token.
 async fn read_login(
-    tcp: TcpStream,
+    mut tcp: TcpStream,
     peer: IpAddr,
     tls: Option<&TlsAcceptor>,
     buffer: &mut BytesMut,
@@ -260,9 +260,10 @@ async fn read_login(
         status: STATUS_AUTOCOMMIT,
         auth_plugin_name: Some(Bytes::from_static(GREETING_PLUGIN)),
     });
-    let mut stream = Stream::Plain(tcp);
     let greeting = packet(0, &greeting).freeze();
-    send(&mut stream, &greeting).await?;
+    send(&mut tcp, &greeting).await?;
+    read_first_packet(&mut tcp, buffer).await?;
+    let mut stream = Stream::Plain(tcp);
     // The session follows the conversation from our own greeting.
     let mut session = session_after(&greeting)?;
     let (seq, message) = match next_client(&mut stream, &mut session, buffer).await? {
@@ -271,20 +272,10 @@ async fn read_login(
                 // The client expects a TLS handshake, not an ERR.
                 return Err(StartupError::Unexpected("SSLRequest without TLS on offer"));
             };
-            if !buffer.is_empty() {
-                // Bytes sent before the handshake would be taken as if they
-                // had come encrypted.
-                let mut stream = Stream::Plain(tcp);
-                send_err(
-                    &mut stream,
-                    2,
-                    NOT_SUPPORTED,
-                    b"08S01",
-                    "data arrived before the TLS handshake",
-                )
-                .await;
-                return Err(StartupError::Unexpected("data before the TLS handshake"));
-            }
+            // Nothing past the SSLRequest was read (`read_first_packet`):
+            // whatever follows goes to TLS, and only what decrypts is read
+            // as the login.
+            debug_assert!(buffer.is_empty());
             stream = Stream::TlsServer(Box::new(acceptor.accept(tcp).await?));
             // The login starts over inside TLS, its sequence ids going on
             // from the SSLRequest's (the HandshakeResponse comes as 2).
@@ -351,6 +342,34 @@ async fn read_login(
         seq: seq.wrapping_add(1),
     };
     Ok(Some((stream, login)))
+}
+
+/// Length of an SSLRequest's payload: a HandshakeResponse41 cut after its
+/// capabilities, maximum packet size, charset and 23-byte filler.
+const SSL_REQUEST_LEN: usize = 32;
+
+/// Reads the header of the client's first packet and, when the packet is
+/// as long as an SSLRequest, its payload, and nothing more: a client starts
+/// its TLS handshake right behind an SSLRequest, without waiting for an
+/// answer, so the bytes after it belong to TLS and must stay in the socket
+/// for the acceptor. (Reading ahead would either hand a ClientHello to the
+/// login decoder or, refusing it as early data, fail every client whose
+/// two writes arrive together.) Longer packets are read as usual.
+async fn read_first_packet(tcp: &mut TcpStream, buffer: &mut BytesMut) -> Result<(), StartupError> {
+    let eof_is_close = |error: std::io::Error| match error.kind() {
+        std::io::ErrorKind::UnexpectedEof => StartupError::Closed,
+        _ => StartupError::Io(error),
+    };
+    let mut header = [0u8; 4];
+    tcp.read_exact(&mut header).await.map_err(eof_is_close)?;
+    buffer.extend_from_slice(&header);
+    let length = u32::from_le_bytes([header[0], header[1], header[2], 0]);
+    if length as usize == SSL_REQUEST_LEN {
+        let mut payload = [0u8; SSL_REQUEST_LEN];
+        tcp.read_exact(&mut payload).await.map_err(eof_is_close)?;
+        buffer.extend_from_slice(&payload);
+    }
+    Ok(())
 }
 
 /// What the greeting offers: [`OFFERED`], and CLIENT_SSL with a certificate.
