@@ -344,32 +344,16 @@ async fn read_login(
     Ok(Some((stream, login)))
 }
 
-/// Length of an SSLRequest's payload: a HandshakeResponse41 cut after its
-/// capabilities, maximum packet size, charset and 23-byte filler.
-const SSL_REQUEST_LEN: usize = 32;
-
-/// Reads the header of the client's first packet and, when the packet is
-/// as long as an SSLRequest, its payload, and nothing more: a client starts
-/// its TLS handshake right behind an SSLRequest, without waiting for an
-/// answer, so the bytes after it belong to TLS and must stay in the socket
-/// for the acceptor. (Reading ahead would either hand a ClientHello to the
-/// login decoder or, refusing it as early data, fail every client whose
-/// two writes arrive together.) Longer packets are read as usual.
+/// Reads the client's first packet as far as an SSLRequest goes, leaving
+/// whatever follows it in the socket for the TLS acceptor
+/// ([`hoop_proxy::mysql::read_first_packet`]).
 async fn read_first_packet(tcp: &mut TcpStream, buffer: &mut BytesMut) -> Result<(), StartupError> {
-    let eof_is_close = |error: std::io::Error| match error.kind() {
-        std::io::ErrorKind::UnexpectedEof => StartupError::Closed,
-        _ => StartupError::Io(error),
-    };
-    let mut header = [0u8; 4];
-    tcp.read_exact(&mut header).await.map_err(eof_is_close)?;
-    buffer.extend_from_slice(&header);
-    let length = u32::from_le_bytes([header[0], header[1], header[2], 0]);
-    if length as usize == SSL_REQUEST_LEN {
-        let mut payload = [0u8; SSL_REQUEST_LEN];
-        tcp.read_exact(&mut payload).await.map_err(eof_is_close)?;
-        buffer.extend_from_slice(&payload);
-    }
-    Ok(())
+    hoop_proxy::mysql::read_first_packet(tcp, buffer)
+        .await
+        .map_err(|error| match error.kind() {
+            std::io::ErrorKind::UnexpectedEof => StartupError::Closed,
+            _ => StartupError::Io(error),
+        })
 }
 
 /// What the greeting offers: [`OFFERED`], and CLIENT_SSL with a certificate.

@@ -65,20 +65,24 @@ pub(crate) fn greeting(server: &Handshake, capabilities: u64) -> Handshake {
 /// Sends the greeting and reads the client's login, upgrading to TLS when
 /// the client asks and `tls` is set. `None` when the client went away first.
 pub(crate) async fn accept(
-    io: ClientIo,
+    mut io: ClientIo,
     greeting: Handshake,
     tls: Option<&TlsAcceptor>,
     limits: Limits,
 ) -> Result<Option<ClientLeg>, SessionError> {
     let scramble = greeting.auth_plugin_data.clone();
     let greeting = packet::greeting_packet(greeting);
-    let mut stream = Stream::Plain(io);
-    stream
-        .write_all(&greeting)
+    io.write_all(&greeting)
         .await
         .map_err(SessionError::client_io)?;
     let mut session = session_after_greeting(limits, &greeting)?;
     let mut buf = BytesMut::with_capacity(1024);
+    match packet::read_first_packet(&mut io, &mut buf).await {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(error) => return Err(SessionError::client_io(error)),
+    }
+    let mut stream = Stream::Plain(io);
     let (first, message) = match read_client(&mut stream, &mut session, &mut buf).await {
         Ok(Some(found)) => found,
         Ok(None) => return Ok(None),
@@ -86,15 +90,10 @@ pub(crate) async fn accept(
     };
     let (seq, message) = match message {
         ClientMessage::SslRequest(_) => {
-            if !buf.is_empty() {
-                // Bytes sent before the TLS handshake would be taken as if
-                // they had come encrypted.
-                let error = SessionError::Unexpected {
-                    culprit: Culprit::Client,
-                    message: "data before the TLS handshake",
-                };
-                return Err(refuse(&mut stream, LOGIN_ANSWER_SEQ, error).await);
-            }
+            // Nothing past the SSLRequest was read (`read_first_packet`):
+            // whatever follows goes to TLS, and only what decrypts is read
+            // as the login.
+            debug_assert!(buf.is_empty());
             let (Some(acceptor), Stream::Plain(io)) = (tls, stream) else {
                 return Err(SessionError::Unsupported(
                     "TLS was not offered on this listener",

@@ -63,6 +63,7 @@ use tokio_rustls::TlsAcceptor;
 
 use self::codec::MysqlCodec;
 pub use self::error::{Culprit, SessionError};
+pub use self::packet::read_first_packet;
 use self::upstream::LoginRequest;
 use crate::auth::ClientAuthenticator;
 use crate::connection::DatabaseTarget;

@@ -88,6 +88,39 @@ pub(crate) async fn read_client<S: AsyncRead + Unpin>(
     }
 }
 
+/// Length of an SSLRequest's payload: a HandshakeResponse41 cut after its
+/// capabilities, maximum packet size, charset and 23-byte filler.
+const SSL_REQUEST_LEN: usize = 32;
+
+/// Reads the header of a client's first packet and, when the packet is as
+/// long as an SSLRequest, its payload, and nothing more, into `buf`.
+///
+/// A client starts its TLS handshake right behind an SSLRequest without
+/// waiting for an answer, so the bytes after it belong to TLS and must stay
+/// in the socket for the acceptor: reading ahead would hand a ClientHello
+/// to the login decoder, or, refusing it as early data, fail every client
+/// whose two writes arrive together. Longer packets are read as usual by
+/// whoever decodes `buf` next.
+///
+/// # Errors
+///
+/// The stream's; `UnexpectedEof` when the client closes first.
+pub async fn read_first_packet<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+) -> std::io::Result<()> {
+    let mut header = [0u8; 4];
+    stream.read_exact(&mut header).await?;
+    buf.extend_from_slice(&header);
+    let length = u32::from_le_bytes([header[0], header[1], header[2], 0]);
+    if length as usize == SSL_REQUEST_LEN {
+        let mut payload = [0u8; SSL_REQUEST_LEN];
+        stream.read_exact(&mut payload).await?;
+        buf.extend_from_slice(&payload);
+    }
+    Ok(())
+}
+
 /// A session that has seen `greeting` (a whole HandshakeV10 packet) and
 /// waits for the client's login packet. The login phase restarts with a new
 /// one after TLS, since the codec stops at the encryption boundary.
