@@ -13,10 +13,9 @@ use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-fn b64(value: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(value)
-}
+mod common;
+
+use common::{b64, make_certificate, other_addresses};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -80,7 +79,7 @@ impl Setup {
         config.agent_listen = "127.0.0.1:0".into();
         config.mysql_listen = Some("127.0.0.1:0".into());
         let ca = tls.then(|| {
-            let ca = make_certificate(&dir);
+            let ca = make_certificate(&dir, "hoop test CA");
             config.tls_cert = Some(dir.join("cert.pem"));
             config.tls_key = Some(dir.join("key.pem"));
             config.mysql_listen = Some("[::]:0".into());
@@ -401,51 +400,6 @@ async fn exec_on_a_mysql_connection_returns_the_rows_the_cli_sees_directly() {
 }
 
 // ---- TLS on the MySQL listener ----
-
-/// Writes a CA and a server certificate it signs (`cert.pem`, `key.pem`)
-/// into `dir`, for 127.0.0.1, localhost and this machine's other
-/// addresses; returns the CA's file.
-fn make_certificate(dir: &std::path::Path) -> std::path::PathBuf {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
-    std::fs::create_dir_all(dir).unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    // Distinct names: OpenSSL takes a certificate whose subject is its
-    // issuer's for self-signed.
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "hoop test CA");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let mut names = vec!["127.0.0.1".to_owned(), "localhost".to_owned()];
-    names.extend(other_addresses().iter().map(ToString::to_string));
-    let server_key = KeyPair::generate().unwrap();
-    let mut params = CertificateParams::new(names).unwrap();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, "hoop gateway");
-    let server = params.signed_by(&server_key, &ca).unwrap();
-    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-    std::fs::write(dir.join("cert.pem"), server.pem()).unwrap();
-    std::fs::write(dir.join("key.pem"), server_key.serialize_pem()).unwrap();
-    dir.join("ca.pem")
-}
-
-/// This machine's addresses that are not loopback (nor link-local), for
-/// clients the gateway must see as remote.
-fn other_addresses() -> Vec<std::net::IpAddr> {
-    let output = std::process::Command::new("hostname")
-        .arg("-I")
-        .output()
-        .expect("the TLS tests need hostname -I");
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .filter_map(|word| word.parse::<std::net::IpAddr>().ok())
-        .filter(|ip| match ip {
-            std::net::IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local(),
-            std::net::IpAddr::V6(v6) => !v6.is_loopback() && !v6.is_unicast_link_local(),
-        })
-        .collect()
-}
 
 impl Setup {
     /// The mariadb CLI to the listener at `host` as the connection `my`
