@@ -14,6 +14,13 @@ order. They become seeds in the formats of:
 - fuzz_targets/mysql_client.rs: `state 0 (after a greeting), capability
   flags, the client's bytes`.
 
+It also seeds MariaDB's metadata cache (MARIADB_CLIENT_CACHE_METADATA), which
+no public capture has, from hoop-wire/testdata/mariadb_cache_metadata.bin (a
+real MariaDB 10.11 command phase: a prepare, two executions answered without
+column definitions): behind a synthetic MariaDB greeting and login for
+mysql_session, and as a metadata-less result of the canned statement for
+mysql_server.
+
 Seeds are named by content hash, so running this again changes nothing.
 """
 
@@ -71,6 +78,39 @@ def session_seed(stream_chunks):
     return bytes(out)
 
 
+def packet(seq, payload):
+    return len(payload).to_bytes(3, "little") + bytes([seq]) + payload
+
+
+def mariadb_cache_metadata_seeds(root):
+    """(mysql_session seed, mysql_server seed) under MariaDB's metadata cache."""
+    with open(os.path.join(root, "hoop-wire", "testdata", "mariadb_cache_metadata.bin"), "rb") as f:
+        recorded = f.read()
+    # PROTOCOL_41, SECURE_CONNECTION, PLUGIN_AUTH, DEPRECATE_EOF, CONNECT_WITH_DB,
+    # MULTI_STATEMENTS, MULTI_RESULTS, PLUGIN_AUTH_LENENC_CLIENT_DATA; no
+    # CLIENT_MYSQL (bit 0), so the extended capabilities count.
+    caps = (1 << 9) | (1 << 15) | (1 << 19) | (1 << 24) | (1 << 3) | (1 << 16) | (1 << 17) | (1 << 21)
+    extended = 1 << 4  # MARIADB_CLIENT_CACHE_METADATA
+    plugin = b"mysql_native_password\0"
+    greeting = (b"\x0a5.5.5-10.11.19-MariaDB\0" + (7).to_bytes(4, "little") + b"abcdefgh\0"
+                + (caps & 0xFFFF).to_bytes(2, "little") + bytes([45]) + (2).to_bytes(2, "little")
+                + (caps >> 16).to_bytes(2, "little") + bytes([21]) + bytes(6)
+                + extended.to_bytes(4, "little") + b"0123456789ab\0" + plugin)
+    response = (caps.to_bytes(4, "little") + (1 << 24).to_bytes(4, "little") + bytes([45]) + bytes(19)
+                + extended.to_bytes(4, "little") + b"app\0" + bytes([20]) + bytes(20) + b"db\0" + plugin)
+    ok = bytes([0, 0, 0, 2, 0, 0, 0])
+    stream = [(True, packet(0, greeting)), (False, packet(1, response)), (True, packet(2, ok))]
+    while recorded:
+        direction, length = recorded[0], int.from_bytes(recorded[1:5], "little")
+        stream.append((direction == ord("S"), recorded[5 : 5 + length]))
+        recorded = recorded[5 + length :]
+    # mysql_server state 4 (the canned statement's execution pending), flags
+    # DEPRECATE_EOF and MARIADB_CACHE_METADATA: its 16 columns skipped, then
+    # the end of the result.
+    server = bytes([4, 0b1001]) + packet(1, bytes([16, 0])) + packet(2, b"\xfe\0\0\x02\0\0\0")
+    return session_seed(stream), server
+
+
 def write(out_dir, data):
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, hashlib.sha1(data).hexdigest()), "wb") as f:
@@ -96,6 +136,10 @@ def main():
             write(os.path.join(corpus, "mysql_server"), bytes([0, ALL_CAPABILITY_FLAGS]) + server)
             write(os.path.join(corpus, "mysql_client"), bytes([0, ALL_CAPABILITY_FLAGS]) + client)
             written += 3
+    session, server = mariadb_cache_metadata_seeds(root)
+    write(os.path.join(corpus, "mysql_session"), session)
+    write(os.path.join(corpus, "mysql_server"), server)
+    written += 2
     print(f"seed_mysql: {written} seeds from {captures} in {os.path.relpath(corpus, root)}")
 
 

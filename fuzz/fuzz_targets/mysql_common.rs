@@ -247,13 +247,23 @@ pub fn drain(
                 })
             })
         } else {
-            session.decode_server(buf).map(|o| {
-                o.map(|(p, m)| {
-                    let mut payload = BytesMut::new();
-                    m.encode_payload(&mut payload);
-                    (p, payload)
+            session
+                .decode_server(buf)
+                .map(|o| {
+                    o.map(|(p, m)| {
+                        let mut payload = BytesMut::new();
+                        m.encode_payload(&mut payload);
+                        (p, payload, m)
+                    })
                 })
-            })
+                .map(|o| {
+                    o.map(|(p, payload, m)| {
+                        // The event mapping runs on every packet too (columns
+                        // completed from kept definitions, rows, completions).
+                        let _ = session.server_event(&m);
+                        (p, payload)
+                    })
+                })
         };
         match result {
             Ok(Some((packet, payload))) => {

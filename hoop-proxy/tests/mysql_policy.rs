@@ -267,3 +267,98 @@ print("parameter after", cur.fetchall())
     );
     assert_eq!(lines[7], "parameter after [('xproject kestrel',)]");
 }
+
+/// libmariadb's prepared-statement API through ctypes (its binary rows,
+/// MariaDB's metadata cache negotiated), four string columns bound.
+/// Arguments: host, port, user, password, database, statement.
+const LIBMARIADB_PREPARED: &str = r#"
+import ctypes, sys
+lib = ctypes.CDLL("libmariadb.so.3")
+class BIND(ctypes.Structure):
+    _fields_ = [("length", ctypes.POINTER(ctypes.c_ulong)), ("is_null", ctypes.POINTER(ctypes.c_char)),
+                ("buffer", ctypes.c_void_p), ("error", ctypes.POINTER(ctypes.c_char)),
+                ("row_ptr", ctypes.c_void_p), ("store_param_func", ctypes.c_void_p), ("fetch_result", ctypes.c_void_p), ("skip_result", ctypes.c_void_p),
+                ("buffer_length", ctypes.c_ulong), ("offset", ctypes.c_ulong), ("length_value", ctypes.c_ulong),
+                ("flags", ctypes.c_uint), ("pack_length", ctypes.c_uint), ("buffer_type", ctypes.c_int),
+                ("error_value", ctypes.c_char), ("is_unsigned", ctypes.c_char), ("long_data_used", ctypes.c_char),
+                ("is_null_value", ctypes.c_char), ("extension", ctypes.c_void_p)]
+for f in ("mysql_init", "mysql_real_connect", "mysql_stmt_init"):
+    getattr(lib, f).restype = ctypes.c_void_p
+lib.mysql_real_connect.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_uint, ctypes.c_char_p, ctypes.c_ulong]
+lib.mysql_error.restype = ctypes.c_char_p; lib.mysql_error.argtypes = [ctypes.c_void_p]
+lib.mysql_stmt_error.restype = ctypes.c_char_p; lib.mysql_stmt_error.argtypes = [ctypes.c_void_p]
+lib.mysql_stmt_init.argtypes = [ctypes.c_void_p]
+for f in ("mysql_stmt_execute", "mysql_stmt_fetch", "mysql_stmt_store_result", "mysql_stmt_close", "mysql_stmt_free_result"):
+    getattr(lib, f).argtypes = [ctypes.c_void_p]
+lib.mysql_stmt_prepare.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_ulong]
+lib.mysql_stmt_bind_result.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+lib.mysql_stmt_bind_result.restype = ctypes.c_char
+lib.mysql_close.argtypes = [ctypes.c_void_p]
+host, port, user, pw, db, sql = sys.argv[1], int(sys.argv[2]), *[a.encode() for a in sys.argv[3:7]]
+con = lib.mysql_init(None)
+if not lib.mysql_real_connect(con, host.encode(), user, pw, db, port, None, 0):
+    sys.exit("connect: " + lib.mysql_error(con).decode())
+stmt = lib.mysql_stmt_init(con)
+if lib.mysql_stmt_prepare(stmt, sql, len(sql)):
+    sys.exit("prepare: " + lib.mysql_stmt_error(stmt).decode())
+N = 4
+binds = (BIND * N)()
+bufs = [ctypes.create_string_buffer(256) for _ in range(N)]
+lens = [ctypes.c_ulong() for _ in range(N)]
+nulls = [ctypes.c_char() for _ in range(N)]
+for i in range(N):
+    binds[i].buffer_type = 254
+    binds[i].buffer = ctypes.cast(bufs[i], ctypes.c_void_p)
+    binds[i].buffer_length = 256
+    binds[i].length = ctypes.pointer(lens[i])
+    binds[i].is_null = ctypes.pointer(nulls[i])
+lib.mysql_query.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+for run in (1, 2, 3):
+    if run == 2 and lib.mysql_query(con, b"ALTER TABLE people MODIFY name VARCHAR(50)"):
+        sys.exit("alter: " + lib.mysql_error(con).decode())
+    if lib.mysql_stmt_execute(stmt):
+        sys.exit("execute: " + lib.mysql_stmt_error(stmt).decode())
+    if lib.mysql_stmt_bind_result(stmt, binds) != b"\0":
+        sys.exit("bind: " + lib.mysql_stmt_error(stmt).decode())
+    lib.mysql_stmt_store_result(stmt)
+    while lib.mysql_stmt_fetch(stmt) in (0, 101):
+        print(run, "|".join("NULL" if nulls[i].value != b"\0" else bufs[i].raw[:lens[i].value].decode() for i in range(N)))
+    lib.mysql_stmt_free_result(stmt)
+lib.mysql_stmt_close(stmt)
+lib.mysql_close(con)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn libmariadb_prepared_statement_is_masked_when_the_server_skips_its_metadata() {
+    let fixture = Fixture::new("cache");
+    let proxy = fixture.proxy().await;
+    // The server sends the columns with COM_STMT_PREPARE's response, skips
+    // them on the first execution, resends them once the ALTER changed
+    // them, and skips them again on the third.
+    let output = Command::new("python3")
+        .args(["-c", LIBMARIADB_PREPARED, "127.0.0.1"])
+        .arg(proxy.port().to_string())
+        .args(["me", "", &fixture.name])
+        .arg("SELECT id, name, ssn, email FROM people ORDER BY id")
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    let out = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_no_sensitive(&out);
+    let expected: String = (1..=3)
+        .map(|run| {
+            format!(
+                "{run} 1|Ada Lovelace|*******6789|[REDACTED:EMAIL_ADDRESS]\n\
+                 {run} 2|Alan Turing|*******9999|[REDACTED:EMAIL_ADDRESS]\n\
+                 {run} 3|Grace Hopper|*******1120|[REDACTED:EMAIL_ADDRESS]\n"
+            )
+        })
+        .collect();
+    assert_eq!(out, expected);
+}

@@ -120,6 +120,18 @@ impl<'h> MysqlCodec<'h> {
         output: &mut Vec<u8>,
     ) -> Result<bool, SessionError> {
         let Some(mut event) = self.session.server_event(message) else {
+            if let ServerMessage::ColumnCount(count) = message
+                && count.metadata_follows == Some(0)
+            {
+                // Rows would follow that the pipeline could not tie to
+                // columns: masking decides per column, so fail closed. The
+                // final ERR takes the column count's place.
+                self.client_seq = packet.seq;
+                return Err(SessionError::Unexpected {
+                    culprit: Culprit::Server,
+                    message: "a result set without column definitions",
+                });
+            }
             return Ok(false);
         };
         if self.hook.server_event(&mut event) == ServerAction::Forward {
@@ -247,7 +259,9 @@ impl RelayCodec for MysqlCodec<'_> {
             self.client_seq = packet.seq.wrapping_add(1);
             let interested = match &message {
                 ServerMessage::TextRow(_) | ServerMessage::BinaryRow(_) => self.interest.rows,
-                ServerMessage::ColumnDefinition(_) => self.interest.columns,
+                ServerMessage::ColumnDefinition(_) | ServerMessage::ColumnCount(_) => {
+                    self.interest.columns
+                }
                 ServerMessage::Ok(_) | ServerMessage::Eof(_) => self.interest.completions,
                 ServerMessage::Err(_) => self.interest.errors,
                 ServerMessage::LocalInfileRequest(_) if !self.allow_local_infile => {
@@ -385,6 +399,128 @@ mod tests {
                 assert_eq!(codec.client_seq(), 1, "the ERR answers the query");
             }
         }
+    }
+
+    /// A real MariaDB 10.11 conversation under MARIADB_CLIENT_CACHE_METADATA
+    /// (see hoop-wire's tests): a statement prepared, then executed twice,
+    /// both answered without column definitions.
+    const MARIADB_CACHE_METADATA: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../hoop-wire/testdata/mariadb_cache_metadata.bin"
+    ));
+
+    const MARIADB_CAPABILITIES: u64 =
+        CAPABILITIES | capability::PROTOCOL_41 | capability::MARIADB_CACHE_METADATA;
+
+    fn recorded_chunks() -> Vec<(bool, BytesMut)> {
+        let mut bytes = MARIADB_CACHE_METADATA;
+        let mut chunks = Vec::new();
+        while let [dir, a, b, c, d, rest @ ..] = bytes {
+            let len = u32::from_le_bytes([*a, *b, *c, *d]) as usize;
+            chunks.push((*dir == b'C', BytesMut::from(&rest[..len])));
+            bytes = &rest[len..];
+        }
+        chunks
+    }
+
+    /// Relays the recorded conversation; what reached the client.
+    fn relay_recording(hook: &mut dyn SessionHook) -> Result<Vec<u8>, SessionError> {
+        let mut codec = MysqlCodec::new(
+            Session::after_handshake(Limits::default(), MARIADB_CAPABILITIES),
+            hook,
+            false,
+        );
+        let mut to_client = Vec::new();
+        for (from_client, mut bytes) in recorded_chunks() {
+            if from_client {
+                codec.client_bytes(&mut bytes, &mut Vec::new())?;
+            } else {
+                codec.server_bytes(&mut bytes, &mut to_client)?;
+            }
+            assert!(bytes.is_empty());
+        }
+        Ok(to_client)
+    }
+
+    #[test]
+    fn executions_without_metadata_are_masked_by_the_prepared_columns() {
+        let pipeline = crate::policy::PolicyPipeline::from_json(
+            r#"{"masking": {"columns": [{"columns": ["*.ssn"], "entity": "US_SOCIAL_SECURITY_NUMBER",
+                                          "transform": {"type": "mask", "keep_last": 4}}]}}"#,
+        )
+        .unwrap();
+        let mut hook = crate::pipeline::Pipeline::open(
+            &pipeline,
+            &crate::pipeline::SessionInfo {
+                protocol: "mysql",
+                peer: "127.0.0.1:1".parse().unwrap(),
+                user: "u".to_owned(),
+                database: None,
+            },
+        );
+        let to_client = relay_recording(hook.as_mut()).unwrap();
+        let text = String::from_utf8_lossy(&to_client);
+        // Both executions: the ssn column by its name (known only from the
+        // prepare response), the address by its content.
+        assert_eq!(text.matches("*******6789").count(), 2, "{text:?}");
+        assert_eq!(text.matches("*******9999").count(), 2, "{text:?}");
+        assert_eq!(
+            text.matches("[REDACTED:EMAIL_ADDRESS]").count(),
+            4,
+            "{text:?}"
+        );
+        for value in ["123-45-6789", "219-09-9999", "@example."] {
+            assert!(!text.contains(value), "{value} leaked: {text:?}");
+        }
+    }
+
+    #[test]
+    fn executions_without_metadata_pass_through_unchanged() {
+        let mut hook = crate::pipeline::NoopPipeline;
+        let to_client = relay_recording(&mut hook).unwrap();
+        let from_server: Vec<u8> = recorded_chunks()
+            .into_iter()
+            .filter(|(from_client, _)| !from_client)
+            .flat_map(|(_, bytes)| bytes.to_vec())
+            .collect();
+        assert_eq!(to_client, from_server);
+    }
+
+    #[test]
+    fn a_text_result_without_metadata_ends_a_masked_session() {
+        struct Columns;
+        impl SessionHook for Columns {
+            fn interest(&self) -> Interest {
+                Interest {
+                    columns: true,
+                    rows: true,
+                    ..Interest::NONE
+                }
+            }
+        }
+        let mut hook = Columns;
+        let mut codec = MysqlCodec::new(
+            Session::after_handshake(Limits::default(), MARIADB_CAPABILITIES),
+            &mut hook,
+            false,
+        );
+        let mut input = BytesMut::from(&query("SELECT 1")[..]);
+        codec.client_bytes(&mut input, &mut Vec::new()).unwrap();
+        let mut input = BytesMut::from(&packet(1, &[1, 0])[..]);
+        let mut to_client = Vec::new();
+        assert!(matches!(
+            codec.server_bytes(&mut input, &mut to_client),
+            Err(SessionError::Unexpected {
+                culprit: Culprit::Server,
+                ..
+            })
+        ));
+        assert!(to_client.is_empty());
+        assert_eq!(
+            codec.client_seq(),
+            1,
+            "the ERR takes the column count's place"
+        );
     }
 
     #[test]

@@ -78,10 +78,13 @@ use crate::tls::UpstreamTls;
 /// SSL and LOCAL_FILES (decided per leg and per connection), client-side
 /// only flags, multi-factor authentication, MySQL's capability extension
 /// and MariaDB's bulk operations, whose responses the codec does not type;
-/// and result metadata skipping (MySQL's optional metadata, MariaDB's
-/// metadata cache), so every result set tells the pipeline its columns:
-/// masking decides per column, and rows of columns it was never told about
-/// would be blanked.
+/// and MySQL's optional result metadata, which leaves result sets with no
+/// columns at all: masking decides per column, and rows of columns it was
+/// never told about would be blanked. MariaDB's metadata cache is relayed:
+/// the server skips only a prepared statement's definitions it already
+/// sent, and the codec keeps those per statement, so the pipeline still
+/// sees every result set's columns (and a skipped result set the codec
+/// cannot name ends the session).
 const RELAYED_CAPABILITIES: u64 = (0x0fff_ffff
     & !capability::COMPRESS
     & !capability::LOCAL_FILES
@@ -89,7 +92,8 @@ const RELAYED_CAPABILITIES: u64 = (0x0fff_ffff
     & !capability::OPTIONAL_RESULTSET_METADATA
     & !ZSTD_COMPRESSION)
     | MARIADB_PROGRESS
-    | capability::MARIADB_EXTENDED_METADATA;
+    | capability::MARIADB_EXTENDED_METADATA
+    | capability::MARIADB_CACHE_METADATA;
 
 /// CLIENT_ZSTD_COMPRESSION_ALGORITHM.
 const ZSTD_COMPRESSION: u64 = 1 << 26;

@@ -91,12 +91,29 @@ struct Statement {
     /// Result column types, to read binary rows (COM_STMT_FETCH, metadata
     /// skipped by the server).
     result_types: Arc<[u8]>,
+    /// Result column definitions, kept only under
+    /// MARIADB_CLIENT_CACHE_METADATA: an execution whose metadata the
+    /// server skips still tells the caller its columns. Copied out of the
+    /// packets, so they pin no read buffer.
+    result_columns: Arc<[ColumnDefinition]>,
+    /// What `result_columns` counts against [`MAX_CACHED_COLUMN_BYTES`].
+    cached_bytes: usize,
 }
 
 /// The most commands a client may send before their responses arrive.
 /// Real clients pipeline a few (COM_STMT_CLOSE, COM_STMT_SEND_LONG_DATA need
 /// no answer); this bounds the state a flood of commands could build.
 const MAX_PENDING_COMMANDS: usize = 1024;
+
+/// The most bytes of column definitions one session keeps for prepared
+/// statements under MARIADB_CLIENT_CACHE_METADATA. Real definitions are
+/// about 100 bytes, so this holds thousands of open statements of dozens of
+/// columns; without it, statements of long column aliases (up to the packet
+/// cap each, 4,096 per statement, 16,382 statements) could make one session
+/// pin gigabytes. A statement past the budget keeps no definitions, and an
+/// execution whose metadata the server then skips is an error: the caller
+/// would otherwise see rows without knowing their columns.
+const MAX_CACHED_COLUMN_BYTES: usize = 16 << 20;
 
 /// One MySQL connection's protocol state, both directions.
 #[derive(Debug)]
@@ -114,6 +131,12 @@ pub struct Session {
     statements: HashMap<u32, Statement>,
     last_prepared: Option<u32>,
     columns: Vec<ColumnDefinition>,
+    /// The current result set's definitions when the server skipped them
+    /// (MARIADB_CLIENT_CACHE_METADATA): the statement's cached ones.
+    cached_columns: Option<Arc<[ColumnDefinition]>>,
+    /// Bytes of definitions all statements keep, at most
+    /// [`MAX_CACHED_COLUMN_BYTES`].
+    cached_bytes: usize,
     column_types: Arc<[u8]>,
     /// Whether the current result set has binary rows.
     result_binary: bool,
@@ -143,6 +166,8 @@ impl Session {
             statements: HashMap::new(),
             last_prepared: None,
             columns: Vec::new(),
+            cached_columns: None,
+            cached_bytes: 0,
             column_types: Arc::from([]),
             result_binary: false,
             columns_complete: false,
@@ -185,9 +210,11 @@ impl Session {
         self.capabilities
     }
 
-    /// The current result set's column definitions.
+    /// The current result set's column definitions: as received, or, when
+    /// the server skipped them under MARIADB_CLIENT_CACHE_METADATA, the ones
+    /// it last sent for the statement.
     pub fn columns(&self) -> &[ColumnDefinition] {
-        &self.columns
+        self.cached_columns.as_deref().unwrap_or(&self.columns)
     }
 
     /// True once authentication succeeded and commands flow.
@@ -357,7 +384,7 @@ impl Session {
                 None
             }
             Command::StmtClose(id) => {
-                self.statements.remove(id);
+                self.forget_statement(*id);
                 None
             }
             Command::StmtReset(id) => {
@@ -368,6 +395,7 @@ impl Session {
             }
             Command::ResetConnection => {
                 self.statements.clear();
+                self.cached_bytes = 0;
                 Some(Expect::Simple)
             }
             Command::FieldList { .. } => Some(Expect::FieldList),
@@ -592,15 +620,31 @@ impl Session {
                     }
                     self.pending.pop_front();
                     self.columns.clear();
+                    self.cached_columns = None;
                     self.rows = 0;
                     self.result_binary = binary;
                     if count.metadata_follows == Some(0) {
                         let cached = statement
                             .and_then(|id| self.statements.get(&id))
-                            .map(|s| s.result_types.clone())
-                            .filter(|types| types.len() == columns);
+                            .filter(|s| s.result_types.len() == columns);
+                        if binary && self.capabilities & capability::MARIADB_CACHE_METADATA != 0 {
+                            // The definitions this result set would have
+                            // repeated: complete with this packet.
+                            let Some(kept) = cached
+                                .map(|s| s.result_columns.clone())
+                                .filter(|kept| kept.len() == columns)
+                            else {
+                                return Err(malformed(
+                                    offset,
+                                    "ColumnCount",
+                                    "metadata skipped for a statement whose columns are not known",
+                                ));
+                            };
+                            self.cached_columns = Some(kept);
+                            self.columns_complete = true;
+                        }
                         self.column_types = match (binary, cached) {
-                            (true, Some(types)) => types,
+                            (true, Some(s)) => s.result_types.clone(),
                             (true, None) => {
                                 return Err(malformed(
                                     offset,
@@ -642,9 +686,11 @@ impl Session {
                 } else {
                     self.columns_complete = true;
                     self.column_types = self.columns.iter().map(|c| c.column_type).collect();
-                    if binary && let Some(s) = statement.and_then(|id| self.statements.get_mut(&id))
-                    {
-                        s.result_types = self.column_types.clone();
+                    if binary && let Some(id) = statement {
+                        if let Some(s) = self.statements.get_mut(&id) {
+                            s.result_types = self.column_types.clone();
+                        }
+                        self.cache_columns(id);
                     }
                     self.pending.push_front(if deprecate_eof {
                         Expect::Rows { binary }
@@ -696,9 +742,8 @@ impl Session {
             Expect::Prepare => {
                 let ok = finish(&mut r, StmtPrepareOk::parse, offset, "COM_STMT_PREPARE_OK")?;
                 self.pending.pop_front();
-                if self.statements.len() >= self.limits.max_statements
-                    && !self.statements.contains_key(&ok.statement_id)
-                {
+                self.forget_statement(ok.statement_id);
+                if self.statements.len() >= self.limits.max_statements {
                     return Err(malformed(
                         offset,
                         "COM_STMT_PREPARE_OK",
@@ -712,11 +757,12 @@ impl Session {
                             count: ok.num_params,
                             ..StatementParams::default()
                         },
-                        result_types: Arc::from([]),
+                        ..Statement::default()
                     },
                 );
                 self.last_prepared = Some(ok.statement_id);
                 self.columns.clear();
+                self.cached_columns = None;
                 if ok.metadata_follows != Some(0) {
                     if ok.num_params > 0 {
                         self.pending.push_front(Expect::PrepareParams {
@@ -775,6 +821,7 @@ impl Session {
                     if let Some(statement) = self.statements.get_mut(&id) {
                         statement.result_types = types;
                     }
+                    self.cache_columns(id);
                     if !deprecate_eof {
                         self.pending.push_front(Expect::PrepareColumnsEof);
                     }
@@ -807,6 +854,38 @@ impl Session {
             }
         };
         Ok(message)
+    }
+
+    /// Under MARIADB_CLIENT_CACHE_METADATA, keeps the definitions just
+    /// received as statement `id`'s, within [`MAX_CACHED_COLUMN_BYTES`].
+    fn cache_columns(&mut self, id: u32) {
+        if self.capabilities & capability::MARIADB_CACHE_METADATA == 0 {
+            return;
+        }
+        let Some(statement) = self.statements.get_mut(&id) else {
+            return;
+        };
+        // The server resends definitions it has already sent (a statement's
+        // first execution repeats its COM_STMT_PREPARE response's).
+        if *statement.result_columns == *self.columns {
+            return;
+        }
+        self.cached_bytes = self
+            .cached_bytes
+            .saturating_sub(std::mem::take(&mut statement.cached_bytes));
+        statement.result_columns = Arc::from([]);
+        let bytes = self.columns.iter().map(definition_bytes).sum::<usize>();
+        if bytes <= MAX_CACHED_COLUMN_BYTES.saturating_sub(self.cached_bytes) {
+            statement.result_columns = self.columns.iter().map(detached).collect();
+            statement.cached_bytes = bytes;
+            self.cached_bytes += bytes;
+        }
+    }
+
+    fn forget_statement(&mut self, id: u32) {
+        if let Some(statement) = self.statements.remove(&id) {
+            self.cached_bytes = self.cached_bytes.saturating_sub(statement.cached_bytes);
+        }
     }
 
     fn column_definition(
@@ -849,23 +928,27 @@ impl Session {
     /// all of them.
     pub fn server_event(&self, message: &ServerMessage) -> Option<Event> {
         Some(match message {
-            ServerMessage::ColumnDefinition(_) if self.columns_complete => Event::Columns {
-                columns: self
-                    .columns
-                    .iter()
-                    .map(|c| Column {
-                        name: text(&c.name),
-                        table: (!c.org_table.is_empty()).then(|| text(&c.org_table)),
-                        table_id: None,
-                        type_id: u32::from(c.column_type),
-                        format: if self.result_binary {
-                            CellFormat::Binary
-                        } else {
-                            CellFormat::Text
-                        },
-                    })
-                    .collect(),
-            },
+            ServerMessage::ColumnDefinition(_) | ServerMessage::ColumnCount(_)
+                if self.columns_complete =>
+            {
+                Event::Columns {
+                    columns: self
+                        .columns()
+                        .iter()
+                        .map(|c| Column {
+                            name: text(&c.name),
+                            table: (!c.org_table.is_empty()).then(|| text(&c.org_table)),
+                            table_id: None,
+                            type_id: u32::from(c.column_type),
+                            format: if self.result_binary {
+                                CellFormat::Binary
+                            } else {
+                                CellFormat::Text
+                            },
+                        })
+                        .collect(),
+                }
+            }
             ServerMessage::TextRow(row) => Event::Row {
                 cells: row.cells().collect(),
             },
@@ -888,6 +971,40 @@ impl Session {
             },
             _ => return None,
         })
+    }
+}
+
+/// What a kept column definition costs: its variable fields and the struct.
+fn definition_bytes(d: &ColumnDefinition) -> usize {
+    std::mem::size_of::<ColumnDefinition>()
+        + [
+            &d.catalog,
+            &d.schema,
+            &d.table,
+            &d.org_table,
+            &d.name,
+            &d.org_name,
+        ]
+        .iter()
+        .map(|b| b.len())
+        .sum::<usize>()
+        + d.extended_metadata.as_ref().map_or(0, Bytes::len)
+        + d.default_values.as_ref().map_or(0, Bytes::len)
+}
+
+/// A copy of `d` that shares no memory with the packet it was parsed from.
+fn detached(d: &ColumnDefinition) -> ColumnDefinition {
+    let copy = |b: &Bytes| Bytes::copy_from_slice(b);
+    ColumnDefinition {
+        catalog: copy(&d.catalog),
+        schema: copy(&d.schema),
+        table: copy(&d.table),
+        org_table: copy(&d.org_table),
+        name: copy(&d.name),
+        org_name: copy(&d.org_name),
+        extended_metadata: d.extended_metadata.as_ref().map(copy),
+        default_values: d.default_values.as_ref().map(copy),
+        ..*d
     }
 }
 

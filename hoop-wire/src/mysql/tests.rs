@@ -744,3 +744,191 @@ fn rejects_a_non_eof_packet_where_an_eof_belongs() {
         "{result:?}"
     );
 }
+
+/// A real MariaDB 10.11 conversation under MARIADB_CLIENT_CACHE_METADATA,
+/// recorded by a raw-socket client: COM_STMT_PREPARE of
+/// `SELECT id, name, ssn, email FROM people ORDER BY id`, two
+/// COM_STMT_EXECUTEs (both answered with the column count and "metadata
+/// follows" 0: the server counts the prepare response as sent metadata),
+/// COM_STMT_CLOSE and COM_QUIT. Chunks: direction (`C`/`S`), u32 length,
+/// the bytes as they crossed the wire.
+const MARIADB_CACHE_METADATA: &[u8] = include_bytes!("../../testdata/mariadb_cache_metadata.bin");
+
+/// What the recording client and MariaDB agreed on.
+const MARIADB_CACHE_CAPS: u64 = capability::CONNECT_WITH_DB
+    | capability::PROTOCOL_41
+    | capability::SECURE_CONNECTION
+    | capability::MULTI_STATEMENTS
+    | capability::MULTI_RESULTS
+    | capability::PLUGIN_AUTH
+    | capability::PLUGIN_AUTH_LENENC_CLIENT_DATA
+    | capability::DEPRECATE_EOF
+    | capability::MARIADB_CACHE_METADATA;
+
+fn recorded_chunks(mut bytes: &[u8]) -> Vec<(Dir, Vec<u8>)> {
+    let mut chunks = Vec::new();
+    while let [dir, a, b, c, d, rest @ ..] = bytes {
+        let len = u32::from_le_bytes([*a, *b, *c, *d]) as usize;
+        let dir = if *dir == b'C' {
+            Dir::Client
+        } else {
+            Dir::Server
+        };
+        chunks.push((dir, rest[..len].to_vec()));
+        bytes = &rest[len..];
+    }
+    chunks
+}
+
+fn feed_all(
+    feeder: &mut Feeder,
+    chunks: &[(Dir, Vec<u8>)],
+) -> Result<Vec<(&'static str, Option<crate::Event>)>, DecodeError> {
+    let mut out = Vec::new();
+    for (dir, bytes) in chunks {
+        out.extend(feeder.feed(*dir, bytes)?);
+    }
+    Ok(out)
+}
+
+#[test]
+fn executions_without_metadata_use_the_prepared_columns() {
+    let chunks = recorded_chunks(MARIADB_CACHE_METADATA);
+    let mut feeder = Feeder::new(Session::after_handshake(
+        Limits::default(),
+        MARIADB_CACHE_CAPS,
+    ));
+    let decoded = feed_all(&mut feeder, &chunks).unwrap();
+    assert!(feeder.is_drained());
+    let counts: Vec<_> = decoded
+        .iter()
+        .filter(|(name, _)| *name == "ColumnCount")
+        .collect();
+    assert_eq!(counts.len(), 2, "two executions");
+    for (_, event) in counts {
+        let Some(crate::Event::Columns { columns }) = event else {
+            panic!("a skipped-metadata column count completes the columns: {event:?}");
+        };
+        let names: Vec<_> = columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["id", "name", "ssn", "email"]);
+        assert_eq!(columns[3].table.as_deref(), Some("people"));
+        assert_eq!(columns[0].format, crate::event::CellFormat::Binary);
+    }
+    let emails: Vec<_> = decoded
+        .iter()
+        .filter_map(|(_, event)| match event {
+            Some(crate::Event::Row { cells }) => cells[3].clone(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        emails,
+        [
+            &b"ada.lovelace@example.com"[..],
+            b"alan.turing@example.org",
+            b"ada.lovelace@example.com",
+            b"alan.turing@example.org"
+        ]
+    );
+    // Every cut of the recorded stream decodes the same.
+    for cut in 1..chunks[3].1.len() {
+        let mut split = chunks.clone();
+        let tail = split[3].1.split_off(cut);
+        split.insert(4, (Dir::Server, tail));
+        let mut feeder = Feeder::new(Session::after_handshake(
+            Limits::default(),
+            MARIADB_CACHE_CAPS,
+        ));
+        assert_eq!(feed_all(&mut feeder, &split).unwrap(), decoded, "cut {cut}");
+    }
+}
+
+#[test]
+fn resent_metadata_replaces_the_kept_columns() {
+    let chunks = recorded_chunks(MARIADB_CACHE_METADATA);
+    let mut feeder = Feeder::new(Session::after_handshake(
+        Limits::default(),
+        MARIADB_CACHE_CAPS,
+    ));
+    // Prepare and the first execute command, as recorded.
+    feed_all(&mut feeder, &chunks[..3]).unwrap();
+    // The table changed: the server resends two definitions.
+    let mut c = Conversation::new(true);
+    c.server(
+        1,
+        ServerMessage::ColumnCount(ColumnCount {
+            count: 2,
+            metadata_follows: Some(1),
+        }),
+    );
+    c.server(
+        2,
+        ServerMessage::ColumnDefinition(column("id", column_type::LONG)),
+    );
+    c.server(
+        3,
+        ServerMessage::ColumnDefinition(column("phone", column_type::VAR_STRING)),
+    );
+    c.eof(4, 0x22);
+    c.push(Dir::Client, 0, Bytes::copy_from_slice(&chunks[2].1[4..]));
+    c.server(
+        1,
+        ServerMessage::ColumnCount(ColumnCount {
+            count: 2,
+            metadata_follows: Some(0),
+        }),
+    );
+    let row = BinaryRow::from_cells(
+        Arc::from([column_type::LONG, column_type::VAR_STRING]),
+        [Some(&7_i32.to_le_bytes()[..]), Some(b"555-867-5309")],
+    );
+    c.server(2, ServerMessage::BinaryRow(row));
+    c.eof(3, 0x22);
+    let mut events = Vec::new();
+    for (dir, seq, payload) in &c.packets {
+        events.extend(feeder.feed(*dir, &wire(*seq, payload)).unwrap());
+    }
+    let columns: Vec<_> = events
+        .iter()
+        .filter_map(|(_, event)| match event {
+            Some(crate::Event::Columns { columns }) => {
+                Some(columns.iter().map(|c| c.name.clone()).collect::<Vec<_>>())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(columns, [["id", "phone"], ["id", "phone"]]);
+    assert!(events.iter().any(|(_, event)| matches!(
+        event,
+        Some(crate::Event::Row { cells }) if cells[1].as_deref() == Some(&b"555-867-5309"[..])
+    )));
+}
+
+#[test]
+fn skipped_metadata_of_a_closed_or_mismatched_statement_is_an_error() {
+    let chunks = recorded_chunks(MARIADB_CACHE_METADATA);
+    // A column count other than the prepared statement's.
+    let mut wrong_count = chunks[..4].to_vec();
+    wrong_count[3].1[4] = 3;
+    // The statement closed before its execution's response.
+    let mut closed = chunks[..3].to_vec();
+    closed.push(chunks[6].clone());
+    closed.push(chunks[3].clone());
+    for case in [wrong_count, closed] {
+        let mut feeder = Feeder::new(Session::after_handshake(
+            Limits::default(),
+            MARIADB_CACHE_CAPS,
+        ));
+        let result = feed_all(&mut feeder, &case);
+        assert!(
+            matches!(
+                result,
+                Err(DecodeError::Malformed {
+                    message: "ColumnCount",
+                    ..
+                })
+            ),
+            "{result:?}"
+        );
+    }
+}
