@@ -10,6 +10,8 @@
 //!     cargo bench -p hoop-gateway --bench control_plane
 //! ```
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -120,20 +122,5 @@ async fn load(backend: &str, database_url: Option<String>) {
 }
 
 fn main() {
-    // `cargo bench` passes --bench; `cargo test --benches` passes nothing:
-    // run the full loop only when benchmarking.
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        load("sqlite", None).await;
-        if let Ok(url) = std::env::var("HOOP_BENCH_DATABASE_URL") {
-            load("postgres", Some(url)).await;
-        }
-    });
+    support::on_each_store(load);
 }

@@ -16,6 +16,8 @@
 //! Wall time on a shared 2-core machine is noisy: compare runs made back
 //! to back, and look at the median.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -181,20 +183,5 @@ async fn load(backend: &str, database_url: Option<String>) {
 }
 
 fn main() {
-    // `cargo bench` passes --bench; `cargo test --benches` passes nothing:
-    // run the loop only when benchmarking.
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        load("sqlite", None).await;
-        if let Ok(url) = std::env::var("HOOP_BENCH_DATABASE_URL") {
-            load("postgres", Some(url)).await;
-        }
-    });
+    support::on_each_store(load);
 }
