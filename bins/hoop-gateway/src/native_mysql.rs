@@ -650,8 +650,8 @@ async fn mysql_client(
                 let (driver_io, handover) = handoff::handoff(driver_end);
                 let driver = tokio::spawn(in_place::serve(session, driver_io));
                 let leg = InPlaceLeg(leg);
-                let handed = hand_over(stream, buffer, &login, leg, handover, state, &opened.id);
-                let handed = handed.await;
+                let id = opened.id.as_str();
+                let handed = hand_over(stream, buffer, &login, leg, handover, state, id).await;
                 // The driver ends with the client's session (or at once,
                 // when the login failed); its last audit events are queued
                 // by then.
@@ -720,7 +720,10 @@ async fn hand_over(
     let Some(pending) = login_through(&mut stream, login, &mut leg, state, id).await? else {
         return Ok(false);
     };
-    send(&mut stream, &pending).await?;
+    if let Err(error) = send(&mut stream, &pending).await {
+        sessions::finish(state, id, "failed", Some(error.to_string()), 0, 0).await;
+        return Err(error.into());
+    }
     // A driver that ended right after its OK finds the duplex closed and
     // the session is over; nothing else to do with the stream then.
     let _ = handover.give(buffer.freeze(), stream);
