@@ -4,7 +4,7 @@
 //! output.
 //!
 //! ```text
-//!  script --> tokio-postgres (simple query) --loopback--> PostgresProxy --> database
+//!  script --> tokio-postgres (simple query) --duplex--> PostgresProxy --> database
 //!  rows <--------------------------------------------------+
 //!  output (DATA frames) + SessionEnd {exit_code} (CLOSE) --> gateway
 //! ```
@@ -20,7 +20,7 @@ use tokio_postgres::SimpleQueryMessage;
 
 use crate::messages::{OpenSession, SessionEnd};
 use crate::mux::StreamSender;
-use crate::session::{StartError, drive, driver, link_events, loopback, pipeline};
+use crate::session::{driven, driver, link_events, pipeline};
 
 /// Runs `open.script` and reports its output and outcome on the stream.
 pub(crate) async fn run(open: &OpenSession, sender: &StreamSender) -> SessionEnd {
@@ -58,8 +58,7 @@ async fn execute(open: &OpenSession, sender: &StreamSender) -> Result<(), String
     let script = open.script.as_deref().unwrap_or_default();
     let pipeline = pipeline(open, link_events(sender)).map_err(|e| e.to_string())?;
     let driver = driver(open, pipeline).map_err(|e| e.to_string())?;
-    let (client, (server, peer)) = loopback().await.map_err(|e: StartError| e.to_string())?;
-    let driving = tokio::spawn(drive(driver, server, peer));
+    let (driving, client) = driven(driver);
     let mut config = tokio_postgres::Config::new();
     config.user(&open.connection).application_name("hoop exec");
     let result = async {

@@ -9,8 +9,6 @@
 //!  rows <----- ColumnCount, ColumnDefinition41, ResultSetRow, EOF/OK/ERR
 //! ```
 
-use std::net::SocketAddr;
-
 use bytes::BytesMut;
 use hoop_wire::mysql::{
     ClientMessage, Command, HandshakeResponse, Limits, ServerMessage, Session, capability,
@@ -21,10 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 use crate::messages::OpenSession;
 use crate::mux::StreamSender;
-use crate::session::{drive, driver, link_events, pipeline};
-
-/// Buffer of the in-memory stream between this client and the driver.
-const DUPLEX_BUFFER: usize = 64 * 1024;
+use crate::session::{driven, driver, link_events, pipeline};
 
 /// utf8mb4_general_ci.
 const CHARSET_UTF8MB4: u8 = 45;
@@ -64,9 +59,7 @@ pub(crate) async fn execute(
 ) -> Result<String, String> {
     let pipeline = pipeline(open, link_events(sender)).map_err(|e| e.to_string())?;
     let driver = driver(open, pipeline).map_err(|e| e.to_string())?;
-    let (mut client, server) = tokio::io::duplex(DUPLEX_BUFFER);
-    let peer = SocketAddr::from(([127, 0, 0, 1], 0));
-    let driving = tokio::spawn(drive(driver, server, peer));
+    let (driving, mut client) = driven(driver);
     let result = run(&mut client, open).await;
     drop(client);
     let _ = driving.await;

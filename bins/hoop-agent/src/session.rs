@@ -21,10 +21,10 @@ use hoop_proxy::policy::PolicyPipeline;
 use hoop_proxy::postgres::PostgresProxy;
 use hoop_proxy::{Credentials, DatabaseTarget};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
 
 use crate::messages::{OpenSession, SessionEnd};
 use crate::mux::{PumpEnd, StreamReceiver, StreamSender, pump};
+use crate::recorder::{EventRoute, EventSink, RecordingPipeline};
 
 /// Bytes the in-memory duplex between the link and the driver holds per
 /// direction: one read of the driver's relay, so neither side waits on a
@@ -35,7 +35,6 @@ const DUPLEX_BUFFER: usize = 64 * 1024;
 /// reached the agent through the gateway, which records where they came
 /// from; the agent never sees their address.
 const LINK_PEER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
-use crate::recorder::{EventRoute, EventSink, RecordingPipeline};
 
 /// Why a session could not start.
 #[derive(Debug, thiserror::Error)]
@@ -52,9 +51,6 @@ pub enum StartError {
     /// The connection's policy does not compile.
     #[error("policy: {0}")]
     Policy(String),
-    /// The exec client's loopback connection failed.
-    #[error("loopback: {0}")]
-    Io(#[from] std::io::Error),
 }
 
 pub(crate) enum Driver {
@@ -176,20 +172,11 @@ pub(crate) async fn run(open: OpenSession, sender: StreamSender, receiver: Strea
     }
 }
 
-/// A loopback connection: the client end, and the server end with its peer
-/// address, for the driver.
-pub(crate) async fn loopback() -> Result<(TcpStream, (TcpStream, SocketAddr)), StartError> {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
-    let (client, accepted) = tokio::join!(
-        TcpStream::connect(listener.local_addr()?),
-        listener.accept()
-    );
-    drop(listener);
-    let client = client?;
-    let (server, peer) = accepted?;
-    client.set_nodelay(true)?;
-    server.set_nodelay(true)?;
-    Ok((client, (server, peer)))
+/// Starts the driver on one end of an in-memory stream, for the agent's
+/// own exec client on the other end: the driver's task, and that end.
+pub(crate) fn driven(driver: Driver) -> (tokio::task::JoinHandle<()>, tokio::io::DuplexStream) {
+    let (client, server) = tokio::io::duplex(DUPLEX_BUFFER);
+    (tokio::spawn(drive(driver, server, LINK_PEER)), client)
 }
 
 /// Runs the driver over `client`, one client's stream, to the session's end.
