@@ -62,26 +62,16 @@ pub(crate) async fn serve_postgres(
     tls: Option<TlsAcceptor>,
     state: AppState,
 ) {
-    let mut clients = tokio::task::JoinSet::new();
-    loop {
-        while clients.try_join_next().is_some() {}
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "postgres listener accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+    hoop_proxy::listener::serve(listener, "postgres", |stream, peer| {
         let state = state.clone();
         let tls = tls.clone();
-        clients.spawn(async move {
-            let _ = stream.set_nodelay(true);
+        async move {
             if let Err(error) = postgres_client(stream, peer.ip(), tls.as_ref(), &state).await {
-                tracing::info!(%peer, %error, "postgres client ended");
+                tracing::info!(%error, "postgres client ended");
             }
-        });
-    }
+        }
+    })
+    .await;
 }
 
 /// Why a client's startup failed before a session existed.

@@ -144,26 +144,16 @@ const SECURE_TRANSPORT_REQUIRED: u16 = 3159;
 /// Accepts MySQL clients until the task is dropped; with `tls`, offers TLS
 /// to each.
 pub(crate) async fn serve_mysql(listener: TcpListener, tls: Option<TlsAcceptor>, state: AppState) {
-    let mut clients = tokio::task::JoinSet::new();
-    loop {
-        while clients.try_join_next().is_some() {}
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "mysql listener accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+    hoop_proxy::listener::serve(listener, "mysql", |stream, peer| {
         let state = state.clone();
         let tls = tls.clone();
-        clients.spawn(async move {
-            let _ = stream.set_nodelay(true);
+        async move {
             if let Err(error) = mysql_client(stream, peer.ip(), tls.as_ref(), &state).await {
-                tracing::info!(%peer, %error, "mysql client ended");
+                tracing::info!(%error, "mysql client ended");
             }
-        });
-    }
+        }
+    })
+    .await;
 }
 
 /// Why a client's login failed before a session existed.
