@@ -154,6 +154,9 @@ def main():
     parser.add_argument("--clients", default="1,8")
     parser.add_argument("--scale", type=int, default=10)
     parser.add_argument("--no-build", action="store_true")
+    parser.add_argument("--paths", default="",
+                        help="comma-separated path names to run (e.g. 'my relay,my connect'); the relay of "
+                             "each protocol always runs, as the reference")
     args = parser.parse_args()
     signal.signal(signal.SIGINT, lambda *_: (cleanup(), sys.exit(130)))
     if not args.no_build:
@@ -241,14 +244,21 @@ def main():
             ("my agent", lambda c: sysbench(ports["my native"], c, args.duration, "sysbench-agent", TOKEN),
              [up, agent]),
         ]
+        if args.paths:
+            wanted = {p.strip() for p in args.paths.split(",")}
+            paths = [p for p in paths if p[0] in wanted or p[0].endswith(" relay")
+                     and any(w.startswith(p[0][:2]) for w in wanted)]
         results = {}
+        split = {}
         for rep in range(args.reps):
             for clients in [int(c) for c in args.clients.split(",")]:
                 for name, run, procs in paths:
-                    before = sum(cpu_seconds(p.pid) for p in procs)
+                    before = [cpu_seconds(p.pid) for p in procs]
                     tps = run(clients)
-                    cpu = sum(cpu_seconds(p.pid) for p in procs) - before
-                    results.setdefault((name, clients), []).append((tps, cpu / max(tps * args.duration, 1)))
+                    each = [cpu_seconds(p.pid) - b for p, b in zip(procs, before)]
+                    transactions = max(tps * args.duration, 1)
+                    results.setdefault((name, clients), []).append((tps, sum(each) / transactions))
+                    split.setdefault((name, clients), []).append([c / transactions for c in each])
                     print(f"rep {rep + 1} {name:10} c={clients}: {tps:9.0f} tps", flush=True)
         print()
         print(f"{'path':12} {'clients':>7} {'tps (median)':>13} {'vs relay':>9} {'proxy CPU us/tx':>16}")
@@ -256,7 +266,9 @@ def main():
             tps = statistics.median(t for t, _ in runs)
             relay_tps = statistics.median(t for t, _ in results[(name[:2] + " relay", clients)])
             cpu = statistics.median(c for _, c in runs) * 1e6
-            print(f"{name:12} {clients:7} {tps:13.0f} {tps / relay_tps:9.2f} {cpu:16.1f}")
+            parts = " + ".join(f"{statistics.median(run[i] for run in split[(name, clients)]) * 1e6:.1f}"
+                               for i in range(len(split[(name, clients)][0])))
+            print(f"{name:12} {clients:7} {tps:13.0f} {tps / relay_tps:9.2f} {cpu:16.1f}  ({parts})")
         sessions = api(api_port, "GET", "/api/sessions?status=done")
         print(f"\nrecorded sessions (done): {len(sessions)}")
     finally:
