@@ -22,6 +22,17 @@ pub(crate) struct Cli {
     command: Command,
 }
 
+impl Cli {
+    /// Whether the command serves others (`hoop up`: a gateway and an
+    /// agent, worth every core). The rest are one person's client, and
+    /// `hoop connect` in particular relays each byte twice: one thread
+    /// spares it the wakeups of handing work between threads, which cost
+    /// more per round trip than the relaying itself.
+    pub(crate) fn serves(&self) -> bool {
+        matches!(self.command, Command::Up(_))
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run a gateway and an embedded agent ("default") in one process.

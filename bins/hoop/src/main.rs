@@ -11,8 +11,12 @@ use clap::Parser;
 fn main() -> anyhow::Result<()> {
     let cli = commands::Cli::parse();
     hoop_gateway::cli::init_tracing();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = if cli.serves() {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    }
+    .enable_all()
+    .build()?;
     runtime.block_on(commands::run(cli))
 }
