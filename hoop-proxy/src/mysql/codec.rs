@@ -17,6 +17,9 @@ use super::packet::err_payload;
 use crate::pipeline::{ClientAction, Interest, ServerAction, SessionHook};
 use crate::relay::{Peer, PeerIoError, RelayCodec};
 
+/// MariaDB's "metadata follows" flag when column definitions come next.
+const METADATA_FOLLOWS: u8 = 1;
+
 /// Refusals waiting for earlier responses. A client may pipeline commands;
 /// this bounds what a flood of refused ones can make hoop hold.
 const MAX_QUEUED_REFUSALS: usize = 1024;
@@ -44,6 +47,9 @@ pub(crate) struct MysqlCodec<'h> {
     /// The sequence id of the next packet to the client, for a final ERR.
     client_seq: u8,
     quit: bool,
+    /// Whether the client expects MariaDB's "metadata follows" byte that
+    /// its server does not send (see [`Self::announcing_metadata`]).
+    announce_metadata: bool,
     scratch: BytesMut,
 }
 
@@ -64,8 +70,18 @@ impl<'h> MysqlCodec<'h> {
             refusals: VecDeque::new(),
             client_seq: 1,
             quit: false,
+            announce_metadata: false,
             scratch: BytesMut::new(),
         }
+    }
+
+    /// For a client that took MariaDB's metadata cache from hoop while the
+    /// server lacks it: each column count reaches the client with
+    /// "metadata follows" 1, which the server's full definitions then
+    /// honour. The session itself runs with the server's capabilities.
+    pub(crate) fn announcing_metadata(mut self, announce: bool) -> Self {
+        self.announce_metadata = announce;
+        self
     }
 
     /// True when the server still owes the client a response.
@@ -109,6 +125,21 @@ impl<'h> MysqlCodec<'h> {
         {
             output.extend_from_slice(&error);
         }
+    }
+
+    /// Passes a server packet on as it came, but for the "metadata follows"
+    /// byte a column count gains when hoop announces metadata.
+    fn forward(&mut self, packet: &Packet, message: &ServerMessage, output: &mut Vec<u8>) {
+        if !(self.announce_metadata && matches!(message, ServerMessage::ColumnCount(_))) {
+            output.extend_from_slice(&packet.bytes);
+            return;
+        }
+        self.scratch.extend_from_slice(&packet.payload);
+        self.scratch.extend_from_slice(&[METADATA_FOLLOWS]);
+        let payload = self.scratch.split();
+        encode_packet(&mut self.scratch, packet.seq, &payload);
+        output.extend_from_slice(&self.scratch);
+        self.scratch.clear();
     }
 
     /// Shows a server event to the hook; true when the packet was replaced
@@ -277,7 +308,7 @@ impl RelayCodec for MysqlCodec<'_> {
                 _ => false,
             };
             if !(interested && self.show(&packet, &message, output)?) {
-                output.extend_from_slice(&packet.bytes);
+                self.forward(&packet, &message, output);
             }
             self.release_refusals(output);
         }
@@ -521,6 +552,63 @@ mod tests {
             1,
             "the ERR takes the column count's place"
         );
+    }
+
+    /// A real MariaDB 10.11 conversation *without* the metadata cache,
+    /// recorded by a raw-socket client (the same capabilities as
+    /// [`MARIADB_CACHE_METADATA`]'s but that one): COM_QUERY `SELECT 1 AS n,
+    /// 'a' AS s`, COM_STMT_PREPARE of `SELECT ? AS n, 'b' AS s` executed
+    /// with 7 and 8, COM_STMT_CLOSE, COM_QUIT. What a server without the
+    /// cache (MySQL) sends.
+    const MARIADB_WITHOUT_CACHE: &[u8] = include_bytes!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../hoop-wire/testdata/mariadb_without_cache_metadata.bin"
+    ));
+
+    #[test]
+    fn a_client_with_the_metadata_cache_reads_a_server_without_it() {
+        let mut hook = crate::pipeline::NoopPipeline;
+        let mut codec = MysqlCodec::new(
+            Session::after_handshake(
+                Limits::default(),
+                MARIADB_CAPABILITIES & !capability::MARIADB_CACHE_METADATA,
+            ),
+            &mut hook,
+            false,
+        )
+        .announcing_metadata(true);
+        // The client's view: a session that took the cache, as libmariadb's.
+        let mut client = Session::after_handshake(Limits::default(), MARIADB_CAPABILITIES);
+        let (mut counts, mut rows, mut from_server, mut to_client) = (0, 0, 0, 0);
+        let mut bytes = MARIADB_WITHOUT_CACHE;
+        while let [dir, a, b, c, d, rest @ ..] = bytes {
+            let len = u32::from_le_bytes([*a, *b, *c, *d]) as usize;
+            let mut chunk = BytesMut::from(&rest[..len]);
+            bytes = &rest[len..];
+            if *dir == b'C' {
+                client.decode_client(&mut chunk.clone()).unwrap();
+                codec.client_bytes(&mut chunk, &mut Vec::new()).unwrap();
+                continue;
+            }
+            from_server += chunk.len();
+            let mut out = Vec::new();
+            codec.server_bytes(&mut chunk, &mut out).unwrap();
+            to_client += out.len();
+            let mut out = BytesMut::from(&out[..]);
+            while let Some((_, message)) = client.decode_server(&mut out).unwrap() {
+                match message {
+                    ServerMessage::ColumnCount(count) => {
+                        assert_eq!(count.metadata_follows, Some(1));
+                        counts += 1;
+                    }
+                    ServerMessage::TextRow(_) | ServerMessage::BinaryRow(_) => rows += 1,
+                    _ => {}
+                }
+            }
+            assert!(out.is_empty(), "whole packets reach the client");
+        }
+        assert_eq!((counts, rows), (3, 3), "the query's and both executions'");
+        assert_eq!(to_client, from_server + 3, "one byte per column count");
     }
 
     #[test]

@@ -24,7 +24,12 @@
 //! - Both legs run with the same capabilities (the client's, within what
 //!   the server offers and hoop can relay: never compression, LOCAL INFILE
 //!   only when allowed), so every packet hoop does not change passes byte
-//!   for byte, in order, batched into one write per read.
+//!   for byte, in order, batched into one write per read. The one
+//!   exception is MariaDB's metadata cache, offered to every client: with
+//!   a server that lacks it (MySQL), hoop adds the "metadata follows" byte
+//!   to each column count itself, so one greeting suits every server (the
+//!   gateway's MySQL listener greets before it knows which server a
+//!   client will reach).
 //! - The client never sees the connection's user or password; errors
 //!   during the server's login are replaced by hoop's wording.
 //! - `KILL QUERY <id>` from another connection through hoop reaches the
@@ -94,6 +99,11 @@ const RELAYED_CAPABILITIES: u64 = (0x0fff_ffff
     | MARIADB_PROGRESS
     | capability::MARIADB_EXTENDED_METADATA
     | capability::MARIADB_CACHE_METADATA;
+
+/// Offered to every client whatever the server: a client that takes it and
+/// a server that lacks it are bridged by [`MysqlCodec`] adding the
+/// "metadata follows" byte (always 1) to each column count.
+const EMULATED_CAPABILITIES: u64 = capability::MARIADB_CACHE_METADATA;
 
 /// CLIENT_ZSTD_COMPRESSION_ALGORITHM.
 const ZSTD_COMPRESSION: u64 = 1 << 26;
@@ -174,7 +184,7 @@ impl std::fmt::Debug for MysqlProxy {
 struct Opened {
     client: client::ClientLeg,
     server: upstream::ServerLeg,
-    capabilities: u64,
+    capabilities: Capabilities,
     thread_id: u32,
     info: SessionInfo,
 }
@@ -261,7 +271,7 @@ impl MysqlProxy {
                 return Err(error);
             }
         };
-        let mut offered = greeted.handshake.capabilities & RELAYED_CAPABILITIES;
+        let mut offered = Capabilities::offer(greeted.handshake.capabilities);
         if inner.client_tls.is_some() {
             offered |= capability::SSL;
         }
@@ -310,12 +320,15 @@ impl MysqlProxy {
         greeted: upstream::Greeted,
         offered: u64,
         peer: SocketAddr,
-    ) -> Result<(upstream::ServerLeg, u64, u32, SessionInfo), SessionError> {
+    ) -> Result<(upstream::ServerLeg, Capabilities, u32, SessionInfo), SessionError> {
         let inner = &*self.inner;
         let identity = client::authenticate(client, inner.authenticator.as_ref()).await?;
         let response = &client.response;
-        // What the command phase runs with on both legs.
-        let capabilities = response.capabilities & offered & !capability::SSL;
+        let capabilities = Capabilities::negotiate(
+            response.capabilities,
+            offered,
+            greeted.handshake.capabilities,
+        );
         let database = response
             .database
             .clone()
@@ -328,7 +341,7 @@ impl MysqlProxy {
                     .map(|db| bytes::Bytes::copy_from_slice(db.as_bytes()))
             });
         let request = LoginRequest {
-            capabilities,
+            capabilities: capabilities.server,
             max_packet_size: response.max_packet_size,
             charset: response.charset,
             database: database.clone(),
@@ -369,8 +382,9 @@ impl MysqlProxy {
         let mut client_stream = client.stream;
         let mut server_stream = server.stream;
         let mut hook = inner.pipeline.open(&info);
-        let session = Session::after_handshake(inner.limits, capabilities);
-        let mut codec = MysqlCodec::new(session, hook.as_mut(), inner.allow_local_infile);
+        let session = Session::after_handshake(inner.limits, capabilities.server);
+        let mut codec = MysqlCodec::new(session, hook.as_mut(), inner.allow_local_infile)
+            .announcing_metadata(capabilities.announces_metadata());
         let mut to_server = Pump::new(client.buf);
         let mut to_client = Pump::new(server.buf);
         let result = relay(
@@ -404,6 +418,44 @@ impl MysqlProxy {
     }
 }
 
+/// What the command phase runs with on each leg: the same but for what
+/// hoop emulates ([`EMULATED_CAPABILITIES`]) toward a client whose server
+/// lacks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Capabilities {
+    client: u64,
+    server: u64,
+}
+
+impl Capabilities {
+    /// What hoop's greeting offers the client of a server that offered
+    /// `server`, before the per-connection TLS and LOCAL INFILE.
+    fn offer(server: u64) -> u64 {
+        // MariaDB's extended capabilities are read only from a greeting
+        // without CLIENT_MYSQL (LONG_PASSWORD's bit); no client of a 4.1+
+        // server depends on that bit.
+        ((server & RELAYED_CAPABILITIES) | EMULATED_CAPABILITIES) & !capability::LONG_PASSWORD
+    }
+
+    /// From what the client took, what hoop `offered` it and what the
+    /// server's greeting offered.
+    fn negotiate(client: u64, offered: u64, server: u64) -> Self {
+        let client = client & offered & !capability::SSL;
+        // LONG_PASSWORD is hidden from the client (see `session`), but a
+        // MySQL server that offers it gets it, as from any 4.1+ client.
+        let server_side = (client | capability::LONG_PASSWORD) & server;
+        Self {
+            client,
+            server: server_side,
+        }
+    }
+
+    /// Whether hoop adds the "metadata follows" byte the client expects.
+    fn announces_metadata(self) -> bool {
+        (self.client & !self.server) & capability::MARIADB_CACHE_METADATA != 0
+    }
+}
+
 /// Writes what was pending, then the ERR packet for `error` (if the client
 /// can still hear), then closes.
 async fn send_error(stream: &mut Stream<ClientIo>, seq: u8, pending: &[u8], error: &SessionError) {
@@ -414,4 +466,41 @@ async fn send_error(stream: &mut Stream<ClientIo>, seq: u8, pending: &[u8], erro
     }
     let _ = stream.write_all(&bytes).await;
     let _ = stream.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CLIENT: u64 = capability::LONG_PASSWORD
+        | capability::PROTOCOL_41
+        | capability::SECURE_CONNECTION
+        | capability::PLUGIN_AUTH
+        | capability::DEPRECATE_EOF
+        | capability::MARIADB_CACHE_METADATA;
+
+    #[test]
+    fn a_mysql_server_gets_long_password_and_the_cache_is_announced_by_hoop() {
+        let mysql = capability::LONG_PASSWORD
+            | capability::PROTOCOL_41
+            | capability::SECURE_CONNECTION
+            | capability::PLUGIN_AUTH
+            | capability::DEPRECATE_EOF;
+        let negotiated = Capabilities::negotiate(CLIENT, Capabilities::offer(mysql), mysql);
+        assert_eq!(negotiated.server, mysql);
+        assert!(negotiated.announces_metadata());
+    }
+
+    #[test]
+    fn a_mariadb_server_keeps_its_own_cache() {
+        let mariadb = capability::PROTOCOL_41
+            | capability::SECURE_CONNECTION
+            | capability::PLUGIN_AUTH
+            | capability::DEPRECATE_EOF
+            | capability::MARIADB_CACHE_METADATA;
+        let negotiated = Capabilities::negotiate(CLIENT, Capabilities::offer(mariadb), mariadb);
+        assert_eq!(negotiated.server, mariadb);
+        assert_eq!(negotiated.client, mariadb);
+        assert!(!negotiated.announces_metadata());
+    }
 }
