@@ -21,7 +21,9 @@
 //!
 //! The greeting comes before the client names the connection, so the
 //! gateway cannot show the server's; it offers a conservative capability
-//! set every MySQL 5.7+ and MariaDB 10.x server has, and refuses the
+//! set every MySQL 5.7+ and MariaDB 10.x server has, plus MariaDB's
+//! metadata cache, which hoop's driver offers whatever the server (it
+//! announces the metadata itself to a server without it), and refuses the
 //! session when the driver's greeting lacks one the client took that
 //! changes the wire format. Refusals reach the client as an ERR packet.
 //!
@@ -76,13 +78,15 @@ const PS_MULTI_RESULTS: u64 = 1 << 18;
 /// What the gateway's greeting offers, and all it may pass on to the driver:
 /// MySQL's 4.1 protocol with plugin authentication, attributes,
 /// multi-statements, session tracking and EOF-less result sets, which MySQL
-/// 5.7+ and MariaDB 10.2+ all have. No compression (the driver must read
-/// the packets), no LOCAL INFILE, and none of MariaDB's extended
-/// capabilities (`LONG_PASSWORD` set says so), so the greeting never
-/// promises what a server may lack. CLIENT_SSL is not here: the greeting
-/// adds it when the gateway has a certificate, and it concerns the
-/// client's leg alone.
-const OFFERED: u64 = capability::LONG_PASSWORD
+/// 5.7+ and MariaDB 10.2+ all have, and MariaDB's metadata cache, which
+/// hoop's driver offers for every server (a prepared statement's
+/// executions then skip the column definitions the client already has:
+/// a quarter of a point select's bytes). No compression (the driver must
+/// read the packets), no LOCAL INFILE, no other MariaDB extension; and no
+/// LONG_PASSWORD, whose bit tells MariaDB clients to ignore the extended
+/// capabilities. CLIENT_SSL is not here: the greeting adds it when the
+/// gateway has a certificate, and it concerns the client's leg alone.
+const OFFERED: u64 = capability::MARIADB_CACHE_METADATA
     | FOUND_ROWS
     | LONG_FLAG
     | capability::CONNECT_WITH_DB
@@ -105,6 +109,7 @@ const OFFERED: u64 = capability::LONG_PASSWORD
 /// took one and the driver does not offer it, relaying would desynchronise
 /// the client (an OK read as an EOF, session-state bytes read as a message).
 const WIRE_FORMAT: u64 = capability::PROTOCOL_41
+    | capability::MARIADB_CACHE_METADATA
     | capability::SESSION_TRACK
     | capability::DEPRECATE_EOF
     | capability::MULTI_RESULTS
@@ -121,8 +126,12 @@ const GREETING_CHARSET: u8 = 45;
 /// SERVER_STATUS_AUTOCOMMIT, as a fresh server connection reports.
 const STATUS_AUTOCOMMIT: u16 = 0x0002;
 /// The version the greeting shows; the real server's is unknown until a
-/// connection is named.
-const GREETING_VERSION: &[u8] = b"5.7.99-hoop-gateway";
+/// connection is named (`SELECT VERSION()` then shows it). libmariadb
+/// reads the extended capabilities, the metadata cache among them, only
+/// from a version with MariaDB's `5.5.5-` prefix that names MariaDB (as
+/// seen with libmariadb 3.3: either missing, it takes none); MySQL's
+/// clients read it as they read any MariaDB server's.
+const GREETING_VERSION: &[u8] = b"5.5.5-10.11.99-MariaDB-hoop-gateway";
 
 /// ER_ACCESS_DENIED_ERROR.
 const ACCESS_DENIED: u16 = 1045;
