@@ -24,9 +24,9 @@ pub struct GatewayFlags {
     /// SQLite. Gateways sharing one database need the same HOOP_SECRET_KEY.
     #[arg(long, env = "HOOP_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// TLS certificate chain (PEM) for the agent listener and the
-    /// PostgreSQL and MySQL client listeners (which then refuse plain text
-    /// from clients not on loopback).
+    /// TLS certificate chain (PEM) for the REST API (then HTTPS only), the
+    /// agent listener and the PostgreSQL and MySQL client listeners (which
+    /// then refuse plain text from clients not on loopback).
     #[arg(long, env = "HOOP_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// TLS private key (PEM) for --tls-cert.
@@ -106,7 +106,7 @@ pub fn init_tracing() {
 /// Prints where the gateway listens and, on first start, the admin token.
 pub fn print_banner(gateway: &Gateway) {
     println!("hoop gateway");
-    println!("  API:          http://{}", gateway.api_addr);
+    println!("  API:          {}", gateway.api_url());
     println!("  agent link:   {}", gateway.agent_addr);
     let (tls, sslmode, ssl) = if gateway.listener_tls {
         (" (TLS)", " sslmode=require", "--ssl")

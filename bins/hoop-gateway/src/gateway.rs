@@ -37,11 +37,11 @@ pub struct GatewayConfig {
     pub secret_key: Option<String>,
     /// A token to accept as the administrator's (`HOOP_ADMIN_TOKEN`).
     pub admin_token: Option<String>,
-    /// TLS certificate chain (PEM) for the agent listener and the native
-    /// client listeners.
+    /// TLS certificate chain (PEM) for the REST API, the agent listener
+    /// and the native client listeners.
     pub tls_cert: Option<PathBuf>,
-    /// TLS private key (PEM) for the agent listener and the native client
-    /// listeners.
+    /// TLS private key (PEM) for the REST API, the agent listener and the
+    /// native client listeners.
     pub tls_key: Option<PathBuf>,
     /// Where PostgreSQL clients connect (user: connection name, password:
     /// access token); `None` serves none.
@@ -131,7 +131,8 @@ pub struct Gateway {
     /// The MySQL client listener's bound address, when serving one.
     pub mysql_addr: Option<SocketAddr>,
     /// Whether the client listeners offer TLS (a certificate is
-    /// configured) and refuse plain text off loopback.
+    /// configured) and refuse plain text off loopback. The API then
+    /// speaks only TLS (see [`Gateway::api_url`]).
     pub listener_tls: bool,
     /// The administrator token made on this (first) start, to print once.
     pub first_admin_token: Option<String>,
@@ -206,12 +207,17 @@ impl Gateway {
             .fail_open_sessions("the gateway restarted")
             .await?;
         let router = api::router(state.clone());
-        let api_task = tokio::spawn(async move {
-            if let Err(error) = axum::serve(api_listener, router).await {
-                tracing::error!(%error, "API server stopped");
-            }
-        });
-        // One certificate for the agent link and the client listeners.
+        // One certificate for the API, the agent link and the client
+        // listeners. With it the API speaks only TLS: every request
+        // carries a token, which must not cross the network in clear text.
+        let api_task = match tls.clone() {
+            Some(acceptor) => tokio::spawn(api::serve_https(api_listener, acceptor, router)),
+            None => tokio::spawn(async move {
+                if let Err(error) = axum::serve(api_listener, router).await {
+                    tracing::error!(%error, "API server stopped");
+                }
+            }),
+        };
         let link_task = tokio::spawn(crate::link_server::serve(
             agent_listener,
             tls.clone(),
@@ -243,6 +249,13 @@ impl Gateway {
             state,
             tasks,
         })
+    }
+
+    /// The API's URL: `https://ADDRESS` when the gateway has a
+    /// certificate, `http://ADDRESS` otherwise. For banners and clients.
+    pub fn api_url(&self) -> String {
+        let scheme = if self.listener_tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.api_addr)
     }
 
     /// The shared state (store, links), for embedding.

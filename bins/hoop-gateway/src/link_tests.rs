@@ -268,7 +268,12 @@ async fn link_uses_tls_when_the_gateway_has_a_certificate() {
     config.tls_cert = Some(dir.join("cert.pem"));
     config.tls_key = Some(dir.join("key.pem"));
     let gateway = Gateway::start(config).await.unwrap();
-    let admin = crate::api::tests::client(&gateway, gateway.first_admin_token.as_deref());
+    // The API is HTTPS with the same certificate.
+    assert!(gateway.api_url().starts_with("https://"));
+    let endpoint =
+        crate::client::Endpoint::new(&gateway.api_url(), Some(&dir.join("ca.pem"))).unwrap();
+    let admin =
+        crate::client::ApiClient::with_endpoint(endpoint, gateway.first_admin_token.clone());
     let created = admin
         .json(Method::POST, "/api/agents", &json!({"name": "edge"}))
         .await

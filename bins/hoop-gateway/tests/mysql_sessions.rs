@@ -6,7 +6,7 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use hoop_gateway::client::ApiClient;
+use hoop_gateway::client::{ApiClient, Endpoint};
 use hoop_gateway::store::{SessionFilter, SessionRecord};
 use hoop_gateway::{Gateway, GatewayConfig};
 use hyper::{Method, StatusCode};
@@ -87,8 +87,9 @@ impl Setup {
         });
         let gateway = Gateway::start(config).await.unwrap();
         let token = gateway.first_admin_token.clone().unwrap();
-        let admin =
-            ApiClient::new(&format!("http://{}", gateway.api_addr), Some(token.clone())).unwrap();
+        // With a certificate the API is HTTPS only, signed by the test CA.
+        let endpoint = Endpoint::new(&gateway.api_url(), ca.as_deref()).unwrap();
+        let admin = ApiClient::with_endpoint(endpoint, Some(token.clone()));
         let key = gateway.embedded_agent_key("default").await.unwrap();
         if in_place {
             gateway.serve_in_place("default").await.unwrap();

@@ -949,4 +949,6 @@ async fn hoop_gateway_marks_its_listeners_tls_when_it_has_a_certificate() {
     let mysql = line("mysql:");
     assert!(mysql.contains("(TLS)"), "{mysql}");
     assert!(mysql.contains("--ssl,"), "{mysql}");
+    let api = line("API:");
+    assert!(api.contains("https://127.0.0.1:"), "{api}");
 }

@@ -1,12 +1,15 @@
 //! Where the CLI finds its gateway and token: `HOOP_API_URL` and
 //! `HOOP_TOKEN`, else the file `hoop login` writes
-//! (`$HOME/.hoop/config.toml`, mode 0600).
+//! (`$HOME/.hoop/config.toml`, mode 0600). An `https://` URL is verified
+//! against the platform's trusted roots plus the CA file `HOOP_TLS_CA`
+//! names (PEM), the variable `hoop-agent` reads for the same gateway
+//! certificate.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use hoop_gateway::client::ApiClient;
+use hoop_gateway::client::{ApiClient, ClientError, Endpoint};
 
 /// The API of a `hoop up` with default flags.
 pub(crate) const DEFAULT_API_URL: &str = "http://127.0.0.1:8009";
@@ -51,10 +54,29 @@ pub(crate) fn settings() -> anyhow::Result<(String, String)> {
     Ok((url, token))
 }
 
+/// The CA file that `https://` API URLs may chain to, besides the
+/// platform's roots: a gateway's certificate is often signed by a CA of
+/// the organisation's own.
+const TLS_CA_ENV: &str = "HOOP_TLS_CA";
+
+/// The gateway's endpoint for `url`, trusting `HOOP_TLS_CA` when set.
+pub(crate) fn endpoint(url: &str) -> anyhow::Result<Endpoint> {
+    let ca = std::env::var_os(TLS_CA_ENV)
+        .filter(|value| !value.is_empty())
+        .map(PathBuf::from);
+    match Endpoint::new(url, ca.as_deref()) {
+        Ok(endpoint) => Ok(endpoint),
+        Err(error @ ClientError::CaFile { .. }) => {
+            Err(anyhow::Error::new(error).context(format!("{TLS_CA_ENV} is unusable")))
+        }
+        Err(error) => Err(anyhow::Error::new(error).context(format!("the API URL {url}"))),
+    }
+}
+
 /// A client from the environment or the saved login.
 pub(crate) fn client() -> anyhow::Result<ApiClient> {
     let (url, token) = settings()?;
-    Ok(ApiClient::new(&url, Some(token))?)
+    Ok(ApiClient::with_endpoint(endpoint(&url)?, Some(token)))
 }
 
 /// A TOML basic string: JSON's string escapes are a subset of TOML's.
@@ -73,7 +95,7 @@ pub(crate) async fn login(api_url: &str, token: Option<String>) -> anyhow::Resul
             line.trim().to_owned()
         }
     };
-    let client = ApiClient::new(api_url, Some(token.clone()))?;
+    let client = ApiClient::with_endpoint(endpoint(api_url)?, Some(token.clone()));
     let me = client.get("/api/userinfo").await?;
     if !me.status.is_success() {
         bail!("the gateway refused the token ({})", me.status);

@@ -2,15 +2,17 @@
 //!
 //! `hoop connect` listens on a local port; each local client gets its own
 //! tunnel to the gateway (an HTTP upgrade carrying the person's token), so
-//! the local port needs no password and any native client works.
+//! the local port needs no password and any native client works. With an
+//! `https://` API URL each tunnel starts with TLS, then the same upgrade.
 
 use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use hoop_gateway::client::{ApiClient, ApiStream, Endpoint};
 use hyper::Method;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::login;
@@ -21,7 +23,8 @@ const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 /// `hoop connect`: a local port for `name`.
 pub(crate) async fn connect(name: &str, port: Option<u16>, bind: &str) -> anyhow::Result<()> {
     let (url, token) = login::settings()?;
-    let client = login::client()?;
+    let gateway = login::endpoint(&url)?;
+    let client = ApiClient::with_endpoint(gateway.clone(), Some(token.clone()));
     let connection = client.get(&format!("/api/connections/{name}")).await?;
     if !connection.status.is_success() {
         bail!("connection {name}: {}", message(&connection.body));
@@ -44,7 +47,6 @@ pub(crate) async fn connect(name: &str, port: Option<u16>, bind: &str) -> anyhow
         .await
         .with_context(|| format!("listening on {bind}:{port}"))?;
     let addr = listener.local_addr()?;
-    let gateway = gateway_address(&url)?;
     println!("connection {name} ({subtype}) on {addr}");
     match subtype.as_str() {
         "postgres" => println!(
@@ -83,37 +85,57 @@ pub(crate) async fn connect(name: &str, port: Option<u16>, bind: &str) -> anyhow
     }
 }
 
-fn gateway_address(url: &str) -> anyhow::Result<String> {
-    let Some(rest) = url.strip_prefix("http://") else {
-        bail!("hoop connect needs an http:// API URL, got {url}");
-    };
-    Ok(rest.trim_end_matches('/').to_owned())
-}
-
 fn message(body: &Value) -> String {
     body["message"]
         .as_str()
         .map_or_else(|| body.to_string(), str::to_owned)
 }
 
-/// One local client: upgrade a fresh API connection, then relay.
+/// One local client: open a fresh API connection (TLS first for
+/// `https://`), upgrade it, then relay.
 async fn tunnel(
-    mut local: TcpStream,
-    gateway: &str,
+    local: TcpStream,
+    gateway: &Endpoint,
     path: &str,
     token: &str,
 ) -> anyhow::Result<()> {
     local.set_nodelay(true)?;
-    let mut remote = TcpStream::connect(gateway)
+    let remote = gateway
+        .connect()
         .await
-        .with_context(|| format!("reaching the gateway at {gateway}"))?;
-    remote.set_nodelay(true)?;
+        .with_context(|| format!("reaching the gateway at {}", gateway.address()))?;
+    // One match here, so the relay below is compiled for each stream and
+    // the plain path relays straight between two sockets, as before TLS.
+    match remote {
+        ApiStream::Plain(remote) => {
+            upgrade_and_relay(local, remote, gateway.address(), path, token).await
+        }
+        ApiStream::Tls(remote) => {
+            upgrade_and_relay(local, remote, gateway.address(), path, token).await
+        }
+    }
+}
+
+/// Sends the tunnel's upgrade request on `remote`, reads the answer, then
+/// relays bytes between `local` and `remote` until either ends.
+async fn upgrade_and_relay<S>(
+    mut local: TcpStream,
+    mut remote: S,
+    gateway: &str,
+    path: &str,
+    token: &str,
+) -> anyhow::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
     let request = format!(
         "POST {path} HTTP/1.1\r\nHost: {gateway}\r\nAuthorization: Bearer {token}\r\n\
          Connection: Upgrade\r\nUpgrade: {}\r\nContent-Length: 0\r\n\r\n",
         hoop_gateway::api::TUNNEL_PROTOCOL
     );
     remote.write_all(request.as_bytes()).await?;
+    // TLS may hold the request's records until flushed.
+    remote.flush().await?;
     let mut head = Vec::with_capacity(1024);
     let end = loop {
         if let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {

@@ -19,7 +19,8 @@ pub(crate) struct UpArgs {
     #[arg(long, env = "HOOP_CONFIG")]
     config: Option<PathBuf>,
     /// CA certificate (PEM) the embedded agent trusts when the agent
-    /// listener has TLS; defaults to --tls-cert itself.
+    /// listener has TLS; defaults to --tls-cert itself. The banner's
+    /// examples name it for curl and the CLI (which read HOOP_TLS_CA too).
     #[arg(long, env = "HOOP_TLS_CA")]
     tls_ca: Option<PathBuf>,
 }
@@ -41,8 +42,8 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let gateway = Gateway::start(args.gateway.into_config()).await?;
     let key = gateway.embedded_agent_key(EMBEDDED_AGENT).await?;
     gateway.serve_in_place(EMBEDDED_AGENT).await?;
-    let tls = match (&key.tls, tls_ca) {
-        (true, Some(ca)) => Some(hoop_agent::tls_client_config(&ca)?),
+    let tls = match (&key.tls, &tls_ca) {
+        (true, Some(ca)) => Some(hoop_agent::tls_client_config(ca)?),
         _ => None,
     };
     let agent = tokio::spawn(hoop_agent::run(hoop_agent::AgentConfig { key, tls }));
@@ -74,14 +75,20 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     println!("                    or: hoop connect NAME (a local port needing no password)");
     println!();
+    let api = gateway.api_url();
+    // With TLS, curl and the CLI must trust the CA that signed the
+    // certificate, the one the embedded agent trusts.
+    let (cacert, ca_env) = match (&gateway.listener_tls, &tls_ca) {
+        (true, Some(ca)) => (
+            format!("--cacert {} ", ca.display()),
+            format!("HOOP_TLS_CA={} ", ca.display()),
+        ),
+        _ => (String::new(), String::new()),
+    };
     println!(
-        "  try: curl -s -H \"Authorization: Bearer $HOOP_TOKEN\" http://{}/api/connections",
-        gateway.api_addr
+        "  try: curl -s {cacert}-H \"Authorization: Bearer $HOOP_TOKEN\" {api}/api/connections"
     );
-    println!(
-        "       HOOP_API_URL=http://{} hoop connections list",
-        gateway.api_addr
-    );
+    println!("       {ca_env}HOOP_API_URL={api} hoop connections list");
     hoop_gateway::cli::wait_for_shutdown().await;
     agent.abort();
     Ok(())

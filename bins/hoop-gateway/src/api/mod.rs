@@ -9,6 +9,9 @@
 //! fields included), bodies over [`MAX_BODY`] get 413, a missing or unknown
 //! token gets 401 and a non-admin writing gets 403. Errors are
 //! `{"message": "...", "field": "..."}`.
+//!
+//! Served over plain HTTP, or over TLS ([`serve_https`]) when the gateway
+//! has a certificate: the API carries people's tokens.
 
 mod agents;
 mod connections;
@@ -340,6 +343,51 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_such_route)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
+}
+
+/// How long a client of the HTTPS API has for its TLS handshake. A client
+/// that connects and stays silent, or sends plain HTTP and waits for an
+/// answer, must not hold its task and socket for ever.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Serves `router` over TLS on `listener` until dropped: the API with a
+/// certificate, so tokens do not cross the network in clear text.
+///
+/// Each connection's handshake runs on its own task (hoop-proxy's accept
+/// loop, as the other listeners), so a slow, failed or plain-HTTP
+/// handshake ends that connection only, never the loop. Connections speak
+/// HTTP/1.1 with upgrades, as `axum::serve` does on the plain path, so the
+/// `hoop connect` tunnel works inside TLS too.
+pub(crate) async fn serve_https(
+    listener: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    router: Router,
+) {
+    hoop_proxy::listener::serve(listener, "api", move |stream, _peer| {
+        let acceptor = acceptor.clone();
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        async move {
+            let tls =
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(error)) => {
+                        tracing::info!(%error, "API TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!("API TLS handshake timed out");
+                        return;
+                    }
+                };
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .with_upgrades();
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "API connection ended");
+            }
+        }
+    })
+    .await;
 }
 
 /// A handler helper: 201 with a JSON body.
