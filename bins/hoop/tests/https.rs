@@ -398,7 +398,7 @@ async fn plain_http_to_the_https_api_is_refused_and_the_listener_keeps_serving()
     let addr = setup.gateway.api_addr;
     // A client that connects and never speaks holds only its own
     // handshake, not the listener.
-    let _silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
 
     for _ in 0..5 {
         let mut plain = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -449,6 +449,13 @@ async fn plain_http_to_the_https_api_is_refused_and_the_listener_keeps_serving()
         .unwrap();
     assert!(exec.status.success(), "{}", text(&exec.stderr));
     assert_eq!(text(&exec.stdout), "2\n");
+
+    // The silent client is let go once its handshake time (10 s) is up.
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(20), silent.read(&mut byte))
+        .await
+        .expect("a silent client still held the TLS port after 20 s");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     setup.stop().await;
 }
 

@@ -10,7 +10,7 @@
 //! token gets 401 and a non-admin writing gets 403. Errors are
 //! `{"message": "...", "field": "..."}`.
 //!
-//! Served over plain HTTP, or over TLS ([`serve_https`]) when the gateway
+//! Served over plain HTTP, or over TLS (`serve_https`) when the gateway
 //! has a certificate: the API carries people's tokens.
 
 mod agents;
