@@ -75,9 +75,15 @@ const SESSION_AUTHORIZATION: &[u8] = b"session_authorization";
 #[derive(Debug)]
 pub enum Postgres {}
 
+/// Settings only PostgreSQL has.
+#[derive(Debug, Default)]
+pub struct PostgresOptions {
+    cancels: CancelRegistry,
+}
+
 impl Protocol for Postgres {
     type Limits = Limits;
-    type Options = ();
+    type Options = PostgresOptions;
     type Proxy = PostgresProxy;
 
     fn proxy(settings: Settings<Self>) -> PostgresProxy {
@@ -88,7 +94,7 @@ impl Protocol for Postgres {
                 upstream_tls: settings.upstream_tls,
                 authenticator: settings.authenticator,
                 pipeline: settings.pipeline,
-                cancels: CancelRegistry::new(),
+                cancels: settings.options.cancels,
                 limits: settings.limits,
                 handshake_timeout: settings.handshake_timeout,
             }),
@@ -98,6 +104,39 @@ impl Protocol for Postgres {
 
 /// Builds a [`PostgresProxy`].
 pub type Builder = crate::driver::Builder<Postgres>;
+
+impl Builder {
+    /// Registers this proxy's sessions in `registry` instead of a registry
+    /// of its own. Proxies built per connection (or per session, as an
+    /// agent does) then share one: a cancel request, which arrives on a
+    /// new connection and names no connection, finds its session whichever
+    /// proxy or listener receives it (see [`cancel`]).
+    pub fn cancel_registry(mut self, registry: CancelRegistry) -> Self {
+        self.options.cancels = registry;
+        self
+    }
+}
+
+/// Forwards a client's cancel request to the server of the session its key
+/// names in `registry`, with the server's own key; false when no open
+/// session has that key (nothing is sent). For listeners that read the
+/// opening message themselves; a [`PostgresProxy`] does this for the
+/// requests it receives.
+pub async fn cancel(
+    registry: &CancelRegistry,
+    request: hoop_wire::postgres::CancelRequest,
+) -> bool {
+    let key = CancelKey {
+        process_id: request.process_id,
+        secret: request.secret_key,
+    };
+    let Some(target) = registry.lookup(&key) else {
+        tracing::info!("cancel request for no known session");
+        return false;
+    };
+    upstream::send_cancel(target.server, target.process_id, &target.secret).await;
+    true
+}
 
 struct Inner {
     target: DatabaseTarget,
@@ -193,7 +232,7 @@ impl PostgresProxy {
         let mut client = match hello {
             Hello::Closed => return Ok(()),
             Hello::Cancel(request) => {
-                self.forward_cancel(request).await;
+                cancel(&inner.cancels, request).await;
                 return Ok(());
             }
             Hello::Startup(client) => client,
@@ -347,19 +386,6 @@ impl PostgresProxy {
                 send_fatal(&mut client_stream, to_client.unwritten(), &error).await;
                 Err(error)
             }
-        }
-    }
-
-    async fn forward_cancel(&self, request: hoop_wire::postgres::CancelRequest) {
-        let key = CancelKey {
-            process_id: request.process_id,
-            secret: request.secret_key,
-        };
-        match self.inner.cancels.lookup(&key) {
-            Some(target) => {
-                upstream::send_cancel(target.server, target.process_id, &target.secret).await;
-            }
-            None => tracing::info!("cancel request for no known session"),
         }
     }
 }
