@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use hoop_proxy::cancel::CancelRegistry;
 use hoop_proxy::mysql::MysqlProxy;
 use hoop_proxy::pipeline::Pipeline;
 use hoop_proxy::policy::PolicyPipeline;
@@ -65,6 +66,22 @@ static POLICIES: std::sync::LazyLock<Mutex<HashMap<String, PolicyPipeline>>> =
 
 /// Most distinct policies kept compiled.
 const POLICY_CACHE: usize = 64;
+
+/// The cancel keys of every PostgreSQL session this process serves. Each
+/// session gets its own driver, but a cancel request comes on a connection
+/// of its own and names no connection, so the keys live in one registry:
+/// a cancel reaching any session's driver (a `hoop connect` tunnel opens
+/// one for it), or the gateway's listener in the process ([`cancel`]),
+/// finds its session.
+static POSTGRES_CANCELS: std::sync::LazyLock<CancelRegistry> =
+    std::sync::LazyLock::new(CancelRegistry::new);
+
+/// Forwards a PostgreSQL cancel request to the database of the session, in
+/// this process, that handed out its key; false when none did (a session
+/// served by an agent in another process, or one that ended).
+pub async fn cancel(request: hoop_wire::postgres::CancelRequest) -> bool {
+    hoop_proxy::postgres::cancel(&POSTGRES_CANCELS, request).await
+}
 
 /// The route of a session's events over its link stream.
 pub(crate) fn link_events(sender: &StreamSender) -> EventRoute {
@@ -117,6 +134,7 @@ pub(crate) fn driver(
         "postgres" => Ok(Driver::Postgres(
             PostgresProxy::builder(target(open, 5432)?)
                 .pipeline(pipeline)
+                .cancel_registry(POSTGRES_CANCELS.clone())
                 .build()
                 .map_err(|e| StartError::Driver(e.to_string()))?,
         )),

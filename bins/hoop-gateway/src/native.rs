@@ -32,7 +32,7 @@ use bytes::{Bytes, BytesMut};
 use hoop_agent::mux::{PumpEnd, pump};
 use hoop_proxy::stream::Stream;
 use hoop_wire::postgres::{
-    Authentication, BackendMessage, FrontendDecoder, FrontendMessage, Limits, Notice,
+    Authentication, BackendMessage, CancelRequest, FrontendDecoder, FrontendMessage, Limits, Notice,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -102,8 +102,8 @@ struct Startup {
 enum Opening {
     /// A StartupMessage: its bytes and user name (the connection's name).
     Startup { bytes: Bytes, connection: String },
-    /// A cancel request, which the gateway does not route.
-    Cancel,
+    /// A cancel request for a session whose driver handed out its key.
+    Cancel(CancelRequest),
 }
 
 async fn next_message(
@@ -170,9 +170,9 @@ async fn open(
                 send(&mut stream, DECLINE).await?;
                 continue;
             }
-            // Cancel keys belong to the agent's driver; a cancel through the
-            // gateway is not routed.
-            (FrontendMessage::CancelRequest(_), _) => return Ok((stream, Opening::Cancel)),
+            (FrontendMessage::CancelRequest(request), _) => {
+                return Ok((stream, Opening::Cancel(request)));
+            }
             (FrontendMessage::Startup(startup), bytes) => {
                 let connection = startup
                     .param(b"user")
@@ -201,7 +201,13 @@ async fn read_startup(
     let (mut stream, opening) = open(tcp, tls, &mut decoder, buffer).await?;
     let (bytes, connection) = match opening {
         Opening::Startup { bytes, connection } => (bytes, connection),
-        Opening::Cancel => return Ok(None),
+        Opening::Cancel(request) => {
+            // Cancel keys are the drivers': those serving in this process
+            // (`hoop up`) share one registry. A session behind a separate
+            // agent is not reached (its key is in that agent's process).
+            hoop_agent::cancel(request).await;
+            return Ok(None);
+        }
     };
     if client_tls::refuses_plain_text(tls.is_some(), stream.is_tls(), peer) {
         tracing::info!(%peer, "postgres client refused: plain text off loopback");

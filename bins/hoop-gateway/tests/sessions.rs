@@ -75,6 +75,56 @@ async fn psql_through_the_native_listener_in_place() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn psql_cancels_its_query_through_the_listener() {
+    let setup = Setup::start_with(false, Route::InPlace).await;
+    setup.connection("pg", 5432, json!({})).await;
+    setup.wait_status("pg", "online").await;
+    let sleeper = setup
+        .psql("pg", &setup.token, "SELECT pg_sleep(60)")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let server = server_admin(&setup.database).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let running: i64 = server
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' AND state = 'active'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if running == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the query never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Ctrl-C: psql sends a CancelRequest, with the key the session's driver
+    // gave it, on a new connection to the gateway's listener.
+    let pid = sleeper.id().unwrap().to_string();
+    let signalled = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(signalled.success());
+    let output = tokio::time::timeout(Duration::from_secs(20), sleeper.wait_with_output())
+        .await
+        .expect("the query was not cancelled")
+        .unwrap();
+    assert!(
+        stderr(&output).contains("canceling statement due to user request"),
+        "{}",
+        stderr(&output)
+    );
+    let session = setup.ended_session("pg").await;
+    assert_eq!(session.status, "done", "{session:?}");
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refusals_are_clear_recorded_and_reach_nothing() {
     let setup = Setup::start(false).await;
     setup.connection("pg", 5432, json!({})).await;

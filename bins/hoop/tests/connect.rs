@@ -164,6 +164,7 @@ async fn psql_mariadb_and_exec_through_the_cli() {
         .unwrap();
     assert!(psql.status.success(), "{}", text(&psql.stderr));
     assert_eq!(text(&psql.stdout), "42\n");
+    psql_cancels_through(pg_port).await;
 
     let (_maria, maria_port) = setup.connect("maria").await;
     let mariadb = Command::new("mariadb")
@@ -232,6 +233,54 @@ async fn psql_mariadb_and_exec_through_the_cli() {
         .output()
         .await;
     let _ = std::fs::remove_dir_all(&setup.dir);
+}
+
+/// psql's Ctrl-C during a query on the local port: its cancel request
+/// takes a tunnel of its own to the gateway, and the driver that handed
+/// out the key forwards it to the database.
+async fn psql_cancels_through(port: u16) {
+    let marker = format!("SELECT pg_sleep(60) /* cancel {} */", std::process::id());
+    let sleeper = Command::new("psql")
+        .arg(format!(
+            "host=127.0.0.1 port={port} user=noop dbname=postgres"
+        ))
+        .args(["-X", "-At", "-c", &marker])
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let active = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE query = '{marker}' AND state = 'active'"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while run(Command::new("psql").args([
+        "-h",
+        "127.0.0.1",
+        "-U",
+        "postgres",
+        "-X",
+        "-At",
+        "-c",
+        &active,
+    ]))
+    .await
+    .trim()
+        != "1"
+    {
+        assert!(Instant::now() < deadline, "the query never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let pid = sleeper.id().unwrap().to_string();
+    run(Command::new("kill").args(["-INT", &pid])).await;
+    let output = tokio::time::timeout(Duration::from_secs(20), sleeper.wait_with_output())
+        .await
+        .expect("the query was not cancelled")
+        .unwrap();
+    assert!(
+        text(&output.stderr).contains("canceling statement due to user request"),
+        "{}",
+        text(&output.stderr)
+    );
 }
 
 async fn run(command: &mut Command) -> String {
