@@ -83,6 +83,27 @@ pub async fn cancel(request: hoop_wire::postgres::CancelRequest) -> bool {
     hoop_proxy::postgres::cancel(&POSTGRES_CANCELS, request).await
 }
 
+/// The connection's policy, compiled once. Compiling (every pattern into
+/// one automaton) happens outside the cache's lock, so sessions opening
+/// on other connections meanwhile do not wait for it; two sessions racing
+/// on a new policy both compile it.
+fn compiled(json: &str) -> Result<PolicyPipeline, StartError> {
+    if let Some(policy) = POLICIES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(json)
+    {
+        return Ok(policy.clone());
+    }
+    let policy = PolicyPipeline::from_json(json).map_err(|e| StartError::Policy(e.to_string()))?;
+    let mut cache = POLICIES.lock().unwrap_or_else(PoisonError::into_inner);
+    if cache.len() >= POLICY_CACHE {
+        cache.clear();
+    }
+    cache.insert(json.to_owned(), policy.clone());
+    Ok(policy)
+}
+
 /// The route of a session's events over its link stream.
 pub(crate) fn link_events(sender: &StreamSender) -> EventRoute {
     EventRoute::Link {
@@ -98,21 +119,7 @@ pub(crate) fn pipeline(
 ) -> Result<Arc<dyn Pipeline>, StartError> {
     let policy = match &open.policy {
         None => None,
-        Some(json) => {
-            let mut cache = POLICIES.lock().unwrap_or_else(PoisonError::into_inner);
-            match cache.get(json) {
-                Some(policy) => Some(policy.clone()),
-                None => {
-                    let policy = PolicyPipeline::from_json(json)
-                        .map_err(|e| StartError::Policy(e.to_string()))?;
-                    if cache.len() >= POLICY_CACHE {
-                        cache.clear();
-                    }
-                    cache.insert(json.clone(), policy.clone());
-                    Some(policy)
-                }
-            }
-        }
+        Some(json) => Some(compiled(json)?),
     };
     let sink = EventSink::new(&open.session_id, events);
     Ok(Arc::new(RecordingPipeline::new(policy, sink)))
