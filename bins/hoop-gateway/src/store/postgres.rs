@@ -4,15 +4,16 @@
 //! holds one connection for its duration. Migrations take an advisory lock so
 //! gateways starting together do not race each other.
 
+use std::collections::HashMap;
 use std::error::Error;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::BytesMut;
 use tokio::sync::RwLock;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, Statement as Prepared};
 
 use super::migrations::{Dialect, MIGRATIONS};
 use super::{Row, Statement, StoreError, Value};
@@ -27,8 +28,39 @@ const MIGRATION_LOCK: i64 = 0x686f_6f70; // "hoop"
 /// A shared handle on the PostgreSQL database.
 #[derive(Clone)]
 pub struct PostgresStore {
-    clients: Arc<Vec<RwLock<Client>>>,
+    clients: Arc<Vec<Pooled>>,
     next: Arc<AtomicUsize>,
+}
+
+/// One of the pool's connections, and the statements prepared on it.
+struct Pooled {
+    client: RwLock<Client>,
+    /// By their text: the store's statements are a fixed set of constants,
+    /// so this holds one entry per statement the connection has run.
+    prepared: Mutex<HashMap<&'static str, Prepared>>,
+}
+
+impl Pooled {
+    /// `sql` prepared on `client` (this connection), the first time it
+    /// runs: each later run is one round trip (bind, execute) instead of
+    /// two (parse and describe first).
+    async fn prepared(&self, client: &Client, sql: &'static str) -> Result<Prepared, StoreError> {
+        let cached = self
+            .prepared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(sql)
+            .cloned();
+        if let Some(statement) = cached {
+            return Ok(statement);
+        }
+        let statement = client.prepare(sql).await.map_err(map_error)?;
+        self.prepared
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(sql, statement.clone());
+        Ok(statement)
+    }
 }
 
 impl ToSql for Value {
@@ -92,7 +124,10 @@ impl PostgresStore {
                     tracing::warn!(%error, "postgres store connection closed");
                 }
             });
-            clients.push(RwLock::new(client));
+            clients.push(Pooled {
+                client: RwLock::new(client),
+                prepared: Mutex::new(HashMap::new()),
+            });
         }
         Ok(Self {
             clients: Arc::new(clients),
@@ -102,13 +137,13 @@ impl PostgresStore {
 
     /// One of the pool's connections. Queries share it (tokio-postgres
     /// pipelines them: read lock); a transaction needs it alone (write lock).
-    fn pick(&self) -> &RwLock<Client> {
+    fn pick(&self) -> &Pooled {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
         &self.clients[index]
     }
 
     pub(super) async fn migrate(&self) -> Result<(), StoreError> {
-        let mut client = self.pick().write().await;
+        let mut client = self.pick().client.write().await;
         let tx = client.transaction().await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .await?;
@@ -153,9 +188,11 @@ impl PostgresStore {
         sql: &'static str,
         values: Vec<Value>,
     ) -> Result<Vec<Row>, StoreError> {
-        let client = self.pick().read().await;
+        let pooled = self.pick();
+        let client = pooled.client.read().await;
+        let statement = pooled.prepared(&client, sql).await?;
         let rows = client
-            .query(sql, &params(&values))
+            .query(&statement, &params(&values))
             .await
             .map_err(map_error)?;
         rows.iter().map(read_row).collect()
@@ -165,12 +202,17 @@ impl PostgresStore {
         &self,
         statements: Vec<Statement>,
     ) -> Result<Vec<u64>, StoreError> {
-        let mut client = self.pick().write().await;
+        let pooled = self.pick();
+        let mut client = pooled.client.write().await;
+        let mut prepared = Vec::with_capacity(statements.len());
+        for statement in &statements {
+            prepared.push(pooled.prepared(&client, statement.sql).await?);
+        }
         let tx = client.transaction().await.map_err(map_error)?;
         let mut changed = Vec::with_capacity(statements.len());
-        for statement in &statements {
+        for (statement, prepared) in statements.iter().zip(&prepared) {
             let count = tx
-                .execute(statement.sql, &params(&statement.params))
+                .execute(prepared, &params(&statement.params))
                 .await
                 .map_err(map_error)?;
             changed.push(count);
