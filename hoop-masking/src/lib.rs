@@ -13,6 +13,7 @@
 //!   cell bytes ──CellMasker::mask_cell(plan, i, cell, out)──┴──► Unchanged | Replaced (in out) | Null
 //!   row ──check_row──► Verdict            CellMasker::counts ──► masked values per entity, for the recorder
 //!   statement text, for the audit record ──redact_credentials(sql, Dialect)──► CellMasker::mask_text
+//!     (redact_statement also returns the Secrets it replaced: Secrets::scrub hides them in the error message)
 //! ```
 //!
 //! The hot path is [`CellMasker::mask_cell`]: a cell holding nothing sensitive (most cells)
@@ -28,6 +29,7 @@ mod error;
 mod guardrails;
 mod masker;
 mod policy;
+mod secrets;
 mod statement;
 mod transform;
 
@@ -42,4 +44,5 @@ pub use policy::{
     ColumnAction, ColumnRule, CustomEntity, GuardrailConfig, InputRule, MaskingConfig, OutputRule,
     Policy, StatementKind, Transform,
 };
-pub use statement::{REDACTED_PASSWORD, redact_credentials};
+pub use secrets::Secrets;
+pub use statement::{REDACTED_PASSWORD, RedactedStatement, redact_credentials, redact_statement};
