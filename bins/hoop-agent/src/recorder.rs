@@ -10,6 +10,16 @@
 //! session's output would be (`WHERE email = 'alice@example.com'` is
 //! recorded with the address redacted).
 //!
+//! Server error messages go through the same: a message often quotes the
+//! statement it rejects (PostgreSQL's `syntax error at or near
+//! "'hunter2'"`, MariaDB's `near 'BY 'hunter2'' at line 1`, cut after 80
+//! characters), so every credential value replaced in the session's recent
+//! statements ([`RECENT_SECRETS`]) is replaced in the message too, as
+//! written, as the server read it, and where the quote is cut inside it
+//! ([`hoop_masking::Secrets::scrub`]); then the detectors apply. Only the
+//! message is recorded: PostgreSQL's detail, hint and position fields are
+//! not.
+//!
 //! ```text
 //!  driver --Event--> Recorder --Event--> policy hook (masking, guardrails)
 //!                       | statement / done / error / refusal
@@ -18,11 +28,11 @@
 //! ```
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use hoop_masking::{CellMasker, Dialect, redact_credentials};
+use hoop_masking::{CellMasker, Dialect, RedactedStatement, Secrets, redact_statement};
 use hoop_proxy::pipeline::{
     ClientAction, Interest, Pipeline, ServerAction, SessionHook, SessionInfo,
 };
@@ -251,6 +261,7 @@ impl Pipeline for RecordingPipeline {
             sink: self.sink.clone(),
             current: None,
             prepared: HashMap::new(),
+            recent_secrets: VecDeque::new(),
         })
     }
 }
@@ -268,7 +279,27 @@ struct Recorder {
     current: Option<Statement>,
     /// Prepared statement texts by name, as recorded, so executions name
     /// their SQL.
-    prepared: HashMap<String, String>,
+    prepared: HashMap<String, Recorded>,
+    /// The credential values of the last [`RECENT_SECRETS`] statements that
+    /// had any, newest last, scrubbed from every error message.
+    recent_secrets: VecDeque<Arc<Secrets>>,
+}
+
+/// Statements whose credential values are still scrubbed from error
+/// messages. More than one: a client that pipelines (PostgreSQL's extended
+/// protocol sends Parse, Bind, Execute for several statements before it
+/// reads an answer) gets the error for a statement after the next ones were
+/// seen, and an error for a failed Parse follows no Execute. An error that
+/// quotes an older statement's password is not expected; hiding that
+/// string in it costs nothing when the session set no password.
+const RECENT_SECRETS: usize = 8;
+
+/// A statement's text as recorded, and the credential values taken out of
+/// it (`None`: there were none, the common case, with no allocation).
+#[derive(Clone)]
+struct Recorded {
+    text: String,
+    secrets: Option<Arc<Secrets>>,
 }
 
 /// Text read past [`MAX_STATEMENT`] before clipping, so a value the clip
@@ -280,11 +311,16 @@ const READ_AHEAD: usize = 512;
 
 /// What every statement text goes through before it is recorded: credential
 /// literals replaced (always), then the connection's detectors (when it has
-/// a policy), then clipped to [`MAX_STATEMENT`].
+/// a policy), then clipped to [`MAX_STATEMENT`]. The replaced values are
+/// kept, to be replaced in the server's error messages too.
 ///
 /// Cost per statement: one pass over the text for the credential words
 /// (`pass`, `iden`, ...) and, with a policy, the detectors' prefilter, the
-/// cell hot path's; a statement with neither is copied once, as before.
+/// cell hot path's; a statement with neither is copied once, as before,
+/// and keeps no values (nothing allocated). A statement longer than what is
+/// read costs one more pass over all of it for the credential words. An
+/// error message costs nothing more unless the session's recent statements
+/// held credentials: then one search per value form.
 struct AuditText {
     dialect: Dialect,
     /// The connection's detectors; its counts are never reported (the
@@ -305,27 +341,50 @@ impl AuditText {
         }
     }
 
-    /// The statement text as recorded.
-    fn statement(&mut self, text: &str) -> String {
+    /// The statement text as recorded, and its credential values.
+    ///
+    /// The values of a text longer than what is read come from the whole
+    /// text: a password past the clip is not recorded with the statement,
+    /// but the server's error may quote it. That costs such a statement one
+    /// more pass over its bytes for the credential words.
+    fn statement(&mut self, text: &str) -> Recorded {
         let read = prefix(text, MAX_STATEMENT + READ_AHEAD);
         let cut = read.len() < text.len();
-        let redacted = redact_credentials(read, self.dialect);
+        let RedactedStatement {
+            text: redacted,
+            secrets,
+        } = redact_statement(read, self.dialect);
+        let secrets = if cut {
+            redact_statement(text, self.dialect).secrets
+        } else {
+            secrets
+        };
+        let secrets = (!secrets.is_empty()).then(|| Arc::new(secrets));
         let masked = self.mask(redacted);
         let keep = if cut {
             masked.len().saturating_sub(READ_AHEAD).min(MAX_STATEMENT)
         } else {
             MAX_STATEMENT
         };
-        if !cut && masked.len() <= keep {
-            return masked.into_owned();
-        }
-        format!("{}...", prefix(&masked, keep))
+        let text = if !cut && masked.len() <= keep {
+            masked.into_owned()
+        } else {
+            format!("{}...", prefix(&masked, keep))
+        };
+        Recorded { text, secrets }
     }
 
-    /// A server error's message as recorded: the detectors apply (a
-    /// unique-violation detail quotes the duplicate value).
-    fn message(&mut self, message: &str) -> String {
-        self.mask(Cow::Borrowed(message)).into_owned()
+    /// A server error's message as recorded: the credential values of
+    /// `secrets` replaced, then the detectors applied (a unique-violation
+    /// detail quotes the duplicate value).
+    fn message<'s>(&mut self, message: &str, secrets: impl Iterator<Item = &'s Secrets>) -> String {
+        let mut scrubbed = Cow::Borrowed(message);
+        for s in secrets {
+            if let Cow::Owned(changed) = s.scrub(&scrubbed) {
+                scrubbed = Cow::Owned(changed);
+            }
+        }
+        self.mask(scrubbed).into_owned()
     }
 
     fn mask<'t>(&mut self, text: Cow<'t, str>) -> Cow<'t, str> {
@@ -359,6 +418,21 @@ fn prefix(text: &str, max: usize) -> &str {
 /// names must not grow the agent's memory.
 const MAX_PREPARED: usize = 1024;
 
+impl Recorder {
+    /// Keeps a statement's credential values for scrubbing the errors that
+    /// follow; the same values again (a prepared statement executed in a
+    /// loop) are kept once.
+    fn remember_secrets(&mut self, secrets: &Arc<Secrets>) {
+        if self.recent_secrets.iter().any(|s| Arc::ptr_eq(s, secrets)) {
+            return;
+        }
+        if self.recent_secrets.len() >= RECENT_SECRETS {
+            self.recent_secrets.pop_front();
+        }
+        self.recent_secrets.push_back(Arc::clone(secrets));
+    }
+}
+
 impl SessionHook for Recorder {
     fn interest(&self) -> Interest {
         let inner = self
@@ -376,19 +450,26 @@ impl SessionHook for Recorder {
     fn client_event(&mut self, event: &Event) -> ClientAction {
         // The text as it will be recorded; a prepared text is cleaned once,
         // when it is prepared, not at every execution.
-        let text = match event {
+        let recorded = match event {
             Event::Query { text } | Event::Prepare { text, .. } => Some(self.audit.statement(text)),
             Event::Execute { name, .. } => {
-                Some(self.prepared.get(name).cloned().unwrap_or_default())
+                Some(self.prepared.get(name).cloned().unwrap_or(Recorded {
+                    text: String::new(),
+                    secrets: None,
+                }))
             }
             _ => None,
         };
-        if let (Event::Prepare { name, .. }, Some(text)) = (event, &text) {
+        if let Some(secrets) = recorded.as_ref().and_then(|r| r.secrets.as_ref()) {
+            self.remember_secrets(secrets);
+        }
+        if let (Event::Prepare { name, .. }, Some(recorded)) = (event, &recorded) {
             if self.prepared.len() >= MAX_PREPARED {
                 self.prepared.clear();
             }
-            self.prepared.insert(name.clone(), text.clone());
+            self.prepared.insert(name.clone(), recorded.clone());
         }
+        let text = recorded.map(|r| r.text);
         let action = self
             .inner
             .as_mut()
@@ -444,7 +525,9 @@ impl SessionHook for Recorder {
                     .as_ref()
                     .map(|s| s.text.as_str())
                     .unwrap_or_default();
-                let message = self.audit.message(message);
+                let message = self
+                    .audit
+                    .message(message, self.recent_secrets.iter().map(|s| &**s));
                 self.sink.push(
                     AuditEvent::Error {
                         time: now_ms(),
@@ -616,7 +699,7 @@ mod tests {
                 "SELECT '{filler} {email} ' FROM t WHERE a = '{}' AND b = '{email}'",
                 "y".repeat(pad * 3)
             );
-            let recorded = audit.statement(&text);
+            let recorded = audit.statement(&text).text;
             assert!(recorded.len() <= MAX_STATEMENT + 3, "{pad}");
             assert!(recorded.ends_with("..."), "{pad}");
             assert!(!recorded.contains("alice"), "{pad}: {recorded}");
@@ -625,7 +708,93 @@ mod tests {
             "ALTER USER bob PASSWORD '{}hunter2'",
             "z".repeat(MAX_STATEMENT)
         );
-        let recorded = audit.statement(&secret);
+        let recorded = audit.statement(&secret).text;
         assert!(!recorded.contains('z') && !recorded.contains("hunter2"));
+    }
+
+    fn error(hook: &mut dyn SessionHook, code: &str, message: &str) {
+        hook.server_event(&mut Event::Error {
+            code: code.to_owned(),
+            message: message.to_owned(),
+        });
+    }
+
+    /// Server errors quoting the password of the statement they answer (the
+    /// messages are the real servers'): the error is recorded, the password
+    /// is not. Also when the error comes for a failed Parse, after later
+    /// statements of a pipeline, or quotes a password past the clip.
+    #[test]
+    fn error_messages_never_record_the_statements_passwords() {
+        let (sink, mut drain) = sink();
+        let policy = PolicyPipeline::from_json("{}").unwrap();
+        let pipeline = RecordingPipeline::new(Some(policy), sink);
+        let mut hook = pipeline.open(&session("postgres"));
+        let hook = hook.as_mut();
+
+        query(hook, "ALTER USER PASSWORD 'hunter2'");
+        error(hook, "42601", r#"syntax error at or near "'hunter2'""#);
+        query(hook, "SET password_encryption = 'hunter3'");
+        error(
+            hook,
+            "22023",
+            r#"invalid value for parameter "password_encryption": "hunter3""#,
+        );
+        // Extended protocol, pipelined: the failed Parse's error arrives after
+        // the next statement was sent.
+        hook.client_event(&Event::Prepare {
+            name: "s1".to_owned(),
+            text: "CREATE ROLE PASSWORD 'hunter4'".to_owned(),
+        });
+        query(hook, "SELECT 1");
+        error(hook, "42601", r#"syntax error at or near "'hunter4'""#);
+        done(hook);
+        // A password past what is read of a long statement.
+        let long = format!(
+            "SELECT '{}'; ALTER USER IDENTIFIED BY 'hunter5'",
+            "x".repeat(MAX_STATEMENT + READ_AHEAD)
+        );
+        query(hook, &long);
+        error(hook, "42000", "... near 'BY 'hunt...' at line 1");
+        // The detectors still apply, after the passwords.
+        query(
+            hook,
+            "UPDATE u SET email = 'bob@example.com' WHERE password = 'hunter6'",
+        );
+        error(
+            hook,
+            "23505",
+            "Key (email, password)=(bob@example.com, hunter6) already exists",
+        );
+        hook.closed();
+
+        let recorded = drain();
+        assert!(!recorded.contains("hunt"), "{recorded}");
+        assert!(!recorded.contains("bob@example.com"), "{recorded}");
+        for message in [
+            r#"syntax error at or near \"'[REDACTED:PASSWORD]'\""#,
+            r#"\"password_encryption\": \"[REDACTED:PASSWORD]\""#,
+            "near 'BY '[REDACTED:PASSWORD]...' at line 1",
+            "=([REDACTED:EMAIL_ADDRESS], [REDACTED:PASSWORD]) already exists",
+        ] {
+            assert!(recorded.contains(message), "{message} in {recorded}");
+        }
+        assert_eq!(
+            recorded.matches(r#""type":"error""#).count(),
+            5,
+            "{recorded}"
+        );
+    }
+
+    /// A session that set no password records its error messages as the
+    /// server sent them.
+    #[test]
+    fn error_messages_without_passwords_are_recorded_as_sent() {
+        let (sink, mut drain) = sink();
+        let pipeline = RecordingPipeline::new(None, sink);
+        let mut hook = pipeline.open(&session("mysql"));
+        query(hook.as_mut(), "SELECT 'hunter2' FROM");
+        error(hook.as_mut(), "42000", "near 'hunter2' at line 1");
+        hook.closed();
+        assert!(drain().contains("near 'hunter2' at line 1"));
     }
 }
