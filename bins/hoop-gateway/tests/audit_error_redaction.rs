@@ -7,7 +7,6 @@
 
 use std::time::{Duration, Instant};
 
-use hoop_gateway::store::SessionFilter;
 use hoop_gateway::{Gateway, GatewayConfig};
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -124,7 +123,7 @@ async fn audit_records_postgres_errors_without_the_passwords_they_quote() {
     }
     let mut messages = Vec::new();
     for session in &sessions {
-        let events = wait_events(&setup, &session.id, "end").await;
+        let events = wait_events(&setup.admin, &session.id, "end").await;
         messages.extend(error_messages(&events));
     }
     messages.sort();
@@ -147,20 +146,6 @@ async fn audit_records_postgres_errors_without_the_passwords_they_quote() {
         .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
         .await;
     setup.stop().await;
-}
-
-/// Runs SQL on MariaDB as root.
-async fn mariadb_root(sql: &str) {
-    let output = Command::new("mariadb")
-        .args(["-h", "127.0.0.1", "-P", "3306", "-u", "root", "-e", sql])
-        .output()
-        .await
-        .expect("the test needs the mariadb CLI");
-    assert!(
-        output.status.success(),
-        "the test needs MariaDB at 127.0.0.1:3306 (root, no password): {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,45 +237,8 @@ async fn audit_records_mariadb_errors_without_the_passwords_they_quote() {
         assert!(stderr.contains(quoted), "{quoted} not in {stderr}");
     }
 
-    let filter = SessionFilter {
-        connection: Some("my".into()),
-        ..SessionFilter::default()
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let session = loop {
-        let sessions = gateway
-            .state()
-            .store
-            .list_sessions(&filter, 10)
-            .await
-            .unwrap();
-        if let Some(session) = sessions.into_iter().find(|s| s.status != "open") {
-            break session;
-        }
-        assert!(Instant::now() < deadline, "the session never ended");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let events: Vec<Value> = loop {
-        let response = admin
-            .get(&format!("/api/sessions/{}/events", session.id))
-            .await
-            .unwrap();
-        let text = match &response.body {
-            Value::String(text) => text.clone(),
-            other => other.to_string(),
-        };
-        let events: Vec<Value> = text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        if events.last().is_some_and(|e| e["type"] == "end") {
-            break events;
-        }
-        assert!(Instant::now() < deadline, "no end event: {text}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let session = ended_session(&gateway, "my").await;
+    let events = wait_events(&admin, &session.id, "end").await;
     let near: Vec<String> = error_messages(&events)
         .iter()
         .map(|m| m.split("to use near ").nth(1).unwrap_or(m).to_owned())

@@ -64,7 +64,7 @@ async fn passwords_and_masked_values_never_reach_the_session_record() {
     );
 
     let session = setup.ended_session("audited").await;
-    let events: Vec<Value> = wait_events(&setup, &session.id, "end").await;
+    let events: Vec<Value> = wait_events(&setup.admin, &session.id, "end").await;
     let statements: Vec<&str> = events
         .iter()
         .filter(|e| e["type"] == "statement" || e["type"] == "error")

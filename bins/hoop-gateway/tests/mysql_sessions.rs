@@ -15,24 +15,10 @@ use tokio::process::Command;
 
 mod common;
 
-use common::{b64, make_certificate, other_addresses};
+use common::{b64, make_certificate, mariadb_root, other_addresses};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Runs SQL on MariaDB as root.
-async fn as_root(sql: &str) {
-    let output = Command::new("mariadb")
-        .args(["-h", "127.0.0.1", "-P", "3306", "-u", "root", "-e", sql])
-        .output()
-        .await
-        .expect("the tests need the mariadb CLI");
-    assert!(
-        output.status.success(),
-        "the tests need MariaDB at 127.0.0.1:3306 (root, no password): {}",
-        text(&output.stderr)
-    );
 }
 
 struct Setup {
@@ -65,7 +51,7 @@ impl Setup {
     /// clients arriving as IPv4-mapped IPv6 addresses.
     async fn start_full(tag: &str, in_place: bool, tls: bool) -> Self {
         let name = format!("hoop_my_{tag}_{}", std::process::id());
-        as_root(&format!(
+        mariadb_root(&format!(
             "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name};
              CREATE TABLE {name}.people (id int PRIMARY KEY, email varchar(64));
              INSERT INTO {name}.people VALUES (1, 'ana@example.com'), (2, 'bo@example.com');
@@ -194,7 +180,7 @@ impl Setup {
 
     async fn stop(self) {
         self.agent.abort();
-        as_root(&format!(
+        mariadb_root(&format!(
             "DROP DATABASE IF EXISTS {0}; DROP USER IF EXISTS '{0}'@'%';",
             self.name
         ))

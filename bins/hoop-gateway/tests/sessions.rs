@@ -434,7 +434,7 @@ async fn psql_session_is_recorded(route: Route) {
     let output = child.wait_with_output().await.unwrap();
     assert!(stdout(&output).contains("bo@example.com"));
     let session = setup.ended_session("pg").await;
-    let events = wait_events(&setup, &session.id, "end").await;
+    let events = wait_events(&setup.admin, &session.id, "end").await;
     let statements: Vec<(String, Value)> = events
         .iter()
         .filter(|e| e["type"] == "statement")
@@ -526,7 +526,7 @@ async fn policy_masks_and_refuses(route: Route) {
         stdout(&output)
     );
     let session = setup.ended_session("masked").await;
-    let events = wait_events(&setup, &session.id, "end").await;
+    let events = wait_events(&setup.admin, &session.id, "end").await;
     let policy = events.iter().find(|e| e["type"] == "policy").unwrap();
     assert_eq!(policy["masked"]["EMAIL_ADDRESS"], 3, "{events:?}");
 
@@ -540,7 +540,7 @@ async fn policy_masks_and_refuses(route: Route) {
         stderr(&refused)
     );
     let session = setup.ended_session("masked").await;
-    let events = wait_events(&setup, &session.id, "end").await;
+    let events = wait_events(&setup.admin, &session.id, "end").await;
     let statement = events.iter().find(|e| e["type"] == "statement").unwrap();
     assert_eq!(statement["refused"], true);
     assert!(

@@ -224,16 +224,7 @@ impl Setup {
 
     /// Waits (bounded) until the newest session on `connection` has ended.
     pub(crate) async fn ended_session(&self, connection: &str) -> SessionRecord {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(session) = self.sessions(connection).await.into_iter().next()
-                && session.status != "open"
-            {
-                return session;
-            }
-            assert!(Instant::now() < deadline, "the session never ended");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        ended_session(&self.gateway, connection).await
     }
 
     pub(crate) async fn stop(self) {
@@ -247,6 +238,45 @@ impl Setup {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Waits (bounded) until the newest session on `connection` has ended.
+pub(crate) async fn ended_session(gateway: &Gateway, connection: &str) -> SessionRecord {
+    let filter = SessionFilter {
+        connection: Some(connection.into()),
+        ..SessionFilter::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(session) = gateway
+            .state()
+            .store
+            .list_sessions(&filter, 1)
+            .await
+            .unwrap()
+            .into_iter()
+            .next()
+            && session.status != "open"
+        {
+            return session;
+        }
+        assert!(Instant::now() < deadline, "the session never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs SQL on the machine's MariaDB as root.
+pub(crate) async fn mariadb_root(sql: &str) {
+    let output = Command::new("mariadb")
+        .args(["-h", "127.0.0.1", "-P", "3306", "-u", "root", "-e", sql])
+        .output()
+        .await
+        .expect("the tests need the mariadb CLI");
+    assert!(
+        output.status.success(),
+        "the tests need MariaDB at 127.0.0.1:3306 (root, no password): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 pub(crate) fn stdout(output: &Output) -> String {
@@ -302,11 +332,12 @@ pub(crate) fn other_addresses() -> Vec<std::net::IpAddr> {
         .collect()
 }
 
-pub(crate) async fn wait_events(setup: &Setup, id: &str, last_type: &str) -> Vec<Value> {
+/// Waits (bounded) until session `id`'s recorded events end with one of
+/// type `last_type`, read through the API as a SIEM would.
+pub(crate) async fn wait_events(admin: &ApiClient, id: &str, last_type: &str) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let response = setup
-            .admin
+        let response = admin
             .get(&format!("/api/sessions/{id}/events"))
             .await
             .unwrap();
