@@ -14,14 +14,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
-fn b64(value: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(value)
-}
+mod common;
 
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use common::{b64, start_connect, text};
 
 fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -195,31 +190,7 @@ impl Setup {
 
     /// Starts `hoop connect NAME` on a free port; returns it and the port.
     async fn connect(&self, name: &str) -> (Child, u16) {
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap().port()
-        };
-        let mut child = self
-            .hoop(Some(&self.ca))
-            .args(["connect", name, "-p", &port.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let line = tokio::time::timeout_at(deadline.into(), lines.next_line())
-                .await
-                .expect("hoop connect printed nothing")
-                .unwrap()
-                .expect("hoop connect exited");
-            if line.contains("no password needed") {
-                break;
-            }
-        }
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        (child, port)
+        start_connect(self.hoop(Some(&self.ca)), name).await
     }
 
     async fn sessions(&self) -> Vec<Value> {

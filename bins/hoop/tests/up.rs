@@ -6,22 +6,21 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use hoop_gateway::client::ApiClient;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 
+mod common;
+
+use common::b64;
+
 struct Up {
     child: Child,
     api: String,
     token: Option<String>,
     banner: String,
-}
-
-fn b64(value: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(value)
 }
 
 fn example_config() -> PathBuf {

@@ -1,0 +1,48 @@
+//! What the CLI's end-to-end tests share: small helpers and starting
+//! `hoop connect` the way a person does. Each test binary uses a part of it.
+#![allow(dead_code)]
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub(crate) fn b64(value: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(value)
+}
+
+pub(crate) fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Starts `hoop` (configured by the caller: API URL, token, CA) as `hoop
+/// connect NAME` on a free port and waits until it says clients may
+/// connect; returns the process and the port.
+pub(crate) async fn start_connect(mut hoop: Command, name: &str) -> (Child, u16) {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let mut child = hoop
+        .args(["connect", name, "-p", &port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = tokio::time::timeout_at(deadline.into(), lines.next_line())
+            .await
+            .expect("hoop connect printed nothing")
+            .unwrap()
+            .expect("hoop connect exited");
+        if line.contains("no password needed") {
+            break;
+        }
+    }
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, port)
+}
