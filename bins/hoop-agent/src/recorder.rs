@@ -53,8 +53,9 @@ const BATCH: usize = 64;
 /// interactive session's statements reach the store while it runs.
 const BATCH_AGE: Duration = Duration::from_secs(1);
 
-/// The longest statement text recorded; longer ones are cut (and marked),
-/// so one huge statement cannot bloat the audit store.
+/// The longest statement text or error message recorded; longer ones are
+/// cut (and marked), so one huge statement, or a server quoting one back,
+/// cannot bloat the audit store.
 const MAX_STATEMENT: usize = 4096;
 
 /// Epoch milliseconds.
@@ -384,7 +385,12 @@ impl AuditText {
                 scrubbed = Cow::Owned(changed);
             }
         }
-        self.mask(scrubbed).into_owned()
+        let masked = self.mask(scrubbed);
+        if masked.len() <= MAX_STATEMENT {
+            return masked.into_owned();
+        }
+        // Cut after scrubbing and masking: no value is left half hidden.
+        format!("{}...", prefix(&masked, MAX_STATEMENT))
     }
 
     fn mask<'t>(&mut self, text: Cow<'t, str>) -> Cow<'t, str> {
@@ -796,5 +802,20 @@ mod tests {
         error(hook.as_mut(), "42000", "near 'hunter2' at line 1");
         hook.closed();
         assert!(drain().contains("near 'hunter2' at line 1"));
+    }
+
+    #[test]
+    fn a_huge_error_message_is_recorded_cut() {
+        let (sink, mut drain) = sink();
+        let pipeline = RecordingPipeline::new(None, sink);
+        let mut hook = pipeline.open(&session("postgres"));
+        query(hook.as_mut(), "SELECT 1");
+        let message = format!("é{}tail", "x".repeat(3 * MAX_STATEMENT));
+        error(hook.as_mut(), "XX000", &message);
+        hook.closed();
+        let recorded = drain();
+        assert!(!recorded.contains("tail"), "{}", recorded.len());
+        assert!(recorded.contains(&format!("{}...", "x".repeat(MAX_STATEMENT - 2))));
+        assert!(recorded.len() < 2 * MAX_STATEMENT, "{}", recorded.len());
     }
 }
