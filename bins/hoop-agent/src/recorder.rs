@@ -263,6 +263,7 @@ impl Pipeline for RecordingPipeline {
             current: None,
             prepared: HashMap::new(),
             recent_secrets: VecDeque::new(),
+            preparing: None,
         })
     }
 }
@@ -284,6 +285,10 @@ struct Recorder {
     /// The credential values of the last [`RECENT_SECRETS`] statements that
     /// had any, newest last, scrubbed from every error message.
     recent_secrets: VecDeque<Arc<Secrets>>,
+    /// The text of a statement prepared since the last query or execution:
+    /// an error before any execution is its own (the server refused the
+    /// Parse or COM_STMT_PREPARE), not the previous statement's.
+    preparing: Option<String>,
 }
 
 /// Statements whose credential values are still scrubbed from error
@@ -495,14 +500,17 @@ impl SessionHook for Recorder {
             );
             return action;
         }
-        if let Some(text) = text
-            && !matches!(event, Event::Prepare { .. })
-        {
-            self.current = Some(Statement {
-                text,
-                time: now_ms(),
-                started: Instant::now(),
-            });
+        if let Some(text) = text {
+            if matches!(event, Event::Prepare { .. }) {
+                self.preparing = Some(text);
+            } else {
+                self.preparing = None;
+                self.current = Some(Statement {
+                    text,
+                    time: now_ms(),
+                    started: Instant::now(),
+                });
+            }
         }
         action
     }
@@ -526,10 +534,10 @@ impl SessionHook for Recorder {
                 }
             }
             Event::Error { code, message } => {
-                let text = self
-                    .current
-                    .as_ref()
-                    .map(|s| s.text.as_str())
+                let preparing = self.preparing.take();
+                let text = preparing
+                    .as_deref()
+                    .or(self.current.as_ref().map(|s| s.text.as_str()))
                     .unwrap_or_default();
                 let message = self
                     .audit
@@ -802,6 +810,30 @@ mod tests {
         error(hook.as_mut(), "42000", "near 'hunter2' at line 1");
         hook.closed();
         assert!(drain().contains("near 'hunter2' at line 1"));
+    }
+
+    #[test]
+    fn an_error_for_a_refused_prepare_names_that_statement() {
+        let (sink, mut drain) = sink();
+        let pipeline = RecordingPipeline::new(None, sink);
+        let mut hook = pipeline.open(&session("postgres"));
+        query(hook.as_mut(), "SELECT 1");
+        done(hook.as_mut());
+        hook.client_event(&Event::Prepare {
+            name: "s1".to_owned(),
+            text: "SELEC broken".to_owned(),
+        });
+        error(hook.as_mut(), "42601", "syntax error at or near \"SELEC\"");
+        query(hook.as_mut(), "SELECT 2");
+        error(hook.as_mut(), "22012", "division by zero");
+        hook.closed();
+        let recorded: Vec<serde_json::Value> = serde_json::from_str(&drain()).unwrap();
+        let statements: Vec<&str> = recorded
+            .iter()
+            .filter(|e| e["type"] == "error")
+            .filter_map(|e| e["statement"].as_str())
+            .collect();
+        assert_eq!(statements, ["SELEC broken", "SELECT 2"], "{recorded:?}");
     }
 
     #[test]
