@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use hoop_gateway::{Gateway, GatewayConfig};
+use hoop_gateway::GatewayConfig;
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
@@ -162,15 +162,13 @@ async fn audit_records_mariadb_errors_without_the_passwords_they_quote() {
     config.api_listen = "127.0.0.1:0".into();
     config.agent_listen = "127.0.0.1:0".into();
     config.mysql_listen = Some("127.0.0.1:0".into());
-    let gateway = Gateway::start(config).await.unwrap();
-    let token = gateway.first_admin_token.clone().unwrap();
-    let admin = hoop_gateway::client::ApiClient::new(
-        &format!("http://{}", gateway.api_addr),
-        Some(token.clone()),
-    )
-    .unwrap();
-    let key = gateway.embedded_agent_key("default").await.unwrap();
-    let agent = tokio::spawn(hoop_agent::run(hoop_agent::AgentConfig { key, tls: None }));
+    let Running {
+        gateway,
+        admin,
+        token,
+        agent,
+        ..
+    } = start_gateway(&dir, config, Route::Link, false).await;
     let body = json!({
         "name": "my",
         "type": "database",

@@ -6,7 +6,7 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use hoop_gateway::client::{ApiClient, Endpoint};
+use hoop_gateway::client::ApiClient;
 use hoop_gateway::store::{SessionFilter, SessionRecord};
 use hoop_gateway::{Gateway, GatewayConfig};
 use hyper::{Method, StatusCode};
@@ -15,7 +15,7 @@ use tokio::process::Command;
 
 mod common;
 
-use common::{b64, make_certificate, mariadb_root, other_addresses};
+use common::{Route, Running, b64, mariadb_root, other_addresses, start_gateway};
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -64,30 +64,18 @@ impl Setup {
         config.api_listen = "127.0.0.1:0".into();
         config.agent_listen = "127.0.0.1:0".into();
         config.mysql_listen = Some("127.0.0.1:0".into());
-        let ca = tls.then(|| {
-            let ca = make_certificate(&dir, "hoop test CA");
-            config.tls_cert = Some(dir.join("cert.pem"));
-            config.tls_key = Some(dir.join("key.pem"));
-            config.mysql_listen = Some("[::]:0".into());
-            ca
-        });
-        let gateway = Gateway::start(config).await.unwrap();
-        let token = gateway.first_admin_token.clone().unwrap();
-        // With a certificate the API is HTTPS only, signed by the test CA.
-        let endpoint = Endpoint::new(&gateway.api_url(), ca.as_deref()).unwrap();
-        let admin = ApiClient::with_endpoint(endpoint, Some(token.clone()));
-        let key = gateway.embedded_agent_key("default").await.unwrap();
-        if in_place {
-            gateway.serve_in_place("default").await.unwrap();
-        }
-        // The certificate serves the agent link too.
-        let agent_tls = ca
-            .as_ref()
-            .map(|ca| hoop_agent::tls_client_config(ca).unwrap());
-        let agent = tokio::spawn(hoop_agent::run(hoop_agent::AgentConfig {
-            key,
-            tls: agent_tls,
-        }));
+        let route = if in_place {
+            Route::InPlace
+        } else {
+            Route::Link
+        };
+        let Running {
+            gateway,
+            admin,
+            token,
+            agent,
+            ca,
+        } = start_gateway(&dir, config, route, tls).await;
         Self {
             gateway,
             admin,

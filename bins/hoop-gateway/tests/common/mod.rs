@@ -109,30 +109,13 @@ impl Setup {
         config.database_url = store_database
             .as_ref()
             .map(|name| format!("{SERVER}/{name}"));
-        let ca = tls.then(|| {
-            let ca = make_certificate(&dir, "hoop test CA");
-            config.tls_cert = Some(dir.join("cert.pem"));
-            config.tls_key = Some(dir.join("key.pem"));
-            config.postgres_listen = Some("[::]:0".into());
-            ca
-        });
-        let gateway = Gateway::start(config).await.unwrap();
-        let token = gateway.first_admin_token.clone().unwrap();
-        // With a certificate the API is HTTPS only, signed by the test CA.
-        let endpoint = Endpoint::new(&gateway.api_url(), ca.as_deref()).unwrap();
-        let admin = ApiClient::with_endpoint(endpoint, Some(token.clone()));
-        let key = gateway.embedded_agent_key("default").await.unwrap();
-        if route == Route::InPlace {
-            gateway.serve_in_place("default").await.unwrap();
-        }
-        // The certificate serves the agent link too.
-        let agent_tls = ca
-            .as_ref()
-            .map(|ca| hoop_agent::tls_client_config(ca).unwrap());
-        let agent = tokio::spawn(hoop_agent::run(hoop_agent::AgentConfig {
-            key,
-            tls: agent_tls,
-        }));
+        let Running {
+            gateway,
+            admin,
+            token,
+            agent,
+            ca,
+        } = start_gateway(&dir, config, route, tls).await;
         Self {
             gateway,
             admin,
@@ -237,6 +220,65 @@ impl Setup {
                 .await;
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A gateway and its embedded agent, running.
+pub(crate) struct Running {
+    pub(crate) gateway: Gateway,
+    /// An admin client of its API (HTTPS with a certificate).
+    pub(crate) admin: ApiClient,
+    pub(crate) token: String,
+    pub(crate) agent: tokio::task::JoinHandle<()>,
+    /// With a certificate: the CA that signed it (PEM file).
+    pub(crate) ca: Option<std::path::PathBuf>,
+}
+
+/// Starts a gateway on `config` (its client listeners already chosen) and
+/// its embedded agent, serving connect sessions in place for
+/// [`Route::InPlace`]. With `tls`, the gateway has a certificate made in
+/// `dir` (for 127.0.0.1, localhost and this machine's other addresses,
+/// signed by a CA of its own) for its API, link and listeners, and every
+/// configured client listener is on every address, IPv4 clients arriving
+/// as IPv4-mapped IPv6 addresses.
+pub(crate) async fn start_gateway(
+    dir: &std::path::Path,
+    mut config: GatewayConfig,
+    route: Route,
+    tls: bool,
+) -> Running {
+    let ca = tls.then(|| {
+        let ca = make_certificate(dir, "hoop test CA");
+        config.tls_cert = Some(dir.join("cert.pem"));
+        config.tls_key = Some(dir.join("key.pem"));
+        for listen in [&mut config.postgres_listen, &mut config.mysql_listen] {
+            if listen.is_some() {
+                *listen = Some("[::]:0".into());
+            }
+        }
+        ca
+    });
+    let gateway = Gateway::start(config).await.unwrap();
+    let token = gateway.first_admin_token.clone().unwrap();
+    let endpoint = Endpoint::new(&gateway.api_url(), ca.as_deref()).unwrap();
+    let admin = ApiClient::with_endpoint(endpoint, Some(token.clone()));
+    let key = gateway.embedded_agent_key("default").await.unwrap();
+    if route == Route::InPlace {
+        gateway.serve_in_place("default").await.unwrap();
+    }
+    let agent_tls = ca
+        .as_ref()
+        .map(|ca| hoop_agent::tls_client_config(ca).unwrap());
+    let agent = tokio::spawn(hoop_agent::run(hoop_agent::AgentConfig {
+        key,
+        tls: agent_tls,
+    }));
+    Running {
+        gateway,
+        admin,
+        token,
+        agent,
+        ca,
     }
 }
 
