@@ -7,13 +7,12 @@ use std::time::{Duration, Instant};
 
 use hoop_gateway::client::ApiClient;
 use hoop_gateway::{Gateway, GatewayConfig};
-use hyper::{Method, StatusCode};
 use serde_json::json;
 use tokio::process::{Child, Command};
 
 mod common;
 
-use common::{b64, start_connect, text};
+use common::{b64, create_online, start_connect, text};
 
 struct Setup {
     gateway: Gateway,
@@ -51,29 +50,7 @@ impl Setup {
     }
 
     async fn connection(&self, name: &str, subtype: &str, secret: serde_json::Value) {
-        let response = self
-            .admin
-            .json(
-                Method::POST,
-                "/api/connections",
-                &json!({"name": name, "type": "database", "subtype": subtype,
-                        "agent_id": "default", "secret": secret}),
-            )
-            .await
-            .unwrap();
-        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self
-            .admin
-            .get(&format!("/api/connections/{name}"))
-            .await
-            .unwrap()
-            .body["status"]
-            != "online"
-        {
-            assert!(Instant::now() < deadline, "{name} never came online");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        create_online(&self.admin, name, subtype, secret).await;
     }
 
     fn hoop(&self) -> Command {

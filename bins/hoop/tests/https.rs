@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use hoop_gateway::client::{ApiClient, ClientError, Endpoint};
 use hoop_gateway::{Gateway, GatewayConfig};
-use hyper::{Method, StatusCode};
+use hyper::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
 mod common;
 
-use common::{b64, start_connect, text};
+use common::{b64, create_online, start_connect, text};
 
 fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -145,32 +145,10 @@ impl Setup {
     }
 
     async fn connection(&self, name: &str) {
-        let response = self
-            .admin
-            .json(
-                Method::POST,
-                "/api/connections",
-                &json!({"name": name, "type": "database", "subtype": "postgres",
-                        "agent_id": "default",
-                        "secret": {"envvar:HOST": b64("127.0.0.1"), "envvar:PORT": b64("5432"),
-                                   "envvar:USER": b64("postgres"), "envvar:PASS": b64("x"),
-                                   "envvar:DB": b64(&self.database)}}),
-            )
-            .await
-            .unwrap();
-        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self
-            .admin
-            .get(&format!("/api/connections/{name}"))
-            .await
-            .unwrap()
-            .body["status"]
-            != "online"
-        {
-            assert!(Instant::now() < deadline, "{name} never came online");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let secret = json!({"envvar:HOST": b64("127.0.0.1"), "envvar:PORT": b64("5432"),
+                            "envvar:USER": b64("postgres"), "envvar:PASS": b64("x"),
+                            "envvar:DB": b64(&self.database)});
+        create_online(&self.admin, name, "postgres", secret).await;
     }
 
     /// The CLI with the API URL, token and (when given) `HOOP_TLS_CA`.

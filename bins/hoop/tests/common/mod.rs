@@ -5,6 +5,9 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use hoop_gateway::client::ApiClient;
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -45,4 +48,30 @@ pub(crate) async fn start_connect(mut hoop: Command, name: &str) -> (Child, u16)
     }
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     (child, port)
+}
+
+/// Creates a database connection of `subtype` served by the embedded agent
+/// ("default") and waits (bounded) until it reads `online`.
+pub(crate) async fn create_online(admin: &ApiClient, name: &str, subtype: &str, secret: Value) {
+    let response = admin
+        .json(
+            Method::POST,
+            "/api/connections",
+            &json!({"name": name, "type": "database", "subtype": subtype,
+                    "agent_id": "default", "secret": secret}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while admin
+        .get(&format!("/api/connections/{name}"))
+        .await
+        .unwrap()
+        .body["status"]
+        != "online"
+    {
+        assert!(Instant::now() < deadline, "{name} never came online");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
