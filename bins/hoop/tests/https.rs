@@ -53,7 +53,8 @@ fn make_certificate(dir: &Path, ca_name: &str) -> PathBuf {
     dir.join("ca.pem")
 }
 
-async fn psql_admin(sql: &str) -> Output {
+/// Runs `sql` in `database` as the server's superuser.
+async fn psql_admin(database: &str, sql: &str) -> Output {
     Command::new("psql")
         .args([
             "-h",
@@ -64,7 +65,7 @@ async fn psql_admin(sql: &str) -> Output {
             "-v",
             "ON_ERROR_STOP=1",
         ])
-        .args(["-d", "postgres", "-c", sql])
+        .args(["-d", database, "-c", sql])
         .output()
         .await
         .expect("the tests need psql and PostgreSQL at 127.0.0.1:5432")
@@ -87,26 +88,14 @@ impl Setup {
     /// `hoop up` serves them; otherwise over the agent's link.
     async fn start(in_place: bool) -> Self {
         let database = unique("hoop_https");
-        let created = psql_admin(&format!("CREATE DATABASE {database}")).await;
+        let created = psql_admin("postgres", &format!("CREATE DATABASE {database}")).await;
         assert!(created.status.success(), "{}", text(&created.stderr));
-        let filled = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-X",
-                "-v",
-                "ON_ERROR_STOP=1",
-            ])
-            .args(["-d", &database, "-c"])
-            .arg(
-                "CREATE TABLE people (id int PRIMARY KEY, email text);
-                 INSERT INTO people VALUES (1, 'ana@example.com'), (2, 'bo@example.com');",
-            )
-            .output()
-            .await
-            .unwrap();
+        let filled = psql_admin(
+            &database,
+            "CREATE TABLE people (id int PRIMARY KEY, email text);
+             INSERT INTO people VALUES (1, 'ana@example.com'), (2, 'bo@example.com');",
+        )
+        .await;
         assert!(filled.status.success(), "{}", text(&filled.stderr));
         let dir = std::env::temp_dir().join(unique("hoop-https-test"));
         let ca = make_certificate(&dir, "hoop https test CA");
@@ -180,10 +169,10 @@ impl Setup {
     async fn stop(self) {
         self.agent.abort();
         drop(self.gateway);
-        let _ = psql_admin(&format!(
-            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-            self.database
-        ))
+        let _ = psql_admin(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.database),
+        )
         .await;
         let _ = std::fs::remove_dir_all(&self.dir);
     }
