@@ -15,8 +15,10 @@ MariaDB (127.0.0.1:3306, root, no password). Starts, all release builds:
   - `hoop up` (gateway + embedded agent, served in place: the driver runs
     with audit recording and the default masking policy, i.e.
     `redact_enabled: true` with the default entity set);
-  - `hoop connect` for each connection (a local port tunnelled to the
-    gateway over an HTTP upgrade).
+  - `hoop connect` for each connection, twice: as it runs by default on
+    the gateway's host (each client's socket handed to the gateway), and
+    with --tunnel (a local port tunnelled to the gateway over an HTTP
+    upgrade, as to a gateway on another host).
 
 Then interleaves repetitions of pgbench -S (-M simple) and sysbench
 oltp_point_select through each path and prints median tps, the ratio to the
@@ -28,13 +30,14 @@ Paths:
   pg relay x2   pgbench -> bare_relay -> bare_relay -> PostgreSQL
   pg policy     pgbench -> pg_proxy --policy (no audit) -> PostgreSQL
   pg native     pgbench -> gateway listener: checks, driver, policy, audit -> PostgreSQL
-  pg connect    pgbench -> hoop connect -> gateway (upgrade): driver, policy, audit -> PostgreSQL
+  pg connect    pgbench -> gateway (socket handed over by hoop connect): driver, policy, audit -> PostgreSQL
+  pg tunnel     pgbench -> hoop connect --tunnel -> gateway (upgrade): driver, policy, audit -> PostgreSQL
   pg agent      pgbench -> gateway listener -> link (TCP) -> a separate hoop-agent: driver,
                 policy, audit -> PostgreSQL (how an agent in another network serves)
   my ...        the same with sysbench and MariaDB
 
 "pg native" against "pg policy" is what recording (and the session's
-checks, once per connection) costs; "pg connect" against "pg relay x2" is
+checks, once per connection) costs; "pg tunnel" against "pg relay x2" is
 the tunnel against the same number of hops.
 
 sysbench reaches the MySQL listener with LIBMYSQL_PLUGINS=mysql_clear_password:
@@ -217,9 +220,11 @@ def main():
                 raise SystemExit("connections never came online")
             time.sleep(0.2)
         env = {"HOOP_API_URL": f"http://127.0.0.1:{api_port}", "HOOP_TOKEN": TOKEN}
-        ports["pg connect"], ports["my connect"] = free_port(), free_port()
-        spawn("pg connect", [hoop, "connect", "pgbench", "-p", str(ports["pg connect"])], env=env)
-        spawn("my connect", [hoop, "connect", "sysbench", "-p", str(ports["my connect"])], env=env)
+        for db, name in [("pg", "pgbench"), ("my", "sysbench")]:
+            ports[db + " connect"], ports[db + " tunnel"] = free_port(), free_port()
+            spawn(db + " connect", [hoop, "connect", name, "-p", str(ports[db + " connect"])], env=env)
+            spawn(db + " tunnel", [hoop, "connect", name, "--tunnel", "-p", str(ports[db + " tunnel"])],
+                  env=env)
         for port in ports.values():
             wait_port(port)
         procs = lambda *names: [p for n, p in started if n in names]
@@ -233,6 +238,8 @@ def main():
             ("pg native", lambda c: pgbench(ports["pg native"], "pgbench", TOKEN, c, args.duration), [up]),
             ("pg connect", lambda c: pgbench(ports["pg connect"], "noop", "", c, args.duration),
              [up] + procs("pg connect")),
+            ("pg tunnel", lambda c: pgbench(ports["pg tunnel"], "noop", "", c, args.duration),
+             [up] + procs("pg tunnel")),
             ("pg agent", lambda c: pgbench(ports["pg native"], "pgbench-agent", TOKEN, c, args.duration),
              [up, agent]),
             ("my relay", lambda c: sysbench(ports["my relay"], c, args.duration), procs("my relay")),
@@ -241,6 +248,8 @@ def main():
             ("my native", lambda c: sysbench(ports["my native"], c, args.duration, "sysbench", TOKEN), [up]),
             ("my connect", lambda c: sysbench(ports["my connect"], c, args.duration),
              [up] + procs("my connect")),
+            ("my tunnel", lambda c: sysbench(ports["my tunnel"], c, args.duration),
+             [up] + procs("my tunnel")),
             ("my agent", lambda c: sysbench(ports["my native"], c, args.duration, "sysbench-agent", TOKEN),
              [up, agent]),
         ]

@@ -98,6 +98,7 @@ pub enum ClientError {
 #[derive(Clone)]
 pub struct Endpoint {
     address: String,
+    loopback: bool,
     tls: Option<(TlsConnector, ServerName<'static>)>,
 }
 
@@ -147,6 +148,10 @@ impl Endpoint {
             return Err(ClientError::BadUrl);
         }
         let (host, has_port) = split_host(authority).ok_or(ClientError::BadUrl)?;
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
         let address = if has_port {
             authority.to_owned()
         } else {
@@ -158,12 +163,22 @@ impl Endpoint {
         } else {
             None
         };
-        Ok(Self { address, tls })
+        Ok(Self {
+            address,
+            loopback,
+            tls,
+        })
     }
 
     /// The API's `HOST:PORT`, as connected to and sent in `Host`.
     pub fn address(&self) -> &str {
         &self.address
+    }
+
+    /// Whether the URL names this host (`localhost` or a loopback
+    /// address): the gateway is then on the same host as the caller.
+    pub fn is_loopback(&self) -> bool {
+        self.loopback
     }
 
     /// Whether this endpoint speaks TLS (`https://`).

@@ -145,6 +145,9 @@ impl Drop for Gateway {
         for task in &self.tasks {
             task.abort();
         }
+        if let Some(socket) = &self.state.connect_socket {
+            let _ = std::fs::remove_file(socket);
+        }
     }
 }
 
@@ -187,6 +190,14 @@ impl Gateway {
         let api_addr = api_listener.local_addr()?;
         let agent_addr = agent_listener.local_addr()?;
         let (events, events_task) = crate::sessions::EventWriter::spawn(store.clone());
+        // Without the socket, `hoop connect` tunnels; nothing else is lost.
+        let connect_socket = match crate::same_host::bind(&config.data_dir) {
+            Ok(bound) => Some(bound),
+            Err(error) => {
+                tracing::warn!(%error, "no handoff socket; hoop connect will tunnel");
+                None
+            }
+        };
         let state = AppState {
             events,
             store,
@@ -198,6 +209,9 @@ impl Gateway {
                 .unwrap_or_else(|| agent_addr.to_string())
                 .into(),
             agent_tls: tls.is_some(),
+            connect_socket: connect_socket
+                .as_ref()
+                .map(|(_, path)| path.as_path().into()),
         };
         let first_admin_token = bootstrap_admin(&state, config.admin_token.as_deref()).await?;
         // Sessions left open by a gateway that stopped cannot continue.
@@ -235,6 +249,12 @@ impl Gateway {
             tasks.push(tokio::spawn(crate::native_mysql::serve_mysql(
                 listener,
                 tls.clone(),
+                state.clone(),
+            )));
+        }
+        if let Some((listener, _)) = connect_socket {
+            tasks.push(tokio::spawn(crate::same_host::serve(
+                listener,
                 state.clone(),
             )));
         }

@@ -12,6 +12,8 @@
 //! [`sessions`] checks the person and the connection, records the session
 //! and opens a stream to the agent, which runs the protocol driver; for
 //! the agent embedded by `hoop up`, [`in_place`] runs that driver here.
+//! `hoop connect` on the gateway's own host hands its clients' sockets
+//! over ([`same_host`]) instead of tunnelling them.
 
 pub mod api;
 pub mod cli;
@@ -26,6 +28,7 @@ pub mod link_server;
 pub mod links;
 mod native;
 mod native_mysql;
+pub mod same_host;
 pub mod sessions;
 pub mod store;
 

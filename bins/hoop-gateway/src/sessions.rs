@@ -111,6 +111,21 @@ pub struct Request<'a> {
     pub output: Option<String>,
 }
 
+impl<'a> Request<'a> {
+    /// A `hoop connect` session (tunnelled or handed over): any protocol
+    /// the connection speaks, no script.
+    pub fn connect(token: &'a str, connection: &'a str) -> Self {
+        Self {
+            token,
+            connection,
+            kind: AccessKind::Connect,
+            protocol: None,
+            script: None,
+            output: None,
+        }
+    }
+}
+
 fn refuse(reason: RefusalReason, message: impl Into<String>) -> Refused {
     Refused {
         reason,
@@ -392,6 +407,74 @@ pub fn outcome(report: &PumpReport) -> (&'static str, Option<String>) {
             "failed",
             Some("the agent serving this connection went away".into()),
         ),
+    }
+}
+
+/// A connect session ready for its client's stream: the stream to the
+/// agent over the link, or the driver prepared to run in this process.
+#[derive(Debug)]
+pub enum Ready {
+    /// Bytes go over the agent's link.
+    Link {
+        /// Sends to the agent.
+        sender: StreamSender,
+        /// Receives from the agent.
+        receiver: StreamReceiver,
+    },
+    /// The driver runs here, on the client's stream.
+    InPlace(hoop_agent::InPlaceSession),
+}
+
+impl Opened {
+    /// Makes the session ready for its client: an in-place driver is
+    /// built now, so a session that cannot start is refused before the
+    /// client is told it may go on.
+    ///
+    /// # Errors
+    ///
+    /// Why the driver cannot start, after recording the session as failed.
+    pub async fn ready(self, state: &AppState) -> Result<Ready, String> {
+        match self.route {
+            Route::Link { sender, receiver } => Ok(Ready::Link { sender, receiver }),
+            Route::InPlace(open) => match crate::in_place::prepare(state, &open) {
+                Ok(session) => Ok(Ready::InPlace(session)),
+                Err(message) => {
+                    finish(state, &self.id, "failed", Some(message.clone()), 0, 0).await;
+                    Err(message)
+                }
+            },
+        }
+    }
+}
+
+impl Ready {
+    /// Serves the client's stream to the session's end, then records how
+    /// it ended. The tunnel and the same-host handoff of `hoop connect`
+    /// both end here, so their sessions are served and recorded alike.
+    pub async fn serve<S>(self, state: &AppState, id: &str, client: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        match self {
+            Self::Link { sender, receiver } => {
+                let report = hoop_agent::mux::pump(client, sender, receiver, Some(LINGER)).await;
+                let (status, error) = outcome(&report);
+                finish(state, id, status, error, report.sent, report.received).await;
+            }
+            Self::InPlace(session) => {
+                let (bytes_in, bytes_out) = crate::in_place::serve(session, client).await;
+                finish(state, id, "done", None, bytes_in, bytes_out).await;
+            }
+        }
+    }
+
+    /// Gives up before any client byte (the client never arrived) and
+    /// records the session as failed with `error`.
+    pub async fn abandon(self, state: &AppState, id: &str, error: String) {
+        if let Self::Link { sender, .. } = self {
+            sender.close(bytes::Bytes::new()).await;
+        }
+        finish(state, id, "failed", Some(error), 0, 0).await;
     }
 }
 

@@ -17,18 +17,6 @@ mod common;
 
 use common::*;
 
-/// Every file of the store, as text.
-fn store_text(dir: &std::path::Path) -> String {
-    let mut stored = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            stored.extend(std::fs::read(path).unwrap());
-        }
-    }
-    String::from_utf8_lossy(&stored).into_owned()
-}
-
 /// The session's error events' messages.
 fn error_messages(events: &[Value]) -> Vec<String> {
     events

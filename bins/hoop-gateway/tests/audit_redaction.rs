@@ -83,11 +83,7 @@ async fn passwords_and_masked_values_never_reach_the_session_record() {
     );
 
     // Nothing of them in the store's files either.
-    let mut stored = Vec::new();
-    for entry in std::fs::read_dir(&setup.dir).unwrap() {
-        stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
-    }
-    let stored = String::from_utf8_lossy(&stored);
+    let stored = store_text(&setup.dir);
     assert!(stored.contains("[REDACTED:PASSWORD]"));
     for secret in [
         "hunter2",

@@ -465,11 +465,7 @@ async fn psql_session_is_recorded(route: Route) {
     let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
     // No result value, token or credential anywhere in the store's files.
-    let mut stored = Vec::new();
-    for entry in std::fs::read_dir(&setup.dir).unwrap() {
-        stored.extend(std::fs::read(entry.unwrap().path()).unwrap());
-    }
-    let stored = String::from_utf8_lossy(&stored);
+    let stored = store_text(&setup.dir);
     assert!(stored.contains("SELECT email FROM people WHERE id = 2"));
     for secret in [
         "bo@example.com",

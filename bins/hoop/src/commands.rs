@@ -62,6 +62,10 @@ enum Command {
         /// Local address to listen on.
         #[arg(long, default_value = "127.0.0.1")]
         bind: String,
+        /// Tunnel every client over the API, even to a gateway on this
+        /// host (which is otherwise handed the client's socket directly).
+        #[arg(long)]
+        tunnel: bool,
     },
     /// Run SQL on a connection and print the result (exits non-zero on an error).
     Exec {
@@ -182,7 +186,12 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Connect { name, port, bind } => crate::sessions::connect(&name, port, &bind).await,
+        Command::Connect {
+            name,
+            port,
+            bind,
+            tunnel,
+        } => crate::sessions::connect(&name, port, &bind, tunnel).await,
         Command::Exec {
             name,
             input,

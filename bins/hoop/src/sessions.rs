@@ -4,12 +4,16 @@
 //! tunnel to the gateway (an HTTP upgrade carrying the person's token), so
 //! the local port needs no password and any native client works. With an
 //! `https://` API URL each tunnel starts with TLS, then the same upgrade.
+//! A gateway on this host (a loopback API URL) is handed each client's
+//! socket instead, with the same token and checks
+//! ([`hoop_gateway::same_host`]): one hop fewer for every byte.
 
 use std::io::Read;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use hoop_gateway::client::{ApiClient, ApiStream, Endpoint};
+use hoop_gateway::same_host::{self, HandoffError};
 use hyper::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -20,8 +24,14 @@ use crate::login;
 /// The most bytes of an HTTP response head accepted from the gateway.
 const MAX_RESPONSE_HEAD: usize = 16 * 1024;
 
-/// `hoop connect`: a local port for `name`.
-pub(crate) async fn connect(name: &str, port: Option<u16>, bind: &str) -> anyhow::Result<()> {
+/// `hoop connect`: a local port for `name`; `tunnel_always` tunnels every client
+/// even to a gateway on this host.
+pub(crate) async fn connect(
+    name: &str,
+    port: Option<u16>,
+    bind: &str,
+    tunnel_always: bool,
+) -> anyhow::Result<()> {
     let (url, token) = login::settings()?;
     let gateway = login::endpoint(&url)?;
     let client = ApiClient::with_endpoint(gateway.clone(), Some(token.clone()));
@@ -60,6 +70,17 @@ pub(crate) async fn connect(name: &str, port: Option<u16>, bind: &str) -> anyhow
             addr.port()
         ),
     }
+    let socket = if tunnel_always || !gateway.is_loopback() {
+        None
+    } else {
+        handoff_socket(&client).await
+    };
+    if let Some(socket) = &socket {
+        println!(
+            "  (the gateway is on this host: clients go to it directly, through {})",
+            socket.display()
+        );
+    }
     println!("  (no password needed; Ctrl-C stops)");
     let path = format!("/api/connections/{name}/tunnel");
     let serve = async {
@@ -71,8 +92,28 @@ pub(crate) async fn connect(name: &str, port: Option<u16>, bind: &str) -> anyhow
                     continue;
                 }
             };
-            let (gateway, path, token) = (gateway.clone(), path.clone(), token.clone());
+            let (gateway, path, token, socket, name) = (
+                gateway.clone(),
+                path.clone(),
+                token.clone(),
+                socket.clone(),
+                name.to_owned(),
+            );
             tokio::spawn(async move {
+                let local = match socket {
+                    Some(socket) => match same_host::hand_over(&socket, local, &name, &token).await
+                    {
+                        Ok(()) => return,
+                        // Not this user's socket, or the gateway moved:
+                        // the tunnel still reaches it.
+                        Err(HandoffError::Unreachable { client, .. }) => client,
+                        Err(error) => {
+                            eprintln!("session refused: {error}");
+                            return;
+                        }
+                    },
+                    None => local,
+                };
                 if let Err(error) = tunnel(local, &gateway, &path, &token).await {
                     eprintln!("session refused: {error:#}");
                 }
@@ -83,6 +124,15 @@ pub(crate) async fn connect(name: &str, port: Option<u16>, bind: &str) -> anyhow
         () = serve => Ok(()),
         () = hoop_gateway::cli::wait_for_shutdown() => Ok(()),
     }
+}
+
+/// The gateway's handoff socket, if it has one: asked once, at start.
+async fn handoff_socket(client: &ApiClient) -> Option<PathBuf> {
+    let info = client.get("/api/serverinfo").await.ok()?;
+    if !info.status.is_success() {
+        return None;
+    }
+    info.body["connect_socket"].as_str().map(PathBuf::from)
 }
 
 fn message(body: &Value) -> String {

@@ -8,11 +8,16 @@ use std::time::{Duration, Instant};
 use hoop_gateway::client::ApiClient;
 use hoop_gateway::{Gateway, GatewayConfig};
 use serde_json::json;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 mod common;
 
-use common::{b64, create_online, start_connect, text};
+use common::{Connect, b64, create_online, start_connect, text};
+
+/// `hoop connect` to a gateway on this host hands it each client's socket;
+/// with `--tunnel` it relays each client over an HTTP upgrade, as to a
+/// gateway elsewhere. Both must serve the same.
+const MODES: [&[&str]; 2] = [&[], &["--tunnel"]];
 
 struct Setup {
     gateway: Gateway,
@@ -53,6 +58,14 @@ impl Setup {
         create_online(&self.admin, name, subtype, secret).await;
     }
 
+    /// A connection `name` to the machine's PostgreSQL, database postgres.
+    async fn postgres(&self, name: &str) {
+        let secret = json!({"envvar:HOST": b64("127.0.0.1"), "envvar:PORT": b64("5432"),
+                            "envvar:USER": b64("postgres"), "envvar:PASS": b64("x"),
+                            "envvar:DB": b64("postgres")});
+        self.connection(name, "postgres", secret).await;
+    }
+
     fn hoop(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_hoop"));
         command
@@ -63,24 +76,16 @@ impl Setup {
         command
     }
 
-    /// Starts `hoop connect NAME` on a free port; returns it and the port.
-    async fn connect(&self, name: &str) -> (Child, u16) {
-        start_connect(self.hoop(), name).await
+    /// Starts `hoop connect NAME FLAGS..` on a free port.
+    async fn connect(&self, name: &str, flags: &[&str]) -> Connect {
+        start_connect(self.hoop(), name, flags).await
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn psql_mariadb_and_exec_through_the_cli() {
     let setup = Setup::start().await;
-    setup
-        .connection(
-            "pg",
-            "postgres",
-            json!({"envvar:HOST": b64("127.0.0.1"), "envvar:PORT": b64("5432"),
-                   "envvar:USER": b64("postgres"), "envvar:PASS": b64("x"),
-                   "envvar:DB": b64("postgres")}),
-        )
-        .await;
+    setup.postgres("pg").await;
     let mysql_user = format!("hoop_connect_{}", std::process::id());
     let created = Command::new("mariadb")
         .args(["-h", "127.0.0.1", "-u", "root", "-e"])
@@ -100,41 +105,54 @@ async fn psql_mariadb_and_exec_through_the_cli() {
         )
         .await;
 
-    let (_pg, pg_port) = setup.connect("pg").await;
-    let psql = Command::new("psql")
-        .arg(format!(
-            "host=127.0.0.1 port={pg_port} user=noop dbname=postgres"
-        ))
-        .args(["-X", "-At", "-c", "SELECT 40 + 2"])
-        .output()
-        .await
-        .unwrap();
-    assert!(psql.status.success(), "{}", text(&psql.stderr));
-    assert_eq!(text(&psql.stdout), "42\n");
-    psql_cancels_through(pg_port).await;
+    for flags in MODES {
+        let pg = setup.connect("pg", flags).await;
+        assert_eq!(
+            pg.banner.contains("the gateway is on this host"),
+            flags.is_empty(),
+            "{}",
+            pg.banner
+        );
+        let psql = Command::new("psql")
+            .arg(format!(
+                "host=127.0.0.1 port={} user=noop dbname=postgres",
+                pg.port
+            ))
+            .args(["-X", "-At", "-c", "SELECT 40 + 2"])
+            .output()
+            .await
+            .unwrap();
+        assert!(psql.status.success(), "{flags:?}: {}", text(&psql.stderr));
+        assert_eq!(text(&psql.stdout), "42\n");
+        psql_cancels_through(pg.port).await;
 
-    let (_maria, maria_port) = setup.connect("maria").await;
-    let mariadb = Command::new("mariadb")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-P",
-            &maria_port.to_string(),
-            "-u",
-            "noop",
-        ])
-        .args([
-            "--skip-ssl",
-            "-N",
-            "-B",
-            "-e",
-            "SELECT CURRENT_USER(), 6 * 7",
-        ])
-        .output()
-        .await
-        .unwrap();
-    assert!(mariadb.status.success(), "{}", text(&mariadb.stderr));
-    assert_eq!(text(&mariadb.stdout), format!("{mysql_user}@%\t42\n"));
+        let maria = setup.connect("maria", flags).await;
+        let mariadb = Command::new("mariadb")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-P",
+                &maria.port.to_string(),
+                "-u",
+                "noop",
+            ])
+            .args([
+                "--skip-ssl",
+                "-N",
+                "-B",
+                "-e",
+                "SELECT CURRENT_USER(), 6 * 7",
+            ])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            mariadb.status.success(),
+            "{flags:?}: {}",
+            text(&mariadb.stderr)
+        );
+        assert_eq!(text(&mariadb.stdout), format!("{mysql_user}@%\t42\n"));
+    }
 
     let exec = setup
         .hoop()
@@ -182,9 +200,46 @@ async fn psql_mariadb_and_exec_through_the_cli() {
     let _ = std::fs::remove_dir_all(&setup.dir);
 }
 
+/// The handoff is real: a client handed to the gateway is the gateway's
+/// own, so its session goes on after `hoop connect` stops; a tunnelled
+/// client's session ends with `hoop connect`, its relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handed_over_session_outlives_hoop_connect_and_a_tunnelled_one_does_not() {
+    let setup = Setup::start().await;
+    setup.postgres("pg").await;
+    for flags in MODES {
+        let mut connect = setup.connect("pg", flags).await;
+        let (client, connection) = tokio_postgres::connect(
+            &format!(
+                "host=127.0.0.1 port={} user=noop dbname=postgres",
+                connect.port
+            ),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .unwrap();
+        tokio::spawn(connection);
+        let one: i32 = client.query_one("SELECT 1", &[]).await.unwrap().get(0);
+        assert_eq!(one, 1);
+        connect.child.kill().await.unwrap();
+        let after =
+            tokio::time::timeout(Duration::from_secs(20), client.query_one("SELECT 2", &[]))
+                .await
+                .expect("the session hung after hoop connect stopped");
+        if flags.is_empty() {
+            let two: i32 = after.unwrap().get(0);
+            assert_eq!(two, 2);
+        } else {
+            assert!(after.is_err(), "a tunnelled session survived its relay");
+        }
+    }
+    setup.agent.abort();
+    let _ = std::fs::remove_dir_all(&setup.dir);
+}
+
 /// psql's Ctrl-C during a query on the local port: its cancel request
-/// takes a tunnel of its own to the gateway, and the driver that handed
-/// out the key forwards it to the database.
+/// reaches the gateway as a client of its own (handed over or tunnelled),
+/// and the driver that handed out the key forwards it to the database.
 async fn psql_cancels_through(port: u16) {
     let marker = format!("SELECT pg_sleep(60) /* cancel {} */", std::process::id());
     let sleeper = Command::new("psql")
@@ -272,10 +327,12 @@ async fn pgbench_and_sysbench_run_through_each_path() {
         )
         .await;
     let native = setup.gateway.postgres_addr.unwrap().port().to_string();
-    let (_connect, local) = setup.connect("pgb").await;
+    let connect = setup.connect("pgb", &[]).await;
+    let tunnel = setup.connect("pgb", &["--tunnel"]).await;
     for (port, user, password) in [
         (native.as_str(), "pgb", setup.token.as_str()),
-        (&local.to_string(), "noop", ""),
+        (&connect.port.to_string(), "noop", ""),
+        (&tunnel.port.to_string(), "noop", ""),
     ] {
         let out = run(Command::new("pgbench")
             .args([
@@ -316,8 +373,9 @@ async fn pgbench_and_sysbench_run_through_each_path() {
                    "envvar:USER": b64(&my_user), "envvar:PASS": b64("pw"), "envvar:DB": b64(&my_db)}),
         )
         .await;
-    let (_sysb, port) = setup.connect("sysb").await;
-    let sysbench = |phase: &'static str| {
+    let connect = setup.connect("sysb", &[]).await;
+    let tunnel = setup.connect("sysb", &["--tunnel"]).await;
+    let sysbench = |port: u16, phase: &'static str| {
         let mut command = Command::new("sysbench");
         command.args([
             "oltp_point_select",
@@ -335,12 +393,14 @@ async fn pgbench_and_sysbench_run_through_each_path() {
         ]);
         command
     };
-    run(&mut sysbench("prepare")).await;
-    let out = run(&mut sysbench("run")).await;
-    assert!(
-        out.contains("total number of events:              400"),
-        "{out}"
-    );
+    run(&mut sysbench(connect.port, "prepare")).await;
+    for port in [connect.port, tunnel.port] {
+        let out = run(&mut sysbench(port, "run")).await;
+        assert!(
+            out.contains("total number of events:              400"),
+            "{out}"
+        );
+    }
 
     setup.agent.abort();
     let _ = Command::new("psql")

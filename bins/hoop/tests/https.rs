@@ -12,11 +12,11 @@ use hoop_gateway::{Gateway, GatewayConfig};
 use hyper::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 mod common;
 
-use common::{b64, create_online, start_connect, text};
+use common::{Connect, b64, create_online, start_connect, text};
 
 fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -155,9 +155,9 @@ impl Setup {
         command
     }
 
-    /// Starts `hoop connect NAME` on a free port; returns it and the port.
-    async fn connect(&self, name: &str) -> (Child, u16) {
-        start_connect(self.hoop(Some(&self.ca)), name).await
+    /// Starts `hoop connect NAME FLAGS..` on a free port.
+    async fn connect(&self, name: &str, flags: &[&str]) -> Connect {
+        start_connect(self.hoop(Some(&self.ca)), name, flags).await
     }
 
     async fn sessions(&self) -> Vec<Value> {
@@ -245,26 +245,30 @@ async fn exec_login_and_sessions_over_https_trust_hoop_tls_ca() {
 async fn connect_over_https_serves_psql_on_both_routes() {
     for in_place in [false, true] {
         let setup = Setup::start(in_place).await;
-        let (_connect, port) = setup.connect("pg").await;
-        for _ in 0..2 {
-            let psql = Command::new("psql")
-                .arg(format!(
-                    "host=127.0.0.1 port={port} user=noop dbname={}",
-                    setup.database
-                ))
-                .args(["-X", "-At", "-c", "SELECT email FROM people ORDER BY id"])
-                .output()
-                .await
-                .unwrap();
-            assert!(
-                psql.status.success(),
-                "in place {in_place}: {}",
-                text(&psql.stderr)
-            );
-            assert_eq!(text(&psql.stdout), "ana@example.com\nbo@example.com\n");
+        // Tunnelled over TLS, as to a remote gateway; and handed over to
+        // this host's gateway, whose socket needs no TLS.
+        for flags in [&["--tunnel"][..], &[]] {
+            let connect = setup.connect("pg", flags).await;
+            for _ in 0..2 {
+                let psql = Command::new("psql")
+                    .arg(format!(
+                        "host=127.0.0.1 port={} user=noop dbname={}",
+                        connect.port, setup.database
+                    ))
+                    .args(["-X", "-At", "-c", "SELECT email FROM people ORDER BY id"])
+                    .output()
+                    .await
+                    .unwrap();
+                assert!(
+                    psql.status.success(),
+                    "in place {in_place}, {flags:?}: {}",
+                    text(&psql.stderr)
+                );
+                assert_eq!(text(&psql.stdout), "ana@example.com\nbo@example.com\n");
+            }
         }
         let sessions = setup.sessions().await;
-        assert_eq!(sessions.len(), 2, "{sessions:?}");
+        assert_eq!(sessions.len(), 4, "{sessions:?}");
         assert!(
             sessions
                 .iter()

@@ -64,6 +64,9 @@ pub struct AppState {
     pub agent_tls: bool,
     /// Stores agents' session events.
     pub events: crate::sessions::EventWriter,
+    /// The Unix socket through which `hoop connect` on this host hands
+    /// over its clients ([`crate::same_host`]), when bound.
+    pub connect_socket: Option<Arc<std::path::Path>>,
 }
 
 impl std::fmt::Debug for AppState {

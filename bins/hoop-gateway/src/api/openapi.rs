@@ -5,7 +5,9 @@ use axum::http::Method;
 use axum::routing::get;
 use serde_json::{Map, Value, json};
 
-use super::{Access, Route, RouteDoc, route};
+use axum::extract::State;
+
+use super::{Access, AppState, Caller, Route, RouteDoc, route};
 
 pub(super) fn routes() -> Vec<Route> {
     vec![
@@ -29,7 +31,26 @@ pub(super) fn routes() -> Vec<Route> {
             200,
             get(|| async { super::ok(&json!({"status": "ok"})) }),
         ),
+        route(
+            Method::GET,
+            "/api/serverinfo",
+            "This gateway: its version and, for hoop connect on the same host, its handoff socket",
+            Access::User,
+            None,
+            Some("ServerInfo"),
+            200,
+            get(serverinfo),
+        ),
     ]
+}
+
+async fn serverinfo(State(state): State<AppState>, _caller: Caller) -> super::ApiResult {
+    super::ok(&json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        // A path that is not UTF-8 cannot be told in JSON; hoop connect
+        // then tunnels.
+        "connect_socket": state.connect_socket.as_deref().and_then(std::path::Path::to_str),
+    }))
 }
 
 fn schemas() -> Value {
@@ -37,6 +58,11 @@ fn schemas() -> Value {
     let strings = json!({"type": "array", "items": {"type": "string"}});
     let mode = json!({"type": "string", "enum": ["enabled", "disabled"]});
     json!({
+        "ServerInfo": {
+            "type": "object",
+            "properties": {"version": string, "connect_socket": {"type": ["string", "null"]}},
+            "required": ["version", "connect_socket"]
+        },
         "Error": {
             "type": "object",
             "properties": {"message": string, "field": string},

@@ -15,12 +15,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::{Bytes, BytesMut};
 use hoop_agent::messages::SessionEnd;
-use hoop_agent::mux::{Inbound, PumpEnd, pump};
+use hoop_agent::mux::Inbound;
 use serde_json::{Value, json};
 
 use super::input::Fields;
 use super::{Access, ApiError, ApiResult, AppState, Caller, Route, route};
-use crate::in_place;
 use crate::sessions::{self, AccessKind, RefusalReason, Refused, Request as SessionRequest};
 use crate::store::{SessionFilter, SessionRecord};
 
@@ -132,76 +131,28 @@ async fn tunnel(
             .into_response();
     }
     let token = bearer(request.headers());
-    let opened = match sessions::open(
-        &state,
-        SessionRequest {
-            token: &token,
-            connection: &name,
-            kind: AccessKind::Connect,
-            protocol: None,
-            script: None,
-            output: None,
-        },
-    )
-    .await
-    {
+    let opened = match sessions::open(&state, SessionRequest::connect(&token, &name)).await {
         Ok(opened) => opened,
         Err(refused) => return refused_response(&refused),
     };
     let upgrade = hyper::upgrade::on(&mut request);
-    match opened.route {
-        sessions::Route::Link { sender, receiver } => {
-            tokio::spawn(async move {
-                let report = match upgrade.await {
-                    Ok(upgraded) => {
-                        let io = hyper_util::rt::TokioIo::new(upgraded);
-                        pump(io, sender, receiver, Some(sessions::LINGER)).await
-                    }
-                    Err(_) => {
-                        sender.close(Bytes::new()).await;
-                        hoop_agent::mux::PumpReport {
-                            sent: 0,
-                            received: 0,
-                            end: PumpEnd::Local,
-                        }
-                    }
-                };
-                let (status, error) = sessions::outcome(&report);
-                sessions::finish(
-                    &state,
-                    &opened.id,
-                    status,
-                    error,
-                    report.sent,
-                    report.received,
-                )
-                .await;
-            });
+    let id = opened.id.clone();
+    let ready = match opened.ready(&state).await {
+        Ok(ready) => ready,
+        Err(message) => {
+            return super::json_response(StatusCode::BAD_GATEWAY, &json!({"message": message}));
         }
-        sessions::Route::InPlace(open) => {
-            let session = match in_place::prepare(&state, &open) {
-                Ok(session) => session,
-                Err(message) => {
-                    sessions::finish(&state, &opened.id, "failed", Some(message.clone()), 0, 0)
-                        .await;
-                    return super::json_response(
-                        StatusCode::BAD_GATEWAY,
-                        &json!({"message": message}),
-                    );
-                }
-            };
-            tokio::spawn(async move {
-                let (status, error, bytes) = match upgrade.await {
-                    Ok(upgraded) => {
-                        let io = hyper_util::rt::TokioIo::new(upgraded);
-                        ("done", None, in_place::serve(session, io).await)
-                    }
-                    Err(error) => ("failed", Some(error.to_string()), (0, 0)),
-                };
-                sessions::finish(&state, &opened.id, status, error, bytes.0, bytes.1).await;
-            });
+    };
+    tokio::spawn(async move {
+        match upgrade.await {
+            Ok(upgraded) => {
+                ready
+                    .serve(&state, &id, hyper_util::rt::TokioIo::new(upgraded))
+                    .await;
+            }
+            Err(error) => ready.abandon(&state, &id, error.to_string()).await,
         }
-    }
+    });
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));

@@ -849,7 +849,11 @@ async fn secrets_never_appear_in_plain_text_in_the_store(backend: Backend) {
         Backend::Sqlite => {
             let mut bytes = Vec::new();
             for entry in std::fs::read_dir(gw.test.dir.path()).unwrap() {
-                bytes.extend(std::fs::read(entry.unwrap().path()).unwrap());
+                let entry = entry.unwrap();
+                // Files only: the handoff socket holds nothing.
+                if entry.file_type().unwrap().is_file() {
+                    bytes.extend(std::fs::read(entry.path()).unwrap());
+                }
             }
             assert!(bytes.windows(3).any(|w| w == b"pg\0") || bytes.windows(2).any(|w| w == b"pg"));
             for needle in needles {

@@ -20,34 +20,52 @@ pub(crate) fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A running `hoop connect`.
+pub(crate) struct Connect {
+    /// The process (killed on drop).
+    pub(crate) child: Child,
+    /// Its local port.
+    pub(crate) port: u16,
+    /// What it printed before it was ready.
+    pub(crate) banner: String,
+}
+
 /// Starts `hoop` (configured by the caller: API URL, token, CA) as `hoop
-/// connect NAME` on a free port and waits until it says clients may
-/// connect; returns the process and the port.
-pub(crate) async fn start_connect(mut hoop: Command, name: &str) -> (Child, u16) {
+/// connect NAME FLAGS..` on a free port and waits until it says clients
+/// may connect.
+pub(crate) async fn start_connect(mut hoop: Command, name: &str, flags: &[&str]) -> Connect {
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
     let mut child = hoop
         .args(["connect", name, "-p", &port.to_string()])
+        .args(flags)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(20);
+    let mut banner = String::new();
     loop {
         let line = tokio::time::timeout_at(deadline.into(), lines.next_line())
             .await
             .expect("hoop connect printed nothing")
             .unwrap()
             .expect("hoop connect exited");
+        banner.push_str(&line);
+        banner.push('\n');
         if line.contains("no password needed") {
             break;
         }
     }
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, port)
+    Connect {
+        child,
+        port,
+        banner,
+    }
 }
 
 /// Creates a database connection of `subtype` served by the embedded agent
