@@ -146,7 +146,7 @@ impl Drop for Gateway {
             task.abort();
         }
         if let Some(socket) = &self.state.connect_socket {
-            let _ = std::fs::remove_file(socket);
+            let _ = std::fs::remove_file(&socket.path);
         }
     }
 }
@@ -211,7 +211,7 @@ impl Gateway {
             agent_tls: tls.is_some(),
             connect_socket: connect_socket
                 .as_ref()
-                .map(|(_, path)| path.as_path().into()),
+                .map(|(_, socket)| Arc::new(socket.clone())),
         };
         let first_admin_token = bootstrap_admin(&state, config.admin_token.as_deref()).await?;
         // Sessions left open by a gateway that stopped cannot continue.
@@ -252,9 +252,10 @@ impl Gateway {
                 state.clone(),
             )));
         }
-        if let Some((listener, _)) = connect_socket {
+        if let Some((listener, socket)) = connect_socket {
             tasks.push(tokio::spawn(crate::same_host::serve(
                 listener,
+                socket.instance_id,
                 state.clone(),
             )));
         }

@@ -8,13 +8,17 @@
 //!             (hoop connect passed the socket over DATA_DIR/connect.sock)
 //! ```
 //!
-//! Over the gateway's Unix socket, one connection per client: `hoop
-//! connect` sends one JSON line, `{"connection": NAME, "token": TOKEN}`,
-//! with the client's socket attached (`SCM_RIGHTS`); the gateway runs the
-//! same checks as for the tunnel and answers one line, `{"accepted": true}`
-//! or `{"accepted": false, "message": WHY}`. Once accepted, the gateway
-//! serves the client's socket as it would the tunnel's stream (the same
-//! records, the same driver); `hoop connect` closes its copy.
+//! Over the gateway's Unix socket, one connection per client, JSON lines:
+//! the gateway says who it is, `{"instance_id": ID}` (the id
+//! `GET /api/serverinfo` gave with the socket's path, so a client that
+//! reached the API through a port forward never hands its token to another
+//! gateway that happens to use the same path here); `hoop connect` sends
+//! `{"connection": NAME, "token": TOKEN}` with the client's socket attached
+//! (`SCM_RIGHTS`); the gateway runs the same checks as for the tunnel and
+//! answers `{"accepted": true}` or `{"accepted": false, "message": WHY}`.
+//! Once accepted, the gateway serves the client's socket as it would the
+//! tunnel's stream (the same records, the same driver); `hoop connect`
+//! closes its copy.
 //!
 //! The token still decides everything: the socket file only proves that
 //! both ends are on one host. It is made with the gateway's umask, so by
@@ -24,6 +28,7 @@ use std::io::{self, IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustix::net::{
@@ -48,6 +53,20 @@ const MAX_LINE: usize = 16 * 1024;
 /// comes after the session's checks (store reads), well under this.
 const LINE_DEADLINE: Duration = Duration::from_secs(10);
 
+/// Where a gateway takes handed-over clients, and which gateway it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectSocket {
+    /// The socket's absolute path.
+    pub path: PathBuf,
+    /// The gateway's id for this run, said first on every connection.
+    pub instance_id: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Greeting<'a> {
+    instance_id: &'a str,
+}
+
 #[derive(Serialize, Deserialize)]
 struct HandoffRequest<'a> {
     connection: &'a str,
@@ -62,31 +81,39 @@ struct HandoffAnswer {
 }
 
 /// Binds the gateway's handoff socket in `data_dir`, replacing a file
-/// left by a gateway that stopped.
+/// left by a gateway that stopped, under a fresh instance id.
 ///
 /// # Errors
 ///
 /// When the socket cannot be bound (a path too long for a Unix socket,
-/// a read-only directory).
-pub(crate) fn bind(data_dir: &Path) -> io::Result<(UnixListener, PathBuf)> {
-    let path = data_dir.join(SOCKET_FILE);
+/// a read-only directory) or no id can be drawn.
+pub(crate) fn bind(data_dir: &Path) -> io::Result<(UnixListener, ConnectSocket)> {
+    // Absolute: `hoop connect` runs in a directory of its own.
+    let path = std::path::absolute(data_dir.join(SOCKET_FILE))?;
     match std::fs::remove_file(&path) {
         Err(error) if error.kind() != io::ErrorKind::NotFound => return Err(error),
         _ => {}
     }
     let listener = UnixListener::bind(&path)?;
-    Ok((listener, path))
+    let instance_id = crate::crypto::new_id().map_err(io::Error::other)?;
+    Ok((listener, ConnectSocket { path, instance_id }))
 }
 
 /// Accepts handed-over clients until the listener fails for good. Each
 /// runs on its own task: a stalled or hostile peer holds only its own.
-pub(crate) async fn serve(listener: UnixListener, state: AppState) {
+pub(crate) async fn serve(listener: UnixListener, instance_id: String, state: AppState) {
+    let mut greeting = serde_json::to_vec(&Greeting {
+        instance_id: &instance_id,
+    })
+    .unwrap_or_default();
+    greeting.push(b'\n');
+    let greeting: Arc<[u8]> = greeting.into();
     loop {
         match listener.accept().await {
             Ok((peer, _)) => {
-                let state = state.clone();
+                let (state, greeting) = (state.clone(), Arc::clone(&greeting));
                 tokio::spawn(async move {
-                    if let Err(error) = take(&state, peer).await {
+                    if let Err(error) = take(&state, peer, &greeting).await {
                         tracing::debug!(%error, "a handed-over client was not served");
                     }
                 });
@@ -101,7 +128,8 @@ pub(crate) async fn serve(listener: UnixListener, state: AppState) {
 
 /// One handoff: read the request and the client's socket, check, answer,
 /// then serve the client to the session's end.
-async fn take(state: &AppState, mut peer: UnixStream) -> io::Result<()> {
+async fn take(state: &AppState, mut peer: UnixStream, greeting: &[u8]) -> io::Result<()> {
+    peer.write_all(greeting).await?;
     let (line, client) = tokio::time::timeout(LINE_DEADLINE, receive(&peer))
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no request"))??;
@@ -229,25 +257,34 @@ pub enum HandoffError {
     Io(#[from] io::Error),
 }
 
-/// Hands `client` to the gateway listening on `socket` for a session on
+/// Hands `client` to the gateway of `socket` for a session on
 /// `connection` as the person of `token`. On success the gateway serves
 /// the client; the caller has nothing left to do.
 ///
 /// # Errors
 ///
 /// [`HandoffError::Unreachable`] with the client back when the socket
-/// cannot be connected to, [`HandoffError::Refused`] with the gateway's
-/// reason, [`HandoffError::Io`] when the exchange broke off.
+/// cannot be connected to or another gateway answers there,
+/// [`HandoffError::Refused`] with the gateway's reason,
+/// [`HandoffError::Io`] when the exchange broke off.
 pub async fn hand_over(
-    socket: &Path,
+    socket: &ConnectSocket,
     client: TcpStream,
     connection: &str,
     token: &str,
 ) -> Result<(), HandoffError> {
-    let mut gateway = match UnixStream::connect(socket).await {
+    let mut gateway = match UnixStream::connect(&socket.path).await {
         Ok(gateway) => gateway,
         Err(error) => return Err(HandoffError::Unreachable { client, error }),
     };
+    let greeting = read_line(&mut gateway).await?;
+    if serde_json::from_slice::<Greeting<'_>>(&greeting)
+        .ok()
+        .is_none_or(|greeting| greeting.instance_id != socket.instance_id)
+    {
+        let error = io::Error::other("another gateway answers on this socket");
+        return Err(HandoffError::Unreachable { client, error });
+    }
     let mut line =
         serde_json::to_vec(&HandoffRequest { connection, token }).map_err(io::Error::other)?;
     line.push(b'\n');
@@ -268,23 +305,8 @@ pub async fn hand_over(
         .await?;
     // The descriptor went with the first byte; the rest is plain.
     gateway.write_all(&line[sent..]).await?;
-    let mut answer = Vec::new();
-    let read = async {
-        while !answer.contains(&b'\n') {
-            if answer.len() > MAX_LINE || gateway.read_buf(&mut answer).await? == 0 {
-                return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
-            }
-        }
-        Ok(())
-    };
-    tokio::time::timeout(LINE_DEADLINE, read)
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer from the gateway"))??;
-    let end = answer
-        .iter()
-        .position(|&b| b == b'\n')
-        .unwrap_or(answer.len());
-    let answer: HandoffAnswer = serde_json::from_slice(&answer[..end])
+    let answer = read_line(&mut gateway).await?;
+    let answer: HandoffAnswer = serde_json::from_slice(&answer)
         .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
     if answer.accepted {
         Ok(())
@@ -293,4 +315,25 @@ pub async fn hand_over(
             "the gateway refused the session".into()
         })))
     }
+}
+
+/// Reads the gateway's next line (without its newline). The gateway says
+/// nothing past a line until it hears back, so reading ahead loses
+/// nothing.
+async fn read_line(gateway: &mut UnixStream) -> io::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    let read = async {
+        while !line.contains(&b'\n') {
+            if line.len() > MAX_LINE || gateway.read_buf(&mut line).await? == 0 {
+                return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+            }
+        }
+        Ok(())
+    };
+    tokio::time::timeout(LINE_DEADLINE, read)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer from the gateway"))??;
+    let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
+    line.truncate(end);
+    Ok(line)
 }

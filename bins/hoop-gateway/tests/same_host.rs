@@ -8,7 +8,7 @@ use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use hoop_gateway::same_host::{self, HandoffError};
+use hoop_gateway::same_host::{self, ConnectSocket, HandoffError};
 use hyper::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,10 +19,13 @@ mod common;
 use common::{Route, Setup};
 
 /// The socket, as the gateway tells a person with a token.
-async fn socket_of(setup: &Setup) -> PathBuf {
+async fn socket_of(setup: &Setup) -> ConnectSocket {
     let info = setup.admin.get("/api/serverinfo").await.unwrap();
     assert_eq!(info.status, StatusCode::OK, "{:?}", info.body);
-    PathBuf::from(info.body["connect_socket"].as_str().unwrap())
+    ConnectSocket {
+        path: PathBuf::from(info.body["connect_socket"].as_str().unwrap()),
+        instance_id: info.body["instance_id"].as_str().unwrap().to_owned(),
+    }
 }
 
 /// A real client connecting to a local port, and the accepted socket a
@@ -52,11 +55,16 @@ async fn client_and_accepted(
 /// descriptor if any, and returns the gateway's answer (empty when it
 /// closed without one).
 async fn exchange(
-    socket: &PathBuf,
+    socket: &ConnectSocket,
     line: &[u8],
     attach: Option<std::os::fd::BorrowedFd<'_>>,
 ) -> Value {
-    let mut peer = UnixStream::connect(socket).await.unwrap();
+    let mut peer = UnixStream::connect(&socket.path).await.unwrap();
+    // The gateway says who it is first: {"instance_id":"..."} and a newline.
+    let mut greeting = vec![0u8; socket.instance_id.len() + 19];
+    peer.read_exact(&mut greeting).await.unwrap();
+    let greeting: Value = serde_json::from_slice(&greeting).unwrap();
+    assert_eq!(greeting["instance_id"], socket.instance_id.as_str());
     peer.writable().await.unwrap();
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
     let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
@@ -102,7 +110,7 @@ async fn hostile_handoffs_are_refused_and_the_socket_keeps_serving() {
         };
 
         // A peer that connects and says nothing holds only its own task.
-        let _stalled = UnixStream::connect(&socket).await.unwrap();
+        let _stalled = UnixStream::connect(&socket.path).await.unwrap();
         refused(&exchange(&socket, b"not json\n", None).await, "malformed");
         let request = format!("{}\n", json!({"connection": "pg", "token": setup.token}));
         refused(
@@ -117,6 +125,20 @@ async fn hostile_handoffs_are_refused_and_the_socket_keeps_serving() {
         // A line past the limit is not read to its end.
         let endless = vec![b'x'; 64 * 1024];
         assert_eq!(exchange(&socket, &endless, None).await, Value::Null);
+
+        // Another gateway answering on the path (the API was reached
+        // through a port forward) gets neither the token nor the client.
+        let (accepted, _client) = client_and_accepted(&setup).await;
+        let elsewhere = ConnectSocket {
+            instance_id: "another-gateway".into(),
+            ..socket.clone()
+        };
+        match same_host::hand_over(&elsewhere, accepted, "pg", &setup.token).await {
+            Err(HandoffError::Unreachable { error, .. }) => {
+                assert!(error.to_string().contains("another gateway"), "{error}");
+            }
+            other => panic!("handed to another gateway: {other:?}"),
+        }
 
         // The checks are the tunnel's: a wrong token is refused and
         // recorded; nothing reaches the database.
@@ -160,8 +182,12 @@ async fn hostile_handoffs_are_refused_and_the_socket_keeps_serving() {
 async fn serverinfo_tells_the_socket_only_to_a_person_with_a_token() {
     let setup = Setup::start_with(false, Route::InPlace).await;
     let socket = socket_of(&setup).await;
-    assert!(socket.starts_with(&setup.dir), "{}", socket.display());
-    assert!(socket.exists());
+    assert!(
+        socket.path.starts_with(&setup.dir),
+        "{}",
+        socket.path.display()
+    );
+    assert!(socket.path.exists());
     let anonymous =
         hoop_gateway::client::ApiClient::new(&format!("http://{}", setup.gateway.api_addr), None)
             .unwrap();

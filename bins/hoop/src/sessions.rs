@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use hoop_gateway::client::{ApiClient, ApiStream, Endpoint};
-use hoop_gateway::same_host::{self, HandoffError};
+use hoop_gateway::same_host::{self, ConnectSocket, HandoffError};
 use hyper::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -78,7 +78,7 @@ pub(crate) async fn connect(
     if let Some(socket) = &socket {
         println!(
             "  (the gateway is on this host: clients go to it directly, through {})",
-            socket.display()
+            socket.path.display()
         );
     }
     println!("  (no password needed; Ctrl-C stops)");
@@ -127,12 +127,15 @@ pub(crate) async fn connect(
 }
 
 /// The gateway's handoff socket, if it has one: asked once, at start.
-async fn handoff_socket(client: &ApiClient) -> Option<PathBuf> {
+async fn handoff_socket(client: &ApiClient) -> Option<ConnectSocket> {
     let info = client.get("/api/serverinfo").await.ok()?;
     if !info.status.is_success() {
         return None;
     }
-    info.body["connect_socket"].as_str().map(PathBuf::from)
+    Some(ConnectSocket {
+        path: PathBuf::from(info.body["connect_socket"].as_str()?),
+        instance_id: info.body["instance_id"].as_str()?.to_owned(),
+    })
 }
 
 fn message(body: &Value) -> String {

@@ -66,7 +66,7 @@ pub struct AppState {
     pub events: crate::sessions::EventWriter,
     /// The Unix socket through which `hoop connect` on this host hands
     /// over its clients ([`crate::same_host`]), when bound.
-    pub connect_socket: Option<Arc<std::path::Path>>,
+    pub connect_socket: Option<Arc<crate::same_host::ConnectSocket>>,
 }
 
 impl std::fmt::Debug for AppState {

@@ -45,11 +45,13 @@ pub(super) fn routes() -> Vec<Route> {
 }
 
 async fn serverinfo(State(state): State<AppState>, _caller: Caller) -> super::ApiResult {
+    let socket = state.connect_socket.as_deref();
     super::ok(&json!({
         "version": env!("CARGO_PKG_VERSION"),
         // A path that is not UTF-8 cannot be told in JSON; hoop connect
         // then tunnels.
-        "connect_socket": state.connect_socket.as_deref().and_then(std::path::Path::to_str),
+        "connect_socket": socket.and_then(|s| s.path.to_str()),
+        "instance_id": socket.map(|s| &s.instance_id),
     }))
 }
 
@@ -60,8 +62,12 @@ fn schemas() -> Value {
     json!({
         "ServerInfo": {
             "type": "object",
-            "properties": {"version": string, "connect_socket": {"type": ["string", "null"]}},
-            "required": ["version", "connect_socket"]
+            "properties": {
+                "version": string,
+                "connect_socket": {"type": ["string", "null"]},
+                "instance_id": {"type": ["string", "null"]}
+            },
+            "required": ["version", "connect_socket", "instance_id"]
         },
         "Error": {
             "type": "object",
