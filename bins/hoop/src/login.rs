@@ -3,7 +3,8 @@
 //! (`$HOME/.hoop/config.toml`, mode 0600). An `https://` URL is verified
 //! against the platform's trusted roots plus the CA file `HOOP_TLS_CA`
 //! names (PEM), the variable `hoop-agent` reads for the same gateway
-//! certificate.
+//! certificate, else the CA file that was in `HOOP_TLS_CA` at `hoop login`
+//! (saved as an absolute path, not its contents).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ fn config_path() -> anyhow::Result<PathBuf> {
 struct Saved {
     api_url: Option<String>,
     token: Option<String>,
+    tls_ca: Option<String>,
 }
 
 fn read_saved() -> anyhow::Result<Saved> {
@@ -38,6 +40,7 @@ fn read_saved() -> anyhow::Result<Saved> {
     Ok(Saved {
         api_url: get("api_url"),
         token: get("token"),
+        tls_ca: get("tls_ca"),
     })
 }
 
@@ -59,16 +62,25 @@ pub(crate) fn settings() -> anyhow::Result<(String, String)> {
 /// the organisation's own.
 const TLS_CA_ENV: &str = "HOOP_TLS_CA";
 
-/// The gateway's endpoint for `url`, trusting `HOOP_TLS_CA` when set.
-pub(crate) fn endpoint(url: &str) -> anyhow::Result<Endpoint> {
-    let ca = std::env::var_os(TLS_CA_ENV)
+/// The CA file from `HOOP_TLS_CA`, if set and not empty.
+fn ca_from_env() -> Option<PathBuf> {
+    std::env::var_os(TLS_CA_ENV)
         .filter(|value| !value.is_empty())
-        .map(PathBuf::from);
+        .map(PathBuf::from)
+}
+
+/// The gateway's endpoint for `url`, trusting `HOOP_TLS_CA` when set, else
+/// the CA saved by `hoop login`.
+pub(crate) fn endpoint(url: &str) -> anyhow::Result<Endpoint> {
+    let ca = match ca_from_env() {
+        Some(ca) => Some(ca),
+        None => read_saved()?.tls_ca.map(PathBuf::from),
+    };
     match Endpoint::new(url, ca.as_deref()) {
         Ok(endpoint) => Ok(endpoint),
-        Err(error @ ClientError::CaFile { .. }) => {
-            Err(anyhow::Error::new(error).context(format!("{TLS_CA_ENV} is unusable")))
-        }
+        Err(error @ ClientError::CaFile { .. }) => Err(anyhow::Error::new(error).context(format!(
+            "the CA file ({TLS_CA_ENV}, or saved by hoop login) is unusable"
+        ))),
         Err(error) => Err(anyhow::Error::new(error).context(format!("the API URL {url}"))),
     }
 }
@@ -114,6 +126,15 @@ pub(crate) async fn login(api_url: &str, token: Option<String>) -> anyhow::Resul
     let mut file = options.open(&path)?;
     writeln!(file, "api_url = {}", quote(api_url))?;
     writeln!(file, "token = {}", quote(&token))?;
+    // The CA that just verified the gateway, for later commands; by path,
+    // so a renewed CA file is read as it is then.
+    if let Some(ca) = ca_from_env() {
+        let ca = std::path::absolute(&ca)?;
+        let ca = ca
+            .to_str()
+            .with_context(|| format!("{TLS_CA_ENV} is not UTF-8"))?;
+        writeln!(file, "tls_ca = {}", quote(ca))?;
+    }
     println!(
         "logged in to {api_url} as {}; saved to {}",
         me.body["email"].as_str().unwrap_or("?"),

@@ -211,8 +211,8 @@ async fn exec_login_and_sessions_over_https_trust_hoop_tls_ca() {
     assert_eq!(listed[0]["access_mode"], "exec", "{listed}");
     assert_eq!(listed[0]["status"], "done", "{listed}");
 
-    // `hoop login` checks the token over https and saves the URL; later
-    // commands read it back (the CA still from HOOP_TLS_CA).
+    // `hoop login` checks the token over https and saves the URL and the
+    // CA it trusted; later commands read them back, HOOP_TLS_CA unset.
     let login = setup
         .hoop(Some(&setup.ca))
         .env_remove("HOOP_API_URL")
@@ -224,7 +224,7 @@ async fn exec_login_and_sessions_over_https_trust_hoop_tls_ca() {
         .unwrap();
     assert!(login.status.success(), "{}", text(&login.stderr));
     let connections = setup
-        .hoop(Some(&setup.ca))
+        .hoop(None)
         .env_remove("HOOP_API_URL")
         .env_remove("HOOP_TOKEN")
         .args(["connections", "list"])
