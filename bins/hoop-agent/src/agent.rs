@@ -364,6 +364,13 @@ async fn serve_frames(
                         reported = None;
                         check.reset_immediately();
                     }
+                    FrameKind::Cancel => {
+                        // Every agent hears it; the one whose driver
+                        // handed out the key forwards it, others ignore it.
+                        if let Some(request) = crate::session::cancel_from_frame(&frame.payload) {
+                            tokio::spawn(crate::cancel(request));
+                        }
+                    }
                     FrameKind::Open => open_session(&frame, mux, sessions)?,
                     FrameKind::Data | FrameKind::Close | FrameKind::Window => mux.dispatch(frame),
                     _ => {}

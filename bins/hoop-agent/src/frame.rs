@@ -40,6 +40,9 @@ pub enum FrameKind {
     Targets,
     /// Agent to gateway: reachability of its targets (JSON).
     Status,
+    /// Gateway to agent: a PostgreSQL cancel request the gateway received
+    /// for a session it does not serve (see [`crate::cancel_frame`]).
+    Cancel,
     /// Opens a session on a new stream id.
     Open,
     /// Session bytes on a stream.
@@ -65,6 +68,7 @@ impl FrameKind {
             Self::Pong => 5,
             Self::Targets => 6,
             Self::Status => 7,
+            Self::Cancel => 8,
             Self::Open => 16,
             Self::Data => 17,
             Self::Close => 18,
@@ -83,6 +87,7 @@ impl FrameKind {
             5 => Self::Pong,
             6 => Self::Targets,
             7 => Self::Status,
+            8 => Self::Cancel,
             16 => Self::Open,
             17 => Self::Data,
             18 => Self::Close,

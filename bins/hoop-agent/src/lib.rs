@@ -19,4 +19,4 @@ mod session;
 pub use agent::{AgentConfig, LinkError, run, tls_client_config};
 pub use frame::{Frame, FrameError, FrameKind};
 pub use key::{AgentKey, KeyError};
-pub use session::{InPlaceSession, StartError, cancel};
+pub use session::{InPlaceSession, StartError, cancel, cancel_frame};

@@ -23,6 +23,7 @@ use hoop_proxy::postgres::PostgresProxy;
 use hoop_proxy::{Credentials, DatabaseTarget};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::frame::{Frame, FrameKind};
 use crate::messages::{OpenSession, SessionEnd};
 use crate::mux::{PumpEnd, StreamReceiver, StreamSender, pump};
 use crate::recorder::{EventRoute, EventSink, RecordingPipeline};
@@ -81,6 +82,36 @@ static POSTGRES_CANCELS: std::sync::LazyLock<CancelRegistry> =
 /// served by an agent in another process, or one that ended).
 pub async fn cancel(request: hoop_wire::postgres::CancelRequest) -> bool {
     hoop_proxy::postgres::cancel(&POSTGRES_CANCELS, request).await
+}
+
+/// The longest cancel secret accepted from the link: PostgreSQL's own
+/// limit for a protocol 3.2 key.
+const MAX_CANCEL_SECRET: usize = 256;
+
+/// The link frame that asks every agent to forward `request`: a cancel
+/// request reaches the gateway's listener on a connection of its own,
+/// naming no session, and the session may be any agent's. The payload is
+/// the process id (u32, big-endian), then the secret.
+pub fn cancel_frame(request: &hoop_wire::postgres::CancelRequest) -> Frame {
+    let mut payload = Vec::with_capacity(4 + request.secret_key.len());
+    payload.extend_from_slice(&request.process_id.to_be_bytes());
+    payload.extend_from_slice(&request.secret_key);
+    Frame::control(FrameKind::Cancel, payload)
+}
+
+/// The cancel request a [`cancel_frame`] carries; `None` for a payload no
+/// gateway sends.
+pub(crate) fn cancel_from_frame(
+    payload: &bytes::Bytes,
+) -> Option<hoop_wire::postgres::CancelRequest> {
+    let (process_id, secret) = payload.split_first_chunk::<4>()?;
+    if secret.is_empty() || secret.len() > MAX_CANCEL_SECRET {
+        return None;
+    }
+    Some(hoop_wire::postgres::CancelRequest {
+        process_id: u32::from_be_bytes(*process_id),
+        secret_key: payload.slice(4..),
+    })
 }
 
 /// The connection's policy, compiled once. Compiling (every pattern into
@@ -271,5 +302,35 @@ impl InPlaceSession {
         drive(self.driver, client, LINK_PEER)
             .instrument(self.span)
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use hoop_wire::postgres::CancelRequest;
+
+    use super::*;
+
+    #[test]
+    fn a_cancel_frame_carries_the_key_and_nothing_else_is_taken_for_one() {
+        for secret in [&b"\x01\x02\x03\x04"[..], &[7u8; 32][..]] {
+            let request = CancelRequest {
+                process_id: 0x0102_0304,
+                secret_key: Bytes::copy_from_slice(secret),
+            };
+            let frame = cancel_frame(&request);
+            assert_eq!(frame.kind, FrameKind::Cancel);
+            assert_eq!(frame.stream, 0);
+            assert_eq!(cancel_from_frame(&frame.payload), Some(request));
+        }
+        for payload in [
+            &b""[..],
+            &b"\x00\x00\x01"[..],
+            &b"\x00\x00\x00\x01"[..],
+            &[0u8; 4 + MAX_CANCEL_SECRET + 1][..],
+        ] {
+            assert_eq!(cancel_from_frame(&Bytes::copy_from_slice(payload)), None);
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! A separately started `hoop-agent` process serves sessions: psql through
 //! the gateway's PostgreSQL listener and exec reach the real PostgreSQL via
-//! the agent binary, and its `kill -9` mid-statement ends the client's
-//! session with an error and the record as failed.
+//! the agent binary, psql's Ctrl-C through the listener cancels its
+//! statement in the agent's process, and the agent's `kill -9`
+//! mid-statement ends the client's session with an error and the record
+//! as failed.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -90,19 +92,6 @@ async fn a_separate_agent_process_serves_psql_and_exec() {
         .unwrap();
     assert_eq!(exec.body["output"], "42\n", "{:?}", exec.body);
 
-    // kill -9 of the agent mid-statement: the client gets an error in its
-    // protocol and the record is closed as failed.
-    let marker = format!("agent_kill_marker_{}", std::process::id());
-    let child = Command::new("psql")
-        .arg(&conninfo)
-        .args(["-X", "-At", "-c"])
-        .arg(format!("SELECT pg_sleep(30), '{marker}'"))
-        .env("PGPASSWORD", &token)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
     let (watcher, connection) = tokio_postgres::connect(
         "postgres://postgres@127.0.0.1:5432/postgres",
         tokio_postgres::NoTls,
@@ -110,19 +99,63 @@ async fn a_separate_agent_process_serves_psql_and_exec() {
     .await
     .unwrap();
     tokio::spawn(connection);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while watcher
-        .query(
-            "SELECT 1 FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()",
-            &[&format!("%{marker}%")],
-        )
+    // psql through the listener, running a statement marked `marker` that
+    // the server is executing.
+    let running = |marker: String| {
+        let child = Command::new("psql")
+            .arg(&conninfo)
+            .args(["-X", "-At", "-c"])
+            .arg(format!("SELECT pg_sleep(60), '{marker}'"))
+            .env("PGPASSWORD", &token)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let watcher = &watcher;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while watcher
+                .query(
+                    "SELECT 1 FROM pg_stat_activity WHERE query LIKE $1 AND state = 'active' \
+                     AND pid <> pg_backend_pid()",
+                    &[&format!("%{marker}%")],
+                )
+                .await
+                .unwrap()
+                .is_empty()
+            {
+                assert!(Instant::now() < deadline, "the statement never started");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            child
+        }
+    };
+
+    // psql's Ctrl-C: its cancel request reaches the gateway's listener on
+    // a connection of its own; the key is the agent process's, so the
+    // gateway asks its linked agents, and this one forwards it.
+    let child = running(format!("agent_cancel_marker_{}", std::process::id())).await;
+    let pid = child.id().unwrap().to_string();
+    let interrupted = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
         .await
-        .unwrap()
-        .is_empty()
-    {
-        assert!(Instant::now() < deadline, "the statement never started");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        .unwrap();
+    assert!(interrupted.success());
+    let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("the statement was not cancelled")
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("canceling statement due to user request"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // kill -9 of the agent mid-statement: the client gets an error in its
+    // protocol and the record is closed as failed.
+    let child = running(format!("agent_kill_marker_{}", std::process::id())).await;
     agent.start_kill().unwrap();
     agent.wait().await.unwrap();
     let output = child.wait_with_output().await.unwrap();

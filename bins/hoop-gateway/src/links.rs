@@ -108,6 +108,15 @@ impl LinkRegistry {
         }
     }
 
+    /// Sends `frame` to every linked agent, without waiting: a link whose
+    /// queue is full misses it (for a cancel request, as PostgreSQL's own
+    /// cancel is best effort).
+    pub fn broadcast(&self, frame: &Frame) {
+        for live in self.lock().agents.values() {
+            let _ = live.mux.outbound().try_send(frame.clone());
+        }
+    }
+
     /// Records the agent's latest reachability report.
     pub fn set_reachable(&self, ticket: &LinkTicket, reachable: BTreeMap<String, bool>) {
         let mut inner = self.lock();

@@ -196,6 +196,7 @@ async fn read_startup(
     peer: IpAddr,
     tls: Option<&TlsAcceptor>,
     buffer: &mut BytesMut,
+    links: &crate::links::LinkRegistry,
 ) -> Result<Option<(Stream, Startup)>, StartupError> {
     let mut decoder = FrontendDecoder::new(Limits::default());
     let (mut stream, opening) = open(tcp, tls, &mut decoder, buffer).await?;
@@ -203,9 +204,13 @@ async fn read_startup(
         Opening::Startup { bytes, connection } => (bytes, connection),
         Opening::Cancel(request) => {
             // Cancel keys are the drivers': those serving in this process
-            // (`hoop up`) share one registry. A session behind a separate
-            // agent is not reached (its key is in that agent's process).
-            hoop_agent::cancel(request).await;
+            // (`hoop up`) share one registry; a session behind a separate
+            // agent has its key in that agent's process, and the request
+            // names no session, so every linked agent is asked.
+            let frame = hoop_agent::cancel_frame(&request);
+            if !hoop_agent::cancel(request).await {
+                links.broadcast(&frame);
+            }
             return Ok(None);
         }
     };
@@ -258,9 +263,12 @@ async fn postgres_client(
     state: &AppState,
 ) -> Result<(), StartupError> {
     let mut buffer = BytesMut::with_capacity(1024);
-    let startup = tokio::time::timeout(STARTUP_TIMEOUT, read_startup(tcp, peer, tls, &mut buffer))
-        .await
-        .map_err(|_| StartupError::Timeout)??;
+    let startup = tokio::time::timeout(
+        STARTUP_TIMEOUT,
+        read_startup(tcp, peer, tls, &mut buffer, &state.links),
+    )
+    .await
+    .map_err(|_| StartupError::Timeout)??;
     let Some((mut stream, startup)) = startup else {
         return Ok(());
     };
