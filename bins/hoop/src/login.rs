@@ -72,15 +72,16 @@ fn ca_from_env() -> Option<PathBuf> {
 /// The gateway's endpoint for `url`, trusting `HOOP_TLS_CA` when set, else
 /// the CA saved by `hoop login`.
 pub(crate) fn endpoint(url: &str) -> anyhow::Result<Endpoint> {
-    let ca = match ca_from_env() {
-        Some(ca) => Some(ca),
-        None => read_saved()?.tls_ca.map(PathBuf::from),
+    let (ca, source) = match ca_from_env() {
+        Some(ca) => (Some(ca), format!("{TLS_CA_ENV} is unusable")),
+        None => (
+            read_saved()?.tls_ca.map(PathBuf::from),
+            "the CA file saved by `hoop login` is unusable (log in again)".to_owned(),
+        ),
     };
     match Endpoint::new(url, ca.as_deref()) {
         Ok(endpoint) => Ok(endpoint),
-        Err(error @ ClientError::CaFile { .. }) => Err(anyhow::Error::new(error).context(format!(
-            "the CA file ({TLS_CA_ENV}, or saved by hoop login) is unusable"
-        ))),
+        Err(error @ ClientError::CaFile { .. }) => Err(anyhow::Error::new(error).context(source)),
         Err(error) => Err(anyhow::Error::new(error).context(format!("the API URL {url}"))),
     }
 }
