@@ -7,8 +7,6 @@
 
 use std::time::{Duration, Instant};
 
-use hoop_gateway::GatewayConfig;
-use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
@@ -138,51 +136,9 @@ async fn audit_records_postgres_errors_without_the_passwords_they_quote() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_records_mariadb_errors_without_the_passwords_they_quote() {
-    let name = unique("hoop_audit_err_my");
-    mariadb_root(&format!(
-        "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name};
-         DROP USER IF EXISTS '{name}'@'%'; CREATE USER '{name}'@'%' IDENTIFIED BY 'pw-{name}';
-         GRANT ALL ON {name}.* TO '{name}'@'%';"
-    ))
-    .await;
-    let dir = std::env::temp_dir().join(&name);
-    let mut config = GatewayConfig::new(&dir);
-    config.api_listen = "127.0.0.1:0".into();
-    config.agent_listen = "127.0.0.1:0".into();
-    config.mysql_listen = Some("127.0.0.1:0".into());
-    let Running {
-        gateway,
-        admin,
-        token,
-        agent,
-        ..
-    } = start_gateway(&dir, config, Route::Link, false).await;
-    let body = json!({
-        "name": "my",
-        "type": "database",
-        "subtype": "mysql",
-        "agent_id": "default",
-        "secret": {
-            "envvar:HOST": b64("127.0.0.1"),
-            "envvar:PORT": b64("3306"),
-            "envvar:USER": b64(&name),
-            "envvar:PASS": b64(&format!("pw-{name}")),
-            "envvar:DB": b64(&name),
-        },
-    });
-    let response = admin
-        .json(Method::POST, "/api/connections", &body)
-        .await
-        .unwrap();
-    assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while admin.get("/api/connections/my").await.unwrap().body["status"] != "online" {
-        assert!(
-            Instant::now() < deadline,
-            "the connection never came online"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let setup = MysqlSetup::start("audit_err").await;
+    setup.connection("my", json!({})).await;
+    let (name, token) = (&setup.name, &setup.token);
 
     // MariaDB's syntax error quotes the statement from where parsing
     // failed, cut after 80 characters: the long password's start only.
@@ -194,13 +150,13 @@ async fn audit_records_mariadb_errors_without_the_passwords_they_quote() {
          CREATE USER IDENTIFIED BY '{long}';\n\
          SET PASSWORD FOR = 'hunter2-set';\n"
     );
-    let addr = gateway.mysql_addr.unwrap();
+    let addr = setup.gateway.mysql_addr.unwrap();
     // From stdin: with `-e`, `--force` does not go on after an error.
     let mut child = Command::new("mariadb")
         .args(["-h", &addr.ip().to_string(), "-P", &addr.port().to_string()])
         .args(["-u", "my", "--skip-ssl", "--connect-timeout=10", "--force"])
         .arg(format!("-p{token}"))
-        .arg(&name)
+        .arg(name)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -223,8 +179,8 @@ async fn audit_records_mariadb_errors_without_the_passwords_they_quote() {
         assert!(stderr.contains(quoted), "{quoted} not in {stderr}");
     }
 
-    let session = ended_session(&gateway, "my").await;
-    let events = wait_events(&admin, &session.id, "end").await;
+    let session = ended_session(&setup.gateway, "my").await;
+    let events = wait_events(&setup.admin, &session.id, "end").await;
     let near: Vec<String> = error_messages(&events)
         .iter()
         .map(|m| m.split("to use near ").nth(1).unwrap_or(m).to_owned())
@@ -241,14 +197,8 @@ async fn audit_records_mariadb_errors_without_the_passwords_they_quote() {
         "{events:?}"
     );
 
-    agent.abort();
-    drop(gateway);
-    let stored = store_text(&dir);
+    let stored = store_text(&setup.dir);
     assert!(stored.contains("[REDACTED:PASSWORD]"));
     assert!(!stored.contains("hunter2"), "a password is in the store");
-    mariadb_root(&format!(
-        "DROP DATABASE IF EXISTS {name}; DROP USER IF EXISTS '{name}'@'%';"
-    ))
-    .await;
-    let _ = std::fs::remove_dir_all(&dir);
+    setup.stop().await;
 }

@@ -3,179 +3,15 @@
 //! MariaDB at 127.0.0.1:3306 (root, no password); refusals in the
 //! client's protocol and their records.
 
-use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hoop_gateway::client::ApiClient;
-use hoop_gateway::store::{SessionFilter, SessionRecord};
-use hoop_gateway::{Gateway, GatewayConfig};
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
 mod common;
 
-use common::{Route, Running, b64, mariadb_root, other_addresses, start_gateway};
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-struct Setup {
-    gateway: Gateway,
-    admin: ApiClient,
-    token: String,
-    agent: tokio::task::JoinHandle<()>,
-    name: String,
-    dir: std::path::PathBuf,
-    /// With a certificate: the CA that signed it (PEM file).
-    ca: Option<std::path::PathBuf>,
-}
-
-impl Setup {
-    /// A gateway with its MySQL listener and embedded agent, and a MariaDB
-    /// user and database of this test's own, with a small table.
-    async fn start(tag: &str) -> Self {
-        Self::start_with(tag, false).await
-    }
-
-    /// With `in_place`, connect sessions run their driver in the gateway's
-    /// process, as `hoop up` serves them; otherwise over the agent's link.
-    async fn start_with(tag: &str, in_place: bool) -> Self {
-        Self::start_full(tag, in_place, false).await
-    }
-
-    /// With `tls`, the gateway has a certificate (made here for 127.0.0.1,
-    /// localhost and this machine's other addresses, signed by a CA of its
-    /// own, `self.ca`) and its MySQL listener is on every address, IPv4
-    /// clients arriving as IPv4-mapped IPv6 addresses.
-    async fn start_full(tag: &str, in_place: bool, tls: bool) -> Self {
-        let name = format!("hoop_my_{tag}_{}", std::process::id());
-        mariadb_root(&format!(
-            "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name};
-             CREATE TABLE {name}.people (id int PRIMARY KEY, email varchar(64));
-             INSERT INTO {name}.people VALUES (1, 'ana@example.com'), (2, 'bo@example.com');
-             DROP USER IF EXISTS '{name}'@'%'; CREATE USER '{name}'@'%' IDENTIFIED BY 'pw-{name}';
-             GRANT ALL ON {name}.* TO '{name}'@'%';"
-        ))
-        .await;
-        let dir = std::env::temp_dir().join(&name);
-        let mut config = GatewayConfig::new(&dir);
-        config.api_listen = "127.0.0.1:0".into();
-        config.agent_listen = "127.0.0.1:0".into();
-        config.mysql_listen = Some("127.0.0.1:0".into());
-        let route = if in_place {
-            Route::InPlace
-        } else {
-            Route::Link
-        };
-        let Running {
-            gateway,
-            admin,
-            token,
-            agent,
-            ca,
-        } = start_gateway(&dir, config, route, tls).await;
-        Self {
-            gateway,
-            admin,
-            token,
-            agent,
-            name,
-            dir,
-            ca,
-        }
-    }
-
-    async fn connection(&self, connection: &str, extra: Value) {
-        let mut body = json!({
-            "name": connection,
-            "type": "database",
-            "subtype": "mysql",
-            "agent_id": "default",
-            "secret": {
-                "envvar:HOST": b64("127.0.0.1"),
-                "envvar:PORT": b64("3306"),
-                "envvar:USER": b64(&self.name),
-                "envvar:PASS": b64(&format!("pw-{}", self.name)),
-                "envvar:DB": b64(&self.name),
-            },
-        });
-        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
-            body.extend(extra.clone());
-        }
-        let response = self
-            .admin
-            .json(Method::POST, "/api/connections", &body)
-            .await
-            .unwrap();
-        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let body = self
-                .admin
-                .get(&format!("/api/connections/{connection}"))
-                .await
-                .unwrap()
-                .body;
-            if body["status"] == "online" {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{connection} never came online");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn mariadb(&self, user: &str, password: &str, sql: &str) -> Output {
-        let addr = self.gateway.mysql_addr.unwrap();
-        Command::new("mariadb")
-            .args(["-h", &addr.ip().to_string(), "-P", &addr.port().to_string()])
-            .args(["-u", user, "--skip-ssl", "--connect-timeout=10", "-N", "-B"])
-            .arg(format!("-p{password}"))
-            .arg(&self.name)
-            .args(["-e", sql])
-            .kill_on_drop(true)
-            .output()
-            .await
-            .unwrap()
-    }
-
-    /// Waits (bounded) until `connection` has `count` ended sessions.
-    async fn ended_sessions(&self, connection: &str, count: usize) -> Vec<SessionRecord> {
-        let filter = SessionFilter {
-            connection: Some(connection.into()),
-            ..SessionFilter::default()
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let sessions = self
-                .gateway
-                .state()
-                .store
-                .list_sessions(&filter, 100)
-                .await
-                .unwrap();
-            if sessions.len() >= count && sessions.iter().all(|s| s.status != "open") {
-                return sessions;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "sessions never ended: {sessions:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn stop(self) {
-        self.agent.abort();
-        mariadb_root(&format!(
-            "DROP DATABASE IF EXISTS {0}; DROP USER IF EXISTS '{0}'@'%';",
-            self.name
-        ))
-        .await;
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use common::{MysqlSetup, other_addresses, text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_cli_reaches_mariadb_through_the_listener() {
@@ -188,7 +24,7 @@ async fn mariadb_cli_reaches_mariadb_in_place() {
 }
 
 async fn mariadb_cli_is_served(tag: &str, in_place: bool) {
-    let setup = Setup::start_with(tag, in_place).await;
+    let setup = MysqlSetup::start_with(tag, in_place).await;
     setup.connection("my", json!({})).await;
     let output = setup
         .mariadb(
@@ -212,7 +48,7 @@ async fn mariadb_cli_is_served(tag: &str, in_place: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_token_and_disabled_connect_are_refused_in_mysql_and_recorded() {
-    let setup = Setup::start("refused").await;
+    let setup = MysqlSetup::start("refused").await;
     setup.connection("my", json!({})).await;
     setup
         .connection("myoff", json!({"access_mode_connect": "disabled"}))
@@ -256,7 +92,7 @@ async fn sysbench_point_select(in_place: bool) {
     } else {
         "sysbench"
     };
-    let setup = Setup::start_with(tag, in_place).await;
+    let setup = MysqlSetup::start_with(tag, in_place).await;
     setup.connection("my", json!({})).await;
     let addr = setup.gateway.mysql_addr.unwrap();
     let common = [
@@ -322,7 +158,7 @@ async fn sysbench_point_select(in_place: bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_on_a_mysql_connection_returns_the_rows_the_cli_sees_directly() {
-    let setup = Setup::start("exec").await;
+    let setup = MysqlSetup::start("exec").await;
     setup
         .connection(
             "my",
@@ -388,25 +224,6 @@ async fn exec_on_a_mysql_connection_returns_the_rows_the_cli_sees_directly() {
 
 // ---- TLS on the MySQL listener ----
 
-impl Setup {
-    /// The mariadb CLI to the listener at `host` as the connection `my`
-    /// with the person's token, with `options` (TLS), running `sql`.
-    async fn mariadb_at(&self, host: &str, options: &[&str], sql: &str) -> Output {
-        let port = self.gateway.mysql_addr.unwrap().port();
-        Command::new("mariadb")
-            .args(["-h", host, "-P", &port.to_string(), "-u", "my"])
-            .args(options)
-            .args(["--connect-timeout=10", "-N", "-B"])
-            .arg(format!("-p{}", self.token))
-            .arg(&self.name)
-            .args(["-e", sql])
-            .kill_on_drop(true)
-            .output()
-            .await
-            .unwrap()
-    }
-}
-
 /// What the mariadb CLI's `status` prints when its own connection (the
 /// client's leg, to the gateway) is encrypted; `SHOW STATUS LIKE
 /// 'Ssl_cipher'` would tell about the driver's leg to MariaDB instead.
@@ -415,7 +232,7 @@ const CLI_TLS: &str = "SSL:\t\t\tCipher in use is ";
 const CLI_PLAIN: &str = "SSL:\t\t\tNot in use";
 
 async fn mariadb_cli_over_tls_is_served(tag: &str, in_place: bool) {
-    let setup = Setup::start_full(tag, in_place, true).await;
+    let setup = MysqlSetup::start_full(tag, in_place, true).await;
     setup.connection("my", json!({})).await;
     let sql = "status; SELECT current_user(), id, email FROM people ORDER BY id";
     let user = &setup.name;
@@ -468,7 +285,7 @@ async fn mariadb_cli_over_tls_in_place() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_text_off_loopback_is_refused_in_mysql_before_the_token_and_tls_is_not() {
-    let setup = Setup::start_full("tls_remote", false, true).await;
+    let setup = MysqlSetup::start_full("tls_remote", false, true).await;
     setup.connection("my", json!({})).await;
     let addresses = other_addresses();
     assert!(
@@ -514,7 +331,7 @@ async fn the_greeting_offers_tls_and_what_follows_an_ssl_request_is_read_only_as
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     /// CLIENT_PROTOCOL_41 | CLIENT_SSL | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH
     const SSL_REQUEST_CAPABILITIES: u32 = (1 << 9) | (1 << 11) | (1 << 15) | (1 << 19);
-    let setup = Setup::start_full("tls_raw", false, true).await;
+    let setup = MysqlSetup::start_full("tls_raw", false, true).await;
     let port = setup.gateway.mysql_addr.unwrap().port();
     let mut raw = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await

@@ -102,9 +102,7 @@ impl Setup {
             .await
             .unwrap();
         let dir = std::env::temp_dir().join(unique("hoop-sessions-test"));
-        let mut config = GatewayConfig::new(&dir);
-        config.api_listen = "127.0.0.1:0".into();
-        config.agent_listen = "127.0.0.1:0".into();
+        let mut config = local_config(&dir);
         config.postgres_listen = Some("127.0.0.1:0".into());
         config.database_url = store_database
             .as_ref()
@@ -129,7 +127,7 @@ impl Setup {
     }
 
     pub(crate) async fn connection(&self, name: &str, port: u16, extra: Value) -> Value {
-        let mut body = json!({
+        let body = json!({
             "name": name,
             "type": "database",
             "subtype": "postgres",
@@ -142,34 +140,12 @@ impl Setup {
                 "envvar:DB": b64(&self.database),
             },
         });
-        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
-            body.extend(extra.clone());
-        }
-        let response = self
-            .admin
-            .json(Method::POST, "/api/connections", &body)
-            .await
-            .unwrap();
-        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
-        response.body
+        create_connection(&self.admin, body, &extra).await
     }
 
     /// Waits (bounded) until the connection reads `wanted`.
     pub(crate) async fn wait_status(&self, name: &str, wanted: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let body = self
-                .admin
-                .get(&format!("/api/connections/{name}"))
-                .await
-                .unwrap()
-                .body;
-            if body["status"] == wanted {
-                return;
-            }
-            assert!(Instant::now() < deadline, "{name} never became {wanted}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_status(&self.admin, name, wanted).await;
     }
 
     pub(crate) fn psql(&self, user: &str, password: &str, sql: &str) -> Command {
@@ -411,4 +387,204 @@ pub(crate) fn store_text(dir: &std::path::Path) -> String {
         }
     }
     String::from_utf8_lossy(&stored).into_owned()
+}
+
+pub(crate) fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A gateway with its MySQL listener and embedded agent, and a MariaDB
+/// user and database of the test's own (`name`, password `pw-NAME`).
+pub(crate) struct MysqlSetup {
+    pub(crate) gateway: Gateway,
+    pub(crate) admin: ApiClient,
+    pub(crate) token: String,
+    pub(crate) agent: tokio::task::JoinHandle<()>,
+    pub(crate) name: String,
+    pub(crate) dir: std::path::PathBuf,
+    /// With a certificate: the CA that signed it (PEM file).
+    pub(crate) ca: Option<std::path::PathBuf>,
+}
+
+impl MysqlSetup {
+    /// A gateway with its MySQL listener and embedded agent, and a MariaDB
+    /// user and database of this test's own, with a small table.
+    pub(crate) async fn start(tag: &str) -> Self {
+        Self::start_with(tag, false).await
+    }
+
+    /// With `in_place`, connect sessions run their driver in the gateway's
+    /// process, as `hoop up` serves them; otherwise over the agent's link.
+    pub(crate) async fn start_with(tag: &str, in_place: bool) -> Self {
+        Self::start_full(tag, in_place, false).await
+    }
+
+    /// With `tls`, the gateway has a certificate (made here for 127.0.0.1,
+    /// localhost and this machine's other addresses, signed by a CA of its
+    /// own, `self.ca`) and its MySQL listener is on every address, IPv4
+    /// clients arriving as IPv4-mapped IPv6 addresses.
+    pub(crate) async fn start_full(tag: &str, in_place: bool, tls: bool) -> Self {
+        let name = format!("hoop_my_{tag}_{}", std::process::id());
+        mariadb_root(&format!(
+            "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name};
+             CREATE TABLE {name}.people (id int PRIMARY KEY, email varchar(64));
+             INSERT INTO {name}.people VALUES (1, 'ana@example.com'), (2, 'bo@example.com');
+             DROP USER IF EXISTS '{name}'@'%'; CREATE USER '{name}'@'%' IDENTIFIED BY 'pw-{name}';
+             GRANT ALL ON {name}.* TO '{name}'@'%';"
+        ))
+        .await;
+        let dir = std::env::temp_dir().join(&name);
+        let mut config = local_config(&dir);
+        config.mysql_listen = Some("127.0.0.1:0".into());
+        let route = if in_place {
+            Route::InPlace
+        } else {
+            Route::Link
+        };
+        let Running {
+            gateway,
+            admin,
+            token,
+            agent,
+            ca,
+        } = start_gateway(&dir, config, route, tls).await;
+        Self {
+            gateway,
+            admin,
+            token,
+            agent,
+            name,
+            dir,
+            ca,
+        }
+    }
+
+    pub(crate) async fn connection(&self, connection: &str, extra: Value) {
+        let body = json!({
+            "name": connection,
+            "type": "database",
+            "subtype": "mysql",
+            "agent_id": "default",
+            "secret": {
+                "envvar:HOST": b64("127.0.0.1"),
+                "envvar:PORT": b64("3306"),
+                "envvar:USER": b64(&self.name),
+                "envvar:PASS": b64(&format!("pw-{}", self.name)),
+                "envvar:DB": b64(&self.name),
+            },
+        });
+        create_connection(&self.admin, body, &extra).await;
+        wait_status(&self.admin, connection, "online").await;
+    }
+
+    pub(crate) async fn mariadb(&self, user: &str, password: &str, sql: &str) -> Output {
+        let addr = self.gateway.mysql_addr.unwrap();
+        Command::new("mariadb")
+            .args(["-h", &addr.ip().to_string(), "-P", &addr.port().to_string()])
+            .args(["-u", user, "--skip-ssl", "--connect-timeout=10", "-N", "-B"])
+            .arg(format!("-p{password}"))
+            .arg(&self.name)
+            .args(["-e", sql])
+            .kill_on_drop(true)
+            .output()
+            .await
+            .unwrap()
+    }
+
+    /// Waits (bounded) until `connection` has `count` ended sessions.
+    pub(crate) async fn ended_sessions(
+        &self,
+        connection: &str,
+        count: usize,
+    ) -> Vec<SessionRecord> {
+        let filter = SessionFilter {
+            connection: Some(connection.into()),
+            ..SessionFilter::default()
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let sessions = self
+                .gateway
+                .state()
+                .store
+                .list_sessions(&filter, 100)
+                .await
+                .unwrap();
+            if sessions.len() >= count && sessions.iter().all(|s| s.status != "open") {
+                return sessions;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sessions never ended: {sessions:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub(crate) async fn stop(self) {
+        self.agent.abort();
+        mariadb_root(&format!(
+            "DROP DATABASE IF EXISTS {0}; DROP USER IF EXISTS '{0}'@'%';",
+            self.name
+        ))
+        .await;
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// The mariadb CLI to the listener at `host` as the connection `my`
+    /// with the person's token, with `options` (TLS), running `sql`.
+    pub(crate) async fn mariadb_at(&self, host: &str, options: &[&str], sql: &str) -> Output {
+        let port = self.gateway.mysql_addr.unwrap().port();
+        Command::new("mariadb")
+            .args(["-h", host, "-P", &port.to_string(), "-u", "my"])
+            .args(options)
+            .args(["--connect-timeout=10", "-N", "-B"])
+            .arg(format!("-p{}", self.token))
+            .arg(&self.name)
+            .args(["-e", sql])
+            .kill_on_drop(true)
+            .output()
+            .await
+            .unwrap()
+    }
+}
+
+/// A gateway's configuration in `dir` with its API and agent listeners on
+/// free loopback ports; the caller adds client listeners.
+fn local_config(dir: &std::path::Path) -> GatewayConfig {
+    let mut config = GatewayConfig::new(dir);
+    config.api_listen = "127.0.0.1:0".into();
+    config.agent_listen = "127.0.0.1:0".into();
+    config
+}
+
+/// Creates the connection `body` with `extra`'s fields over it; returns
+/// the API's answer.
+async fn create_connection(admin: &ApiClient, mut body: Value, extra: &Value) -> Value {
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    let response = admin
+        .json(Method::POST, "/api/connections", &body)
+        .await
+        .unwrap();
+    assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+    response.body
+}
+
+/// Waits (bounded) until the connection `name` reads `wanted`.
+pub(crate) async fn wait_status(admin: &ApiClient, name: &str, wanted: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let body = admin
+            .get(&format!("/api/connections/{name}"))
+            .await
+            .unwrap()
+            .body;
+        if body["status"] == wanted {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{name} never became {wanted}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
