@@ -70,10 +70,15 @@ const MAX_NESTING: usize = 3;
 /// the literal is replaced up to the later of the two ends: more of the text is hidden, never
 /// less.
 ///
-/// Not recognised: a credential that only its position names (`INSERT INTO users (name,
-/// password) VALUES ('bob', 'x')`), one built by a function or another expression than `||`
-/// (`PASSWORD concat('a', 'b')` hides only `'a'`), and bind parameters (`PASSWORD $1`: the
-/// recorder does not record them).
+/// - a literal in an `INSERT`'s (or MySQL's `REPLACE`'s) row, written for a column whose
+///   name in the column list names a credential (`INSERT INTO users (name, password)
+///   VALUES ('bob', 'x'), ('ann', crypt('y', gen_salt('bf')))` hides `'x'`, `'y'` and
+///   `'bf'`).
+///
+/// Not recognised: a credential that only its position names without a column list
+/// (`INSERT INTO users VALUES ('bob', 'x')`: the columns are the table's), one built by a
+/// function or another expression than `||` (`PASSWORD concat('a', 'b')` hides only
+/// `'a'`), and bind parameters (`PASSWORD $1`: the recorder does not record them).
 ///
 /// Cost: a statement without `pass`, `pwd`, `iden`, `secr` or `://` (any case) is rejected by
 /// one pass over its bytes and returned borrowed (about 45 ns for a pgbench statement);
@@ -301,8 +306,18 @@ impl Redactor<'_> {
     fn run(&mut self) {
         let mut lexer = Lexer::new(self.src, self.dialect);
         let mut expect = Expect::Idle;
+        let mut insert = InsertRows::default();
         while let Some(token) = lexer.next_token() {
-            expect = self.step(expect, &token, &mut lexer);
+            match insert.observe(self.src, &token) {
+                // A column list names columns, it holds no value: `password` there
+                // announces nothing to the rules below.
+                Place::ColumnList => expect = Expect::Idle,
+                Place::CredentialValue => {
+                    self.redact_secret(&token, &mut lexer);
+                    expect = Expect::Idle;
+                }
+                Place::Other => expect = self.step(expect, &token, &mut lexer),
+            }
         }
     }
 
@@ -683,6 +698,158 @@ fn unquoted(content: &[u8], start: usize, uri: bool) -> (usize, usize) {
 
 fn is_ascii_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Columns of an `INSERT` followed at most; a longer column list is not a statement anyone
+/// types, and its rows are left to the other rules.
+const MAX_INSERT_COLUMNS: usize = 1024;
+
+/// Where a token sits in an `INSERT`, as [`InsertRows`] follows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Place {
+    /// Not in a column list, nor a literal of a credential column.
+    Other,
+    /// In the column list (the parentheses included).
+    ColumnList,
+    /// A literal in a row's value for a credential column.
+    CredentialValue,
+}
+
+/// What [`InsertRows`] expects next.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum InsertState {
+    /// Anything but `INSERT` or `REPLACE` (MySQL's insert).
+    #[default]
+    Idle,
+    /// The target (`INTO`, the table, an alias) up to the column list's `(`.
+    Target,
+    /// A column name (after `(` or `,`), or `,` or `)` after one (`named`).
+    Columns { named: bool },
+    /// `VALUES` after the column list.
+    AfterColumns,
+    /// A row's `(`, or `,` between rows (MySQL's `ROW` too).
+    Rows,
+    /// Inside a row, `depth` parentheses deep.
+    Row { depth: usize },
+}
+
+/// Follows `INSERT INTO t (name, password) VALUES ('bob', 'x'), (...)` so that the
+/// literals written for a credential column are found by position: the column list names
+/// the credential, the row holds the value without a credential word beside it. Every
+/// string literal of such a value is one, also inside a function call
+/// (`crypt('hunter2', gen_salt('bf'))`). Without a column list (`INSERT INTO t VALUES
+/// (...)`) the columns are unknown, and nothing is found this way.
+#[derive(Debug, Default)]
+struct InsertRows {
+    state: InsertState,
+    /// Per column of the list: whether it names a credential.
+    credential: Vec<bool>,
+    /// The column of the current name or value.
+    column: usize,
+    /// A token of the current statement was seen (none yet, or `;` last).
+    inside_statement: bool,
+}
+
+impl InsertRows {
+    fn observe(&mut self, src: &[u8], token: &Token) -> Place {
+        let text = src.get(token.start..token.end).unwrap_or_default();
+        let is =
+            |word: &str| token.kind == Kind::Word && text.eq_ignore_ascii_case(word.as_bytes());
+        let first = !self.inside_statement;
+        self.inside_statement = token.kind != Kind::Punct(b';');
+        if !self.inside_statement {
+            self.state = InsertState::Idle;
+            return Place::Other;
+        }
+        match (self.state, token.kind) {
+            (InsertState::Idle, Kind::Word) => {
+                // `REPLACE` is also a function (`REPLACE(password, 'a', 'b')`): only
+                // MySQL's statement, which starts with it, inserts.
+                if is("insert") || first && is("replace") {
+                    self.state = InsertState::Target;
+                }
+                Place::Other
+            }
+            (InsertState::Target, Kind::Punct(b'(')) => {
+                self.credential.clear();
+                self.column = 0;
+                self.state = InsertState::Columns { named: false };
+                Place::ColumnList
+            }
+            (InsertState::Target, Kind::Word)
+                if ["values", "value", "select", "set", "default", "with"]
+                    .iter()
+                    .any(|w| is(w)) =>
+            {
+                self.state = InsertState::Idle;
+                Place::Other
+            }
+            (InsertState::Columns { named: false }, Kind::Word | Kind::QuotedIdent) => {
+                let name = match token.kind {
+                    Kind::QuotedIdent => src
+                        .get(token.content_start..token.content_end)
+                        .unwrap_or_default(),
+                    _ => text,
+                };
+                self.credential.resize(self.column, false);
+                self.credential.push(is_credential_word(name));
+                self.state = InsertState::Columns { named: true };
+                Place::ColumnList
+            }
+            (InsertState::Columns { named: true }, Kind::Punct(b',')) => {
+                self.column += 1;
+                self.state = if self.column < MAX_INSERT_COLUMNS {
+                    InsertState::Columns { named: false }
+                } else {
+                    InsertState::Idle
+                };
+                Place::ColumnList
+            }
+            (InsertState::Columns { named: true }, Kind::Punct(b')')) => {
+                self.state = InsertState::AfterColumns;
+                Place::ColumnList
+            }
+            (InsertState::AfterColumns, Kind::Word) if is("values") || is("value") => {
+                self.state = InsertState::Rows;
+                Place::Other
+            }
+            (InsertState::Rows, Kind::Punct(b'(')) => {
+                self.column = 0;
+                self.state = InsertState::Row { depth: 1 };
+                Place::Other
+            }
+            (InsertState::Rows, Kind::Punct(b',')) => Place::Other,
+            (InsertState::Rows, Kind::Word) if is("row") => Place::Other,
+            (InsertState::Row { depth }, Kind::Punct(b'(')) => {
+                self.state = InsertState::Row { depth: depth + 1 };
+                Place::Other
+            }
+            (InsertState::Row { depth }, Kind::Punct(b')')) => {
+                self.state = match depth {
+                    1 => InsertState::Rows,
+                    _ => InsertState::Row { depth: depth - 1 },
+                };
+                Place::Other
+            }
+            (InsertState::Row { depth: 1 }, Kind::Punct(b',')) => {
+                self.column += 1;
+                Place::Other
+            }
+            (InsertState::Row { .. }, Kind::Str { .. } | Kind::Dollar)
+                if self.credential.get(self.column) == Some(&true) =>
+            {
+                Place::CredentialValue
+            }
+            (InsertState::Row { .. } | InsertState::Target, _) => Place::Other,
+            // Anything else ends what looked like an insert: `INSERT INTO t (SELECT ...)`
+            // is no column list, `(a b)` neither, `ON DUPLICATE KEY UPDATE` follows the
+            // rows (and is the other rules' business).
+            _ => {
+                self.state = InsertState::Idle;
+                Place::Other
+            }
+        }
+    }
 }
 
 /// A word that names a credential: contains `password`, `passwd` or `secret`, or is `pwd`.

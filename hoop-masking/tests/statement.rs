@@ -232,7 +232,58 @@ const CASES: &[Case] = &[
         "CREATE LOGIN l WITH PASSWORD = 0x0200AB HASHED",
         "CREATE LOGIN l WITH PASSWORD = '[REDACTED:PASSWORD]' HASHED",
     ),
+    // A credential column's values in an insert, found by their position in the rows.
+    case(
+        PG,
+        "INSERT INTO users (name, password) VALUES ('bob', 'hunter2'), ('ann', 'it''s')",
+        "INSERT INTO users (name, password) VALUES ('bob', '[REDACTED:PASSWORD]'), ('ann', '[REDACTED:PASSWORD]')",
+    ),
+    case(
+        PG,
+        "INSERT INTO app.users AS u (email, password_hash, age) \
+         VALUES ('a@b.c', crypt('hunter2', gen_salt('bf')), 30) RETURNING id",
+        "INSERT INTO app.users AS u (email, password_hash, age) \
+         VALUES ('a@b.c', crypt('[REDACTED:PASSWORD]', gen_salt('[REDACTED:PASSWORD]')), 30) RETURNING id",
+    ),
+    case(
+        PG,
+        r#"insert into t ("Secret", note) values($$hunter2$$, 'kept'); SELECT 'kept'"#,
+        r#"insert into t ("Secret", note) values('[REDACTED:PASSWORD]', 'kept'); SELECT 'kept'"#,
+    ),
+    case(
+        MY,
+        r#"INSERT IGNORE INTO `users` (`name`, `passwd`) VALUES('bob', "hunter2") ON DUPLICATE KEY UPDATE name = 'x'"#,
+        "INSERT IGNORE INTO `users` (`name`, `passwd`) VALUES('bob', '[REDACTED:PASSWORD]') ON DUPLICATE KEY UPDATE name = 'x'",
+    ),
+    case(
+        MY,
+        "REPLACE INTO creds (pwd, host) VALUES ROW('hunter2', 'h'), ROW('x', 'h2')",
+        "REPLACE INTO creds (pwd, host) VALUES ROW('[REDACTED:PASSWORD]', 'h'), ROW('[REDACTED:PASSWORD]', 'h2')",
+    ),
 ];
+
+/// What an insert's position rule leaves alone: the other columns' values, an insert
+/// without a column list (its columns are the table's, unknown here), and text that only
+/// looks like one.
+#[test]
+fn an_insert_hides_only_its_credential_columns_values() {
+    for (dialect, sql) in [
+        (PG, "INSERT INTO users VALUES ('bob', 'kept')"),
+        (
+            PG,
+            "INSERT INTO users (name, password) SELECT name, 'kept' FROM staged",
+        ),
+        (PG, "INSERT INTO t (SELECT password FROM u)"),
+        (PG, "GRANT INSERT (password) ON users TO app"),
+        (
+            MY,
+            "INSERT INTO users (name, password) VALUES ('kept', NULL)",
+        ),
+    ] {
+        let out = redact_credentials(sql, dialect);
+        assert!(!out.contains("REDACTED"), "{sql} became {out}");
+    }
+}
 
 #[test]
 fn replaces_every_credential_form_and_nothing_else() {

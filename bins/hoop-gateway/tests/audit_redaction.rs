@@ -1,7 +1,8 @@
 //! Audit records end to end: psql through the gateway's PostgreSQL listener
 //! and the embedded agent to the real PostgreSQL at 127.0.0.1:5432 sets
-//! passwords and filters on an email; neither reaches the session's events
-//! or the store's files, though the statements ran.
+//! passwords (also as an inserted column's value) and filters on an email;
+//! neither reaches the session's events or the store's files, though the
+//! statements ran.
 
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
@@ -30,6 +31,8 @@ async fn passwords_and_masked_values_never_reach_the_session_record() {
          ALTER ROLE {role} WITH ENCRYPTED PASSWORD E'hunter2\\'second';\n\
          ALTER USER {role} PASSWORD '{verifier}';\n\
          SELECT id FROM people WHERE email = 'bo@example.com';\n\
+         CREATE TEMP TABLE creds (login text, password text);\n\
+         INSERT INTO creds (login, password) VALUES ('ana', 'hunter2-column');\n\
          ALTER ROLE {role} PASSWORD 'hunter2-' || 'broken';\n"
     );
     let mut child = setup
@@ -77,6 +80,8 @@ async fn passwords_and_masked_values_never_reach_the_session_record() {
             format!("ALTER ROLE {role} WITH ENCRYPTED PASSWORD '[REDACTED:PASSWORD]';"),
             format!("ALTER USER {role} PASSWORD '[REDACTED:PASSWORD]';"),
             "SELECT id FROM people WHERE email = '[REDACTED:EMAIL_ADDRESS]';".to_owned(),
+            "CREATE TEMP TABLE creds (login text, password text);".to_owned(),
+            "INSERT INTO creds (login, password) VALUES ('ana', '[REDACTED:PASSWORD]');".to_owned(),
             format!("ALTER ROLE {role} PASSWORD '[REDACTED:PASSWORD]' || '[REDACTED:PASSWORD]';"),
         ],
         "{events:?}"
