@@ -92,6 +92,12 @@ pub struct OpenSession {
     /// masking and no guardrails.
     #[serde(default)]
     pub policy: Option<String>,
+    /// MySQL: the connection id the gateway's greeting told the client
+    /// (the gateway greets before it knows the server); the driver
+    /// registers it for its server thread, so the client's `KILL QUERY`
+    /// from another session reaches that thread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_thread_id: Option<u32>,
 }
 
 impl std::fmt::Debug for OpenSession {

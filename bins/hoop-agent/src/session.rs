@@ -16,7 +16,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use hoop_proxy::cancel::CancelRegistry;
-use hoop_proxy::mysql::MysqlProxy;
+use hoop_proxy::mysql::{MysqlProxy, ThreadRegistry};
 use hoop_proxy::pipeline::Pipeline;
 use hoop_proxy::policy::PolicyPipeline;
 use hoop_proxy::postgres::PostgresProxy;
@@ -76,6 +76,12 @@ const POLICY_CACHE: usize = 64;
 /// finds its session.
 static POSTGRES_CANCELS: std::sync::LazyLock<CancelRegistry> =
     std::sync::LazyLock::new(CancelRegistry::new);
+
+/// The server threads behind the connection ids the gateway's MySQL
+/// listener told its clients, for every MySQL session of this process: a
+/// client's `KILL QUERY <id>` comes on a session of its own.
+static MYSQL_THREADS: std::sync::LazyLock<ThreadRegistry> =
+    std::sync::LazyLock::new(ThreadRegistry::new);
 
 /// Forwards a PostgreSQL cancel request to the database of the session, in
 /// this process, that handed out its key; false when none did (a session
@@ -176,12 +182,19 @@ pub(crate) fn driver(
                 .build()
                 .map_err(|e| StartError::Driver(e.to_string()))?,
         )),
-        "mysql" => Ok(Driver::Mysql(
-            MysqlProxy::builder(target(open, 3306)?)
+        "mysql" => {
+            let mut builder = MysqlProxy::builder(target(open, 3306)?)
                 .pipeline(pipeline)
-                .build()
-                .map_err(|e| StartError::Driver(e.to_string()))?,
-        )),
+                .thread_registry(MYSQL_THREADS.clone());
+            if let Some(id) = open.client_thread_id {
+                builder = builder.told_thread_id(id);
+            }
+            Ok(Driver::Mysql(
+                builder
+                    .build()
+                    .map_err(|e| StartError::Driver(e.to_string()))?,
+            ))
+        }
         other => Err(StartError::Protocol(other.to_owned())),
     }
 }

@@ -279,6 +279,7 @@ async fn postgres_client(
         protocol: Some("postgres"),
         script: None,
         output: None,
+        client_thread_id: None,
     };
     let opened = match sessions::open(state, request).await {
         Ok(opened) => opened,

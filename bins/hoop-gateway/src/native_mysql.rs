@@ -188,6 +188,8 @@ struct Login {
     token: String,
     /// The sequence id of the gateway's next packet to the client.
     seq: u8,
+    /// The connection id the greeting told the client.
+    thread_id: u32,
 }
 
 fn packet(seq: u8, message: &ServerMessage) -> BytesMut {
@@ -249,9 +251,10 @@ async fn read_login(
         .map(|b| b'!' + b % (b'~' - b'!'))
         .collect();
     scramble.push(0);
+    let thread_id = told_thread_id()?;
     let greeting = ServerMessage::Handshake(Handshake {
         server_version: Bytes::from_static(GREETING_VERSION),
-        connection_id: 0,
+        connection_id: thread_id,
         auth_plugin_data_len: scramble.len() as u8,
         auth_plugin_data: Bytes::from(scramble.clone()),
         capabilities: greeting_capabilities(tls.is_some()),
@@ -306,6 +309,7 @@ async fn read_login(
             response,
             token,
             seq,
+            thread_id,
         };
         return Ok(Some((stream, login)));
     }
@@ -339,6 +343,7 @@ async fn read_login(
         response,
         token: String::from_utf8_lossy(without_nul(&data.data)).into_owned(),
         seq: seq.wrapping_add(1),
+        thread_id,
     };
     Ok(Some((stream, login)))
 }
@@ -353,6 +358,16 @@ async fn read_first_packet(tcp: &mut TcpStream, buffer: &mut BytesMut) -> Result
             std::io::ErrorKind::UnexpectedEof => StartupError::Closed,
             _ => StartupError::Io(error),
         })
+}
+
+/// The connection id the greeting tells a client, before any server is
+/// chosen: random, with the top bit set, so that it never names a real
+/// server thread (servers count theirs up from 1). A `KILL QUERY` naming
+/// it is translated by the session's driver to the thread it stands for
+/// ([`hoop_proxy::mysql::ThreadRegistry`]).
+fn told_thread_id() -> Result<u32, StartupError> {
+    let random = u32::from_be_bytes(crate::crypto::random_bytes::<4>()?);
+    Ok(random | 0x8000_0000)
 }
 
 /// What the greeting offers: [`OFFERED`], and CLIENT_SSL with a certificate.
@@ -629,6 +644,7 @@ async fn mysql_client(
         protocol: Some("mysql"),
         script: None,
         output: None,
+        client_thread_id: Some(login.thread_id),
     };
     let opened = match sessions::open(state, request).await {
         Ok(opened) => opened,

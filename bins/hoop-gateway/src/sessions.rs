@@ -109,6 +109,9 @@ pub struct Request<'a> {
     pub script: Option<String>,
     /// For exec: `text` or `json`.
     pub output: Option<String>,
+    /// The connection id the MySQL listener's greeting told the client,
+    /// for the driver to register (its `KILL QUERY` then finds the thread).
+    pub client_thread_id: Option<u32>,
 }
 
 impl<'a> Request<'a> {
@@ -122,6 +125,7 @@ impl<'a> Request<'a> {
             protocol: None,
             script: None,
             output: None,
+            client_thread_id: None,
         }
     }
 }
@@ -323,6 +327,7 @@ async fn check(
             &with_rule_sets(state, input, &connection.name).await?,
             dlp.as_ref(),
         ),
+        client_thread_id: request.client_thread_id,
     };
     Ok((open, agent_id, caller.user))
 }

@@ -46,6 +46,73 @@ async fn mariadb_cli_is_served(tag: &str, in_place: bool) {
     setup.stop().await;
 }
 
+/// A client's cancel through the listener: PyMySQL reads the connection id
+/// from the gateway's greeting (as the mariadb CLI's Ctrl-C and JDBC's
+/// cancel do), runs `SELECT SLEEP(30)`, and a second connection sends
+/// `KILL QUERY <that id>`; the sleep ends at once with MariaDB's 1317
+/// "Query execution was interrupted". The greeting's id is the gateway's
+/// own, so this needs the driver to translate it.
+const KILL_QUERY_SCRIPT: &str = r#"
+import sys, threading, time
+import pymysql
+host, port, user, token, database = sys.argv[1:6]
+kw = dict(host=host, port=int(port), user=user, password=token, database=database)
+first = pymysql.connect(**kw)
+told = first.thread_id()
+result = {}
+def sleep():
+    cursor = first.cursor()
+    started = time.monotonic()
+    try:
+        cursor.execute("SELECT SLEEP(30)")
+        result["value"] = cursor.fetchone()[0]
+    except pymysql.err.OperationalError as error:
+        result["value"] = f"error-{error.args[0]}"
+    result["seconds"] = time.monotonic() - started
+sleeper = threading.Thread(target=sleep)
+sleeper.start()
+time.sleep(1)
+second = pymysql.connect(**kw)
+second.cursor().execute(f"KILL QUERY {told}")
+sleeper.join(25)
+print(told, result.get("value"), round(result.get("seconds", 99)))
+"#;
+
+async fn kill_query_reaches_the_sleeping_thread(tag: &str, in_place: bool) {
+    let setup = MysqlSetup::start_with(tag, in_place).await;
+    setup.connection("my", json!({})).await;
+    let addr = setup.gateway.mysql_addr.unwrap();
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        Command::new("python3")
+            .args(["-c", KILL_QUERY_SCRIPT])
+            .args([&addr.ip().to_string(), &addr.port().to_string(), "my"])
+            .args([&setup.token, &setup.name])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the script hung")
+    .unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let printed = text(&output.stdout);
+    let fields: Vec<&str> = printed.split_whitespace().collect();
+    let told: u32 = fields[0].parse().unwrap();
+    assert!(told >= 0x8000_0000, "the greeting told {told}");
+    assert_eq!(fields[1..], ["error-1317", "1"], "{printed}");
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_query_through_the_listener_reaches_the_thread() {
+    kill_query_reaches_the_sleeping_thread("kill", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_query_through_the_listener_reaches_the_thread_in_place() {
+    kill_query_reaches_the_sleeping_thread("kill_in_place", true).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_token_and_disabled_connect_are_refused_in_mysql_and_recorded() {
     let setup = MysqlSetup::start("refused").await;

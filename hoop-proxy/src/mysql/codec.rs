@@ -14,6 +14,7 @@ use hoop_wire::mysql::{
 
 use super::error::{Culprit, REFUSED_BY_POLICY, SessionError};
 use super::packet::err_payload;
+use super::threads::ThreadRegistry;
 use crate::pipeline::{ClientAction, Interest, ServerAction, SessionHook};
 use crate::relay::{Peer, PeerIoError, RelayCodec};
 
@@ -50,6 +51,8 @@ pub(crate) struct MysqlCodec<'h> {
     /// Whether the client expects MariaDB's "metadata follows" byte that
     /// its server does not send (see [`Self::announcing_metadata`]).
     announce_metadata: bool,
+    /// Translates the connection id of a `KILL` (see [`Self::translating_kills`]).
+    threads: Option<ThreadRegistry>,
     scratch: BytesMut,
 }
 
@@ -71,8 +74,17 @@ impl<'h> MysqlCodec<'h> {
             client_seq: 1,
             quit: false,
             announce_metadata: false,
+            threads: None,
             scratch: BytesMut::new(),
         }
+    }
+
+    /// A `KILL [QUERY] <id>` from the client naming an id registered in
+    /// `threads` (one a gateway told its client) reaches the server with
+    /// the server thread's id instead.
+    pub(crate) fn translating_kills(mut self, threads: Option<ThreadRegistry>) -> Self {
+        self.threads = threads;
+        self
     }
 
     /// For a client that took MariaDB's metadata cache from hoop while the
@@ -267,6 +279,20 @@ impl RelayCodec for MysqlCodec<'_> {
                 _ => {}
             }
             self.issued += self.session.pending_responses().saturating_sub(before) as u64;
+            if let (Some(threads), ClientMessage::Command(Command::Query(query))) =
+                (&self.threads, &message)
+                && let Some(rewritten) = threads.translate_kill(&query.query)
+            {
+                // The query is the payload's tail, after any attributes.
+                let head = packet.payload.len().saturating_sub(query.query.len());
+                let mut payload = Vec::with_capacity(head + rewritten.len());
+                payload.extend_from_slice(packet.payload.get(..head).unwrap_or_default());
+                payload.extend_from_slice(&rewritten);
+                self.scratch.clear();
+                encode_packet(&mut self.scratch, packet.seq, &payload);
+                output.extend_from_slice(&self.scratch);
+                continue;
+            }
             output.extend_from_slice(&packet.bytes);
         }
     }

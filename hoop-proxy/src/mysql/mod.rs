@@ -33,7 +33,9 @@
 //! - The client never sees the connection's user or password; errors
 //!   during the server's login are replaced by hoop's wording.
 //! - `KILL QUERY <id>` from another connection through hoop reaches the
-//!   right thread: the client is greeted with the server's connection id.
+//!   right thread: the client is greeted with the server's connection id,
+//!   or, greeted by a gateway with an id of its own, that id is translated
+//!   ([`ThreadRegistry`]).
 //! - Statements (COM_QUERY, COM_STMT_PREPARE, COM_STMT_EXECUTE) go to the
 //!   pipeline hook; a refused one is answered with an ERR packet (1227,
 //!   SQLSTATE 42000, the refusal's message) in its turn, and the session
@@ -53,6 +55,7 @@ mod codec;
 pub mod error;
 mod packet;
 mod scramble;
+mod threads;
 mod upstream;
 
 use std::net::SocketAddr;
@@ -69,6 +72,7 @@ use tokio_rustls::TlsAcceptor;
 use self::codec::MysqlCodec;
 pub use self::error::{Culprit, SessionError};
 pub use self::packet::read_first_packet;
+pub use self::threads::ThreadRegistry;
 use self::upstream::LoginRequest;
 use crate::auth::ClientAuthenticator;
 use crate::connection::DatabaseTarget;
@@ -118,6 +122,8 @@ pub enum Mysql {}
 #[derive(Debug, Default)]
 pub struct MysqlOptions {
     allow_local_infile: bool,
+    threads: Option<ThreadRegistry>,
+    told_thread_id: Option<u32>,
 }
 
 impl Protocol for Mysql {
@@ -136,6 +142,8 @@ impl Protocol for Mysql {
                 limits: settings.limits,
                 handshake_timeout: settings.handshake_timeout,
                 allow_local_infile: settings.options.allow_local_infile,
+                threads: settings.options.threads,
+                told_thread_id: settings.options.told_thread_id,
             }),
         }
     }
@@ -152,6 +160,24 @@ impl Builder {
         self.options.allow_local_infile = allow;
         self
     }
+
+    /// Shares `registry` with the process's other drivers: a client's
+    /// `KILL [QUERY] <id>` naming a connection id registered there (one a
+    /// gateway told its client, see [`Self::told_thread_id`]) reaches the
+    /// server with the id of the thread it stands for.
+    pub fn thread_registry(mut self, registry: ThreadRegistry) -> Self {
+        self.options.threads = Some(registry);
+        self
+    }
+
+    /// The connection id the client was told by whoever greeted it (a
+    /// gateway that answers before it knows the server): registered in the
+    /// thread registry for the session's server thread while the session
+    /// lasts, so that `KILL QUERY <id>` from another session finds it.
+    pub fn told_thread_id(mut self, id: u32) -> Self {
+        self.options.told_thread_id = Some(id);
+        self
+    }
 }
 
 struct Inner {
@@ -163,6 +189,8 @@ struct Inner {
     limits: Limits,
     handshake_timeout: Duration,
     allow_local_infile: bool,
+    threads: Option<ThreadRegistry>,
+    told_thread_id: Option<u32>,
 }
 
 /// A MySQL proxy for one connection: many sessions, one upstream target.
@@ -383,8 +411,15 @@ impl MysqlProxy {
         let mut server_stream = server.stream;
         let mut hook = inner.pipeline.open(&info);
         let session = Session::after_handshake(inner.limits, capabilities.server);
+        // While the session lasts, the id its client was told finds its thread.
+        let _told = inner
+            .threads
+            .as_ref()
+            .zip(inner.told_thread_id)
+            .map(|(threads, told)| threads.register(told, thread_id));
         let mut codec = MysqlCodec::new(session, hook.as_mut(), inner.allow_local_infile)
-            .announcing_metadata(capabilities.announces_metadata());
+            .announcing_metadata(capabilities.announces_metadata())
+            .translating_kills(inner.threads.clone());
         let mut to_server = Pump::new(client.buf);
         let mut to_client = Pump::new(server.buf);
         let result = relay(

@@ -187,6 +187,7 @@ async fn exec(
             protocol: None,
             script: Some(script.clone()),
             output,
+            client_thread_id: None,
         },
     )
     .await
