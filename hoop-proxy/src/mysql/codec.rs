@@ -14,7 +14,7 @@ use hoop_wire::mysql::{
 
 use super::error::{Culprit, REFUSED_BY_POLICY, SessionError};
 use super::packet::err_payload;
-use super::threads::ThreadRegistry;
+use super::threads::{Account, ThreadRegistry};
 use crate::pipeline::{ClientAction, Interest, ServerAction, SessionHook};
 use crate::relay::{Peer, PeerIoError, RelayCodec};
 
@@ -51,8 +51,9 @@ pub(crate) struct MysqlCodec<'h> {
     /// Whether the client expects MariaDB's "metadata follows" byte that
     /// its server does not send (see [`Self::announcing_metadata`]).
     announce_metadata: bool,
-    /// Translates the connection id of a `KILL` (see [`Self::translating_kills`]).
-    threads: Option<ThreadRegistry>,
+    /// Translates the connection id of a `KILL` sent as an account (see
+    /// [`Self::translating_kills`]).
+    threads: Option<(ThreadRegistry, Account)>,
     scratch: BytesMut,
 }
 
@@ -79,10 +80,10 @@ impl<'h> MysqlCodec<'h> {
         }
     }
 
-    /// A `KILL [QUERY] <id>` from the client naming an id registered in
-    /// `threads` (one a gateway told its client) reaches the server with
-    /// the server thread's id instead.
-    pub(crate) fn translating_kills(mut self, threads: Option<ThreadRegistry>) -> Self {
+    /// A `KILL [QUERY] <id>` from the client naming an id a session of the
+    /// same account registered in the registry (one a gateway told its
+    /// client) reaches the server with the thread's id instead.
+    pub(crate) fn translating_kills(mut self, threads: Option<(ThreadRegistry, Account)>) -> Self {
         self.threads = threads;
         self
     }
@@ -279,9 +280,9 @@ impl RelayCodec for MysqlCodec<'_> {
                 _ => {}
             }
             self.issued += self.session.pending_responses().saturating_sub(before) as u64;
-            if let (Some(threads), ClientMessage::Command(Command::Query(query))) =
+            if let (Some((threads, account)), ClientMessage::Command(Command::Query(query))) =
                 (&self.threads, &message)
-                && let Some(rewritten) = threads.translate_kill(&query.query)
+                && let Some(rewritten) = threads.translate_kill(&query.query, account)
             {
                 // The query is the payload's tail, after any attributes.
                 let head = packet.payload.len().saturating_sub(query.query.len());

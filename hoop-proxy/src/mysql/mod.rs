@@ -411,15 +411,20 @@ impl MysqlProxy {
         let mut server_stream = server.stream;
         let mut hook = inner.pipeline.open(&info);
         let session = Session::after_handshake(inner.limits, capabilities.server);
+        let account = threads::Account {
+            host: inner.target.host.clone(),
+            port: inner.target.port,
+            user: inner.target.user.clone(),
+        };
         // While the session lasts, the id its client was told finds its thread.
         let _told = inner
             .threads
             .as_ref()
             .zip(inner.told_thread_id)
-            .map(|(threads, told)| threads.register(told, thread_id));
+            .map(|(threads, told)| threads.register(told, account.clone(), thread_id));
         let mut codec = MysqlCodec::new(session, hook.as_mut(), inner.allow_local_infile)
             .announcing_metadata(capabilities.announces_metadata())
-            .translating_kills(inner.threads.clone());
+            .translating_kills(inner.threads.clone().map(|threads| (threads, account)));
         let mut to_server = Pump::new(client.buf);
         let mut to_client = Pump::new(server.buf);
         let result = relay(

@@ -8,7 +8,10 @@
 //! which server the client will reach, has to tell another id; the
 //! session's driver then registers which server thread that id stands for
 //! ([`ThreadRegistry`]), and a driver sharing the registry rewrites a
-//! `KILL` naming it to the server's id. Ids not registered pass unchanged.
+//! `KILL` naming it to the server's id. Ids not registered pass unchanged,
+//! and so do ids registered by a session of another server or account: a
+//! rewritten `KILL` names only a thread its own login could see, as
+//! MySQL's own rule for an unprivileged user has it.
 //!
 //! ```text
 //!  session 1: client told 2147483911 -- driver: server thread 42 (registered)
@@ -22,7 +25,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// drivers of a process. Cheap to clone.
 #[derive(Clone, Debug, Default)]
 pub struct ThreadRegistry {
-    threads: Arc<Mutex<HashMap<u32, u32>>>,
+    threads: Arc<Mutex<HashMap<u32, (Account, u32)>>>,
+}
+
+/// Whose thread: the server (host and port) and the account logged in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Account {
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) user: String,
 }
 
 impl ThreadRegistry {
@@ -31,32 +42,37 @@ impl ThreadRegistry {
         Self::default()
     }
 
-    /// Registers that `told` stands for the server thread `server` until
-    /// the returned guard drops (the session ends).
-    pub(crate) fn register(&self, told: u32, server: u32) -> Registration {
-        self.lock().insert(told, server);
+    /// Registers that `told` stands for the thread `server` of `account`
+    /// until the returned guard drops (the session ends).
+    pub(crate) fn register(&self, told: u32, account: Account, server: u32) -> Registration {
+        self.lock().insert(told, (account, server));
         Registration {
             registry: self.clone(),
             told,
         }
     }
 
-    /// The server thread `told` stands for, if a live session registered it.
-    fn server_thread(&self, told: u32) -> Option<u32> {
-        self.lock().get(&told).copied()
+    /// The thread of `account` that `told` stands for, if a live session
+    /// of that account registered it.
+    fn server_thread(&self, told: u32, account: &Account) -> Option<u32> {
+        match self.lock().get(&told) {
+            Some((owner, thread)) if owner == account => Some(*thread),
+            _ => None,
+        }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, u32>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, (Account, u32)>> {
         // Single inserts and removes: a poisoned map is still consistent.
         self.threads.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// `query` with a registered id after `KILL [QUERY | CONNECTION]`
-    /// replaced by its server thread's id; `None` when it is no such
-    /// `KILL` (nearly every query: one look at the first bytes).
-    pub(crate) fn translate_kill(&self, query: &[u8]) -> Option<Vec<u8>> {
+    /// `query`, sent as `account`, with an id after `KILL [QUERY |
+    /// CONNECTION]` that a session of the same account registered replaced
+    /// by its thread's id; `None` when it is no such `KILL` (nearly every
+    /// query: one look at the first bytes).
+    pub(crate) fn translate_kill(&self, query: &[u8], account: &Account) -> Option<Vec<u8>> {
         let (digits, told) = kill_target(query)?;
-        let server = self.server_thread(told)?;
+        let server = self.server_thread(told, account)?;
         let mut rewritten = Vec::with_capacity(query.len() + 10);
         rewritten.extend_from_slice(query.get(..digits.start)?);
         rewritten.extend_from_slice(server.to_string().as_bytes());
@@ -140,10 +156,22 @@ fn keyword(query: &[u8], at: usize, word: &[u8]) -> Option<usize> {
 mod tests {
     use super::*;
 
+    fn account(user: &str) -> Account {
+        Account {
+            host: "127.0.0.1".into(),
+            port: 3306,
+            user: user.into(),
+        }
+    }
+
     #[test]
-    fn rewrites_only_a_kill_of_a_registered_id() {
+    fn rewrites_only_a_kill_of_an_id_its_own_account_registered() {
         let registry = ThreadRegistry::new();
-        let registration = registry.register(2_147_483_911, 42);
+        let registration = registry.register(2_147_483_911, account("app"), 42);
+        assert_eq!(
+            registry.translate_kill(b"KILL QUERY 2147483911", &account("other")),
+            None
+        );
         for (query, rewritten) in [
             ("KILL QUERY 2147483911", Some("KILL QUERY 42")),
             ("kill 2147483911;", Some("kill 42;")),
@@ -162,13 +190,16 @@ mod tests {
         ] {
             assert_eq!(
                 registry
-                    .translate_kill(query.as_bytes())
+                    .translate_kill(query.as_bytes(), &account("app"))
                     .map(|q| String::from_utf8(q).unwrap()),
                 rewritten.map(str::to_owned),
                 "{query}"
             );
         }
         drop(registration);
-        assert_eq!(registry.translate_kill(b"KILL QUERY 2147483911"), None);
+        assert_eq!(
+            registry.translate_kill(b"KILL QUERY 2147483911", &account("app")),
+            None
+        );
     }
 }
