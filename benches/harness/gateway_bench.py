@@ -74,6 +74,7 @@ MY_USER, MY_PASS = "hoop_gw_bench", "hoop-gw-bench-pw"
 
 started = []
 data_dir = None
+policy_dir = None
 
 
 
@@ -94,8 +95,9 @@ def cleanup(*_):
             p.wait(timeout=5)
         except subprocess.TimeoutExpired:
             p.kill()
-    if data_dir:
-        subprocess.run(["rm", "-rf", data_dir])
+    for path in (data_dir, policy_dir):
+        if path:
+            subprocess.run(["rm", "-rf", path])
 
 
 
@@ -150,7 +152,7 @@ def prepare_databases(scale):
 
 
 def main():
-    global data_dir
+    global data_dir, policy_dir
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--reps", type=int, default=3)
@@ -172,7 +174,8 @@ def main():
     example = lambda name: os.path.join(TARGET, "release", "examples", name)
     try:
         prepare_databases(args.scale)
-        policy = os.path.join(tempfile.mkdtemp(prefix="hoop-gateway-bench-policy-"), "policy.json")
+        policy_dir = tempfile.mkdtemp(prefix="hoop-gateway-bench-policy-")
+        policy = os.path.join(policy_dir, "policy.json")
         with open(policy, "w") as f:
             json.dump(POLICY, f)
         ports = {}
