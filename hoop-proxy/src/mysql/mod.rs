@@ -173,7 +173,8 @@ impl Builder {
     /// The connection id the client was told by whoever greeted it (a
     /// gateway that answers before it knows the server): registered in the
     /// thread registry for the session's server thread while the session
-    /// lasts, so that `KILL QUERY <id>` from another session finds it.
+    /// lasts, so that `KILL QUERY <id>` from another session finds it. One
+    /// client's id: set it on a proxy built for that client's session.
     pub fn told_thread_id(mut self, id: u32) -> Self {
         self.options.told_thread_id = Some(id);
         self
