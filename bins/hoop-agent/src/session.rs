@@ -15,12 +15,14 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use bytes::{Bytes, BytesMut};
 use hoop_proxy::cancel::CancelRegistry;
 use hoop_proxy::mysql::{MysqlProxy, ThreadRegistry};
 use hoop_proxy::pipeline::Pipeline;
 use hoop_proxy::policy::PolicyPipeline;
 use hoop_proxy::postgres::PostgresProxy;
 use hoop_proxy::{Credentials, DatabaseTarget};
+use hoop_wire::postgres::{CancelRequest, FrontendDecoder, FrontendMessage, Limits};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::frame::{Frame, FrameKind};
@@ -90,34 +92,27 @@ pub async fn cancel(request: hoop_wire::postgres::CancelRequest) -> bool {
     hoop_proxy::postgres::cancel(&POSTGRES_CANCELS, request).await
 }
 
-/// The longest cancel secret accepted from the link: PostgreSQL's own
-/// limit for a protocol 3.2 key.
-const MAX_CANCEL_SECRET: usize = 256;
-
 /// The link frame that asks every agent to forward `request`: a cancel
 /// request reaches the gateway's listener on a connection of its own,
 /// naming no session, and the session may be any agent's. The payload is
-/// the process id (u32, big-endian), then the secret.
-pub fn cancel_frame(request: &hoop_wire::postgres::CancelRequest) -> Frame {
-    let mut payload = Vec::with_capacity(4 + request.secret_key.len());
-    payload.extend_from_slice(&request.process_id.to_be_bytes());
-    payload.extend_from_slice(&request.secret_key);
-    Frame::control(FrameKind::Cancel, payload)
+/// the CancelRequest message itself, as the client sent it.
+pub fn cancel_frame(request: &CancelRequest) -> Frame {
+    let mut payload = BytesMut::new();
+    FrontendMessage::CancelRequest(request.clone()).encode(&mut payload);
+    Frame::control(FrameKind::Cancel, payload.freeze())
 }
 
-/// The cancel request a [`cancel_frame`] carries; `None` for a payload no
-/// gateway sends.
-pub(crate) fn cancel_from_frame(
-    payload: &bytes::Bytes,
-) -> Option<hoop_wire::postgres::CancelRequest> {
-    let (process_id, secret) = payload.split_first_chunk::<4>()?;
-    if secret.is_empty() || secret.len() > MAX_CANCEL_SECRET {
-        return None;
+/// The cancel request a [`cancel_frame`] carries, read by the same decoder
+/// as a client's (its length and key limits); `None` for anything else.
+pub(crate) fn cancel_from_frame(payload: &Bytes) -> Option<CancelRequest> {
+    let mut bytes = BytesMut::from(payload.as_ref());
+    let frame = FrontendDecoder::new(Limits::default())
+        .decode_frame(&mut bytes)
+        .ok()??;
+    match FrontendMessage::parse(&frame) {
+        Ok(FrontendMessage::CancelRequest(request)) if bytes.is_empty() => Some(request),
+        _ => None,
     }
-    Some(hoop_wire::postgres::CancelRequest {
-        process_id: u32::from_be_bytes(*process_id),
-        secret_key: payload.slice(4..),
-    })
 }
 
 /// The connection's policy, compiled once. Compiling (every pattern into
@@ -320,9 +315,6 @@ impl InPlaceSession {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
-    use hoop_wire::postgres::CancelRequest;
-
     use super::*;
 
     #[test]
@@ -341,7 +333,7 @@ mod tests {
             &b""[..],
             &b"\x00\x00\x01"[..],
             &b"\x00\x00\x00\x01"[..],
-            &[0u8; 4 + MAX_CANCEL_SECRET + 1][..],
+            &[0u8; 261][..],
         ] {
             assert_eq!(cancel_from_frame(&Bytes::copy_from_slice(payload)), None);
         }
