@@ -8,7 +8,6 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 mod common;
@@ -46,19 +45,13 @@ async fn audit_records_postgres_errors_without_the_passwords_they_quote() {
          ALTER ROLE {role} PASSWORD, 'hunter2-comma';\n\
          ALTER ROLE {role} PASSWORD E'hunter2\\'unterminated\n"
     );
-    let mut child = setup
-        .psql("audited", &setup.token, "")
-        .args(["-v", "ON_ERROR_STOP=0", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(script.as_bytes()).await.unwrap();
-    }
-    let output = child.wait_with_output().await.unwrap();
+    let output = run_with_input(
+        setup
+            .psql("audited", &setup.token, "")
+            .args(["-v", "ON_ERROR_STOP=0", "-f", "-"]),
+        &script,
+    )
+    .await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     // The client got the server's messages as they were.
     for quoted in [
@@ -152,22 +145,15 @@ async fn audit_records_mariadb_errors_without_the_passwords_they_quote() {
     );
     let addr = setup.gateway.mysql_addr.unwrap();
     // From stdin: with `-e`, `--force` does not go on after an error.
-    let mut child = Command::new("mariadb")
-        .args(["-h", &addr.ip().to_string(), "-P", &addr.port().to_string()])
-        .args(["-u", "my", "--skip-ssl", "--connect-timeout=10", "--force"])
-        .arg(format!("-p{token}"))
-        .arg(name)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(script.as_bytes()).await.unwrap();
-    }
-    let output = child.wait_with_output().await.unwrap();
+    let output = run_with_input(
+        Command::new("mariadb")
+            .args(["-h", &addr.ip().to_string(), "-P", &addr.port().to_string()])
+            .args(["-u", "my", "--skip-ssl", "--connect-timeout=10", "--force"])
+            .arg(format!("-p{token}"))
+            .arg(name),
+        &script,
+    )
+    .await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     for quoted in [
         "near 'BY 'hunter2-missing-user'' at line 1",

@@ -5,7 +5,6 @@
 //! statements ran.
 
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
 
 mod common;
 
@@ -35,19 +34,11 @@ async fn passwords_and_masked_values_never_reach_the_session_record() {
          INSERT INTO creds (login, password) VALUES ('ana', 'hunter2-column');\n\
          ALTER ROLE {role} PASSWORD 'hunter2-' || 'broken';\n"
     );
-    let mut child = setup
-        .psql("audited", &setup.token, "")
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    {
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(script.as_bytes()).await.unwrap();
-    }
-    let output = child.wait_with_output().await.unwrap();
+    let output = run_with_input(
+        setup.psql("audited", &setup.token, "").args(["-f", "-"]),
+        &script,
+    )
+    .await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     // The statements ran (the last one is a syntax error, recorded as one).

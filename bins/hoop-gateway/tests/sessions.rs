@@ -417,21 +417,8 @@ async fn psql_session_is_recorded(route: Route) {
                   SELECT email FROM people WHERE id = 2;\n\
                   UPDATE people SET id = id WHERE id < 3;\n\
                   SELECT * FROM no_such_table;\n";
-    let mut child = setup
-        .psql("pg", &setup.token, "")
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
     // `-c ""` then `-f -`: psql runs both; feed the script on stdin.
-    {
-        use tokio::io::AsyncWriteExt;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(script.as_bytes()).await.unwrap();
-    }
-    let output = child.wait_with_output().await.unwrap();
+    let output = run_with_input(setup.psql("pg", &setup.token, "").args(["-f", "-"]), script).await;
     assert!(stdout(&output).contains("bo@example.com"));
     let session = setup.ended_session("pg").await;
     let events = wait_events(&setup.admin, &session.id, "end").await;

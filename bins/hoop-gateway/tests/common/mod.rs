@@ -588,3 +588,21 @@ pub(crate) async fn wait_status(admin: &ApiClient, name: &str, wanted: &str) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Runs `command` (a client: psql, mariadb) with `script` on its standard
+/// input, as a person pipes a file into it; returns what it printed.
+pub(crate) async fn run_with_input(command: &mut Command, script: &str) -> Output {
+    use tokio::io::AsyncWriteExt;
+    let mut child = command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    {
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(script.as_bytes()).await.unwrap();
+    }
+    child.wait_with_output().await.unwrap()
+}
