@@ -98,6 +98,11 @@ pub struct OpenSession {
     /// from another session reaches that thread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_thread_id: Option<u32>,
+    /// For exec: the most output bytes the gateway keeps (it answers with
+    /// the whole output at once); the agent sends only the whole rows that
+    /// fit and reports `truncated`. `None`: all of it, streamed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_limit: Option<u64>,
 }
 
 impl std::fmt::Debug for OpenSession {
@@ -123,6 +128,9 @@ pub struct SessionEnd {
     /// For exec: 0 on success, 1 on a database error or refusal.
     #[serde(default)]
     pub exit_code: Option<i32>,
+    /// For exec: rows were left out to keep within `output_limit`.
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// Agent to gateway: a batch of one session's audit events.

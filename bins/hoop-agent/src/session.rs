@@ -200,8 +200,9 @@ pub(crate) async fn run(open: OpenSession, sender: StreamSender, receiver: Strea
     use tracing::Instrument;
     let span = tracing::info_span!("session", id = %open.session_id, connection = %open.connection);
     if open.mode == "exec" {
-        drop(receiver);
-        let end = crate::exec::run(&open, &sender).instrument(span).await;
+        let end = crate::exec::run(&open, &sender, receiver)
+            .instrument(span)
+            .await;
         if let Ok(payload) = serde_json::to_vec(&end) {
             sender.close(payload).await;
         }
@@ -216,6 +217,7 @@ pub(crate) async fn run(open: OpenSession, sender: StreamSender, receiver: Strea
             status: "done".into(),
             error: None,
             exit_code: None,
+            truncated: false,
         },
         Ok(PumpEnd::Local) => {
             // The driver ended the session and the pump told the gateway
@@ -228,6 +230,7 @@ pub(crate) async fn run(open: OpenSession, sender: StreamSender, receiver: Strea
                 status: "failed".into(),
                 error: Some(error.to_string()),
                 exit_code: Some(1),
+                truncated: false,
             }
         }
     };

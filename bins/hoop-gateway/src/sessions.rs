@@ -143,6 +143,21 @@ fn refuse(reason: RefusalReason, message: impl Into<String>) -> Refused {
 ///
 /// [`Refused`] with the reason, after recording the refusal.
 pub async fn open(state: &AppState, request: Request<'_>) -> Result<Opened, Refused> {
+    open_with(state, request, None).await
+}
+
+/// [`open`] for an exec whose output the gateway holds whole: the agent
+/// sends at most `output_limit` bytes of it (whole rows), or everything,
+/// streamed, with `None`.
+///
+/// # Errors
+///
+/// [`Refused`] with the reason, after recording the refusal.
+pub async fn open_with(
+    state: &AppState,
+    request: Request<'_>,
+    output_limit: Option<u64>,
+) -> Result<Opened, Refused> {
     let id =
         crate::crypto::new_id().map_err(|_| refuse(RefusalReason::Internal, "internal error"))?;
     let mut record = SessionRecord {
@@ -161,7 +176,8 @@ pub async fn open(state: &AppState, request: Request<'_>) -> Result<Opened, Refu
         bytes_out: 0,
     };
     match check(state, &request, &mut record).await {
-        Ok((open, agent_id, user)) => {
+        Ok((mut open, agent_id, user)) => {
+            open.output_limit = output_limit;
             if let Err(error) = state.store.insert_session(&record).await {
                 tracing::error!(%error, "could not record a session");
                 return Err(refuse(RefusalReason::Internal, "internal error"));
@@ -328,6 +344,7 @@ async fn check(
             dlp.as_ref(),
         ),
         client_thread_id: request.client_thread_id,
+        output_limit: None,
     };
     Ok((open, agent_id, caller.user))
 }
