@@ -29,7 +29,7 @@ use tokio_postgres::SimpleQueryMessage;
 
 use crate::messages::{OpenSession, SessionEnd};
 use crate::mux::{AbortOnDrop, CHUNK, Inbound, StreamReceiver, StreamSender};
-use crate::session::{driven, driver, link_events, pipeline};
+use crate::session::{LinkAudit, driven, driver};
 
 /// Runs `open.script` and reports its output and outcome on the stream.
 /// The gateway closing the stream (its client left, or it shuts down) or
@@ -38,11 +38,12 @@ pub(crate) async fn run(
     open: &OpenSession,
     sender: &StreamSender,
     mut receiver: StreamReceiver,
+    audit: &LinkAudit,
 ) -> SessionEnd {
     let json = open.output.as_deref() == Some("json");
     let mut output = Output::new(sender, json, open.output_limit);
     let work = async {
-        let result = execute(open, sender, &mut output).await;
+        let result = execute(open, sender, audit, &mut output).await;
         // The rows before an error were sent; the format's end follows them.
         let finished = output.finish().await;
         result.and(finished)
@@ -81,11 +82,12 @@ async fn closed_by_peer(receiver: &mut StreamReceiver) {
 async fn execute(
     open: &OpenSession,
     sender: &StreamSender,
+    audit: &LinkAudit,
     output: &mut Output<'_>,
 ) -> Result<(), String> {
     match open.protocol.as_str() {
         "postgres" => {}
-        "mysql" => return crate::exec_mysql::execute(open, sender, output).await,
+        "mysql" => return crate::exec_mysql::execute(open, sender, audit, output).await,
         other => {
             return Err(format!(
                 "exec on {other} connections is not supported; use connect"
@@ -93,7 +95,7 @@ async fn execute(
         }
     }
     let script = open.script.as_deref().unwrap_or_default();
-    let pipeline = pipeline(open, link_events(sender)).map_err(|e| e.to_string())?;
+    let pipeline = audit.pipeline(open, sender).map_err(|e| e.to_string())?;
     let driver = driver(open, pipeline).map_err(|e| e.to_string())?;
     let (driving, client) = driven(driver);
     let mut config = tokio_postgres::Config::new();

@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use crate::exec::Output;
 use crate::messages::OpenSession;
 use crate::mux::StreamSender;
-use crate::session::{driven, driver, link_events, pipeline};
+use crate::session::{LinkAudit, driven, driver};
 
 /// utf8mb4_general_ci.
 const CHARSET_UTF8MB4: u8 = 45;
@@ -51,9 +51,10 @@ const WANTED: u64 = capability::PROTOCOL_41
 pub(crate) async fn execute(
     open: &OpenSession,
     sender: &StreamSender,
+    audit: &LinkAudit,
     output: &mut Output<'_>,
 ) -> Result<(), String> {
-    let pipeline = pipeline(open, link_events(sender)).map_err(|e| e.to_string())?;
+    let pipeline = audit.pipeline(open, sender).map_err(|e| e.to_string())?;
     let driver = driver(open, pipeline).map_err(|e| e.to_string())?;
     let (driving, mut client) = driven(driver);
     let result = run(&mut client, open, output).await;

@@ -10,13 +10,16 @@ pub mod agent;
 mod exec;
 mod exec_mysql;
 pub mod frame;
+pub mod journal;
 pub mod key;
 pub mod messages;
 pub mod mux;
+pub mod outbox;
 mod recorder;
 mod session;
 
-pub use agent::{AgentConfig, LinkError, run, tls_client_config};
+pub use agent::{AgentConfig, LinkError, run, run_embedded, tls_client_config};
 pub use frame::{Frame, FrameError, FrameKind};
 pub use key::{AgentKey, KeyError};
+pub use recorder::AuditBatch;
 pub use session::{InPlaceSession, StartError, cancel, cancel_frame};

@@ -134,11 +134,16 @@ pub struct SessionEnd {
 }
 
 /// Agent to gateway: a batch of one session's audit events.
+///
+/// A batch is identified by its session and the sequence number of its
+/// first event: the agent sends it again, the same, until the gateway
+/// acknowledges it ([`EventsAck`]), and the gateway stores it once.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionEvents {
     /// The session.
     pub session_id: String,
-    /// The sequence number of the first event.
+    /// The sequence number of the first event; the batch's identity within
+    /// its session.
     pub first_seq: i64,
     /// Events (JSON objects with `type`, `time`, `seq`, ...); never result
     /// values. Raw, so the gateway stores them as they came without
@@ -147,4 +152,21 @@ pub struct SessionEvents {
     /// Events this session lost so far because the link was congested.
     #[serde(default)]
     pub dropped: u64,
+}
+
+/// One event batch, by its identity ([`SessionEvents`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BatchId {
+    /// The session.
+    pub session_id: String,
+    /// The sequence number of the batch's first event.
+    pub first_seq: i64,
+}
+
+/// Gateway to agent: batches committed to the store, which the agent no
+/// longer needs to keep for sending again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventsAck {
+    /// The batches, in the order they were stored.
+    pub batches: Vec<BatchId>,
 }
