@@ -4,7 +4,9 @@
 //!
 //! The link's framing ([`frame`]) carries stream ids; [`mux`] multiplexes
 //! sessions over it with per-stream flow control, and each session runs the
-//! protocol driver here, beside the database (`session`).
+//! protocol driver here, beside the database (`session`). Each session's
+//! audit events wait in the [`outbox`] until the gateway says they are
+//! stored; in the gateway's own process they also go to the [`journal`].
 
 pub mod agent;
 mod exec;

@@ -596,7 +596,7 @@ fn one_line(event: &str) -> String {
 /// store off the sessions' path, acknowledges the agents' once committed,
 /// keeps the journal of the sessions served in this process, and knows
 /// which session records this process holds open, so that it can close
-/// them when it stops ([`EventWriter::drain`]).
+/// them when it stops (`Gateway::shutdown`).
 #[derive(Debug, Clone)]
 pub struct EventWriter {
     queue: mpsc::Sender<AuditBatch>,
