@@ -141,4 +141,11 @@ INSERT INTO session_event_batches (session_id, first_seq, events)
 DROP TABLE session_events;
 ",
     ),
+    // The agent that served a session: only it may send the session's
+    // events outside the session's own stream (again, after a relink).
+    Migration(
+        "
+ALTER TABLE sessions ADD COLUMN agent_id TEXT;
+",
+    ),
 ];
