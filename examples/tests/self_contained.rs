@@ -39,7 +39,11 @@ fn no_tracked_file_names_a_folder_outside_the_repository() {
         .split(|&b| b == 0)
         .filter(|name| !name.is_empty())
         .collect();
-    assert!(files.len() > 100, "git ls-files listed {} files", files.len());
+    assert!(
+        files.len() > 100,
+        "git ls-files listed {} files",
+        files.len()
+    );
     let needles = outside_references();
     let mut offenders = Vec::new();
     for name in files {
