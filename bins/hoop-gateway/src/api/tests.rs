@@ -318,7 +318,7 @@ async fn invalid_connections_name_the_field_and_write_nothing(backend: Backend) 
         (with(&["type"], json!("spreadsheet")), "type"),
         (with(&["subtype"], json!("nosql")), "subtype"),
         (with(&["subtype"], json!("ssh")), "subtype"),
-        (without(&["secret", "envvar:PASS"]), "secret.envvar:PASS"),
+        (without(&["secret", "envvar:USER"]), "secret.envvar:USER"),
         (
             with(&["secret", "envvar:PORT"], json!(b64("http"))),
             "secret.envvar:PORT",
