@@ -1488,3 +1488,26 @@ async fn every_body_endpoint_refuses_malformed_wrong_and_oversized_bodies() {
         1
     );
 }
+
+/// Issue 14: every time the API returns is milliseconds since the epoch,
+/// guardrail rule sets' (stored in seconds) included.
+#[tokio::test]
+async fn every_time_in_the_api_is_milliseconds_since_the_epoch() {
+    let gw = TestGateway::start(Backend::Sqlite).await;
+    let before = crate::store::now_ms();
+    let created = gw
+        .admin
+        .json(Method::POST, "/api/guardrails", &json!({"name": "times"}))
+        .await
+        .unwrap();
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let after = crate::store::now_ms();
+    for field in ["created_at", "updated_at"] {
+        let at = created.body[field].as_i64().unwrap();
+        // Stored with second precision: within a second before the call.
+        assert!(
+            (before - 1000..=after).contains(&at),
+            "{field} = {at}, not milliseconds near {before}"
+        );
+    }
+}
