@@ -13,10 +13,12 @@
 //! `exec_mysql`).
 //!
 //! Output is tab-separated rows (NULL as an empty field, as `psql -At`
-//! prints), or with `output: json` one JSON array of row objects.
+//! prints), or with `output: json` one JSON array of row objects whose
+//! values keep their column's type (`exec_json`).
 
-use serde_json::{Map, Value};
 use tokio_postgres::SimpleQueryMessage;
+
+use crate::exec_json::{ColumnTypes, JsonKind, JsonRows, RowDescriptionTap};
 
 use crate::messages::{OpenSession, SessionEnd};
 use crate::mux::StreamSender;
@@ -61,6 +63,8 @@ async fn execute(open: &OpenSession, sender: &StreamSender) -> Result<(), String
     let (driving, client) = driven(driver);
     let mut config = tokio_postgres::Config::new();
     config.user(&open.connection).application_name("hoop exec");
+    let types = ColumnTypes::default();
+    let client = RowDescriptionTap::new(client, types.clone());
     let result = async {
         let (pg, connection) = config
             .connect_raw(client, tokio_postgres::NoTls)
@@ -74,7 +78,11 @@ async fn execute(open: &OpenSession, sender: &StreamSender) -> Result<(), String
     }
     .await;
     let _ = driving.await;
-    let output = format_output(&result?, json);
+    let output = if json {
+        json_output(&result?, &types)
+    } else {
+        format_output(&result?)
+    };
     sender
         .send(output.into())
         .await
@@ -88,37 +96,52 @@ fn describe(error: tokio_postgres::Error) -> String {
     }
 }
 
-fn format_output(messages: &[SimpleQueryMessage], json: bool) -> String {
+fn format_output(messages: &[SimpleQueryMessage]) -> String {
     let mut out = String::new();
-    let mut rows = Vec::new();
     for message in messages {
         let SimpleQueryMessage::Row(row) = message else {
             continue;
         };
-        if json {
-            let mut object = Map::new();
-            for (index, column) in row.columns().iter().enumerate() {
-                let value = row
-                    .try_get(index)
-                    .ok()
-                    .flatten()
-                    .map_or(Value::Null, |v| Value::String(v.to_owned()));
-                object.insert(column.name().to_owned(), value);
+        for index in 0..row.len() {
+            if index > 0 {
+                out.push('\t');
             }
-            rows.push(Value::Object(object));
-        } else {
-            for index in 0..row.len() {
-                if index > 0 {
-                    out.push('\t');
-                }
-                out.push_str(row.try_get(index).ok().flatten().unwrap_or(""));
-            }
-            out.push('\n');
+            out.push_str(row.try_get(index).ok().flatten().unwrap_or(""));
         }
-    }
-    if json {
-        out = Value::Array(rows).to_string();
         out.push('\n');
     }
     out
+}
+
+/// The rows as one JSON array; each result set's column types are the
+/// next ones the tap read (strings where it has none).
+fn json_output(messages: &[SimpleQueryMessage], types: &ColumnTypes) -> String {
+    let mut rows = JsonRows::new();
+    let mut columns: Vec<(String, JsonKind)> = Vec::new();
+    for message in messages {
+        match message {
+            SimpleQueryMessage::RowDescription(described) => {
+                let oids = types.next().unwrap_or_default();
+                columns = described
+                    .iter()
+                    .enumerate()
+                    .map(|(index, column)| {
+                        let kind = oids
+                            .get(index)
+                            .filter(|_| oids.len() == described.len())
+                            .map_or(JsonKind::Text, |oid| JsonKind::postgres(*oid));
+                        (column.name().to_owned(), kind)
+                    })
+                    .collect();
+            }
+            SimpleQueryMessage::Row(row) => {
+                rows.push(
+                    &columns,
+                    (0..row.len()).map(|index| row.try_get(index).ok().flatten()),
+                );
+            }
+            _ => {}
+        }
+    }
+    rows.finish()
 }

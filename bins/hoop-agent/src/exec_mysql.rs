@@ -14,8 +14,9 @@ use hoop_wire::mysql::{
     ClientMessage, Command, HandshakeResponse, Limits, ServerMessage, Session, capability,
     encode_packet,
 };
-use serde_json::{Map, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+use crate::exec_json::{JsonKind, JsonRows};
 
 use crate::messages::OpenSession;
 use crate::mux::StreamSender;
@@ -41,12 +42,13 @@ const WANTED: u64 = capability::PROTOCOL_41
     | capability::MULTI_RESULTS
     | TRANSACTIONS;
 
-/// One result set: column names, and rows of cells (None for NULL).
-type ResultSet = (Vec<String>, Vec<Vec<Option<String>>>);
+/// One result set: column names and kinds, and rows of cells (None for
+/// NULL).
+type ResultSet = (Vec<(String, JsonKind)>, Vec<Vec<Option<String>>>);
 
 /// Runs `open.script` through the connection's MySQL driver and formats
 /// its rows: tab-separated (NULL empty), or with `json` one array of row
-/// objects.
+/// objects whose values keep their column's type.
 ///
 /// # Errors
 ///
@@ -68,27 +70,13 @@ pub(crate) async fn execute(
 
 fn format(sets: &[ResultSet], json: bool) -> String {
     if json {
-        let rows: Vec<Value> = sets
-            .iter()
-            .flat_map(|(names, rows)| {
-                rows.iter().map(move |row| {
-                    let object: Map<String, Value> = names
-                        .iter()
-                        .zip(row)
-                        .map(|(name, cell)| {
-                            (
-                                name.clone(),
-                                cell.clone().map_or(Value::Null, Value::String),
-                            )
-                        })
-                        .collect();
-                    Value::Object(object)
-                })
-            })
-            .collect();
-        let mut out = Value::Array(rows).to_string();
-        out.push('\n');
-        return out;
+        let mut out = JsonRows::new();
+        for (columns, rows) in sets {
+            for row in rows {
+                out.push(columns, row.iter().map(Option::as_deref));
+            }
+        }
+        return out.finish();
     }
     let mut out = String::new();
     for row in sets.iter().flat_map(|(_, rows)| rows) {
@@ -202,8 +190,11 @@ async fn run(stream: &mut DuplexStream, open: &OpenSession) -> Result<Vec<Result
         match client.next().await? {
             ServerMessage::ColumnCount(_) => sets.push((Vec::new(), Vec::new())),
             ServerMessage::ColumnDefinition(column) => {
-                if let Some((names, _)) = sets.last_mut() {
-                    names.push(String::from_utf8_lossy(&column.name).into_owned());
+                if let Some((columns, _)) = sets.last_mut() {
+                    columns.push((
+                        String::from_utf8_lossy(&column.name).into_owned(),
+                        JsonKind::mysql(column.column_type),
+                    ));
                 }
             }
             ServerMessage::TextRow(row) => {

@@ -8,6 +8,7 @@
 
 pub mod agent;
 mod exec;
+mod exec_json;
 mod exec_mysql;
 pub mod frame;
 pub mod key;
