@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the seed corpora of the fuzz targets (fuzz/corpus/, gitignored)
-# from the public captures in ../shared/captures. `.ci/run` runs it before
+# from the public captures in testdata/captures. `.ci/run` runs it before
 # fuzzing; run it yourself before `cargo fuzz run`. Needs tshark and python3.
 # A target seeded from captures gets one line below.
 set -euo pipefail

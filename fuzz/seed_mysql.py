@@ -4,7 +4,7 @@
     python3 fuzz/seed_mysql.py [CAPTURES_DIR]
 
 For every TCP stream of every capture in CAPTURES_DIR (default
-../shared/captures/mysql), tshark dumps the chunks each side sent, in capture
+testdata/captures/mysql), tshark dumps the chunks each side sent, in capture
 order. They become seeds in the formats of:
 
 - fuzz_targets/mysql_session.rs: records `Byte1 header (bit 7 = server,
@@ -119,9 +119,9 @@ def write(out_dir, data):
 
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    captures = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "..", "shared", "captures", "mysql")
+    captures = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "testdata", "captures", "mysql")
     if not os.path.isdir(captures):
-        sys.exit(f"seed_mysql: {captures} is absent; the captures live in ../shared beside the project")
+        sys.exit(f"seed_mysql: {captures} is absent; the captures live in testdata/captures")
     corpus = os.path.join(root, "fuzz", "corpus")
     written = 0
     for name in sorted(os.listdir(captures)):

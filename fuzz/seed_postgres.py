@@ -4,7 +4,7 @@
     python3 fuzz/seed_postgres.py [CAPTURES_DIR]
 
 For every TCP stream of every capture in CAPTURES_DIR (default
-../shared/captures/postgres, relative to the project root), tshark dumps the
+testdata/captures/postgres in the repository), tshark dumps the
 raw bytes each side sent; each direction becomes one seed in the input format
 of fuzz_targets/postgres_decode.rs:
 
@@ -89,9 +89,9 @@ def seed(flags, data, split):
 
 def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    captures = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "..", "shared", "captures", "postgres")
+    captures = sys.argv[1] if len(sys.argv) > 1 else os.path.join(root, "testdata", "captures", "postgres")
     if not os.path.isdir(captures):
-        sys.exit(f"seed_postgres: {captures} is absent; the captures live in ../shared beside the project")
+        sys.exit(f"seed_postgres: {captures} is absent; the captures live in testdata/captures")
     out_dir = os.path.join(root, "fuzz", "corpus", "postgres_decode")
     os.makedirs(out_dir, exist_ok=True)
     written = 0

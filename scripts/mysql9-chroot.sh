@@ -28,12 +28,18 @@ USER_PASSWORD=${HOOP_MYSQL9_PASSWORD:-sha2-pw-4b1d}
 
 die() { echo "mysql9-chroot: $*" >&2; exit 1; }
 
+# Progress for the slow steps of a first build, which otherwise run silently
+# for minutes with their output in $ROOT.log.
+say() { echo "mysql9-chroot: $(date -u +%H:%M:%S) $*"; }
+
 built() { [ -x "$ROOT/usr/sbin/mysqld" ] && [ -f "$ROOT/.hoop-initialised" ]; }
 
 build() {
     if built; then return 0; fi
     [ "$(id -u)" = 0 ] || die "building the chroot needs root"
+    say "building a MySQL 9 chroot in $ROOT (once: a few minutes and about 930 MB; log in $ROOT.log)"
     if ! command -v debootstrap >/dev/null; then
+        say "installing debootstrap"
         DEBIAN_FRONTEND=noninteractive apt-get install -y debootstrap >/dev/null
     fi
     local mirror
@@ -41,18 +47,22 @@ build() {
     mirror=${mirror:-http://deb.debian.org/debian}
     if [ ! -x "$ROOT/usr/bin/apt-get" ]; then
         rm -rf "$ROOT"
+        say "debootstrap: a minimal Debian sid from $mirror"
         debootstrap --variant=minbase sid "$ROOT" "$mirror" >"$ROOT.log" 2>&1 ||
             die "debootstrap failed, see $ROOT.log"
     fi
+    say "installing mysql-server-core and mysql-client in the chroot"
     chroot "$ROOT" env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y --no-install-recommends mysql-server-core mysql-client >>"$ROOT.log" 2>&1 ||
         die "installing MySQL in the chroot failed, see $ROOT.log"
     chroot "$ROOT" sh -c "getent group mysql >/dev/null || groupadd -r mysql;
         getent passwd mysql >/dev/null || useradd -r -g mysql -d /nonexistent -s /bin/false mysql;
         rm -rf $DATADIR; mkdir -p $DATADIR $RUNDIR; chown mysql:mysql $DATADIR $RUNDIR"
+    say "initialising mysqld's data directory"
     chroot "$ROOT" mysqld --initialize-insecure --user=mysql --datadir=$DATADIR >>"$ROOT.log" 2>&1 ||
         die "mysqld --initialize failed, see $ROOT.log"
     touch "$ROOT/.hoop-initialised"
+    say "the MySQL 9 chroot is built"
 }
 
 running() {

@@ -481,11 +481,10 @@ mod tests {
     /// segment, 1316 payload bytes in all (as tshark counts them).
     #[test]
     fn reads_a_real_pcapng_capture() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
-            "../../shared/captures/mysql/zeek-caching_sha2_password-after-auth-switch.pcapng",
-        );
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../testdata/captures/mysql/zeek-caching_sha2_password-after-auth-switch.pcapng");
         let file = std::fs::read(&path)
-            .unwrap_or_else(|e| panic!("the shared captures are missing: {}: {e}", path.display()));
+            .unwrap_or_else(|e| panic!("cannot read the capture {}: {e}", path.display()));
         let frames = read_all(&file).unwrap();
         assert_eq!(frames.len(), 27);
         let payload: usize = frames

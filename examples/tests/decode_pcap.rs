@@ -1,5 +1,5 @@
 //! Tests of the decode_pcap example: the public captures in
-//! `../shared/captures/postgres`, agreement with tshark, and captures built
+//! `testdata/captures` (in the repository), agreement with tshark, and captures built
 //! here to reach what those files do not (escapes, Parse, TLS, other ports).
 //!
 //! The example's modules are compiled into this test by path, so their own
@@ -20,7 +20,7 @@ use serde_json::Value;
 
 /// A protocol's public captures and how tshark names their statements.
 struct Corpus {
-    /// The example's `--protocol`, also the folder under `shared/captures`.
+    /// The example's `--protocol`, also the folder under `testdata/captures`.
     protocol: &'static str,
     /// How many captures the folder holds.
     files: usize,
@@ -44,18 +44,14 @@ const MYSQL: Corpus = Corpus {
     sql_messages: &["COM_QUERY", "COM_STMT_PREPARE"],
 };
 
-/// The public captures of a protocol, which the tests read in place.
+/// The public captures of a protocol, kept in the repository's
+/// `testdata/captures` (their sources are in its `SOURCES.md`).
 fn captures(corpus: &Corpus) -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/captures")
+        .join("../testdata/captures")
         .join(corpus.protocol);
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
-        panic!(
-            "the shared captures are missing: cannot read {} ({e}); they live beside the \
-             project's root as shared/captures (see shared/captures/SOURCES.md)",
-            dir.display()
-        )
-    });
+    let entries = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read the captures in {}: {e}", dir.display()));
     let mut files: Vec<PathBuf> = entries
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))

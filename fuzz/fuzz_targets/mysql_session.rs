@@ -6,7 +6,7 @@
 //!          then n bytes for that side
 //! ```
 //!
-//! The seeds are the TCP streams of `../shared/captures/mysql` in capture
+//! The seeds are the TCP streams of `testdata/captures/mysql` in capture
 //! order. Invariants as for `mysql_server`, per direction.
 #![no_main]
 

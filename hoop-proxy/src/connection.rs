@@ -97,11 +97,15 @@ impl Subtype {
     }
 
     /// Credential variables a connection of this subtype cannot work without.
+    ///
+    /// `PASS` is not among them for PostgreSQL and MySQL: an account with
+    /// no password (PostgreSQL's trust authentication, MariaDB's stock
+    /// `root`) is one those servers accept, and the drivers log in without
+    /// one.
     pub fn required_credentials(self) -> &'static [&'static str] {
         match self {
-            Self::Postgres | Self::Mysql | Self::Mssql | Self::Oracledb => {
-                &["HOST", "PORT", "USER", "PASS"]
-            }
+            Self::Postgres | Self::Mysql => &["HOST", "PORT", "USER"],
+            Self::Mssql | Self::Oracledb => &["HOST", "PORT", "USER", "PASS"],
             Self::Mongodb => &["HOST"],
             Self::Httpproxy => &["HOST"],
             Self::Tcp => &["HOST", "PORT"],
@@ -466,7 +470,7 @@ mod tests {
     #[test]
     fn validate_reports_missing_credential_by_name() {
         let mut credentials = postgres_credentials();
-        credentials.set("PASS", "");
+        credentials.set("USER", "");
         let connection = Connection {
             name: "pg".into(),
             kind: ConnectionType::Database,
@@ -478,8 +482,33 @@ mod tests {
         };
         assert_eq!(
             connection.validate(),
-            Err(ConfigError::Missing { name: "PASS" })
+            Err(ConfigError::Missing { name: "USER" })
         );
+    }
+
+    #[test]
+    fn postgres_and_mysql_accept_an_account_without_a_password() {
+        for subtype in [Subtype::Postgres, Subtype::Mysql] {
+            for pass in [None, Some("")] {
+                let mut credentials = Credentials::new();
+                credentials.set("HOST", "db");
+                credentials.set("PORT", "5432");
+                credentials.set("USER", "root");
+                if let Some(pass) = pass {
+                    credentials.set("PASS", pass);
+                }
+                let connection = Connection {
+                    name: "db".into(),
+                    kind: ConnectionType::Database,
+                    subtype: Some(subtype),
+                    agent_id: None,
+                    access: AccessModes::default(),
+                    credentials,
+                    command: Vec::new(),
+                };
+                assert_eq!(connection.validate(), Ok(()), "{subtype:?} {pass:?}");
+            }
+        }
     }
 
     #[test]

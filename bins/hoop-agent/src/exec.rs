@@ -24,8 +24,10 @@
 //! been sent already; the JSON array is closed, so it still parses.
 
 use bytes::{Bytes, BytesMut};
-use serde_json::{Map, Value};
+use tokio_postgres::SimpleColumn;
 use tokio_postgres::SimpleQueryMessage;
+
+use crate::exec_json::{ColumnTypes, JsonKind, RowDescriptionTap, write_row};
 
 use crate::messages::{OpenSession, SessionEnd};
 use crate::mux::{AbortOnDrop, CHUNK, Inbound, StreamReceiver, StreamSender};
@@ -100,6 +102,8 @@ async fn execute(
     let (driving, client) = driven(driver);
     let mut config = tokio_postgres::Config::new();
     config.user(&open.connection).application_name("hoop exec");
+    let types = ColumnTypes::default();
+    let client = RowDescriptionTap::new(client, types.clone());
     let result = async {
         let (pg, connection) = config
             .connect_raw(client, tokio_postgres::NoTls)
@@ -109,7 +113,7 @@ async fn execute(
         // driver then sees its client leave and cancels the query, where
         // tokio-postgres would read the rest of the result to discard it.
         let mut connection = AbortOnDrop(tokio::spawn(connection));
-        let streamed = stream_rows(&pg, script, output).await;
+        let streamed = stream_rows(&pg, script, &types, output).await;
         drop(pg);
         let _ = (&mut connection.0).await;
         streamed
@@ -125,23 +129,43 @@ async fn execute(
 async fn stream_rows(
     pg: &tokio_postgres::Client,
     script: &str,
+    types: &ColumnTypes,
     output: &mut Output<'_>,
 ) -> Result<(), String> {
+    let mut columns = Vec::new();
     let mut messages = std::pin::pin!(pg.simple_query_raw(script).await.map_err(describe)?);
     while let Some(message) =
         std::future::poll_fn(|cx| futures_core::Stream::poll_next(messages.as_mut(), cx)).await
     {
-        let SimpleQueryMessage::Row(row) = message.map_err(describe)? else {
-            continue;
-        };
-        let cells = row
-            .columns()
-            .iter()
-            .enumerate()
-            .map(|(index, column)| (column.name(), row.try_get(index).ok().flatten()));
-        output.row(cells).await?;
+        match message.map_err(describe)? {
+            SimpleQueryMessage::RowDescription(described) => {
+                columns = typed_columns(&described, types.next());
+            }
+            SimpleQueryMessage::Row(row) => {
+                let cells = (0..row.len()).map(|index| row.try_get(index).ok().flatten());
+                output.row(&columns, cells).await?;
+            }
+            _ => {}
+        }
     }
     Ok(())
+}
+
+/// A result set's columns with the JSON kind of each: the type OIDs the
+/// tap read for it, strings where it has none (or a different count).
+fn typed_columns(described: &[SimpleColumn], oids: Option<Vec<u32>>) -> Vec<(String, JsonKind)> {
+    let oids = oids.filter(|oids| oids.len() == described.len());
+    described
+        .iter()
+        .enumerate()
+        .map(|(index, column)| {
+            let kind = oids
+                .as_ref()
+                .and_then(|oids| oids.get(index))
+                .map_or(JsonKind::Text, |oid| JsonKind::postgres(*oid));
+            (column.name().to_owned(), kind)
+        })
+        .collect()
 }
 
 fn describe(error: tokio_postgres::Error) -> String {
@@ -188,23 +212,28 @@ impl<'a> Output<'a> {
         }
     }
 
-    /// Adds one row, its cells as (column name, text value or NULL).
+    /// Adds one row: `columns` names its result set's columns and how
+    /// their values appear in JSON, `cells` holds the values as text
+    /// (`None` for NULL).
     ///
     /// # Errors
     ///
     /// When the link closed.
     pub(crate) async fn row<'c>(
         &mut self,
-        cells: impl Iterator<Item = (&'c str, Option<&'c str>)>,
+        columns: &[(String, JsonKind)],
+        cells: impl Iterator<Item = Option<&'c str>>,
     ) -> Result<(), String> {
         if self.truncated {
             return Ok(());
         }
-        let (separator, row, reserve) = if self.json {
-            let separator = if self.rows == 0 { "[" } else { "," };
-            (separator, json_row(cells), JSON_END.len())
+        let mut row = String::new();
+        let (separator, reserve) = if self.json {
+            write_row(&mut row, columns, cells);
+            (if self.rows == 0 { "[" } else { "," }, JSON_END.len())
         } else {
-            ("", text_row(cells), 0)
+            text_row(&mut row, cells);
+            ("", 0)
         };
         let needed = (separator.len() + row.len() + reserve) as u64;
         if self
@@ -254,27 +283,12 @@ impl<'a> Output<'a> {
 }
 
 /// A row as `psql -At -F'\t'` prints it: NULL as an empty field.
-fn text_row<'c>(cells: impl Iterator<Item = (&'c str, Option<&'c str>)>) -> String {
-    let mut out = String::new();
-    for (index, (_, value)) in cells.enumerate() {
+fn text_row<'c>(out: &mut String, cells: impl Iterator<Item = Option<&'c str>>) {
+    for (index, value) in cells.enumerate() {
         if index > 0 {
             out.push('\t');
         }
         out.push_str(value.unwrap_or(""));
     }
     out.push('\n');
-    out
-}
-
-/// A row as a JSON object of strings (NULL as `null`).
-fn json_row<'c>(cells: impl Iterator<Item = (&'c str, Option<&'c str>)>) -> String {
-    let object: Map<String, Value> = cells
-        .map(|(name, value)| {
-            (
-                name.to_owned(),
-                value.map_or(Value::Null, |v| Value::String(v.to_owned())),
-            )
-        })
-        .collect();
-    Value::Object(object).to_string()
 }

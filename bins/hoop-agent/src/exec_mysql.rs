@@ -17,6 +17,7 @@ use hoop_wire::mysql::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 use crate::exec::Output;
+use crate::exec_json::JsonKind;
 use crate::messages::OpenSession;
 use crate::mux::StreamSender;
 use crate::session::{LinkAudit, driven, driver};
@@ -160,15 +161,18 @@ async fn run(
             &ClientMessage::Command(Command::query(script.as_bytes())),
         )
         .await?;
-    // The current result set's column names; each row is written as it
-    // is decoded, so only one is held.
-    let mut names: Vec<String> = Vec::new();
+    // The current result set's columns (name, JSON kind); each row is
+    // written as it is decoded, so only one is held.
+    let mut columns: Vec<(String, JsonKind)> = Vec::new();
     let mut error = None;
     loop {
         match client.next().await? {
-            ServerMessage::ColumnCount(_) => names.clear(),
+            ServerMessage::ColumnCount(_) => columns.clear(),
             ServerMessage::ColumnDefinition(column) => {
-                names.push(String::from_utf8_lossy(&column.name).into_owned());
+                columns.push((
+                    String::from_utf8_lossy(&column.name).into_owned(),
+                    JsonKind::mysql(column.column_type),
+                ));
             }
             ServerMessage::TextRow(row) => {
                 let cells: Vec<Option<String>> = row
@@ -176,12 +180,7 @@ async fn run(
                     .map(|cell| cell.map(|v| String::from_utf8_lossy(&v).into_owned()))
                     .collect();
                 output
-                    .row(
-                        names
-                            .iter()
-                            .map(String::as_str)
-                            .zip(cells.iter().map(Option::as_deref)),
-                    )
+                    .row(&columns, cells.iter().map(Option::as_deref))
                     .await?;
             }
             ServerMessage::Err(err) => error = Some(describe(&err)),

@@ -10,6 +10,7 @@
 
 pub mod agent;
 mod exec;
+mod exec_json;
 mod exec_mysql;
 pub mod frame;
 pub mod journal;

@@ -101,9 +101,23 @@ pub enum GatewayError {
     /// The secret key is unusable.
     #[error(transparent)]
     Crypto(#[from] crypto::CryptoError),
-    /// A listener could not be bound, or the data directory made.
+    /// The data directory could not be made, or a listener's address read.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A listener could not be bound (most often: another gateway, or a
+    /// second `hoop up`, already listens there).
+    #[error("cannot listen on {address} for {what}: {reason}; {hint}")]
+    Listen {
+        /// The address, as configured.
+        address: String,
+        /// What the listener serves.
+        what: &'static str,
+        /// What the person can do about it: the flag that moves it.
+        hint: String,
+        /// Why the bind failed (in the message, not a source: the
+        /// message is the whole story, printed once).
+        reason: std::io::Error,
+    },
     /// The TLS certificate or key is unusable.
     #[error("tls: {0}")]
     Tls(String),
@@ -121,6 +135,28 @@ pub enum GatewayError {
     /// `--tls-cert` without `--tls-key`, or the reverse.
     #[error("--tls-cert and --tls-key go together")]
     TlsHalf,
+}
+
+/// Binds `address` for `what`, naming the address and `flag` (and `off`
+/// when the listener is optional) if that fails.
+async fn listen(
+    address: &str,
+    what: &'static str,
+    flag: &str,
+    optional: bool,
+) -> Result<TcpListener, GatewayError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|reason| GatewayError::Listen {
+            address: address.to_owned(),
+            what,
+            hint: if optional {
+                format!("is another gateway running? choose another address with {flag} ADDRESS, or {flag} off")
+            } else {
+                format!("is another gateway running? choose another address with {flag} ADDRESS")
+            },
+            reason,
+        })
 }
 
 /// A running gateway; dropping it stops its listeners.
@@ -188,10 +224,13 @@ impl Gateway {
             (None, None) => None,
             _ => return Err(GatewayError::TlsHalf),
         };
-        let api_listener = TcpListener::bind(&config.api_listen).await?;
-        let agent_listener = TcpListener::bind(&config.agent_listen).await?;
+        let api_listener = listen(&config.api_listen, "the API", "--api-listen", false).await?;
+        let agent_listener =
+            listen(&config.agent_listen, "agents", "--agent-listen", false).await?;
         let postgres_listener = match &config.postgres_listen {
-            Some(address) => Some(TcpListener::bind(address).await?),
+            Some(address) => {
+                Some(listen(address, "PostgreSQL clients", "--postgres-listen", true).await?)
+            }
             None => None,
         };
         let postgres_addr = match &postgres_listener {
@@ -199,7 +238,7 @@ impl Gateway {
             None => None,
         };
         let mysql_listener = match &config.mysql_listen {
-            Some(address) => Some(TcpListener::bind(address).await?),
+            Some(address) => Some(listen(address, "MySQL clients", "--mysql-listen", true).await?),
             None => None,
         };
         let mysql_addr = match &mysql_listener {

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use hoop_agent::mux::{Mux, StreamReceiver, StreamSender};
 use hoop_agent::{Frame, FrameKind};
@@ -44,6 +45,8 @@ pub struct LinkRegistry {
     inner: Arc<Mutex<Inner>>,
     /// Bumped whenever connections change, so links resend their targets.
     targets_version: Arc<watch::Sender<u64>>,
+    /// Bumped on every reachability report, for [`LinkRegistry::await_report`].
+    reports: Arc<watch::Sender<u64>>,
 }
 
 /// A registered link; hand it back to [`LinkRegistry::unregister`].
@@ -124,6 +127,44 @@ impl LinkRegistry {
             && live.generation == ticket.generation
         {
             live.reachable = reachable;
+        }
+        drop(inner);
+        self.reports.send_modify(|v| *v = v.wrapping_add(1));
+    }
+
+    /// Forgets what agents last reported about `connection_id`, whose
+    /// target changed: its status reads `offline` until the next report,
+    /// which checks the new target.
+    pub fn forget_reachability(&self, connection_id: &str) {
+        for live in self.lock().agents.values_mut() {
+            live.reachable.remove(connection_id);
+        }
+    }
+
+    /// Waits, at most `limit`, until `agent_id` has reported on
+    /// `connection_id`. An agent checks a target as soon as it hears of it
+    /// ([`LinkRegistry::targets_changed`]), so a connection just created
+    /// or re-targeted gets its real status within one probe, and the API
+    /// can answer with it rather than with `offline` followed by
+    /// `online` a moment later. Returns at once when the agent has no
+    /// link (nothing will report).
+    pub async fn await_report(&self, agent_id: &str, connection_id: &str, limit: Duration) {
+        let mut reports = self.reports.subscribe();
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match self.lock().agents.get(agent_id) {
+                None => return,
+                Some(live) if live.reachable.contains_key(connection_id) => return,
+                Some(_) => {}
+            }
+            // The registry holds the sender, so `changed` fails only with
+            // the registry gone.
+            if !matches!(
+                tokio::time::timeout_at(deadline, reports.changed()).await,
+                Ok(Ok(()))
+            ) {
+                return;
+            }
         }
     }
 
@@ -246,6 +287,43 @@ mod tests {
         assert_eq!(registry.connection_status(None, "c"), "offline");
         registry.unregister(&ticket);
         assert_eq!(registry.connection_status(Some("a"), "c"), "offline");
+    }
+
+    #[tokio::test]
+    async fn a_report_on_the_connection_ends_the_wait_and_no_link_skips_it() {
+        let registry = LinkRegistry::default();
+        let limit = Duration::from_secs(30);
+        // No link: nothing to wait for.
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            registry.await_report("a", "c", limit),
+        )
+        .await
+        .expect("waited for an agent with no link");
+        let ticket = registry.register("a", mux());
+        let waiting = {
+            let registry = registry.clone();
+            tokio::spawn(async move { registry.await_report("a", "c", limit).await })
+        };
+        // A report that does not name the connection leaves it waiting.
+        registry.set_reachable(&ticket, BTreeMap::from([("other".to_owned(), true)]));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished());
+        registry.set_reachable(&ticket, BTreeMap::from([("c".to_owned(), true)]));
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("the report did not end the wait")
+            .unwrap();
+        assert_eq!(registry.connection_status(Some("a"), "c"), "online");
+        registry.forget_reachability("c");
+        assert_eq!(registry.connection_status(Some("a"), "c"), "offline");
+        // Bounded: an agent that never reports does not hold the caller.
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            registry.await_report("a", "c", Duration::from_millis(100)),
+        )
+        .await
+        .expect("the wait outlived its limit");
     }
 
     #[test]

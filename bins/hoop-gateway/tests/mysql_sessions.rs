@@ -260,7 +260,8 @@ async fn exec_on_a_mysql_connection_returns_the_rows_the_cli_sees_directly() {
         .await
         .unwrap();
     let rows: Value = serde_json::from_str(json_rows.body["output"].as_str().unwrap()).unwrap();
-    assert_eq!(rows, json!([{"id": "2", "email": "bo@example.com"}]));
+    // Values keep their column's type: an INT is a JSON number.
+    assert_eq!(rows, json!([{"id": 2, "email": "bo@example.com"}]));
 
     let failing = exec("SELECT * FROM no_such_table", "text").await.unwrap();
     assert_eq!(failing.body["exit_code"], 1, "{:?}", failing.body);

@@ -86,12 +86,6 @@ pub(crate) fn endpoint(url: &str) -> anyhow::Result<Endpoint> {
     }
 }
 
-/// A client from the environment or the saved login.
-pub(crate) fn client() -> anyhow::Result<ApiClient> {
-    let (url, token) = settings()?;
-    Ok(ApiClient::with_endpoint(endpoint(&url)?, Some(token)))
-}
-
 /// A TOML basic string: JSON's string escapes are a subset of TOML's.
 fn quote(value: &str) -> String {
     serde_json::Value::String(value.to_owned()).to_string()

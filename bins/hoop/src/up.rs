@@ -39,7 +39,9 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         .tls_ca
         .clone()
         .or_else(|| args.gateway.tls_cert.clone());
-    let gateway = Gateway::start(args.gateway.into_config()).await?;
+    let gateway = Gateway::start(args.gateway.into_config())
+        .await
+        .context("starting the gateway")?;
     let key = gateway.embedded_agent_key(EMBEDDED_AGENT).await?;
     gateway.serve_in_place(EMBEDDED_AGENT).await?;
     let tls = match (&key.tls, &tls_ca) {
@@ -95,10 +97,23 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         ),
         _ => (String::new(), String::new()),
     };
+    // The CLI finds this gateway by itself when it listens where `hoop up`
+    // does by default; otherwise it needs the URL.
+    let url_env = if api == crate::login::DEFAULT_API_URL {
+        String::new()
+    } else {
+        format!("HOOP_API_URL={api} ")
+    };
+    let env = format!("{ca_env}{url_env}");
+    println!("  next (with hoop on your PATH: cargo install --path bins/hoop):");
     println!(
-        "  try: curl -s {cacert}-H \"Authorization: Bearer $HOOP_TOKEN\" {api}/api/connections"
+        "    {env}hoop admin create conn pg -a {EMBEDDED_AGENT} -t database/postgres \\
+      \
+         -e HOST=127.0.0.1 -e PORT=5432 -e USER=postgres"
     );
-    println!("       {ca_env}HOOP_API_URL={api} hoop connections list");
+    println!("    {env}hoop admin get conn");
+    println!("    {env}hoop exec pg -i 'select 1 as one'");
+    println!("    curl -s {cacert}-H \"Authorization: Bearer $HOOP_TOKEN\" {api}/api/connections");
     hoop_gateway::cli::wait_for_shutdown().await;
     // The agent stays while the gateway stops, so its sessions' last audit
     // batches still arrive over its link.

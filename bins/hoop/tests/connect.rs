@@ -166,7 +166,8 @@ async fn psql_mariadb_and_exec_through_the_cli() {
         .await
         .unwrap();
     assert!(exec.status.success(), "{}", text(&exec.stderr));
-    assert_eq!(text(&exec.stdout), "a\t1\nb\t\n");
+    // A header row (psql's names for unnamed columns), then the rows.
+    assert_eq!(text(&exec.stdout), "?column?\t?column?\na\t1\nb\t\n");
     let failing = setup
         .hoop()
         .args(["exec", "pg", "-i", "SELECT * FROM no_such_table"])
@@ -182,7 +183,7 @@ async fn psql_mariadb_and_exec_through_the_cli() {
 
     let sessions = setup
         .hoop()
-        .args(["sessions", "list", "--connection", "maria"])
+        .args(["sessions", "list", "--connection", "maria", "-o", "json"])
         .output()
         .await
         .unwrap();

@@ -80,7 +80,7 @@ async fn hoop_exec_prints_output_of_any_size() {
             ("pg", format!("generate_series(1, {rows})")),
             ("maria", format!("seq_1_to_{rows}")),
         ] {
-            let script = format!("SELECT repeat('x', 1000) FROM {from}");
+            let script = format!("SELECT repeat('x', 1000) AS x FROM {from}");
             let run = tokio::time::timeout(
                 PATIENCE,
                 hoop().args(["exec", connection, "-i", &script]).output(),
@@ -89,7 +89,9 @@ async fn hoop_exec_prints_output_of_any_size() {
             .unwrap_or_else(|_| panic!("hoop exec {connection} never returned ({rows} rows)"))
             .unwrap();
             assert!(run.status.success(), "{connection}: {}", text(&run.stderr));
-            assert_eq!(run.stdout.len(), rows as usize * 1001, "{connection}");
+            // A header row names the column, then every row follows.
+            assert_eq!(run.stdout.len(), 2 + rows as usize * 1001, "{connection}");
+            assert!(run.stdout.starts_with(b"x\n"));
             assert!(run.stdout.iter().all(|&b| b == b'x' || b == b'\n'));
             assert!(run.stderr.is_empty(), "{}", text(&run.stderr));
         }

@@ -197,12 +197,12 @@ async fn exec_login_and_sessions_over_https_trust_hoop_tls_ca() {
     assert!(exec.status.success(), "{}", text(&exec.stderr));
     assert_eq!(
         text(&exec.stdout),
-        "1\tana@example.com\n2\tbo@example.com\n"
+        "id\temail\n1\tana@example.com\n2\tbo@example.com\n"
     );
 
     let listed = setup
         .hoop(Some(&setup.ca))
-        .args(["sessions", "list", "--connection", "pg"])
+        .args(["sessions", "list", "--connection", "pg", "-o", "json"])
         .output()
         .await
         .unwrap();
@@ -237,7 +237,12 @@ async fn exec_login_and_sessions_over_https_trust_hoop_tls_ca() {
         text(&connections.stderr)
     );
     let connections = text(&connections.stdout);
-    assert!(connections.contains("\"online\""), "{connections}");
+    assert!(
+        connections
+            .lines()
+            .any(|l| l.starts_with("pg ") && l.contains(" online ")),
+        "{connections}"
+    );
     setup.stop().await;
 }
 
@@ -390,7 +395,7 @@ async fn plain_http_to_the_https_api_is_refused_and_the_listener_keeps_serving()
         .await
         .unwrap();
     assert!(exec.status.success(), "{}", text(&exec.stderr));
-    assert_eq!(text(&exec.stdout), "2\n");
+    assert_eq!(text(&exec.stdout), "count\n2\n");
 
     // The silent client is let go once its handshake time (10 s) is up.
     let mut byte = [0u8; 1];
@@ -426,7 +431,8 @@ async fn hoop_up_with_a_certificate_prints_and_serves_an_https_api() {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut banner = String::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !banner.contains("hoop connections list") {
+    // The banner ends with its curl example.
+    while !banner.contains("curl -s") {
         let line = tokio::time::timeout_at(deadline.into(), lines.next_line())
             .await
             .expect("no banner in 30 s")
@@ -466,7 +472,9 @@ async fn hoop_up_with_a_certificate_prints_and_serves_an_https_api() {
         .unwrap();
     assert!(agents.status.success(), "{}", text(&agents.stderr));
     assert!(
-        text(&agents.stdout).contains("\"default\""),
+        text(&agents.stdout)
+            .lines()
+            .any(|l| l.starts_with("default ") && l.contains(" online ")),
         "{}",
         text(&agents.stdout)
     );

@@ -6,8 +6,13 @@
 //! each with an empty value. On `PUT` and `PATCH` an absent `secret` keeps
 //! the stored one, and a key sent with an empty value keeps its stored
 //! value, so a client can send back what it read.
+//!
+//! A connection created or given a new target is checked by its agent at
+//! once, and the response waits (briefly) for that check: the status it
+//! shows is the one the next list shows.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -664,6 +669,46 @@ async fn resources_for(
         .collect())
 }
 
+/// How long a create or update waits for the agent's check of a new
+/// target: one probe's limit, and a second for the round trip.
+const STATUS_WAIT: Duration =
+    hoop_agent::agent::CHECK_TIMEOUT.saturating_add(Duration::from_secs(1));
+
+/// Whether an update points the connection somewhere else: another host or
+/// port, or another agent. Its last reported status then says nothing.
+fn retargeted(
+    before: &ConnectionInput,
+    existing: &ConnectionRecord,
+    after: &ConnectionInput,
+    record: &ConnectionRecord,
+) -> bool {
+    connection_target(before.subtype, &before.secret)
+        != connection_target(after.subtype, &after.secret)
+        || existing.agent_id != record.agent_id
+        || existing.resource_name != record.resource_name
+}
+
+/// Tells the agents that targets changed and, when `record`'s is new,
+/// waits for its agent's check, so the response shows the status the next
+/// list will (an agent with no link has none to give: `offline` at once).
+async fn announce(
+    state: &AppState,
+    record: &ConnectionRecord,
+    resources: &HashMap<String, ResourceRecord>,
+    new_target: bool,
+) {
+    if new_target {
+        state.links.forget_reachability(&record.id);
+    }
+    state.links.targets_changed();
+    if let Some(agent) = effective_agent(record, resources).filter(|_| new_target) {
+        state
+            .links
+            .await_report(&agent, &record.id, STATUS_WAIT)
+            .await;
+    }
+}
+
 fn name_conflict(error: StoreError) -> ApiError {
     match error {
         StoreError::Conflict => ApiError::conflict("a connection with this name exists"),
@@ -685,8 +730,9 @@ pub(crate) async fn insert(state: &AppState, input: &ConnectionInput) -> Result<
         .insert_connection(&record, &plugins)
         .await
         .map_err(name_conflict)?;
-    state.links.targets_changed();
-    connection_json(state, &record, &resources_for(state, &[&record]).await?)
+    let resources = resources_for(state, &[&record]).await?;
+    announce(state, &record, &resources, true).await;
+    connection_json(state, &record, &resources)
 }
 
 /// Creates the connection, or rewrites the existing one of the same name
@@ -701,15 +747,18 @@ pub(crate) async fn upsert(state: &AppState, input: &ConnectionInput) -> Result<
         Some(existing) => {
             let before = stored_input(state, &existing)?;
             let record =
-                create_connection_record(state, input, existing.id, existing.created_at).await?;
+                create_connection_record(state, input, existing.id.clone(), existing.created_at)
+                    .await?;
             let plugins = super::plugins::plugin_changes(&before, input);
             state
                 .store
                 .update_connection(&record, &plugins)
                 .await
                 .map_err(name_conflict)?;
-            state.links.targets_changed();
-            connection_json(state, &record, &resources_for(state, &[&record]).await?)
+            let resources = resources_for(state, &[&record]).await?;
+            let new_target = retargeted(&before, &existing, input, &record);
+            announce(state, &record, &resources, new_target).await;
+            connection_json(state, &record, &resources)
         }
     }
 }
@@ -835,12 +884,15 @@ async fn change(state: &AppState, name: &str, body: &[u8], mode: Mode) -> ApiRes
     {
         return Err(ApiError::not_found("connection"));
     }
-    state.links.targets_changed();
-    super::ok(&connection_json(
+    let resources = resources_for(state, &[&record]).await?;
+    announce(
         state,
         &record,
-        &resources_for(state, &[&record]).await?,
-    )?)
+        &resources,
+        retargeted(&base, &existing, &input, &record),
+    )
+    .await;
+    super::ok(&connection_json(state, &record, &resources)?)
 }
 
 async fn replace(

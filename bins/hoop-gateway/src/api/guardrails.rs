@@ -82,8 +82,10 @@ fn guardrail_json(guardrail: &GuardrailRecord) -> Value {
         "description": guardrail.description,
         "input": {"rules": rules_json(&guardrail.input)},
         "output": {"rules": rules_json(&guardrail.output)},
-        "created_at": guardrail.created_at,
-        "updated_at": guardrail.updated_at,
+        // The store keeps seconds; the API's times are all milliseconds
+        // since the Unix epoch (see `super`).
+        "created_at": guardrail.created_at.saturating_mul(1000),
+        "updated_at": guardrail.updated_at.saturating_mul(1000),
     })
 }
 

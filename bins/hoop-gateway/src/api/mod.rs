@@ -8,7 +8,10 @@
 //! malformed JSON, 422 naming the field for anything else wrong, unknown
 //! fields included), bodies over [`MAX_BODY`] get 413, a missing or unknown
 //! token gets 401 and a non-admin writing gets 403. Errors are
-//! `{"message": "...", "field": "..."}`.
+//! `{"message": "...", "field": "..."}`. Every time, in responses, recorded
+//! events and query parameters (`since`, `until`), is an integer count of
+//! milliseconds since the Unix epoch (UTC): one convention, so a client
+//! never has to guess a field's unit.
 //!
 //! Served over plain HTTP, or over TLS (`serve_https`) when the gateway
 //! has a certificate: the API carries people's tokens.

@@ -58,6 +58,8 @@ async fn serverinfo(State(state): State<AppState>, _caller: Caller) -> super::Ap
 fn schemas() -> Value {
     let string = json!({"type": "string"});
     let strings = json!({"type": "array", "items": {"type": "string"}});
+    let millis =
+        json!({"type": "integer", "description": "milliseconds since the Unix epoch (UTC)"});
     let mode = json!({"type": "string", "enum": ["enabled", "disabled"]});
     json!({
         "ServerInfo": {
@@ -104,7 +106,7 @@ fn schemas() -> Value {
             "properties": {
                 "id": string, "name": string, "description": string,
                 "input": {"type": "object"}, "output": {"type": "object"},
-                "created_at": {"type": "integer"}, "updated_at": {"type": "integer"}
+                "created_at": millis, "updated_at": millis
             }
         },
         "ResourceRequest": {
@@ -212,7 +214,7 @@ fn schemas() -> Value {
                 "id": string, "user": string, "user_id": string, "connection": string, "connection_id": string,
                 "access_mode": {"type": "string", "enum": ["connect", "exec"]}, "protocol": string,
                 "status": {"type": "string", "enum": ["open", "done", "failed", "refused"]},
-                "error": string, "started_at": {"type": "integer"}, "ended_at": {"type": "integer"},
+                "error": string, "started_at": millis, "ended_at": millis,
                 "bytes_in": {"type": "integer"}, "bytes_out": {"type": "integer"}
             }
         },

@@ -318,7 +318,7 @@ async fn invalid_connections_name_the_field_and_write_nothing(backend: Backend) 
         (with(&["type"], json!("spreadsheet")), "type"),
         (with(&["subtype"], json!("nosql")), "subtype"),
         (with(&["subtype"], json!("ssh")), "subtype"),
-        (without(&["secret", "envvar:PASS"]), "secret.envvar:PASS"),
+        (without(&["secret", "envvar:USER"]), "secret.envvar:USER"),
         (
             with(&["secret", "envvar:PORT"], json!(b64("http"))),
             "secret.envvar:PORT",
@@ -1487,4 +1487,27 @@ async fn every_body_endpoint_refuses_malformed_wrong_and_oversized_bodies() {
             .len(),
         1
     );
+}
+
+/// Issue 14: every time the API returns is milliseconds since the epoch,
+/// guardrail rule sets' (stored in seconds) included.
+#[tokio::test]
+async fn every_time_in_the_api_is_milliseconds_since_the_epoch() {
+    let gw = TestGateway::start(Backend::Sqlite).await;
+    let before = crate::store::now_ms();
+    let created = gw
+        .admin
+        .json(Method::POST, "/api/guardrails", &json!({"name": "times"}))
+        .await
+        .unwrap();
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let after = crate::store::now_ms();
+    for field in ["created_at", "updated_at"] {
+        let at = created.body[field].as_i64().unwrap();
+        // Stored with second precision: within a second before the call.
+        assert!(
+            (before - 1000..=after).contains(&at),
+            "{field} = {at}, not milliseconds near {before}"
+        );
+    }
 }
