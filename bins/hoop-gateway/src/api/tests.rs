@@ -566,6 +566,133 @@ async fn every_endpoint_checks_the_caller(backend: Backend) {
     );
 }
 
+/// Issue 13, item 8: a connection `access_control` hides from a person
+/// appears in no answer they can get, whatever the route: its name, id
+/// and groups stay out of `/api/plugins` as out of `/api/connections`.
+async fn hidden_connections_appear_in_no_answer(backend: Backend) {
+    let gw = TestGateway::start(backend).await;
+    let (agent_id, _) = gw.agent("a").await;
+    let mut hidden = documented_postgres("ledger-hidden", &agent_id);
+    hidden["reviewers"] = json!(["auditors-only"]);
+    let created = gw
+        .admin
+        .json(Method::POST, "/api/connections", &hidden)
+        .await
+        .unwrap();
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let hidden_id = created.body["id"].as_str().unwrap().to_owned();
+    gw.admin
+        .json(
+            Method::POST,
+            "/api/connections",
+            &documented_postgres("open", &agent_id),
+        )
+        .await
+        .unwrap();
+    for group in ["auditors-only", "staff"] {
+        gw.admin
+            .json(Method::POST, "/api/users/groups", &json!({"name": group}))
+            .await
+            .unwrap();
+    }
+    let set = gw
+        .admin
+        .json(
+            Method::PUT,
+            "/api/plugins/access_control",
+            &json!({"connections": [{"id": "ledger-hidden", "config": ["auditors-only"]}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(set.status, StatusCode::OK, "{:?}", set.body);
+    let (bob, _) = user_with_token(&gw, "bob@example.com", &["staff"]).await;
+    // The groups guarding it are listed with every group; what must not
+    // show is that they guard a connection, or which.
+    let leaks = |text: &str| text.contains(&hidden_id) || text.contains("ledger-hidden");
+    for doc in super::route_docs() {
+        if doc.method != Method::GET || doc.access == super::Access::Admin {
+            continue;
+        }
+        let mut paths = vec![doc.path.to_owned()];
+        for (param, values) in [
+            ("{name_or_id}", vec!["ledger-hidden", hidden_id.as_str()]),
+            ("{name}", super::PLUGINS.to_vec()),
+            ("{id}", vec![hidden_id.as_str()]),
+        ] {
+            paths = paths
+                .iter()
+                .flat_map(|p| {
+                    if p.contains(param) {
+                        values.iter().map(|v| p.replace(param, v)).collect()
+                    } else {
+                        vec![p.clone()]
+                    }
+                })
+                .collect();
+        }
+        for path in paths {
+            let response = bob.get(&path).await.unwrap();
+            let text = response.body.to_string();
+            assert!(
+                !leaks(&text),
+                "GET {path} shows the hidden connection: {text}"
+            );
+        }
+    }
+    let plugins = bob.get("/api/plugins").await.unwrap().body.to_string();
+    assert!(
+        plugins.contains("\"open\"") && !plugins.contains("auditors-only"),
+        "{plugins}"
+    );
+    // Administrators see it; so does bob once in the group.
+    let all = gw.admin.get("/api/plugins").await.unwrap().body.to_string();
+    assert!(
+        all.contains("ledger-hidden") && all.contains(&hidden_id),
+        "{all}"
+    );
+    let (carol, _) = user_with_token(&gw, "carol@example.com", &["auditors-only"]).await;
+    let seen = carol
+        .get("/api/plugins/dlp")
+        .await
+        .unwrap()
+        .body
+        .to_string();
+    assert!(seen.contains("ledger-hidden"), "{seen}");
+}
+
+/// A non-admin user in `groups` and a client with a token of theirs;
+/// returns the client and the user's id.
+pub(crate) async fn user_with_token(
+    gw: &TestGateway,
+    email: &str,
+    groups: &[&str],
+) -> (ApiClient, String) {
+    let user = gw
+        .admin
+        .json(
+            Method::POST,
+            "/api/users",
+            &json!({"email": email, "groups": groups}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(user.status, StatusCode::CREATED, "{:?}", user.body);
+    let token = gw
+        .admin
+        .json(
+            Method::POST,
+            "/api/tokens",
+            &json!({"name": "t", "user_id": email}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(token.status, StatusCode::CREATED, "{:?}", token.body);
+    (
+        client(&gw.gateway, token.body["token"].as_str()),
+        user.body["id"].as_str().unwrap().to_owned(),
+    )
+}
+
 async fn users_groups_tokens_and_plugins_validate(backend: Backend) {
     let gw = TestGateway::start(backend).await;
     let admin = &gw.admin;
@@ -1281,6 +1408,7 @@ on_both_backends!(
     connection_lifecycle,
     invalid_connections_name_the_field_and_write_nothing,
     every_endpoint_checks_the_caller,
+    hidden_connections_appear_in_no_answer,
     users_groups_tokens_and_plugins_validate,
     resources_lend_their_agent,
     data_survives_restart_and_admin_token_is_printed_once,
