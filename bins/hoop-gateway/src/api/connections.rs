@@ -472,7 +472,22 @@ async fn validate(state: &AppState, input: &ConnectionInput) -> Result<Option<St
     for (index, rule) in input.guardrail_rules.iter().enumerate() {
         let field = format!("guardrail_rules[{index}]");
         match rule {
-            Value::Object(_) => {}
+            Value::Object(object) => {
+                // `direction` is the connection's own key (see
+                // `sessions::policy_json`); the rest is hoop-masking's.
+                let mut rule = object.clone();
+                let direction = match rule.remove("direction").as_ref().map(Value::as_str) {
+                    None | Some(Some("input")) => "input",
+                    Some(Some("output")) => "output",
+                    Some(_) => {
+                        return Err(ApiError::invalid(
+                            format!("{field}.direction"),
+                            "must be input or output",
+                        ));
+                    }
+                };
+                super::guardrails::check_rule(&Value::Object(rule), direction, &field)?;
+            }
             Value::String(id) => {
                 state
                     .store

@@ -417,6 +417,127 @@ async fn invalid_connections_name_the_field_and_write_nothing(backend: Backend) 
     assert_eq!(plugins.body["connections"].as_array().unwrap().len(), 1);
 }
 
+/// Issue 13, item 10: inline `guardrail_rules` are compiled when written,
+/// on every path that writes them (POST, PUT, PATCH, the configuration
+/// file): a rule no session could compile is a 422 naming the field, and
+/// nothing is stored, instead of a connection that refuses every session.
+async fn inline_guardrail_rules_are_compiled_on_write(backend: Backend) {
+    let gw = TestGateway::start(backend).await;
+    let (agent_id, _) = gw.agent("a").await;
+    let good_rule = json!({"type": "deny_words_list", "words": ["drop"]});
+    let cases = [
+        (json!([{"type": "no_such_rule"}]), "guardrail_rules[0].type"),
+        (
+            json!([good_rule, {"type": "pattern_match", "pattern_regex": "(a"}]),
+            "guardrail_rules[1].pattern_regex",
+        ),
+        (
+            json!([{"type": "pattern_match", "pattern_regex": "a{1000}{1000}{1000}"}]),
+            "guardrail_rules[0].pattern_regex",
+        ),
+        (
+            json!([{"type": "pattern_match", "pattern_regex": "(", "direction": "output"}]),
+            "guardrail_rules[0].pattern_regex",
+        ),
+        (
+            json!([{"type": "deny_statements", "statements": [], "direction": "input"}]),
+            "guardrail_rules[0].statements",
+        ),
+        (
+            json!([{"type": "deny_words_list", "words": ["x"], "direction": "sideways"}]),
+            "guardrail_rules[0].direction",
+        ),
+        (
+            json!([{"type": "deny_words_list", "words": ["x"], "surprise": 1}]),
+            "guardrail_rules[0]",
+        ),
+        (json!([[]]), "guardrail_rules[0]"),
+    ];
+    for (rules, field) in &cases {
+        let mut body = documented_postgres("pg", &agent_id);
+        body["guardrail_rules"] = rules.clone();
+        let response = gw
+            .admin
+            .json(Method::POST, "/api/connections", &body)
+            .await
+            .unwrap();
+        assert_invalid(&response, field);
+    }
+    let created = gw
+        .admin
+        .json(
+            Method::POST,
+            "/api/connections",
+            &documented_postgres("pg", &agent_id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let before = gw.admin.get("/api/connections/pg").await.unwrap().body;
+    for (rules, field) in &cases {
+        let patch = gw
+            .admin
+            .json(
+                Method::PATCH,
+                "/api/connections/pg",
+                &json!({"guardrail_rules": rules}),
+            )
+            .await
+            .unwrap();
+        assert_invalid(&patch, field);
+        let mut body = documented_postgres("pg", &agent_id);
+        body["guardrail_rules"] = rules.clone();
+        let put = gw
+            .admin
+            .json(Method::PUT, "/api/connections/pg", &body)
+            .await
+            .unwrap();
+        assert_invalid(&put, field);
+    }
+    assert_eq!(
+        gw.admin.get("/api/connections/pg").await.unwrap().body,
+        before
+    );
+    // Rules that compile are kept as written, direction included.
+    let valid = json!([
+        {"type": "pattern_match", "pattern_regex": "(?i)drop\\s+table", "direction": "input"},
+        {"type": "deny_words_list", "words": ["secret"], "direction": "output"},
+    ]);
+    let patched = gw
+        .admin
+        .json(
+            Method::PATCH,
+            "/api/connections/pg",
+            &json!({"guardrail_rules": valid}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    assert_eq!(patched.body["guardrail_rules"], valid);
+    // The configuration file takes the same path.
+    let file = format!(
+        "[[connections]]\nname = \"from-file\"\ntype = \"database\"\nsubtype = \"postgres\"\n\
+         agent_id = \"{agent_id}\"\nguardrail_rules = [{{type = \"pattern_match\", pattern_regex = \"(a\"}}]\n\
+         [connections.secret]\n\"envvar:HOST\" = \"db\"\n\"envvar:PORT\" = \"5432\"\n\"envvar:USER\" = \"u\"\n\"envvar:PASS\" = \"p\"\n"
+    );
+    let inputs = crate::config::parse_connections(&file, "default").unwrap();
+    let error = gw.gateway.apply_connections(&inputs).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("guardrail_rules[0].pattern_regex"),
+        "{error}"
+    );
+    assert_eq!(
+        gw.admin
+            .get("/api/connections/from-file")
+            .await
+            .unwrap()
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
 async fn every_endpoint_checks_the_caller(backend: Backend) {
     let gw = TestGateway::start(backend).await;
     // A non-admin user with a token.
@@ -1023,11 +1144,11 @@ async fn guardrail_rule_sets_validate_round_trip_and_are_referenced(backend: Bac
         ),
         (
             json!({"name": "g", "input": {"rules": [{"type": "pattern_match", "pattern_regex": "("}]}}),
-            "input.rules[0]",
+            "input.rules[0].pattern_regex",
         ),
         (
             json!({"name": "g", "output": {"rules": [{"type": "deny_words_list", "words": ["x"]}, {"type": "nope"}]}}),
-            "output.rules[1]",
+            "output.rules[1].type",
         ),
         (
             json!({"name": "g", "input": {"rules": ["x"]}}),
@@ -1407,6 +1528,7 @@ on_both_backends!(
     session_events_stream_in_order_past_many_pages,
     connection_lifecycle,
     invalid_connections_name_the_field_and_write_nothing,
+    inline_guardrail_rules_are_compiled_on_write,
     every_endpoint_checks_the_caller,
     hidden_connections_appear_in_no_answer,
     users_groups_tokens_and_plugins_validate,
