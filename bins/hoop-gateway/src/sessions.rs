@@ -150,7 +150,9 @@ pub async fn open(state: &AppState, request: Request<'_>) -> Result<Opened, Refu
         user_id: None,
         user_email: "unknown".into(),
         connection_id: None,
-        connection_name: request.connection.to_owned(),
+        // What the client typed, which may be anything until it matches a
+        // connection: quoted, so the record shows no control character.
+        connection_name: crate::api::names::quoted(request.connection),
         access_mode: request.kind.as_str().into(),
         protocol: request.protocol.unwrap_or("").into(),
         status: "open".into(),
@@ -195,7 +197,7 @@ pub async fn open(state: &AppState, request: Request<'_>) -> Result<Opened, Refu
             if let Err(error) = state.store.insert_session(&record).await {
                 tracing::error!(%error, "could not record a refused session");
             }
-            tracing::info!(session = %id, connection = %request.connection, reason = ?refused.reason, "session refused");
+            tracing::info!(session = %id, connection = ?request.connection, reason = ?refused.reason, "session refused");
             Err(refused)
         }
     }
@@ -220,10 +222,11 @@ async fn check(
     record.user_id = Some(user.id.clone());
     record.user_email = user.email.clone();
     let caller = Caller { user };
+    let typed = record.connection_name.clone();
     let not_found = || {
         refuse(
             RefusalReason::NotFound,
-            format!("connection {} not found", request.connection),
+            format!("connection {typed} not found"),
         )
     };
     let connection = state

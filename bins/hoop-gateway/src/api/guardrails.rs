@@ -136,7 +136,9 @@ pub(super) fn check_rule(rule: &Value, direction: &str, field: &str) -> Result<(
 fn parse(body: &[u8]) -> Result<GuardrailRecord, ApiError> {
     let mut fields = Fields::parse(body)?;
     let name = fields.required_string("name")?;
+    super::names::label("name", &name)?;
     let description = fields.string("description")?.unwrap_or_default();
+    super::names::text("description", &description)?;
     let input = rules(&mut fields, "input")?;
     let output = rules(&mut fields, "output")?;
     fields.finish()?;

@@ -6,7 +6,8 @@
 //!
 //! Conventions: bodies are JSON objects read field by field (400 for
 //! malformed JSON, 422 naming the field for anything else wrong, unknown
-//! fields included), bodies over [`MAX_BODY`] get 413, a missing or unknown
+//! fields and keys given twice included; names follow [`names`]), bodies
+//! over [`MAX_BODY`] get 413, a missing or unknown
 //! token gets 401 and a non-admin writing gets 403. Errors are
 //! `{"message": "...", "field": "..."}`.
 //!
@@ -18,6 +19,7 @@ mod connections;
 pub mod dlp;
 mod guardrails;
 pub(crate) mod input;
+pub(crate) mod names;
 mod openapi;
 mod plugins;
 mod resources;

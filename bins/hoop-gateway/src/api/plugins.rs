@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 use super::connections::ConnectionInput;
 use super::dlp;
 use super::input::Fields;
+use super::names;
 use super::{Access, ApiError, ApiResult, AppState, Caller, Route, route};
 use crate::store::{PluginChange, PluginConfigRecord};
 
@@ -228,8 +229,12 @@ async fn replace(
         let id = entry.required_string("id")?;
         let config = entry.strings("config")?.unwrap_or_default();
         entry.finish()?;
-        if let Some(dlp_config) = &dlp_config {
-            dlp::check_types(&config, dlp_config, &format!("{prefix}.config"))?;
+        let field = format!("{prefix}.config");
+        match (&dlp_config, name.as_str()) {
+            (Some(dlp_config), _) => dlp::check_types(&config, dlp_config, &field)?,
+            // Group names, as the users' and the connections' reviewers.
+            (None, "access_control" | "review") => names::identifiers(&field, &config)?,
+            (None, _) => names::labels(&field, &config)?,
         }
         let connection = all
             .iter()

@@ -538,6 +538,227 @@ async fn inline_guardrail_rules_are_compiled_on_write(backend: Backend) {
     );
 }
 
+/// Issue 13, item 12: every name goes through one rule for its kind, on
+/// every endpoint that takes it; names differing only in case are one
+/// name; no name or label takes a control or invisible character; and no
+/// body may give a key twice.
+async fn names_follow_one_rule_everywhere(backend: Backend) {
+    let gw = TestGateway::start(backend).await;
+    let admin = &gw.admin;
+    let (agent_id, _) = gw.agent("a").await;
+    let post = |path: &'static str, body: Value| async move {
+        admin.json(Method::POST, path, &body).await.unwrap()
+    };
+    let hostile = ["a\0b", "a\u{1b}[31mb", "a\nb", "a\u{202e}b"];
+    // Groups: identifiers, unique regardless of case.
+    for bad in hostile
+        .iter()
+        .copied()
+        .chain(["admin ", " admin", ".", "..", "-x", "a/b", ""])
+    {
+        assert_invalid(
+            &post("/api/users/groups", json!({"name": bad})).await,
+            "name",
+        );
+    }
+    for taken in ["ADMIN", "Admin"] {
+        assert_eq!(
+            post("/api/users/groups", json!({"name": taken}))
+                .await
+                .status,
+            StatusCode::CONFLICT,
+            "{taken}"
+        );
+    }
+    assert_eq!(
+        post("/api/users/groups", json!({"name": "dba"}))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    // Users: e-mail addresses and names.
+    for bad in [
+        "bob\0@example.com",
+        "bob@example.com\n",
+        "\u{1b}[2Jbob@example.com",
+        "bob@@x",
+        "bob@.x",
+        "bob @x",
+    ] {
+        assert_invalid(&post("/api/users", json!({"email": bad})).await, "email");
+    }
+    for bad in hostile {
+        assert_invalid(
+            &post(
+                "/api/users",
+                json!({"email": "bob@example.com", "name": bad}),
+            )
+            .await,
+            "name",
+        );
+    }
+    assert_eq!(
+        post("/api/users", json!({"email": "ADMIN@LOCALHOST"}))
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        post(
+            "/api/users",
+            json!({"email": "bob@example.com", "name": "Bob"})
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
+    for bad in hostile.iter().copied().chain([" t"]) {
+        assert_invalid(
+            &post(
+                "/api/tokens",
+                json!({"name": bad, "user_id": "bob@example.com"}),
+            )
+            .await,
+            "name",
+        );
+    }
+    // Guardrail rule sets: labels, unique regardless of case; descriptions.
+    for bad in hostile.iter().copied().chain(["careful ", ""]) {
+        assert_invalid(&post("/api/guardrails", json!({"name": bad})).await, "name");
+    }
+    assert_eq!(
+        post(
+            "/api/guardrails",
+            json!({"name": "careful", "description": "two\nlines"})
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post("/api/guardrails", json!({"name": "CAREFUL"}))
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    assert_invalid(
+        &post(
+            "/api/guardrails",
+            json!({"name": "other", "description": "bell\u{7}"}),
+        )
+        .await,
+        "description",
+    );
+    // Connections, agents, resources: identifiers, unique regardless of case.
+    for bad in hostile
+        .iter()
+        .copied()
+        .chain([".", "..", "-x", "a b", "é", &"x".repeat(64)])
+    {
+        assert_invalid(
+            &post("/api/connections", documented_postgres(bad, &agent_id)).await,
+            "name",
+        );
+        assert_invalid(&post("/api/agents", json!({"name": bad})).await, "name");
+        assert_invalid(
+            &post("/api/resources", json!({"name": bad, "type": "database"})).await,
+            "name",
+        );
+    }
+    assert_eq!(
+        post("/api/connections", documented_postgres("pg", &agent_id))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post("/api/connections", documented_postgres("PG", &agent_id))
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        post("/api/agents", json!({"name": "A"})).await.status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        post("/api/resources", json!({"name": "r", "type": "database"}))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post("/api/resources", json!({"name": "R", "type": "database"}))
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    let renamed = admin
+        .json(
+            Method::PATCH,
+            "/api/connections/pg",
+            &json!({"name": "pg\n"}),
+        )
+        .await
+        .unwrap();
+    assert_invalid(&renamed, "name");
+    let mut sixty_three = documented_postgres(&"x".repeat(63), &agent_id);
+    sixty_three["tags"] = json!(["ok"]);
+    assert_eq!(
+        post("/api/connections", sixty_three).await.status,
+        StatusCode::CREATED
+    );
+    // The lists a connection carries, and the plugins' entries.
+    for (field, value, named) in [
+        ("tags", json!(["prod", "x\u{1b}"]), "tags[1]"),
+        ("reviewers", json!(["dba\n"]), "reviewers[0]"),
+        ("reviewers", json!(["db a"]), "reviewers[0]"),
+        ("command", json!(["psql", "a\0b"]), "command[1]"),
+    ] {
+        let mut body = documented_postgres("other", &agent_id);
+        body[field] = value;
+        assert_invalid(&post("/api/connections", body).await, named);
+    }
+    for (plugin, config) in [
+        ("access_control", json!(["ad min"])),
+        ("review", json!(["x\0"])),
+        ("slack", json!(["#ops\n"])),
+    ] {
+        let response = admin
+            .json(
+                Method::PUT,
+                &format!("/api/plugins/{plugin}"),
+                &json!({"connections": [{"id": "pg", "config": config}]}),
+            )
+            .await
+            .unwrap();
+        assert_invalid(&response, "connections[0].config[0]");
+    }
+    // A refused session records the name as typed, its control
+    // characters escaped.
+    let (bob, _) = user_with_token(&gw, "carol@example.com", &[]).await;
+    let refused = bob
+        .json(
+            Method::POST,
+            "/api/sessions",
+            &json!({"connection": "pg\n\u{1b}[2J", "script": "x"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{:?}", refused.body);
+    let listed = bob.get("/api/sessions").await.unwrap().body;
+    assert_eq!(listed[0]["connection"], "pg\\n\\u{1b}[2J", "{listed}");
+    assert_eq!(
+        refused.body["message"],
+        "connection pg\\n\\u{1b}[2J not found"
+    );
+    // Nothing refused was stored.
+    let groups = admin.get("/api/users/groups").await.unwrap().body;
+    assert_eq!(groups, json!(["admin", "dba"]));
+    let connections = admin.get("/api/connections").await.unwrap().body;
+    assert_eq!(connections.as_array().unwrap().len(), 2, "{connections}");
+}
+
 async fn every_endpoint_checks_the_caller(backend: Backend) {
     let gw = TestGateway::start(backend).await;
     // A non-admin user with a token.
@@ -1531,6 +1752,7 @@ on_both_backends!(
     inline_guardrail_rules_are_compiled_on_write,
     every_endpoint_checks_the_caller,
     hidden_connections_appear_in_no_answer,
+    names_follow_one_rule_everywhere,
     users_groups_tokens_and_plugins_validate,
     resources_lend_their_agent,
     data_survives_restart_and_admin_token_is_printed_once,
@@ -1718,6 +1940,17 @@ async fn every_body_endpoint_refuses_malformed_wrong_and_oversized_bodies() {
             "{label}"
         );
         assert_invalid(&send(b"[]".to_vec()).await.unwrap(), "body");
+        // Issue 13, item 12: a key given twice, at the top or nested.
+        assert_invalid(
+            &send(br#"{"name": "a", "name": "b"}"#.to_vec())
+                .await
+                .unwrap(),
+            "name",
+        );
+        assert_invalid(
+            &send(br#"{"x": {"k": 1, "k": 2}}"#.to_vec()).await.unwrap(),
+            "x.k",
+        );
         assert_invalid(&send(b"\"text\"".to_vec()).await.unwrap(), "body");
         let oversized = send(vec![b' '; super::MAX_BODY + 1]).await.unwrap();
         assert_eq!(oversized.status, StatusCode::PAYLOAD_TOO_LARGE, "{label}");
