@@ -26,13 +26,17 @@ mod handoff;
 pub mod in_place;
 pub mod link_server;
 pub mod links;
+mod listeners;
 mod native;
 mod native_mysql;
 pub mod same_host;
 pub mod sessions;
 pub mod store;
 
-pub use gateway::{ADMIN_EMAIL, Gateway, GatewayConfig, GatewayError};
+pub use gateway::{
+    ADMIN_EMAIL, DEFAULT_CLIENT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Gateway, GatewayConfig,
+    GatewayError,
+};
 
 #[cfg(test)]
 pub(crate) mod testing;

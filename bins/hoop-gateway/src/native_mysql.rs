@@ -53,12 +53,13 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api::AppState;
 use crate::client_tls;
+use crate::listeners;
 use crate::sessions::{self, AccessKind, RefusalReason, Request, Route};
 use crate::{handoff, in_place};
 
-/// Time a client gets to finish the login (TLS handshake included), and the
-/// agent to answer it.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time the agent's driver gets to answer the login the gateway makes for
+/// the client (the client's own time is the listener's login timeout).
+const DRIVER_LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// CLIENT_FOUND_ROWS: affected rows count matched rows.
 const FOUND_ROWS: u64 = 1 << 1;
@@ -146,22 +147,47 @@ const NOT_SUPPORTED: u16 = 1251;
 const CONNECTION_ERROR: u16 = 2002;
 /// ER_UNKNOWN_ERROR.
 const UNKNOWN_ERROR: u16 = 1105;
+/// ER_CON_COUNT_ERROR: the listener is at its cap (a full server's answer
+/// in the place of its greeting).
+const CON_COUNT_ERROR: u16 = 1040;
 /// ER_SECURE_TRANSPORT_REQUIRED (MySQL 5.7's `require_secure_transport`
 /// refusal): a plain-text login off loopback when TLS is on offer.
 const SECURE_TRANSPORT_REQUIRED: u16 = 3159;
 
-/// Accepts MySQL clients until the task is dropped; with `tls`, offers TLS
-/// to each.
-pub(crate) async fn serve_mysql(listener: TcpListener, tls: Option<TlsAcceptor>, state: AppState) {
-    hoop_proxy::listener::serve(listener, "mysql", |stream, peer| {
-        let state = state.clone();
-        let tls = tls.clone();
-        async move {
-            if let Err(error) = mysql_client(stream, peer.ip(), tls.as_ref(), &state).await {
-                tracing::info!(%error, "mysql client ended");
+/// Accepts MySQL clients until the task is dropped, at most
+/// `limits.max_connections` at once, each with `limits.login_timeout` to
+/// log in; with `tls`, offers TLS to each.
+pub(crate) async fn serve_mysql(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    state: AppState,
+    limits: listeners::Limits,
+) {
+    hoop_proxy::listener::serve_limited(
+        listener,
+        "mysql",
+        limits.max_connections,
+        |stream, peer| {
+            let state = state.clone();
+            let tls = tls.clone();
+            async move {
+                let client = mysql_client(stream, peer.ip(), tls.as_ref(), &state, limits);
+                if let Err(error) = client.await {
+                    tracing::info!(%error, "mysql client ended");
+                }
             }
-        }
-    })
+        },
+        move |mut stream, _peer| async move {
+            // The server speaks first: a full server's ERR comes in the
+            // place of its greeting (sequence id 0), and clients show it.
+            let message = listeners::at_capacity(limits.max_connections);
+            let refusal = packet(
+                0,
+                &ServerMessage::Err(ErrPacket::new(CON_COUNT_ERROR, b"08004", &message)),
+            );
+            listeners::say_and_close(&mut stream, &refusal).await;
+        },
+    )
     .await;
 }
 
@@ -628,11 +654,15 @@ async fn mysql_client(
     peer: IpAddr,
     tls: Option<&TlsAcceptor>,
     state: &AppState,
+    limits: listeners::Limits,
 ) -> Result<(), StartupError> {
     let mut buffer = BytesMut::with_capacity(1024);
-    let login = tokio::time::timeout(STARTUP_TIMEOUT, read_login(tcp, peer, tls, &mut buffer))
-        .await
-        .map_err(|_| StartupError::Timeout)??;
+    let login = tokio::time::timeout(
+        limits.login_timeout,
+        read_login(tcp, peer, tls, &mut buffer),
+    )
+    .await
+    .map_err(|_| StartupError::Timeout)??;
     let Some((mut stream, login)) = login else {
         return Ok(());
     };
@@ -698,7 +728,7 @@ async fn login_through(
     state: &AppState,
     id: &str,
 ) -> Result<Option<Bytes>, StartupError> {
-    let logged_in = tokio::time::timeout(STARTUP_TIMEOUT, driver_login(stream, login, leg))
+    let logged_in = tokio::time::timeout(DRIVER_LOGIN_TIMEOUT, driver_login(stream, login, leg))
         .await
         .unwrap_or(Ok(DriverLogin::Refused(
             "the agent did not answer the login in time".into(),
