@@ -241,6 +241,7 @@ impl Gateway {
             connect_socket: connect_socket
                 .as_ref()
                 .map(|(_, socket)| Arc::new(socket.clone())),
+            live: crate::live::LiveSessions::default(),
         };
         let first_admin_token = bootstrap_admin(&state, config.admin_token.as_deref()).await?;
         // Sessions left open by a gateway that stopped cannot continue.
@@ -264,7 +265,8 @@ impl Gateway {
             tls.clone(),
             state.clone(),
         ));
-        let mut tasks = vec![api_task, link_task, events_task];
+        let live_task = tokio::spawn(state.live.clone().watch(state.clone()));
+        let mut tasks = vec![api_task, link_task, events_task, live_task];
         if let Some(listener) = postgres_listener {
             tasks.push(tokio::spawn(crate::native::serve_postgres(
                 listener,

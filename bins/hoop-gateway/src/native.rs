@@ -42,6 +42,7 @@ use crate::client_tls;
 use crate::in_place;
 use crate::links::LinkRegistry;
 use crate::listeners;
+use crate::session_stream::{Farewell, Protocol, SessionStream, Start};
 use crate::sessions::{self, AccessKind, RefusalReason, Request, Route};
 
 /// The answer to SSLRequest that starts the TLS handshake.
@@ -332,6 +333,10 @@ async fn postgres_client(
     };
     let mut first = BytesMut::from(startup.bytes.as_ref());
     first.extend_from_slice(&buffer);
+    // From here the driver speaks to the client: watched, so the client
+    // can be told why in its protocol when the session must end.
+    let signal = Some(opened.live.end_signal());
+    let mut stream = SessionStream::new(stream, Protocol::Postgres, Start::LoggedIn, signal);
     let (sender, receiver) = match opened.route {
         Route::Link { sender, receiver } => (sender, receiver),
         Route::InPlace(open) => {
@@ -345,7 +350,8 @@ async fn postgres_client(
             };
             let client = in_place::Replay::new(first.freeze(), stream);
             let (bytes_in, bytes_out) = in_place::serve(session, client).await;
-            sessions::finish(state, &opened.id, "done", None, bytes_in, bytes_out).await;
+            let (status, error) = opened.live.outcome("done", None);
+            sessions::finish(state, &opened.id, status, error, bytes_in, bytes_out).await;
             return Ok(());
         }
     };
@@ -361,13 +367,11 @@ async fn postgres_client(
     };
     let (status, error) = sessions::outcome(&report);
     if report.end == PumpEnd::LinkLost {
-        send_fatal(
-            &mut stream,
-            "08006",
-            "the agent serving this connection went away",
-        )
-        .await;
+        stream
+            .say_farewell(Farewell::agent_gone(sessions::AGENT_GONE))
+            .await;
     }
+    let (status, error) = opened.live.outcome(status, error);
     sessions::finish(
         state,
         &opened.id,

@@ -42,6 +42,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use hoop_agent::messages::SessionEnd;
 use hoop_agent::mux::{Inbound, PumpEnd, PumpReport, StreamReceiver, StreamSender, pump};
+use hoop_proxy::mysql::error;
 use hoop_proxy::stream::Stream;
 use hoop_wire::mysql::{
     AuthSwitchRequest, ClientMessage, ErrPacket, Handshake, HandshakeResponse, Limits, OkPacket,
@@ -54,6 +55,8 @@ use tokio_rustls::TlsAcceptor;
 use crate::api::AppState;
 use crate::client_tls;
 use crate::listeners;
+use crate::live::LiveSession;
+use crate::session_stream::{Farewell, Protocol, SessionStream, Start};
 use crate::sessions::{self, AccessKind, RefusalReason, Request, Route};
 use crate::{handoff, in_place};
 
@@ -143,8 +146,15 @@ const SPECIFIC_ACCESS_DENIED: u16 = 1227;
 /// ER_NOT_SUPPORTED_AUTH_MODE: the client cannot send the token, or the
 /// connection speaks another protocol.
 const NOT_SUPPORTED: u16 = 1251;
-/// ER_CONNECTION_ERROR-like refusals (offline agent, agent lost, mismatch).
-const CONNECTION_ERROR: u16 = 2002;
+/// The agent's driver broke the login or the link was lost during it
+/// (ER_NET_READ_ERROR, 08S01: a communication failure). Never a code of
+/// 2000 and up, such as CR_CONNECTION_ERROR: those are the client
+/// library's own, and libmariadb reports an ERR carrying one as `ERROR
+/// 2027 Received malformed packet` instead of its message.
+const LINK_FAILURE: (u16, &[u8; 5]) = error::PROTOCOL_VIOLATION;
+/// No agent or database to serve the session: ER_CONNECT_TO_FOREIGN_DATA_SOURCE,
+/// as hoop's driver says when it cannot reach the database server.
+const UNAVAILABLE: u16 = error::UNABLE_TO_CONNECT.0;
 /// ER_UNKNOWN_ERROR.
 const UNKNOWN_ERROR: u16 = 1105;
 /// ER_CON_COUNT_ERROR: the listener is at its cap (a full server's answer
@@ -436,7 +446,7 @@ fn refusal_code(reason: RefusalReason) -> (u16, &'static [u8; 5]) {
         RefusalReason::NotFound => (DB_ACCESS_DENIED, b"42000"),
         RefusalReason::Protocol => (NOT_SUPPORTED, b"08004"),
         RefusalReason::ModeDisabled => (SPECIFIC_ACCESS_DENIED, b"42000"),
-        RefusalReason::Offline => (CONNECTION_ERROR, b"08001"),
+        RefusalReason::Offline => (UNAVAILABLE, b"08001"),
         RefusalReason::Internal => (UNKNOWN_ERROR, b"HY000"),
     }
 }
@@ -552,13 +562,13 @@ async fn driver_login(
                 "the agent's driver sent {} before its greeting",
                 other.name()
             );
-            send_err(stream, login.seq, CONNECTION_ERROR, b"08S01", &message).await;
+            send_err(stream, login.seq, LINK_FAILURE.0, LINK_FAILURE.1, &message).await;
             return Ok(DriverLogin::Refused(message));
         }
         Ok(None) => return Ok(DriverLogin::LinkLost),
         Err(message) => {
             let message = message.unwrap_or_default();
-            send_err(stream, login.seq, CONNECTION_ERROR, b"08S01", &message).await;
+            send_err(stream, login.seq, LINK_FAILURE.0, LINK_FAILURE.1, &message).await;
             return Ok(DriverLogin::Refused(message));
         }
     };
@@ -635,19 +645,17 @@ async fn driver_login(
                 "the agent's driver answered the login with {}",
                 other.name()
             );
-            send_err(stream, login.seq, CONNECTION_ERROR, b"08S01", &message).await;
+            send_err(stream, login.seq, LINK_FAILURE.0, LINK_FAILURE.1, &message).await;
             Ok(DriverLogin::Refused(message))
         }
         Ok(None) => Ok(DriverLogin::LinkLost),
         Err(message) => {
             let message = message.unwrap_or_default();
-            send_err(stream, login.seq, CONNECTION_ERROR, b"08S01", &message).await;
+            send_err(stream, login.seq, LINK_FAILURE.0, LINK_FAILURE.1, &message).await;
             Ok(DriverLogin::Refused(message))
         }
     }
 }
-
-const AGENT_GONE: &str = "the agent serving this connection went away";
 
 async fn mysql_client(
     tcp: TcpStream,
@@ -687,7 +695,15 @@ async fn mysql_client(
     match opened.route {
         Route::Link { sender, receiver } => {
             let leg = LinkLeg { sender, receiver };
-            relay_over_link(stream, buffer, &login, leg, state, &opened.id).await
+            relay_over_link(
+                stream,
+                buffer,
+                &login,
+                leg,
+                state,
+                (&opened.id, &opened.live),
+            )
+            .await
         }
         Route::InPlace(open) => match in_place::prepare(state, &open) {
             Ok(session) => {
@@ -695,19 +711,20 @@ async fn mysql_client(
                 let (driver_io, handover) = handoff::handoff(driver_end);
                 let driver = tokio::spawn(in_place::serve(session, driver_io));
                 let leg = InPlaceLeg(leg);
-                let id = opened.id.as_str();
-                let handed = hand_over(stream, buffer, &login, leg, handover, state, id).await;
+                let session = (opened.id.as_str(), &opened.live);
+                let handed = hand_over(stream, buffer, &login, leg, handover, state, session).await;
                 // The driver ends with the client's session (or at once,
                 // when the login failed); its last audit events are queued
                 // by then.
                 let (bytes_in, bytes_out) = driver.await.unwrap_or_default();
                 if let Ok(true) = handed {
-                    sessions::finish(state, &opened.id, "done", None, bytes_in, bytes_out).await;
+                    let (status, error) = opened.live.outcome("done", None);
+                    sessions::finish(state, &opened.id, status, error, bytes_in, bytes_out).await;
                 }
                 handed.map(drop)
             }
             Err(message) => {
-                send_err(&mut stream, login.seq, CONNECTION_ERROR, b"08001", &message).await;
+                send_err(&mut stream, login.seq, UNAVAILABLE, b"08001", &message).await;
                 sessions::finish(state, &opened.id, "failed", Some(message), 0, 0).await;
                 Ok(())
             }
@@ -735,7 +752,7 @@ async fn login_through(
         )));
     let (error, lost) = match logged_in {
         Ok(DriverLogin::Ok(pending)) => return Ok(Some(pending)),
-        Ok(DriverLogin::LinkLost) => (AGENT_GONE.to_owned(), true),
+        Ok(DriverLogin::LinkLost) => (sessions::AGENT_GONE.to_owned(), true),
         Ok(DriverLogin::Refused(message)) => (message, false),
         Err(error) => {
             sessions::finish(state, id, "failed", Some(error.to_string()), 0, 0).await;
@@ -743,7 +760,14 @@ async fn login_through(
         }
     };
     if lost {
-        send_err(stream, login.seq, CONNECTION_ERROR, b"08S01", AGENT_GONE).await;
+        send_err(
+            stream,
+            login.seq,
+            LINK_FAILURE.0,
+            LINK_FAILURE.1,
+            sessions::AGENT_GONE,
+        )
+        .await;
     }
     sessions::finish(state, id, "failed", Some(error), 0, 0).await;
     Ok(None)
@@ -758,13 +782,14 @@ async fn hand_over(
     buffer: BytesMut,
     login: &Login,
     mut leg: InPlaceLeg,
-    handover: handoff::Handover<Stream>,
+    handover: handoff::Handover<SessionStream<Stream>>,
     state: &AppState,
-    id: &str,
+    (id, live): (&str, &LiveSession),
 ) -> Result<bool, StartupError> {
     let Some(pending) = login_through(&mut stream, login, &mut leg, state, id).await? else {
         return Ok(false);
     };
+    let mut stream = watched(stream, live, &buffer);
     if let Err(error) = send(&mut stream, &pending).await {
         sessions::finish(state, id, "failed", Some(error.to_string()), 0, 0).await;
         return Err(error.into());
@@ -782,7 +807,7 @@ async fn relay_over_link(
     login: &Login,
     mut leg: LinkLeg,
     state: &AppState,
-    id: &str,
+    (id, live): (&str, &LiveSession),
 ) -> Result<(), StartupError> {
     let pending = match login_through(&mut stream, login, &mut leg, state, id).await {
         Ok(Some(pending)) => pending,
@@ -791,6 +816,7 @@ async fn relay_over_link(
             return ended.map(drop);
         }
     };
+    let mut stream = watched(stream, live, &buffer);
     let LinkLeg { sender, receiver } = leg;
     let mut received = pending.len() as u64;
     if !pending.is_empty() {
@@ -813,12 +839,25 @@ async fn relay_over_link(
     };
     let (status, error) = sessions::outcome(&report);
     if report.end == PumpEnd::LinkLost {
-        // The client may be mid-command: its next read is this ERR, in the
-        // place of the first response packet (sequence id 1).
-        send_err(&mut stream, 1, CONNECTION_ERROR, b"08S01", AGENT_GONE).await;
+        // Whole packets only reached the client: the ERR goes with the
+        // sequence id it expects next, inside a result too.
+        stream
+            .say_farewell(Farewell::agent_gone(sessions::AGENT_GONE))
+            .await;
     }
+    let (status, error) = live.outcome(status, error);
     sessions::finish(state, id, status, error, report.sent, report.received).await;
     Ok(())
+}
+
+/// The client's stream once logged in, watched from the driver's OK on
+/// (the client's packets the gateway read past its login included), so
+/// the session can end with an ERR the client reads.
+fn watched(stream: Stream, live: &LiveSession, read_past_login: &[u8]) -> SessionStream<Stream> {
+    let signal = Some(live.end_signal());
+    let mut stream = SessionStream::new(stream, Protocol::Mysql, Start::LoggedIn, signal);
+    stream.read_before(read_past_login);
+    stream
 }
 
 #[cfg(test)]

@@ -15,11 +15,17 @@ use tokio::sync::mpsc;
 
 use crate::api::ConnectionInput;
 use crate::api::{AppState, Caller};
+use crate::live::LiveSession;
+use crate::session_stream::{Farewell, Protocol, SessionStream, Start};
 use crate::store::{EventBatch, SessionRecord, Store, UserRecord, now_ms};
 
 /// How long the gateway keeps a stream whose client left, for the agent to
 /// finish the session and send its last audit events.
 pub const LINGER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What a session's client and record are told when its agent's link is
+/// lost.
+pub const AGENT_GONE: &str = "the agent serving this connection went away";
 
 /// How a session uses its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +81,11 @@ pub struct Opened {
     pub route: Route,
     /// The person.
     pub user: UserRecord,
+    /// The session among the live ones ([`crate::live`]): it fires when
+    /// access is withdrawn, and forgets the session when dropped.
+    pub live: LiveSession,
+    /// The protocol its client speaks.
+    pub(crate) protocol: Protocol,
 }
 
 /// How a session's bytes reach the agent's driver.
@@ -168,11 +179,21 @@ pub async fn open(state: &AppState, request: Request<'_>) -> Result<Opened, Refu
                 tracing::error!(%error, "could not record a session");
                 return Err(refuse(RefusalReason::Internal, "internal error"));
             }
+            let protocol = Protocol::of_subtype(&record.protocol)
+                .ok_or_else(|| refuse(RefusalReason::Internal, "internal error"))?;
+            let live = state.live.register(
+                &id,
+                &crate::crypto::hash_token(request.token.trim()),
+                record.connection_id.as_deref().unwrap_or_default(),
+                request.kind,
+            );
             if request.kind == AccessKind::Connect && state.links.is_in_place(&agent_id) {
                 return Ok(Opened {
                     id,
                     route: Route::InPlace(Box::new(open)),
                     user,
+                    live,
+                    protocol,
                 });
             }
             let payload = serde_json::to_vec(&open)
@@ -182,6 +203,8 @@ pub async fn open(state: &AppState, request: Request<'_>) -> Result<Opened, Refu
                     id,
                     route: Route::Link { sender, receiver },
                     user,
+                    live,
+                    protocol,
                 }),
                 Err(offline) => {
                     let message = format!("connection {}: {offline}", request.connection);
@@ -411,22 +434,24 @@ pub fn outcome(report: &PumpReport) -> (&'static str, Option<String>) {
             ),
             Err(_) => ("failed", Some("the agent ended the session".into())),
         },
-        PumpEnd::LinkLost => (
-            "failed",
-            Some("the agent serving this connection went away".into()),
-        ),
+        PumpEnd::LinkLost => ("failed", Some(AGENT_GONE.into())),
     }
 }
 
 /// A connect session ready for its client's stream: the stream to the
 /// agent over the link, or the driver prepared to run in this process.
 #[derive(Debug)]
-pub enum Ready {
+pub struct Ready {
+    leg: Leg,
+    live: LiveSession,
+    protocol: Protocol,
+}
+
+#[derive(Debug)]
+enum Leg {
     /// Bytes go over the agent's link.
     Link {
-        /// Sends to the agent.
         sender: StreamSender,
-        /// Receives from the agent.
         receiver: StreamReceiver,
     },
     /// The driver runs here, on the client's stream.
@@ -442,16 +467,21 @@ impl Opened {
     ///
     /// Why the driver cannot start, after recording the session as failed.
     pub async fn ready(self, state: &AppState) -> Result<Ready, String> {
-        match self.route {
-            Route::Link { sender, receiver } => Ok(Ready::Link { sender, receiver }),
+        let leg = match self.route {
+            Route::Link { sender, receiver } => Leg::Link { sender, receiver },
             Route::InPlace(open) => match crate::in_place::prepare(state, &open) {
-                Ok(session) => Ok(Ready::InPlace(session)),
+                Ok(session) => Leg::InPlace(session),
                 Err(message) => {
                     finish(state, &self.id, "failed", Some(message.clone()), 0, 0).await;
-                    Err(message)
+                    return Err(message);
                 }
             },
-        }
+        };
+        Ok(Ready {
+            leg,
+            live: self.live,
+            protocol: self.protocol,
+        })
     }
 }
 
@@ -459,19 +489,31 @@ impl Ready {
     /// Serves the client's stream to the session's end, then records how
     /// it ended. The tunnel and the same-host handoff of `hoop connect`
     /// both end here, so their sessions are served and recorded alike.
+    ///
+    /// The client's stream is watched (`SessionStream`) from its first
+    /// byte: when the agent goes away, or access is withdrawn, the client
+    /// reads why in its protocol.
     pub async fn serve<S>(self, state: &AppState, id: &str, client: S)
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        match self {
-            Self::Link { sender, receiver } => {
-                let report = hoop_agent::mux::pump(client, sender, receiver, Some(LINGER)).await;
+        let signal = Some(self.live.end_signal());
+        let mut client = SessionStream::new(client, self.protocol, Start::Fresh, signal);
+        match self.leg {
+            Leg::Link { sender, receiver } => {
+                let report =
+                    hoop_agent::mux::pump(&mut client, sender, receiver, Some(LINGER)).await;
+                if report.end == PumpEnd::LinkLost {
+                    client.say_farewell(Farewell::agent_gone(AGENT_GONE)).await;
+                }
                 let (status, error) = outcome(&report);
+                let (status, error) = self.live.outcome(status, error);
                 finish(state, id, status, error, report.sent, report.received).await;
             }
-            Self::InPlace(session) => {
+            Leg::InPlace(session) => {
                 let (bytes_in, bytes_out) = crate::in_place::serve(session, client).await;
-                finish(state, id, "done", None, bytes_in, bytes_out).await;
+                let (status, error) = self.live.outcome("done", None);
+                finish(state, id, status, error, bytes_in, bytes_out).await;
             }
         }
     }
@@ -479,7 +521,7 @@ impl Ready {
     /// Gives up before any client byte (the client never arrived) and
     /// records the session as failed with `error`.
     pub async fn abandon(self, state: &AppState, id: &str, error: String) {
-        if let Self::Link { sender, .. } = self {
+        if let Leg::Link { sender, .. } = self.leg {
             sender.close(bytes::Bytes::new()).await;
         }
         finish(state, id, "failed", Some(error), 0, 0).await;

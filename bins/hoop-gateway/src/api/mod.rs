@@ -6,7 +6,7 @@
 //!
 //! Conventions: bodies are JSON objects read field by field (400 for
 //! malformed JSON, 422 naming the field for anything else wrong, unknown
-//! fields and keys given twice included; names follow [`names`]), bodies
+//! fields and keys given twice included; names follow `names`), bodies
 //! over [`MAX_BODY`] get 413, a missing or unknown
 //! token gets 401 and a non-admin writing gets 403. Errors are
 //! `{"message": "...", "field": "..."}`.
@@ -70,6 +70,9 @@ pub struct AppState {
     /// The Unix socket through which `hoop connect` on this host hands
     /// over its clients ([`crate::same_host`]), when bound.
     pub connect_socket: Option<Arc<crate::same_host::ConnectSocket>>,
+    /// The sessions running through this gateway, ended when access is
+    /// withdrawn.
+    pub live: crate::live::LiveSessions,
 }
 
 impl std::fmt::Debug for AppState {
@@ -339,6 +342,26 @@ async fn no_such_route() -> Response {
     )
 }
 
+/// After every change that succeeded, live sessions are checked again
+/// ([`crate::live`]): a change (a token revoked, a user deactivated, an
+/// `access_control` list, a connection's access mode) may have withdrawn
+/// the access one was opened with. Creations grant, never withdraw.
+async fn revalidate_after_changes(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let changes = matches!(
+        *request.method(),
+        Method::PUT | Method::PATCH | Method::DELETE
+    );
+    let response = next.run(request).await;
+    if changes && response.status().is_success() {
+        state.live.nudge();
+    }
+    response
+}
+
 /// The API router over `state`; each request's body has `body_timeout`
 /// to arrive.
 pub fn router(state: AppState, body_timeout: std::time::Duration) -> Router {
@@ -348,6 +371,10 @@ pub fn router(state: AppState, body_timeout: std::time::Duration) -> Router {
     }
     router
         .fallback(no_such_route)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            revalidate_after_changes,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(move |request, next| {
             body_deadline(body_timeout, request, next)

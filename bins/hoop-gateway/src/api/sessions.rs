@@ -200,13 +200,32 @@ async fn exec(
             ));
         }
     };
-    let sessions::Route::Link { mut receiver, .. } = opened.route else {
+    let sessions::Route::Link {
+        mut receiver,
+        sender,
+    } = opened.route
+    else {
         return Err(ApiError::internal("exec sessions go over the link"));
     };
     let mut collected = BytesMut::new();
     let mut truncated = false;
+    let mut ended = opened.live.end_signal();
     let end = loop {
-        match receiver.recv().await {
+        let received = tokio::select! {
+            received = receiver.recv() => Some(received),
+            Ok(_) = ended.wait_for(Option::is_some) => None,
+        };
+        let Some(received) = received else {
+            // Access withdrawn ([`crate::live`]): closing the agent's
+            // stream ends the script there.
+            sender.close(Bytes::new()).await;
+            break SessionEnd {
+                status: "failed".into(),
+                error: opened.live.ended().map(|reason| reason.to_string()),
+                exit_code: Some(1),
+            };
+        };
+        match received {
             Some(Inbound::Data(data)) => {
                 let room = MAX_EXEC_OUTPUT.saturating_sub(collected.len());
                 truncated |= data.len() > room;
