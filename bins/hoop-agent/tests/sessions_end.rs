@@ -327,10 +327,11 @@ async fn the_mariadb_cli_reads_the_agents_loss_waiting_or_inside_a_result() {
 async fn psql_reads_the_agents_loss_inside_a_result() {
     let world = World::start().await;
     let mut agent = world.agent().await;
-    // Rows streaming to psql a fetch at a time.
+    // Rows streaming to psql without a pause (COPY OUT: one CopyData
+    // message a row, printed as they come).
     let mut client = world.psql(
-        &["FETCH_COUNT=5000"],
-        "SELECT g, repeat('x', 300) FROM generate_series(1, 5000000) g",
+        &[],
+        "COPY (SELECT g, repeat('x', 300) FROM generate_series(1, 50000000) g) TO STDOUT",
     );
     let stdout = read_lines(&mut client, 2000).await;
     kill(&mut agent).await;
