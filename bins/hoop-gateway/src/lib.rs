@@ -15,7 +15,7 @@
 //! `hoop connect` on the gateway's own host hands its clients' sockets
 //! over ([`same_host`]) instead of tunnelling them. [`live`] keeps the
 //! running sessions, to end those whose access is withdrawn; each
-//! client's stream is watched (`session_stream`) so that an ending
+//! client's stream is watched ([`session_stream`]) so that an ending
 //! session's client still reads why in its protocol.
 
 pub mod api;
@@ -34,7 +34,7 @@ pub mod live;
 mod native;
 mod native_mysql;
 pub mod same_host;
-pub(crate) mod session_stream;
+pub mod session_stream;
 pub mod sessions;
 pub mod store;
 

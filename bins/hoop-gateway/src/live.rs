@@ -137,14 +137,9 @@ impl LiveSessions {
         }
     }
 
-    /// How many sessions are live.
-    pub fn len(&self) -> usize {
-        self.lock().len()
-    }
-
     /// Whether no session is live.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.lock().is_empty()
     }
 
     /// Asks for a revalidation now: something that decides access changed.

@@ -46,7 +46,7 @@ use tokio::sync::watch;
 /// The most bytes of one unfinished message held back from the client. A
 /// row longer than this (rare; a session's usual rows are far shorter)
 /// passes as it comes. Bounds what a session can make the gateway hold.
-pub(crate) const HOLD_LIMIT: usize = 64 * 1024;
+pub const HOLD_LIMIT: usize = 64 * 1024;
 
 /// How long the error that ends a session may take to reach a client that
 /// does not read; then the connection is closed anyway.
@@ -54,7 +54,7 @@ const FAREWELL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The protocol a session's client speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Protocol {
+pub enum Protocol {
     /// PostgreSQL's frontend/backend protocol 3.
     Postgres,
     /// MySQL's client/server protocol 4.1.
@@ -64,7 +64,7 @@ pub(crate) enum Protocol {
 impl Protocol {
     /// The protocol of a connection's subtype; `None` for those sessions
     /// do not serve.
-    pub(crate) fn of_subtype(subtype: &str) -> Option<Self> {
+    pub fn of_subtype(subtype: &str) -> Option<Self> {
         match subtype {
             "postgres" => Some(Self::Postgres),
             "mysql" => Some(Self::Mysql),
@@ -75,7 +75,7 @@ impl Protocol {
 
 /// Where the conversation is when the stream starts to be watched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Start {
+pub enum Start {
     /// At the client's first byte: `hoop connect`'s tunnel and handoff,
     /// where the agent's driver answers the startup or greeting.
     Fresh,
@@ -86,22 +86,22 @@ pub(crate) enum Start {
 
 /// An error for the client in its protocol.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Farewell<'a> {
+pub struct Farewell<'a> {
     /// PostgreSQL's SQLSTATE.
-    pub(crate) sqlstate: &'a str,
+    pub sqlstate: &'a str,
     /// MySQL's error code.
-    pub(crate) mysql_code: u16,
+    pub mysql_code: u16,
     /// MySQL's SQLSTATE.
-    pub(crate) mysql_state: &'a [u8; 5],
+    pub mysql_state: &'a [u8; 5],
     /// What the client shows.
-    pub(crate) message: &'a str,
+    pub message: &'a str,
 }
 
 impl<'a> Farewell<'a> {
     /// The session was ended by the gateway, its access withdrawn:
     /// PostgreSQL's admin_shutdown (as `pg_terminate_backend`), MariaDB's
     /// ER_CONNECTION_KILLED (as hoop's driver ends a session).
-    pub(crate) fn ended_by_gateway(message: &'a str) -> Self {
+    pub fn ended_by_gateway(message: &'a str) -> Self {
         let (mysql_code, mysql_state) = hoop_proxy::mysql::error::SESSION_ENDED;
         Self {
             sqlstate: "57P01",
@@ -116,7 +116,7 @@ impl<'a> Farewell<'a> {
     /// communication failure). Not a code of 2000 and up, such as
     /// CR_CONNECTION_ERROR: libmariadb takes an ERR carrying one of its
     /// own client codes for a malformed packet (`ERROR 2027`).
-    pub(crate) fn agent_gone(message: &'a str) -> Self {
+    pub fn agent_gone(message: &'a str) -> Self {
         let (mysql_code, mysql_state) = hoop_proxy::mysql::error::PROTOCOL_VIOLATION;
         Self {
             sqlstate: "08006",
@@ -129,10 +129,10 @@ impl<'a> Farewell<'a> {
 
 /// Whether the session must end, and why: the sending side is held by
 /// [`crate::live`]; `None` until then.
-pub(crate) type EndSignal = watch::Receiver<Option<Arc<str>>>;
+pub type EndSignal = watch::Receiver<Option<Arc<str>>>;
 
 /// The client's stream, framed as described in the module docs.
-pub(crate) struct SessionStream<S> {
+pub struct SessionStream<S> {
     inner: S,
     framing: Framing,
     /// Bytes taken from the writer and not yet written to the client:
@@ -196,7 +196,7 @@ impl<S> SessionStream<S> {
     /// reason ([`Farewell::ended_by_gateway`]) at the next message
     /// boundary, then every read and write fails, so whatever serves the
     /// session (the link's pump, the in-place driver) ends it.
-    pub(crate) fn new(inner: S, protocol: Protocol, start: Start, end: Option<EndSignal>) -> Self {
+    pub fn new(inner: S, protocol: Protocol, start: Start, end: Option<EndSignal>) -> Self {
         Self {
             inner,
             framing: Framing::new(protocol, start),
@@ -208,9 +208,14 @@ impl<S> SessionStream<S> {
         }
     }
 
+    /// The stream watched.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
     /// Follows client bytes read from the stream before it was watched
     /// (read past a login the gateway made), as if read through it.
-    pub(crate) fn read_before(&mut self, bytes: &[u8]) {
+    pub fn read_before(&mut self, bytes: &[u8]) {
         self.framing.client(bytes);
     }
 
@@ -297,7 +302,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> SessionStream<S> {
     /// Tells the client why its session ended, where it can read it (see
     /// the module docs), then closes the sending side: for a session whose
     /// serving stopped on its own (the agent went away).
-    pub(crate) async fn say_farewell(&mut self, farewell: Farewell<'_>) {
+    pub async fn say_farewell(&mut self, farewell: Farewell<'_>) {
         use tokio::io::AsyncWriteExt;
         let out = self.last_bytes(&farewell);
         let inner = &mut self.inner;
@@ -340,7 +345,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for SessionStream<S> {
             let mut probe = this.framing;
             if let Some(whole) = probe.server(buf, false) {
                 let n = ready!(Pin::new(&mut this.inner).poll_write(cx, &buf[..whole]))?;
-                this.framing.server(&buf[..whole], false);
+                if whole == buf.len() {
+                    // Usually: the probe followed exactly what was taken.
+                    this.framing = probe;
+                } else {
+                    this.framing.server(&buf[..whole], false);
+                }
                 // What the client did not take of those whole messages is
                 // kept, so it never stops inside one at our doing.
                 this.held.extend_from_slice(&buf[n..whole]);

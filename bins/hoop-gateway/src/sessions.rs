@@ -174,13 +174,11 @@ pub async fn open(state: &AppState, request: Request<'_>) -> Result<Opened, Refu
         bytes_out: 0,
     };
     match check(state, &request, &mut record).await {
-        Ok((open, agent_id, user)) => {
+        Ok((open, agent_id, user, protocol)) => {
             if let Err(error) = state.store.insert_session(&record).await {
                 tracing::error!(%error, "could not record a session");
                 return Err(refuse(RefusalReason::Internal, "internal error"));
             }
-            let protocol = Protocol::of_subtype(&record.protocol)
-                .ok_or_else(|| refuse(RefusalReason::Internal, "internal error"))?;
             let live = state.live.register(
                 &id,
                 &crate::crypto::hash_token(request.token.trim()),
@@ -230,7 +228,7 @@ async fn check(
     state: &AppState,
     request: &Request<'_>,
     record: &mut SessionRecord,
-) -> Result<(OpenSession, String, UserRecord), Refused> {
+) -> Result<(OpenSession, String, UserRecord, Protocol), Refused> {
     let internal = |_| refuse(RefusalReason::Internal, "internal error");
     let user = match request.token.trim() {
         "" => None,
@@ -268,7 +266,7 @@ async fn check(
     record.connection_id = Some(connection.id.clone());
     let subtype = connection.subtype.clone().unwrap_or_default();
     record.protocol = subtype.clone();
-    if !matches!(subtype.as_str(), "postgres" | "mysql") {
+    let Some(protocol) = Protocol::of_subtype(&subtype) else {
         return Err(refuse(
             RefusalReason::Protocol,
             format!(
@@ -276,7 +274,7 @@ async fn check(
                 connection.name
             ),
         ));
-    }
+    };
     if let Some(wanted) = request.protocol
         && wanted != subtype
     {
@@ -355,7 +353,7 @@ async fn check(
         ),
         client_thread_id: request.client_thread_id,
     };
-    Ok((open, agent_id, caller.user))
+    Ok((open, agent_id, caller.user, protocol))
 }
 
 /// The connection's settings with each guardrail rule set it references
