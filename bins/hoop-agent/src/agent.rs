@@ -10,9 +10,13 @@
 //!    | -- Status {connection_id: bool} ------> |   when a check result changes
 //!    | -- Ping ------------------------------> |   every heartbeat
 //!    | <------------- Pong ------------------ |
+//!    | -- Events (unacknowledged, stream 0) -> |   after each (re)link
+//!    | <------------- EventsAck ------------- |   once stored
 //! ```
 //!
 //! A link that stays silent for three heartbeats is dropped by either side.
+//! The audit outbox outlives links: batches the gateway did not acknowledge
+//! go to the next one (see `outbox`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,9 +30,12 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use crate::frame::{Frame, FrameError, FrameKind};
+use crate::journal::AuditJournal;
 use crate::key::AgentKey;
-use crate::messages::{Hello, OpenSession, Status, Target, Targets, Welcome};
+use crate::messages::{EventsAck, Hello, OpenSession, Status, Target, Targets, Welcome};
 use crate::mux::{AbortOnDrop, Mux, OUTBOUND_QUEUE, write_frames};
+use crate::outbox::AuditOutbox;
+use crate::session::LinkAudit;
 
 /// How long one reachability probe may take before the target counts as
 /// unreachable: short enough that a dead target is reported well within the
@@ -133,10 +140,23 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 /// Runs the agent until the task is dropped: link, serve, and on any failure
 /// wait (exponential backoff with jitter) and link again.
 pub async fn run(config: AgentConfig) {
+    run_with(config, None).await;
+}
+
+/// [`run`] for an agent in the gateway's own process (`hoop up`): its
+/// sessions also write each event to the gateway's audit journal, so a
+/// crash of the process, which takes the agent's unacknowledged batches
+/// with it, loses no statement a client got an answer for.
+pub async fn run_embedded(config: AgentConfig, journal: AuditJournal) {
+    run_with(config, Some(journal)).await;
+}
+
+async fn run_with(config: AgentConfig, journal: Option<AuditJournal>) {
+    let outbox = AuditOutbox::new();
     let mut failures: u32 = 0;
     loop {
         let started = Instant::now();
-        match link_once(&config).await {
+        match link_once(&config, &outbox, journal.as_ref()).await {
             Ok(()) => tracing::info!("agent link closed by the gateway"),
             Err(LinkError::Refused) => tracing::error!("the gateway refused this agent's key"),
             Err(error) => tracing::warn!(%error, "agent link lost"),
@@ -232,7 +252,11 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".to_owned())
 }
 
-async fn link_once(config: &AgentConfig) -> Result<(), LinkError> {
+async fn link_once(
+    config: &AgentConfig,
+    outbox: &AuditOutbox,
+    journal: Option<&AuditJournal>,
+) -> Result<(), LinkError> {
     let io = dial(config).await?;
     let mut link = Link {
         io,
@@ -259,27 +283,40 @@ async fn link_once(config: &AgentConfig) -> Result<(), LinkError> {
     };
     let heartbeat = Duration::from_millis(welcome.heartbeat_ms.clamp(200, 30_000));
     tracing::info!(agent_id = %welcome.agent_id, "agent linked to the gateway");
-    serve(link, heartbeat).await
+    serve(link, heartbeat, outbox, journal).await
 }
 
-async fn serve(link: Link, heartbeat: Duration) -> Result<(), LinkError> {
+async fn serve(
+    link: Link,
+    heartbeat: Duration,
+    outbox: &AuditOutbox,
+    journal: Option<&AuditJournal>,
+) -> Result<(), LinkError> {
     let Link { io, mut buffer, .. } = link;
     let (mut reader, writer) = tokio::io::split(io);
     let (outbound, queue) = mpsc::channel(OUTBOUND_QUEUE);
     let mux = Mux::new(outbound.clone());
     let mut writer = AbortOnDrop(tokio::spawn(write_frames(writer, queue)));
-    // Dropping the set aborts every session of this link.
+    let audit = LinkAudit {
+        outbox: outbox.clone(),
+        generation: outbox.linked(outbound.clone(), mux.clone()),
+        journal: journal.cloned(),
+    };
+    // Dropping the set aborts every session of this link; their recorders
+    // still end their records, through the outbox.
     let mut sessions = tokio::task::JoinSet::new();
     let result = serve_frames(
         &mut reader,
         &mut buffer,
         &mux,
-        &outbound,
         &mut writer.0,
         &mut sessions,
         heartbeat,
+        &audit,
     )
     .await;
+    outbox.unlinked(audit.generation);
+    drop(sessions);
     mux.shutdown();
     result
 }
@@ -319,6 +356,7 @@ fn open_session(
     frame: &Frame,
     mux: &Mux,
     sessions: &mut tokio::task::JoinSet<()>,
+    audit: &LinkAudit,
 ) -> Result<(), LinkError> {
     let open: OpenSession =
         serde_json::from_slice(&frame.payload).map_err(|_| LinkError::Protocol("bad open"))?;
@@ -326,7 +364,7 @@ fn open_session(
         return Err(LinkError::Protocol("open on a stream in use"));
     };
     tracing::info!(session = %open.session_id, connection = %open.connection, mode = %open.mode, "session opened");
-    sessions.spawn(crate::session::run(open, sender, receiver));
+    sessions.spawn(crate::session::run(open, sender, receiver, audit.clone()));
     Ok(())
 }
 
@@ -334,11 +372,12 @@ async fn serve_frames(
     reader: &mut (impl AsyncRead + Unpin),
     buffer: &mut BytesMut,
     mux: &Mux,
-    outbound: &mpsc::Sender<Frame>,
     writer: &mut tokio::task::JoinHandle<std::io::Result<()>>,
     sessions: &mut tokio::task::JoinSet<()>,
     heartbeat: Duration,
+    audit: &LinkAudit,
 ) -> Result<(), LinkError> {
+    let outbound = mux.outbound();
     let mut targets: Vec<Target> = Vec::new();
     let mut reported: Option<BTreeMap<String, bool>> = None;
     let mut last_report = Instant::now();
@@ -371,7 +410,12 @@ async fn serve_frames(
                             tokio::spawn(crate::cancel(request));
                         }
                     }
-                    FrameKind::Open => open_session(&frame, mux, sessions)?,
+                    FrameKind::Open => open_session(&frame, mux, sessions, audit)?,
+                    FrameKind::EventsAck => {
+                        let ack: EventsAck = serde_json::from_slice(&frame.payload)
+                            .map_err(|_| LinkError::Protocol("bad events ack"))?;
+                        audit.outbox.acked(&ack);
+                    }
                     FrameKind::Data | FrameKind::Close | FrameKind::Window => mux.dispatch(frame),
                     _ => {}
                 }
@@ -388,6 +432,7 @@ async fn serve_frames(
                     return Err(LinkError::Timeout);
                 }
                 send(outbound, Frame::control(FrameKind::Ping, bytes::Bytes::new())).await?;
+                audit.outbox.resend_stale();
             }
             _ = check.tick(), if !checking => {
                 checking = true;

@@ -1,54 +1,93 @@
 //! Exec: the agent runs one script on a connection through the same
 //! protocol driver (and so the same policy) a native client gets, with a
-//! client of its own on the driver's client side, and sends back the
+//! client of its own on the driver's client side, and streams back the
 //! output.
 //!
 //! ```text
 //!  script --> tokio-postgres (simple query) --duplex--> PostgresProxy --> database
 //!  rows <--------------------------------------------------+
-//!  output (DATA frames) + SessionEnd {exit_code} (CLOSE) --> gateway
+//!   | formatted one by one into Output (<= CHUNK buffered)
+//!   v
+//!  DATA frames, as the gateway returns credit --> gateway
+//!  SessionEnd {exit_code, truncated} (CLOSE) --> gateway
 //! ```
 //!
 //! MySQL connections run the same way through the MySQL driver (see
 //! `exec_mysql`).
 //!
 //! Output is tab-separated rows (NULL as an empty field, as `psql -At`
-//! prints), or with `output: json` one JSON array of row objects.
+//! prints), or with `output: json` one JSON array of row objects. Rows are
+//! sent as they arrive: a result of any size passes through the agent in
+//! bounded memory (one chunk, one row, the link's window), and a gateway
+//! that stops reading stops the query where it is (the driver's reads
+//! wait, and so does the database). On an error the rows before it have
+//! been sent already; the JSON array is closed, so it still parses.
 
+use bytes::{Bytes, BytesMut};
 use serde_json::{Map, Value};
 use tokio_postgres::SimpleQueryMessage;
 
 use crate::messages::{OpenSession, SessionEnd};
-use crate::mux::StreamSender;
-use crate::session::{driven, driver, link_events, pipeline};
+use crate::mux::{AbortOnDrop, CHUNK, Inbound, StreamReceiver, StreamSender};
+use crate::session::{LinkAudit, driven, driver};
 
 /// Runs `open.script` and reports its output and outcome on the stream.
-pub(crate) async fn run(open: &OpenSession, sender: &StreamSender) -> SessionEnd {
-    match execute(open, sender).await {
+/// The gateway closing the stream (its client left, or it shuts down) or
+/// the link's loss stops the script.
+pub(crate) async fn run(
+    open: &OpenSession,
+    sender: &StreamSender,
+    mut receiver: StreamReceiver,
+    audit: &LinkAudit,
+) -> SessionEnd {
+    let json = open.output.as_deref() == Some("json");
+    let mut output = Output::new(sender, json, open.output_limit);
+    let work = async {
+        let result = execute(open, sender, audit, &mut output).await;
+        // The rows before an error were sent; the format's end follows them.
+        let finished = output.finish().await;
+        result.and(finished)
+    };
+    let result = tokio::select! {
+        result = work => result,
+        // Nothing more is sent: nobody reads it, and the stream's credit
+        // may never return.
+        () = closed_by_peer(&mut receiver) => Err("the gateway ended the session".to_owned()),
+    };
+    let truncated = output.truncated;
+    match result {
         Ok(()) => SessionEnd {
             status: "done".into(),
             error: None,
             exit_code: Some(0),
+            truncated,
         },
         Err(message) => SessionEnd {
             status: "failed".into(),
             error: Some(message),
             exit_code: Some(1),
+            truncated,
         },
     }
 }
 
-async fn execute(open: &OpenSession, sender: &StreamSender) -> Result<(), String> {
-    let json = open.output.as_deref() == Some("json");
+/// Returns when the gateway closes the stream or the link is lost; the
+/// gateway sends nothing else on an exec stream. Keeping the receiver
+/// registered is also what lets the gateway's credit (`WINDOW`) reach the
+/// sender: without it the output would stop after one window.
+async fn closed_by_peer(receiver: &mut StreamReceiver) {
+    while let Some(Inbound::Data(_)) = receiver.recv().await {}
+}
+
+async fn execute(
+    open: &OpenSession,
+    sender: &StreamSender,
+    audit: &LinkAudit,
+    output: &mut Output<'_>,
+) -> Result<(), String> {
     match open.protocol.as_str() {
         "postgres" => {}
-        "mysql" => {
-            let output = crate::exec_mysql::execute(open, sender, json).await?;
-            return sender
-                .send(output.into())
-                .await
-                .map_err(|_| "the link closed".to_owned());
-        }
+        "mysql" => return crate::exec_mysql::execute(open, sender, audit, output).await,
         other => {
             return Err(format!(
                 "exec on {other} connections is not supported; use connect"
@@ -56,7 +95,7 @@ async fn execute(open: &OpenSession, sender: &StreamSender) -> Result<(), String
         }
     }
     let script = open.script.as_deref().unwrap_or_default();
-    let pipeline = pipeline(open, link_events(sender)).map_err(|e| e.to_string())?;
+    let pipeline = audit.pipeline(open, sender).map_err(|e| e.to_string())?;
     let driver = driver(open, pipeline).map_err(|e| e.to_string())?;
     let (driving, client) = driven(driver);
     let mut config = tokio_postgres::Config::new();
@@ -66,19 +105,43 @@ async fn execute(open: &OpenSession, sender: &StreamSender) -> Result<(), String
             .connect_raw(client, tokio_postgres::NoTls)
             .await
             .map_err(describe)?;
-        let connection = tokio::spawn(connection);
-        let messages = pg.simple_query(script).await.map_err(describe);
+        // Aborted with this future (the gateway ended the session): the
+        // driver then sees its client leave and cancels the query, where
+        // tokio-postgres would read the rest of the result to discard it.
+        let mut connection = AbortOnDrop(tokio::spawn(connection));
+        let streamed = stream_rows(&pg, script, output).await;
         drop(pg);
-        let _ = connection.await;
-        messages
+        let _ = (&mut connection.0).await;
+        streamed
     }
     .await;
     let _ = driving.await;
-    let output = format_output(&result?, json);
-    sender
-        .send(output.into())
-        .await
-        .map_err(|_| "the link closed".to_owned())
+    result
+}
+
+/// Writes each row as tokio-postgres reads it. While `output` waits for
+/// credit this stops polling, and tokio-postgres stops reading the
+/// driver's stream: the result stays in the database.
+async fn stream_rows(
+    pg: &tokio_postgres::Client,
+    script: &str,
+    output: &mut Output<'_>,
+) -> Result<(), String> {
+    let mut messages = std::pin::pin!(pg.simple_query_raw(script).await.map_err(describe)?);
+    while let Some(message) =
+        std::future::poll_fn(|cx| futures_core::Stream::poll_next(messages.as_mut(), cx)).await
+    {
+        let SimpleQueryMessage::Row(row) = message.map_err(describe)? else {
+            continue;
+        };
+        let cells = row
+            .columns()
+            .iter()
+            .enumerate()
+            .map(|(index, column)| (column.name(), row.try_get(index).ok().flatten()));
+        output.row(cells).await?;
+    }
+    Ok(())
 }
 
 fn describe(error: tokio_postgres::Error) -> String {
@@ -88,37 +151,130 @@ fn describe(error: tokio_postgres::Error) -> String {
     }
 }
 
-fn format_output(messages: &[SimpleQueryMessage], json: bool) -> String {
-    let mut out = String::new();
-    let mut rows = Vec::new();
-    for message in messages {
-        let SimpleQueryMessage::Row(row) = message else {
-            continue;
-        };
-        if json {
-            let mut object = Map::new();
-            for (index, column) in row.columns().iter().enumerate() {
-                let value = row
-                    .try_get(index)
-                    .ok()
-                    .flatten()
-                    .map_or(Value::Null, |v| Value::String(v.to_owned()));
-                object.insert(column.name().to_owned(), value);
-            }
-            rows.push(Value::Object(object));
-        } else {
-            for index in 0..row.len() {
-                if index > 0 {
-                    out.push('\t');
-                }
-                out.push_str(row.try_get(index).ok().flatten().unwrap_or(""));
-            }
-            out.push('\n');
+/// Exec output on its way to the gateway: each row formatted as it
+/// arrives and sent in chunks of at most [`CHUNK`] bytes as the gateway
+/// grants credit, so a result of any size needs one chunk and one row of
+/// memory here.
+///
+/// With a limit (the gateway's cap on an answer it holds whole) only the
+/// rows that fit are sent, whole, and the script still runs to its end;
+/// `truncated` says rows were left out. The JSON array is closed within
+/// the limit, so a cut answer still parses.
+pub(crate) struct Output<'a> {
+    sender: &'a StreamSender,
+    pending: BytesMut,
+    json: bool,
+    /// Rows written so far.
+    rows: u64,
+    /// Bytes handed to the stream, and pending.
+    written: u64,
+    limit: Option<u64>,
+    truncated: bool,
+}
+
+/// What closing the JSON array costs: `]` and a newline.
+const JSON_END: &str = "]\n";
+
+impl<'a> Output<'a> {
+    pub(crate) fn new(sender: &'a StreamSender, json: bool, limit: Option<u64>) -> Self {
+        Self {
+            sender,
+            pending: BytesMut::with_capacity(CHUNK),
+            json,
+            rows: 0,
+            written: 0,
+            limit,
+            truncated: false,
         }
     }
-    if json {
-        out = Value::Array(rows).to_string();
-        out.push('\n');
+
+    /// Adds one row, its cells as (column name, text value or NULL).
+    ///
+    /// # Errors
+    ///
+    /// When the link closed.
+    pub(crate) async fn row<'c>(
+        &mut self,
+        cells: impl Iterator<Item = (&'c str, Option<&'c str>)>,
+    ) -> Result<(), String> {
+        if self.truncated {
+            return Ok(());
+        }
+        let (separator, row, reserve) = if self.json {
+            let separator = if self.rows == 0 { "[" } else { "," };
+            (separator, json_row(cells), JSON_END.len())
+        } else {
+            ("", text_row(cells), 0)
+        };
+        let needed = (separator.len() + row.len() + reserve) as u64;
+        if self
+            .limit
+            .is_some_and(|limit| self.written + needed > limit)
+        {
+            self.truncated = true;
+            return Ok(());
+        }
+        self.rows += 1;
+        self.push(separator.as_bytes()).await?;
+        self.push(row.as_bytes()).await
     }
+
+    /// Ends the output (closes the JSON array) and sends what is pending.
+    ///
+    /// # Errors
+    ///
+    /// When the link closed.
+    pub(crate) async fn finish(&mut self) -> Result<(), String> {
+        if self.json {
+            let end = if self.rows == 0 { "[]\n" } else { JSON_END };
+            self.push(end.as_bytes()).await?;
+        }
+        self.flush().await
+    }
+
+    async fn push(&mut self, bytes: &[u8]) -> Result<(), String> {
+        self.written += bytes.len() as u64;
+        self.pending.extend_from_slice(bytes);
+        if self.pending.len() >= CHUNK {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), String> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let chunk: Bytes = self.pending.split().freeze();
+        self.sender
+            .send(chunk)
+            .await
+            .map_err(|_| "the link closed".to_owned())
+    }
+}
+
+/// A row as `psql -At -F'\t'` prints it: NULL as an empty field.
+fn text_row<'c>(cells: impl Iterator<Item = (&'c str, Option<&'c str>)>) -> String {
+    let mut out = String::new();
+    for (index, (_, value)) in cells.enumerate() {
+        if index > 0 {
+            out.push('\t');
+        }
+        out.push_str(value.unwrap_or(""));
+    }
+    out.push('\n');
     out
+}
+
+/// A row as a JSON object of strings (NULL as `null`).
+fn json_row<'c>(cells: impl Iterator<Item = (&'c str, Option<&'c str>)>) -> String {
+    let object: Map<String, Value> = cells
+        .map(|(name, value)| {
+            (
+                name.to_owned(),
+                value.map_or(Value::Null, |v| Value::String(v.to_owned())),
+            )
+        })
+        .collect();
+    Value::Object(object).to_string()
 }

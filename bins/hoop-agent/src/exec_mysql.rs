@@ -1,8 +1,8 @@
 //! Exec on MySQL connections: a small client of the agent's own speaks to
 //! the MySQL driver over an in-memory stream, logs in (the driver runs with
 //! `AllowAll`), sends the script as one COM_QUERY (several statements
-//! allowed) and collects the text rows, so the connection's policy applies
-//! as for the mariadb CLI.
+//! allowed) and writes the text rows out as they arrive, so the
+//! connection's policy applies as for the mariadb CLI.
 //!
 //! ```text
 //!  script --> HandshakeResponse41, COM_QUERY --duplex--> MysqlProxy --> database
@@ -14,12 +14,12 @@ use hoop_wire::mysql::{
     ClientMessage, Command, HandshakeResponse, Limits, ServerMessage, Session, capability,
     encode_packet,
 };
-use serde_json::{Map, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
+use crate::exec::Output;
 use crate::messages::OpenSession;
 use crate::mux::StreamSender;
-use crate::session::{driven, driver, link_events, pipeline};
+use crate::session::{LinkAudit, driven, driver};
 
 /// utf8mb4_general_ci.
 const CHARSET_UTF8MB4: u8 = 45;
@@ -41,12 +41,8 @@ const WANTED: u64 = capability::PROTOCOL_41
     | capability::MULTI_RESULTS
     | TRANSACTIONS;
 
-/// One result set: column names, and rows of cells (None for NULL).
-type ResultSet = (Vec<String>, Vec<Vec<Option<String>>>);
-
-/// Runs `open.script` through the connection's MySQL driver and formats
-/// its rows: tab-separated (NULL empty), or with `json` one array of row
-/// objects.
+/// Runs `open.script` through the connection's MySQL driver and writes
+/// its rows to `output` as they arrive (every result set's, in order).
 ///
 /// # Errors
 ///
@@ -55,52 +51,16 @@ type ResultSet = (Vec<String>, Vec<Vec<Option<String>>>);
 pub(crate) async fn execute(
     open: &OpenSession,
     sender: &StreamSender,
-    json: bool,
-) -> Result<String, String> {
-    let pipeline = pipeline(open, link_events(sender)).map_err(|e| e.to_string())?;
+    audit: &LinkAudit,
+    output: &mut Output<'_>,
+) -> Result<(), String> {
+    let pipeline = audit.pipeline(open, sender).map_err(|e| e.to_string())?;
     let driver = driver(open, pipeline).map_err(|e| e.to_string())?;
     let (driving, mut client) = driven(driver);
-    let result = run(&mut client, open).await;
+    let result = run(&mut client, open, output).await;
     drop(client);
     let _ = driving.await;
-    Ok(format(&result?, json))
-}
-
-fn format(sets: &[ResultSet], json: bool) -> String {
-    if json {
-        let rows: Vec<Value> = sets
-            .iter()
-            .flat_map(|(names, rows)| {
-                rows.iter().map(move |row| {
-                    let object: Map<String, Value> = names
-                        .iter()
-                        .zip(row)
-                        .map(|(name, cell)| {
-                            (
-                                name.clone(),
-                                cell.clone().map_or(Value::Null, Value::String),
-                            )
-                        })
-                        .collect();
-                    Value::Object(object)
-                })
-            })
-            .collect();
-        let mut out = Value::Array(rows).to_string();
-        out.push('\n');
-        return out;
-    }
-    let mut out = String::new();
-    for row in sets.iter().flat_map(|(_, rows)| rows) {
-        for (index, cell) in row.iter().enumerate() {
-            if index > 0 {
-                out.push('\t');
-            }
-            out.push_str(cell.as_deref().unwrap_or(""));
-        }
-        out.push('\n');
-    }
-    out
+    result
 }
 
 struct Client<'a> {
@@ -152,7 +112,11 @@ fn describe(err: &hoop_wire::mysql::ErrPacket) -> String {
     )
 }
 
-async fn run(stream: &mut DuplexStream, open: &OpenSession) -> Result<Vec<ResultSet>, String> {
+async fn run(
+    stream: &mut DuplexStream,
+    open: &OpenSession,
+    output: &mut Output<'_>,
+) -> Result<(), String> {
     let mut client = Client {
         stream,
         session: Session::new(Limits::default()),
@@ -196,24 +160,29 @@ async fn run(stream: &mut DuplexStream, open: &OpenSession) -> Result<Vec<Result
             &ClientMessage::Command(Command::query(script.as_bytes())),
         )
         .await?;
-    let mut sets: Vec<ResultSet> = Vec::new();
+    // The current result set's column names; each row is written as it
+    // is decoded, so only one is held.
+    let mut names: Vec<String> = Vec::new();
     let mut error = None;
     loop {
         match client.next().await? {
-            ServerMessage::ColumnCount(_) => sets.push((Vec::new(), Vec::new())),
+            ServerMessage::ColumnCount(_) => names.clear(),
             ServerMessage::ColumnDefinition(column) => {
-                if let Some((names, _)) = sets.last_mut() {
-                    names.push(String::from_utf8_lossy(&column.name).into_owned());
-                }
+                names.push(String::from_utf8_lossy(&column.name).into_owned());
             }
             ServerMessage::TextRow(row) => {
-                if let Some((_, rows)) = sets.last_mut() {
-                    rows.push(
-                        row.cells()
-                            .map(|cell| cell.map(|v| String::from_utf8_lossy(&v).into_owned()))
-                            .collect(),
-                    );
-                }
+                let cells: Vec<Option<String>> = row
+                    .cells()
+                    .map(|cell| cell.map(|v| String::from_utf8_lossy(&v).into_owned()))
+                    .collect();
+                output
+                    .row(
+                        names
+                            .iter()
+                            .map(String::as_str)
+                            .zip(cells.iter().map(Option::as_deref)),
+                    )
+                    .await?;
             }
             ServerMessage::Err(err) => error = Some(describe(&err)),
             ServerMessage::LocalInfileRequest(_) => {
@@ -228,6 +197,6 @@ async fn run(stream: &mut DuplexStream, open: &OpenSession) -> Result<Vec<Result
     let _ = client.send(0, &ClientMessage::Command(Command::Quit)).await;
     match error {
         Some(error) => Err(error),
-        None => Ok(sets),
+        None => Ok(()),
     }
 }

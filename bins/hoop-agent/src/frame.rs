@@ -52,8 +52,13 @@ pub enum FrameKind {
     /// Returns flow-control credit on a stream: the payload is a `u32` BE
     /// count of bytes the receiver has consumed (see `mux`).
     Window,
-    /// Agent to gateway: a batch of a session's audit events (JSON).
+    /// Agent to gateway: a batch of a session's audit events (JSON). On
+    /// the session's stream while it is open on this link; on stream 0
+    /// when sent again after the link was lost or the stream ended.
     Events,
+    /// Gateway to agent, stream 0: these event batches are stored (JSON);
+    /// the agent may forget them.
+    EventsAck,
     /// A kind this version does not know; skipped.
     Unknown(u8),
 }
@@ -74,6 +79,7 @@ impl FrameKind {
             Self::Close => 18,
             Self::Window => 19,
             Self::Events => 20,
+            Self::EventsAck => 21,
             Self::Unknown(byte) => byte,
         }
     }
@@ -93,6 +99,7 @@ impl FrameKind {
             18 => Self::Close,
             19 => Self::Window,
             20 => Self::Events,
+            21 => Self::EventsAck,
             other => Self::Unknown(other),
         }
     }

@@ -98,6 +98,11 @@ pub struct OpenSession {
     /// from another session reaches that thread.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_thread_id: Option<u32>,
+    /// For exec: the most output bytes the gateway keeps (it answers with
+    /// the whole output at once); the agent sends only the whole rows that
+    /// fit and reports `truncated`. `None`: all of it, streamed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_limit: Option<u64>,
 }
 
 impl std::fmt::Debug for OpenSession {
@@ -123,14 +128,22 @@ pub struct SessionEnd {
     /// For exec: 0 on success, 1 on a database error or refusal.
     #[serde(default)]
     pub exit_code: Option<i32>,
+    /// For exec: rows were left out to keep within `output_limit`.
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// Agent to gateway: a batch of one session's audit events.
+///
+/// A batch is identified by its session and the sequence number of its
+/// first event: the agent sends it again, the same, until the gateway
+/// acknowledges it ([`EventsAck`]), and the gateway stores it once.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionEvents {
     /// The session.
     pub session_id: String,
-    /// The sequence number of the first event.
+    /// The sequence number of the first event; the batch's identity within
+    /// its session.
     pub first_seq: i64,
     /// Events (JSON objects with `type`, `time`, `seq`, ...); never result
     /// values. Raw, so the gateway stores them as they came without
@@ -139,4 +152,21 @@ pub struct SessionEvents {
     /// Events this session lost so far because the link was congested.
     #[serde(default)]
     pub dropped: u64,
+}
+
+/// One event batch, by its identity ([`SessionEvents`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BatchId {
+    /// The session.
+    pub session_id: String,
+    /// The sequence number of the batch's first event.
+    pub first_seq: i64,
+}
+
+/// Gateway to agent: batches committed to the store, which the agent no
+/// longer needs to keep for sending again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventsAck {
+    /// The batches, in the order they were stored.
+    pub batches: Vec<BatchId>,
 }

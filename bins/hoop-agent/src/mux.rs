@@ -57,6 +57,8 @@ pub enum Inbound {
 }
 
 struct Entry {
+    /// The session the stream carries, when the side that opened it said.
+    session: Option<Arc<str>>,
     inbound: mpsc::UnboundedSender<Inbound>,
     /// Bytes delivered to the receiver and not yet credited back.
     unacked: Arc<AtomicU32>,
@@ -133,6 +135,25 @@ impl Mux {
 
     /// Opens stream `id` locally; `None` when it is already in use.
     pub fn register(&self, id: u32) -> Option<(StreamSender, StreamReceiver)> {
+        self.register_entry(id, None)
+    }
+
+    /// Opens stream `id` for the session `session_id`, which
+    /// [`Mux::session`] then names for it: the gateway binds what arrives
+    /// on a stream (audit events) to the session it opened the stream for.
+    pub fn register_session(
+        &self,
+        id: u32,
+        session_id: &str,
+    ) -> Option<(StreamSender, StreamReceiver)> {
+        self.register_entry(id, Some(session_id.into()))
+    }
+
+    fn register_entry(
+        &self,
+        id: u32,
+        session: Option<Arc<str>>,
+    ) -> Option<(StreamSender, StreamReceiver)> {
         let (tx, rx) = mpsc::unbounded_channel();
         let credit = Arc::new(Semaphore::new(WINDOW as usize));
         let unacked = Arc::new(AtomicU32::new(0));
@@ -143,6 +164,7 @@ impl Mux {
         streams.insert(
             id,
             Entry {
+                session,
                 inbound: tx,
                 unacked: Arc::clone(&unacked),
                 credit: Arc::clone(&credit),
@@ -174,6 +196,32 @@ impl Mux {
     /// Whether stream `id` is open.
     pub fn contains(&self, id: u32) -> bool {
         self.lock().contains_key(&id)
+    }
+
+    /// The session stream `id` was opened for; `None` when the stream is
+    /// not open (or named no session).
+    pub fn session(&self, id: u32) -> Option<Arc<str>> {
+        self.lock().get(&id).and_then(|entry| entry.session.clone())
+    }
+
+    /// Ends every stream as if the peer had closed it with `reason` (each
+    /// receiver here gets `Close(reason)`), and tells the peer (a `CLOSE`
+    /// frame each): a gateway that stops ends its sessions this way.
+    pub fn close_all(&self, reason: &Bytes) {
+        let streams = std::mem::take(&mut *self.lock());
+        for (id, entry) in streams {
+            let _ = entry.inbound.send(Inbound::Close(reason.clone()));
+            let close = Frame {
+                kind: FrameKind::Close,
+                stream: id,
+                payload: Bytes::new(),
+            };
+            if let Err(mpsc::error::TrySendError::Full(close)) = self.inner.outbound.try_send(close)
+            {
+                let outbound = self.inner.outbound.clone();
+                tokio::spawn(async move { outbound.send(close).await });
+            }
+        }
     }
 
     /// Routes a `DATA`, `CLOSE` or `WINDOW` frame to its stream. Frames for

@@ -24,8 +24,16 @@
 //!  driver --Event--> Recorder --Event--> policy hook (masking, guardrails)
 //!                       | statement / done / error / refusal
 //!                       v
-//!                 batch (<= BATCH events) --EVENTS frame--> gateway --> store
+//!   (journal, in the gateway's process)   batch (<= BATCH events)
+//!                                            |
+//!             over a link: outbox --EVENTS frame--> gateway --> store --ack--> outbox
+//!             in place:    the gateway's event writer --> store
 //! ```
+//!
+//! A session's recorder always ends with an `end` event: when the driver
+//! closes the session, or when the session's task is dropped (the link was
+//! lost, the gateway stops), in which case the outbox sends it after the
+//! next link is up.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
@@ -42,8 +50,10 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
-use crate::frame::{Frame, FrameKind};
-use crate::messages::SessionEvents;
+use crate::frame::Frame;
+use crate::journal::{AuditJournal, JournalHolds};
+use crate::messages::{BatchId, SessionEvents};
+use crate::outbox::AuditOutbox;
 
 /// Events gathered before a frame is sent: amortises the frame and the
 /// gateway's store write over many statements.
@@ -125,14 +135,31 @@ impl Serialize for Counts<'_> {
 /// Where a session's event batches go.
 #[derive(Clone)]
 pub(crate) enum EventRoute {
-    /// Over the link: `EVENTS` frames on the session's stream.
+    /// Over the link: through the agent's outbox, which keeps each batch
+    /// until the gateway stored it, on the session's stream of the link of
+    /// `generation`.
     Link {
+        outbox: AuditOutbox,
         stream: u32,
-        outbound: mpsc::Sender<Frame>,
+        generation: u64,
     },
     /// Straight to the gateway's event writer, for an agent embedded in
     /// the gateway's process: nothing to frame or serialise.
-    InPlace(mpsc::Sender<SessionEvents>),
+    InPlace(mpsc::Sender<AuditBatch>),
+}
+
+/// A batch on its way into the gateway's store, in the gateway's process:
+/// its events, what keeps them journaled until then, and for a batch that
+/// came over a link, that link's writer, told in an `EVENTS_ACK` frame once
+/// the batch is stored.
+#[derive(Debug)]
+pub struct AuditBatch {
+    /// The events.
+    pub events: SessionEvents,
+    /// Released once the batch is stored.
+    pub journaled: JournalHolds,
+    /// The link the batch arrived on.
+    pub ack: Option<mpsc::Sender<Frame>>,
 }
 
 /// Sends a session's events to the gateway.
@@ -140,12 +167,16 @@ pub(crate) enum EventRoute {
 pub(crate) struct EventSink {
     session_id: Arc<str>,
     route: EventRoute,
+    /// In the gateway's process: each event is journaled as it is
+    /// recorded, so a crash before its batch is stored does not lose it.
+    journal: Option<AuditJournal>,
     state: Arc<Mutex<SinkState>>,
 }
 
 #[derive(Default)]
 struct SinkState {
     batch: Vec<Box<RawValue>>,
+    journaled: JournalHolds,
     next_seq: i64,
     first_in_batch: i64,
     oldest: Option<Instant>,
@@ -153,16 +184,19 @@ struct SinkState {
 }
 
 impl EventSink {
-    pub(crate) fn new(session_id: &str, route: EventRoute) -> Self {
+    pub(crate) fn new(session_id: &str, route: EventRoute, journal: Option<AuditJournal>) -> Self {
         Self {
             session_id: session_id.into(),
             route,
+            journal,
             state: Arc::new(Mutex::new(SinkState::default())),
         }
     }
 
     /// Numbers `event` and adds it to the batch; serialised here, once,
-    /// since the gateway stores the JSON as it arrives.
+    /// since the gateway stores the JSON as it arrives. Journaled first
+    /// (in the gateway's process), before the hook returns and so before
+    /// the client sees the statement's answer.
     fn push(&self, event: AuditEvent<'_>, flush: bool) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let Ok(event) = serde_json::value::to_raw_value(&Sequenced {
@@ -172,6 +206,9 @@ impl EventSink {
             state.dropped += 1;
             return;
         };
+        if let Some(journal) = &self.journal {
+            journal.append(&self.session_id, &event, &mut state.journaled);
+        }
         if state.batch.is_empty() {
             state.first_in_batch = state.next_seq;
             state.oldest = Some(Instant::now());
@@ -186,6 +223,7 @@ impl EventSink {
 
     fn send(&self, state: &mut SinkState) {
         let events = std::mem::take(&mut state.batch);
+        let journaled = std::mem::take(&mut state.journaled);
         state.oldest = None;
         if events.is_empty() {
             return;
@@ -197,21 +235,27 @@ impl EventSink {
             events,
             dropped: state.dropped,
         };
-        // Never wait inside the relay: if the queue is full the batch is
-        // dropped and counted (the next batch reports it).
+        // Never wait inside the relay: if the outbox or the queue is full
+        // the batch is dropped and counted (the next batch reports it).
         let queued = match &self.route {
-            EventRoute::Link { stream, outbound } => {
-                serde_json::to_vec(&message).is_ok_and(|payload| {
-                    outbound
-                        .try_send(Frame {
-                            kind: FrameKind::Events,
-                            stream: *stream,
-                            payload: payload.into(),
-                        })
-                        .is_ok()
+            EventRoute::Link {
+                outbox,
+                stream,
+                generation,
+            } => serde_json::to_vec(&message).is_ok_and(|payload| {
+                let id = BatchId {
+                    session_id: message.session_id,
+                    first_seq: message.first_seq,
+                };
+                outbox.submit(id, *stream, *generation, payload.into(), journaled)
+            }),
+            EventRoute::InPlace(writer) => writer
+                .try_send(AuditBatch {
+                    events: message,
+                    journaled,
+                    ack: None,
                 })
-            }
-            EventRoute::InPlace(writer) => writer.try_send(message).is_ok(),
+                .is_ok(),
         };
         if !queued {
             state.dropped += count;
@@ -257,6 +301,7 @@ impl Pipeline for RecordingPipeline {
             false,
         );
         Box::new(Recorder {
+            ended: false,
             inner: self.policy.as_ref().map(|p| p.open(session)),
             audit: AuditText::new(session, self.policy.as_ref()),
             sink: self.sink.clone(),
@@ -275,6 +320,8 @@ struct Statement {
 }
 
 struct Recorder {
+    /// The `end` event was recorded.
+    ended: bool,
     inner: Option<Box<dyn SessionHook>>,
     audit: AuditText,
     sink: EventSink,
@@ -560,10 +607,30 @@ impl SessionHook for Recorder {
     }
 
     fn closed(&mut self) {
+        self.end();
+    }
+}
+
+impl Recorder {
+    /// Records the session's end (the policy's counts, then `end`) and
+    /// sends what is batched, once.
+    fn end(&mut self) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
         if let Some(inner) = self.inner.as_mut() {
             inner.closed();
         }
         self.sink.push(AuditEvent::End { time: now_ms() }, true);
+    }
+}
+
+/// A session whose task is dropped (its link was lost, the gateway stops)
+/// never reaches `closed`: its record still ends, and its last batch still
+/// goes out.
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.end();
     }
 }
 
@@ -576,11 +643,11 @@ mod tests {
     /// A sink whose batches land in a channel, and what reached it.
     fn sink() -> (EventSink, impl FnMut() -> String) {
         let (tx, mut rx) = mpsc::channel(64);
-        let sink = EventSink::new("s", EventRoute::InPlace(tx));
+        let sink = EventSink::new("s", EventRoute::InPlace(tx), None);
         let drain = move || {
             let mut events = Vec::new();
             while let Ok(batch) = rx.try_recv() {
-                events.extend(batch.events);
+                events.extend(batch.events.events);
             }
             serde_json::to_string(&events).unwrap()
         };
@@ -834,6 +901,28 @@ mod tests {
             .filter_map(|e| e["statement"].as_str())
             .collect();
         assert_eq!(statements, ["SELEC broken", "SELECT 2"], "{recorded:?}");
+    }
+
+    /// A session whose task is dropped (the link lost, the gateway
+    /// stopping) still records its end, and its batch goes out.
+    #[test]
+    fn a_dropped_session_still_records_its_end() {
+        let (sink, mut drain) = sink();
+        let pipeline = RecordingPipeline::new(None, sink);
+        let mut hook = pipeline.open(&session("postgres"));
+        query(hook.as_mut(), "SELECT 1");
+        done(hook.as_mut());
+        drop(hook);
+        let recorded: Vec<serde_json::Value> = serde_json::from_str(&drain()).unwrap();
+        let types: Vec<&str> = recorded.iter().filter_map(|e| e["type"].as_str()).collect();
+        assert_eq!(types, ["start", "statement", "end"]);
+        // Closed, then dropped: one end.
+        let (closed_sink, mut drain) = super::tests::sink();
+        let pipeline = RecordingPipeline::new(None, closed_sink);
+        let mut hook = pipeline.open(&session("postgres"));
+        hook.closed();
+        drop(hook);
+        assert_eq!(drain().matches(r#""type":"end""#).count(), 1);
     }
 
     #[test]

@@ -26,9 +26,11 @@ use hoop_wire::postgres::{CancelRequest, FrontendDecoder, FrontendMessage, Limit
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::frame::{Frame, FrameKind};
+use crate::journal::AuditJournal;
 use crate::messages::{OpenSession, SessionEnd};
 use crate::mux::{PumpEnd, StreamReceiver, StreamSender, pump};
-use crate::recorder::{EventRoute, EventSink, RecordingPipeline};
+use crate::outbox::AuditOutbox;
+use crate::recorder::{AuditBatch, EventRoute, EventSink, RecordingPipeline};
 
 /// Bytes the in-memory duplex between the link and the driver holds per
 /// direction: one read of the driver's relay, so neither side waits on a
@@ -136,24 +138,43 @@ fn compiled(json: &str) -> Result<PolicyPipeline, StartError> {
     Ok(policy)
 }
 
-/// The route of a session's events over its link stream.
-pub(crate) fn link_events(sender: &StreamSender) -> EventRoute {
-    EventRoute::Link {
-        stream: sender.id(),
-        outbound: sender.outbound().clone(),
+/// How the sessions of one link record: through the agent's outbox (kept
+/// until the gateway stored them), naming the link they were opened on,
+/// and journaled too for an agent in the gateway's own process.
+#[derive(Debug, Clone)]
+pub(crate) struct LinkAudit {
+    pub(crate) outbox: AuditOutbox,
+    pub(crate) generation: u64,
+    pub(crate) journal: Option<AuditJournal>,
+}
+
+impl LinkAudit {
+    /// The session's pipeline, its events on `sender`'s stream.
+    pub(crate) fn pipeline(
+        &self,
+        open: &OpenSession,
+        sender: &StreamSender,
+    ) -> Result<Arc<dyn Pipeline>, StartError> {
+        let route = EventRoute::Link {
+            outbox: self.outbox.clone(),
+            stream: sender.id(),
+            generation: self.generation,
+        };
+        pipeline(open, route, self.journal.clone())
     }
 }
 
 /// The session's pipeline: the recorder around the connection's policy.
-pub(crate) fn pipeline(
+fn pipeline(
     open: &OpenSession,
     events: EventRoute,
+    journal: Option<AuditJournal>,
 ) -> Result<Arc<dyn Pipeline>, StartError> {
     let policy = match &open.policy {
         None => None,
         Some(json) => Some(compiled(json)?),
     };
-    let sink = EventSink::new(&open.session_id, events);
+    let sink = EventSink::new(&open.session_id, events, journal);
     Ok(Arc::new(RecordingPipeline::new(policy, sink)))
 }
 
@@ -196,18 +217,24 @@ pub(crate) fn driver(
 
 /// Runs a session: for `connect` the bytes on the stream are a native
 /// client's; for `exec` the agent runs the script itself.
-pub(crate) async fn run(open: OpenSession, sender: StreamSender, receiver: StreamReceiver) {
+pub(crate) async fn run(
+    open: OpenSession,
+    sender: StreamSender,
+    receiver: StreamReceiver,
+    audit: LinkAudit,
+) {
     use tracing::Instrument;
     let span = tracing::info_span!("session", id = %open.session_id, connection = %open.connection);
     if open.mode == "exec" {
-        drop(receiver);
-        let end = crate::exec::run(&open, &sender).instrument(span).await;
+        let end = crate::exec::run(&open, &sender, receiver, &audit)
+            .instrument(span)
+            .await;
         if let Ok(payload) = serde_json::to_vec(&end) {
             sender.close(payload).await;
         }
         return;
     }
-    let end = match serve(&open, sender.clone(), receiver)
+    let end = match serve(&open, sender.clone(), receiver, &audit)
         .instrument(span)
         .await
     {
@@ -216,6 +243,7 @@ pub(crate) async fn run(open: OpenSession, sender: StreamSender, receiver: Strea
             status: "done".into(),
             error: None,
             exit_code: None,
+            truncated: false,
         },
         Ok(PumpEnd::Local) => {
             // The driver ended the session and the pump told the gateway
@@ -228,6 +256,7 @@ pub(crate) async fn run(open: OpenSession, sender: StreamSender, receiver: Strea
                 status: "failed".into(),
                 error: Some(error.to_string()),
                 exit_code: Some(1),
+                truncated: false,
             }
         }
     };
@@ -258,8 +287,9 @@ async fn serve(
     open: &OpenSession,
     sender: StreamSender,
     receiver: StreamReceiver,
+    audit: &LinkAudit,
 ) -> Result<PumpEnd, StartError> {
-    let driver = driver(open, pipeline(open, link_events(&sender))?)?;
+    let driver = driver(open, audit.pipeline(open, &sender)?)?;
     let (link, client) = tokio::io::duplex(DUPLEX_BUFFER);
     let (report, ()) = tokio::join!(
         pump(link, sender, receiver, None),
@@ -285,7 +315,7 @@ impl std::fmt::Debug for InPlaceSession {
 
 impl InPlaceSession {
     /// Builds the session's driver and pipeline; `events` is the gateway's
-    /// event writer queue.
+    /// event writer queue, `journal` the gateway's audit journal.
     ///
     /// # Errors
     ///
@@ -293,9 +323,10 @@ impl InPlaceSession {
     /// that does not compile); the caller tells its client.
     pub fn prepare(
         open: &OpenSession,
-        events: tokio::sync::mpsc::Sender<crate::messages::SessionEvents>,
+        events: tokio::sync::mpsc::Sender<AuditBatch>,
+        journal: Option<AuditJournal>,
     ) -> Result<Self, StartError> {
-        let driver = driver(open, pipeline(open, EventRoute::InPlace(events))?)?;
+        let driver = driver(open, pipeline(open, EventRoute::InPlace(events), journal)?)?;
         let span =
             tracing::info_span!("session", id = %open.session_id, connection = %open.connection);
         Ok(Self { driver, span })

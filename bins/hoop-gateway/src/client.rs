@@ -434,6 +434,93 @@ impl ApiClient {
     pub async fn get(&self, path: &str) -> Result<Response, ClientError> {
         self.send(Method::GET, path, None).await
     }
+
+    /// POSTs JSON whose answer arrives piece by piece and may be of any
+    /// size (an exec's output streamed, `accept` naming the media type):
+    /// the body is read as it comes, never whole. On a connection of its
+    /// own, closed with the answer.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached or the exchange fails.
+    pub async fn post_streaming(
+        &self,
+        path: &str,
+        body: &Value,
+        accept: &str,
+    ) -> Result<StreamingResponse, ClientError> {
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(hyper::header::HOST, self.endpoint.address())
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::ACCEPT, accept);
+        if let Some(token) = &self.token {
+            builder = builder.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = builder.body(Full::new(Bytes::from(body.to_string())))?;
+        let mut sender = self.connect().await?;
+        let response = match sender.send_request(request).await {
+            Ok(response) => response,
+            Err(error) if error.is_parse() && !self.endpoint.is_tls() => {
+                return Err(ClientError::NotHttp(self.endpoint.address.clone()));
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let content_type = response
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        Ok(StreamingResponse {
+            status: response.status(),
+            content_type,
+            body: response.into_body(),
+        })
+    }
+}
+
+/// An answer read as it arrives ([`ApiClient::post_streaming`]).
+#[derive(Debug)]
+pub struct StreamingResponse {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The `Content-Type` header, empty when absent.
+    pub content_type: String,
+    body: hyper::body::Incoming,
+}
+
+impl StreamingResponse {
+    /// The next piece of the body, `None` at its end.
+    ///
+    /// # Errors
+    ///
+    /// When the connection fails before the body's end.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, ClientError> {
+        while let Some(frame) = self.body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                return Ok(Some(data));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The whole body as JSON (or a string when it is not JSON), for a
+    /// short answer such as a refusal; at most the client's usual limit.
+    ///
+    /// # Errors
+    ///
+    /// When the body is cut short or too large.
+    pub async fn json(self) -> Result<Value, ClientError> {
+        let body = http_body_util::Limited::new(self.body, MAX_RESPONSE)
+            .collect()
+            .await
+            .map_err(|_| ClientError::TooLarge)?
+            .to_bytes();
+        Ok(serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned())))
+    }
 }
 
 /// An HTTP/1.1 connection over `io`, driven on its own task.

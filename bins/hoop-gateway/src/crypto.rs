@@ -170,11 +170,21 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
 
 /// A fresh 256-bit token, URL-safe base64 without padding.
 ///
+/// Never begins with `-`: a token is typed after flags (`hoop login --token
+/// TOKEN`, `mariadb -p TOKEN`), where a leading dash reads as another flag
+/// (one token in 64 would). Such a draw is thrown away and drawn again,
+/// which keeps every other token equally likely.
+///
 /// # Errors
 ///
 /// [`CryptoError::Random`] when the source fails.
 pub fn new_token() -> Result<String, CryptoError> {
-    Ok(URL_SAFE_NO_PAD.encode(random_bytes::<32>()?))
+    loop {
+        let token = URL_SAFE_NO_PAD.encode(random_bytes::<32>()?);
+        if !token.starts_with('-') {
+            return Ok(token);
+        }
+    }
 }
 
 /// A fresh random id in the UUID v4 text form.
@@ -281,5 +291,14 @@ mod tests {
         assert_eq!(&id[14..15], "4");
         assert_ne!(new_token().unwrap(), new_token().unwrap());
         assert_eq!(hash_token("a").len(), 64);
+    }
+
+    /// Regression: `hoop login --token -l...` failed with "unexpected
+    /// argument '-l'" for the one token in 64 that began with a dash.
+    #[test]
+    fn tokens_never_begin_with_a_dash() {
+        for _ in 0..2_000 {
+            assert!(!new_token().unwrap().starts_with('-'));
+        }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hoop_agent::AgentKey;
+use hoop_agent::journal::AuditJournal;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -15,6 +16,9 @@ use crate::api::{self, ADMIN_GROUP, AppState, ConnectionInput};
 use crate::crypto::{self, SecretBox};
 use crate::links::LinkRegistry;
 use crate::store::{Store, StoreError, TokenRecord, UserRecord};
+
+/// The audit journal's directory, in the data directory.
+const JOURNAL_DIR: &str = "audit-journal";
 
 /// The e-mail of the administrator made on first start.
 pub const ADMIN_EMAIL: &str = "admin@localhost";
@@ -166,12 +170,27 @@ pub struct Gateway {
     /// The administrator token made on this (first) start, to print once.
     pub first_admin_token: Option<String>,
     state: AppState,
+    /// The API and the client listeners: what takes new sessions.
     tasks: Vec<JoinHandle<()>>,
+    /// The agent link server; it outlives the others while the gateway
+    /// stops, for the agents' last audit batches.
+    link_task: JoinHandle<()>,
+    /// The event writer, drained when the gateway stops.
+    events_task: Option<JoinHandle<()>>,
 }
+
+/// How long a stopping gateway waits for its sessions to end and their
+/// last events to arrive: what comes later from an agent is sent again to
+/// the next gateway.
+const SHUTDOWN_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Drop for Gateway {
     fn drop(&mut self) {
         for task in &self.tasks {
+            task.abort();
+        }
+        self.link_task.abort();
+        if let Some(task) = &self.events_task {
             task.abort();
         }
         if let Some(socket) = &self.state.connect_socket {
@@ -218,7 +237,12 @@ impl Gateway {
         };
         let api_addr = api_listener.local_addr()?;
         let agent_addr = agent_listener.local_addr()?;
-        let (events, events_task) = crate::sessions::EventWriter::spawn(store.clone());
+        // The journal of the sessions recorded in this process; what an
+        // earlier process left in it is stored first.
+        let (journal, leftovers) = AuditJournal::open(&config.data_dir.join(JOURNAL_DIR))?;
+        crate::sessions::store_leftovers(&store, leftovers).await;
+        let (events, events_task) =
+            crate::sessions::EventWriter::spawn(store.clone(), Some(journal));
         // Without the socket, `hoop connect` tunnels; nothing else is lost.
         let connect_socket = match crate::same_host::bind(&config.data_dir) {
             Ok(bound) => Some(bound),
@@ -266,7 +290,7 @@ impl Gateway {
             state.clone(),
         ));
         let live_task = tokio::spawn(state.live.clone().watch(state.clone()));
-        let mut tasks = vec![api_task, link_task, events_task, live_task];
+        let mut tasks = vec![api_task, live_task];
         if let Some(listener) = postgres_listener {
             tasks.push(tokio::spawn(crate::native::serve_postgres(
                 listener,
@@ -300,7 +324,42 @@ impl Gateway {
             first_admin_token,
             state,
             tasks,
+            link_task,
+            events_task: Some(events_task),
         })
+    }
+
+    /// Stops, as on SIGTERM, losing no audit: takes no new session (the
+    /// API and the listeners stop), ends every session (agents are told
+    /// to close their streams; in-place sessions are cut, their recorders
+    /// still recording their end), waits up to 5 seconds for their records
+    /// to close and the agents' last batches, stores every
+    /// batch received, and closes the records still open as failed
+    /// (`the gateway shut down`). An agent's batches that arrive too late
+    /// go to the next gateway it links to.
+    pub async fn shutdown(mut self) {
+        let deadline = std::time::Instant::now() + SHUTDOWN_PATIENCE;
+        let events = &self.state.events;
+        events.stop_sessions();
+        let end = hoop_agent::messages::SessionEnd {
+            status: "failed".into(),
+            error: Some(crate::sessions::SHUT_DOWN.into()),
+            exit_code: Some(1),
+            truncated: false,
+        };
+        if let Ok(reason) = serde_json::to_vec(&end) {
+            self.state.links.end_streams(&reason.into());
+        }
+        // The listeners' tasks hold their sessions: they go once those
+        // have recorded how they ended.
+        events.sessions_ended(deadline).await;
+        for task in &self.tasks {
+            task.abort();
+        }
+        if let Some(task) = self.events_task.take() {
+            events.drain(&self.state.store, task, deadline).await;
+        }
+        tracing::info!("gateway stopped");
     }
 
     /// The API's URL: `https://ADDRESS` when the gateway has a

@@ -22,33 +22,58 @@ use hoop_agent::messages::OpenSession;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::api::AppState;
+use crate::sessions::EventWriter;
+
+/// An in-place session ready for its client's stream.
+#[derive(Debug)]
+pub struct Prepared {
+    session: InPlaceSession,
+    id: String,
+    events: EventWriter,
+}
 
 /// Builds the session's driver with the gateway's event writer as its
-/// recorder's destination.
+/// recorder's destination, journaling each event.
 ///
 /// # Errors
 ///
 /// Why the session cannot start, for the client and the record.
-pub fn prepare(state: &AppState, open: &OpenSession) -> Result<InPlaceSession, String> {
-    InPlaceSession::prepare(open, state.events.queue()).map_err(|error| {
-        tracing::warn!(session = %open.session_id, %error, "session could not start");
-        error.to_string()
+pub fn prepare(state: &AppState, open: &OpenSession) -> Result<Prepared, String> {
+    let session = InPlaceSession::prepare(open, state.events.queue(), state.events.journal())
+        .map_err(|error| {
+            tracing::warn!(session = %open.session_id, %error, "session could not start");
+            error.to_string()
+        })?;
+    Ok(Prepared {
+        session,
+        id: open.session_id.clone(),
+        events: state.events.clone(),
     })
 }
 
-/// Runs `session` on `client` to its end; returns the bytes read from the
-/// client and written to it.
-pub async fn serve<S>(session: InPlaceSession, client: S) -> (u64, u64)
+/// Runs `session` on `client` to its end, or until the gateway stops (the
+/// session is then cut: its recorder still records its end, and its record
+/// says the gateway shut down); returns the bytes read from the client and
+/// written to it.
+pub async fn serve<S>(prepared: Prepared, client: S) -> (u64, u64)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let Prepared {
+        session,
+        id,
+        events,
+    } = prepared;
     let counts = Arc::new(ByteCounts::default());
-    session
-        .serve(Counted {
-            inner: client,
-            counts: Arc::clone(&counts),
-        })
-        .await;
+    let mut stopping = events.stopping();
+    let served = session.serve(Counted {
+        inner: client,
+        counts: Arc::clone(&counts),
+    });
+    tokio::select! {
+        () = served => {}
+        Ok(_) = stopping.wait_for(|stopping| *stopping) => events.cut(&id),
+    }
     (
         counts.read.load(Ordering::Relaxed),
         counts.written.load(Ordering::Relaxed),

@@ -3,11 +3,12 @@
 //! and an unknown name get the same refusal, after the same work, so the
 //! answer does not reveal whether an agent exists.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use hoop_agent::messages::{Hello, SessionEvents, Status, Targets, Welcome};
+use hoop_agent::messages::{BatchId, EventsAck, Hello, SessionEvents, Status, Targets, Welcome};
 use hoop_agent::mux::{AbortOnDrop, Mux, OUTBOUND_QUEUE, write_frames};
 use hoop_agent::{Frame, FrameKind};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -170,7 +171,7 @@ async fn handle(
         tracing::warn!(%error, "could not record agent metadata");
     }
     tracing::info!(agent = %agent.name, "agent linked");
-    let result = run_link(conn, &state, &agent.id).await;
+    let result = run_link(conn, &state, &agent.id, &agent.name).await;
     tracing::info!(agent = %agent.name, "agent unlinked");
     result
 }
@@ -222,21 +223,31 @@ async fn recv_frame<R: AsyncRead + Unpin>(
 
 /// Serves a linked agent: control frames here, session frames to their
 /// streams, everything outbound through one writer task.
-async fn run_link(conn: Conn, state: &AppState, agent_id: &str) -> Result<(), LinkEnd> {
+async fn run_link(
+    conn: Conn,
+    state: &AppState,
+    agent_id: &str,
+    agent_name: &str,
+) -> Result<(), LinkEnd> {
     let Conn { io, mut buffer, .. } = conn;
     let (mut reader, writer) = tokio::io::split(io);
     let (outbound, queue) = mpsc::channel(OUTBOUND_QUEUE);
     let mux = Mux::new(outbound.clone());
     let mut writer = AbortOnDrop(tokio::spawn(write_frames(writer, queue)));
     let mut ticket = state.links.register(agent_id, mux.clone());
+    let mut gate = EventsGate {
+        agent_id: agent_id.to_owned(),
+        agent_name: agent_name.to_owned(),
+        served: HashMap::new(),
+    };
     let result = serve_link(
         &mut reader,
         &mut buffer,
         &mux,
-        &outbound,
         &mut writer.0,
         state,
         &mut ticket,
+        &mut gate,
     )
     .await;
     state.links.unregister(&ticket);
@@ -248,11 +259,12 @@ async fn serve_link(
     reader: &mut (impl AsyncRead + Unpin),
     buffer: &mut BytesMut,
     mux: &Mux,
-    outbound: &mpsc::Sender<Frame>,
     writer: &mut tokio::task::JoinHandle<std::io::Result<()>>,
     state: &AppState,
     ticket: &mut crate::links::LinkTicket,
+    gate: &mut EventsGate,
 ) -> Result<(), LinkEnd> {
+    let outbound = mux.outbound();
     let mut targets_changed = state.links.watch_targets();
     targets_changed.mark_unchanged();
     send_json(
@@ -284,13 +296,7 @@ async fn serve_link(
                         state.links.set_reachable(ticket, status.reachable);
                     }
                     FrameKind::Data | FrameKind::Close | FrameKind::Window => mux.dispatch(frame),
-                    // Only for a session this link carries.
-                    FrameKind::Events if mux.contains(frame.stream) => {
-                        match serde_json::from_slice::<SessionEvents>(&frame.payload) {
-                            Ok(batch) => state.events.submit(batch),
-                            Err(_) => return Err(LinkEnd::Protocol("bad events")),
-                        }
-                    }
+                    FrameKind::Events => gate.receive(state, mux, &frame).await?,
                     // Unknown kinds are skipped so agents may be upgraded first.
                     _ => {}
                 }
@@ -312,6 +318,80 @@ async fn serve_link(
                 return Ok(());
             }
         }
+    }
+}
+
+/// Most sessions whose owner a link remembers; past it, it forgets them
+/// all and asks the store again.
+const SERVED_CACHE: usize = 4096;
+
+/// Judges the audit events an agent sends: a batch is stored only for the
+/// session it may speak for. On a stream the gateway opened, that is the
+/// stream's session, nothing else; on stream 0 (a batch sent again after a
+/// relink) or a stream that already ended, a session the records say this
+/// agent served. Anything else is refused and logged with the agent's
+/// name: an agent's key is no licence to write other agents' sessions.
+struct EventsGate {
+    agent_id: String,
+    agent_name: String,
+    /// Sessions looked up in the store: served by this agent or not.
+    served: HashMap<String, bool>,
+}
+
+impl EventsGate {
+    async fn receive(&mut self, state: &AppState, mux: &Mux, frame: &Frame) -> Result<(), LinkEnd> {
+        let outbound = mux.outbound();
+        let batch: SessionEvents =
+            serde_json::from_slice(&frame.payload).map_err(|_| LinkEnd::Protocol("bad events"))?;
+        let refusal = match mux.session(frame.stream) {
+            Some(bound) if *bound == *batch.session_id => None,
+            Some(_) => Some("the stream carries another session"),
+            None => match self.served(state, &batch.session_id).await {
+                Some(true) => None,
+                Some(false) => Some("the agent did not serve that session"),
+                // The store failed: the agent sends the batch again later.
+                None => return Ok(()),
+            },
+        };
+        let Some(reason) = refusal else {
+            state.events.submit(batch, outbound.clone());
+            return Ok(());
+        };
+        tracing::warn!(
+            agent = %self.agent_name,
+            stream = frame.stream,
+            session = %batch.session_id,
+            reason,
+            "refused audit events an agent sent for a session not its own"
+        );
+        // Acknowledged all the same, so the agent stops sending it.
+        let ack = EventsAck {
+            batches: vec![BatchId {
+                session_id: batch.session_id,
+                first_seq: batch.first_seq,
+            }],
+        };
+        send_json(outbound, FrameKind::EventsAck, &ack).await
+    }
+
+    /// Whether the store records this agent as the session's; `None` when
+    /// the store cannot tell now.
+    async fn served(&mut self, state: &AppState, session_id: &str) -> Option<bool> {
+        if let Some(&served) = self.served.get(session_id) {
+            return Some(served);
+        }
+        let served = match state.store.session_agent(session_id).await {
+            Ok(agent) => agent.flatten().as_deref() == Some(self.agent_id.as_str()),
+            Err(error) => {
+                tracing::error!(%error, "could not look up a session's agent");
+                return None;
+            }
+        };
+        if self.served.len() >= SERVED_CACHE {
+            self.served.clear();
+        }
+        self.served.insert(session_id.to_owned(), served);
+        Some(served)
     }
 }
 

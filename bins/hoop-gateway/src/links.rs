@@ -127,8 +127,10 @@ impl LinkRegistry {
         }
     }
 
-    /// Opens a session stream to `agent_id`, sending `open` (JSON) as its
-    /// `OPEN` frame.
+    /// Opens a stream to `agent_id` for the session `session_id`, sending
+    /// `open` (JSON) as its `OPEN` frame. The stream is bound to the
+    /// session: the audit events the agent sends on it must be that
+    /// session's.
     ///
     /// # Errors
     ///
@@ -136,6 +138,7 @@ impl LinkRegistry {
     pub async fn open_stream(
         &self,
         agent_id: &str,
+        session_id: &str,
         open: Vec<u8>,
     ) -> Result<(StreamSender, StreamReceiver), AgentOffline> {
         let (mux, ends) = {
@@ -148,7 +151,7 @@ impl LinkRegistry {
             let mut ends = None;
             for _ in 0..16 {
                 inner.next_stream = inner.next_stream.wrapping_add(1).max(1);
-                if let Some(pair) = mux.register(inner.next_stream) {
+                if let Some(pair) = mux.register_session(inner.next_stream, session_id) {
                     ends = Some(pair);
                     break;
                 }
@@ -164,6 +167,15 @@ impl LinkRegistry {
             .await
             .map_err(|_| AgentOffline)?;
         Ok(ends)
+    }
+
+    /// Ends every session stream of every link (a gateway that stops):
+    /// agents are told to close them, and the gateway's ends see the
+    /// stream closed with `reason` (a `SessionEnd`, so records say why).
+    pub fn end_streams(&self, reason: &bytes::Bytes) {
+        for live in self.lock().agents.values() {
+            live.mux.close_all(reason);
+        }
     }
 
     /// Marks `agent_id` as running in this process (`hoop up`'s embedded

@@ -14,6 +14,8 @@ fn main() -> anyhow::Result<()> {
         let gateway = hoop_gateway::Gateway::start(args.into_config()).await?;
         hoop_gateway::cli::print_banner(&gateway);
         hoop_gateway::cli::wait_for_shutdown().await;
+        // Every session ended and its audit stored before the process goes.
+        gateway.shutdown().await;
         anyhow::Ok(())
     })
 }

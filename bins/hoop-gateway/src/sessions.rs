@@ -8,16 +8,22 @@
 //!  any "no" --> record "refused" with the reason; nothing reaches the agent
 //! ```
 
-use hoop_agent::messages::{OpenSession, SessionEnd, SessionEvents};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use hoop_agent::journal::{AuditJournal, JournalHolds, Leftovers};
+use hoop_agent::messages::{BatchId, EventsAck, OpenSession, SessionEnd, SessionEvents};
 use hoop_agent::mux::{PumpEnd, PumpReport, StreamReceiver, StreamSender};
+use hoop_agent::{AuditBatch, Frame, FrameKind};
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::api::ConnectionInput;
 use crate::api::{AppState, Caller};
 use crate::live::LiveSession;
 use crate::session_stream::{Farewell, Protocol, SessionStream, Start};
-use crate::store::{EventBatch, SessionRecord, Store, UserRecord, now_ms};
+use crate::store::{EventBatch, SessionRecord, Store, StoreError, UserRecord, now_ms};
 
 /// How long the gateway keeps a stream whose client left, for the agent to
 /// finish the session and send its last audit events.
@@ -154,6 +160,21 @@ fn refuse(reason: RefusalReason, message: impl Into<String>) -> Refused {
 ///
 /// [`Refused`] with the reason, after recording the refusal.
 pub async fn open(state: &AppState, request: Request<'_>) -> Result<Opened, Refused> {
+    open_with(state, request, None).await
+}
+
+/// [`open`] for an exec whose output the gateway holds whole: the agent
+/// sends at most `output_limit` bytes of it (whole rows), or everything,
+/// streamed, with `None`.
+///
+/// # Errors
+///
+/// [`Refused`] with the reason, after recording the refusal.
+pub async fn open_with(
+    state: &AppState,
+    request: Request<'_>,
+    output_limit: Option<u64>,
+) -> Result<Opened, Refused> {
     let id =
         crate::crypto::new_id().map_err(|_| refuse(RefusalReason::Internal, "internal error"))?;
     let mut record = SessionRecord {
@@ -173,12 +194,26 @@ pub async fn open(state: &AppState, request: Request<'_>) -> Result<Opened, Refu
         bytes_in: 0,
         bytes_out: 0,
     };
-    match check(state, &request, &mut record).await {
-        Ok((open, agent_id, user, protocol)) => {
-            if let Err(error) = state.store.insert_session(&record).await {
+    let checked = if state.events.is_stopping() {
+        Err(refuse(
+            RefusalReason::Offline,
+            "the gateway is shutting down",
+        ))
+    } else {
+        check(state, &request, &mut record).await
+    };
+    match checked {
+        Ok((mut open, agent_id, user, protocol)) => {
+            open.output_limit = output_limit;
+            if let Err(error) = state
+                .store
+                .insert_served_session(&record, Some(&agent_id))
+                .await
+            {
                 tracing::error!(%error, "could not record a session");
                 return Err(refuse(RefusalReason::Internal, "internal error"));
             }
+            state.events.opened(&id);
             let live = state.live.register(
                 &id,
                 &crate::crypto::hash_token(request.token.trim()),
@@ -196,7 +231,7 @@ pub async fn open(state: &AppState, request: Request<'_>) -> Result<Opened, Refu
             }
             let payload = serde_json::to_vec(&open)
                 .map_err(|_| refuse(RefusalReason::Internal, "internal error"))?;
-            match state.links.open_stream(&agent_id, payload).await {
+            match state.links.open_stream(&agent_id, &id, payload).await {
                 Ok((sender, receiver)) => Ok(Opened {
                     id,
                     route: Route::Link { sender, receiver },
@@ -352,6 +387,7 @@ async fn check(
             dlp.as_ref(),
         ),
         client_thread_id: request.client_thread_id,
+        output_limit: None,
     };
     Ok((open, agent_id, caller.user, protocol))
 }
@@ -409,6 +445,13 @@ pub async fn finish(
     bytes_out: u64,
 ) {
     let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    // A session the gateway cut as it stops ended for that reason, whatever
+    // its driver made of it.
+    let (status, error) = if state.events.was_cut(id) {
+        ("failed", Some(SHUT_DOWN.to_owned()))
+    } else {
+        (status, error)
+    };
     if let Err(error) = state
         .store
         .finish_session(id, status, error, clamp(bytes_in), clamp(bytes_out))
@@ -416,7 +459,11 @@ pub async fn finish(
     {
         tracing::error!(session = %id, %error, "could not record the end of a session");
     }
+    state.events.finished(id);
 }
+
+/// Why the sessions a stopping gateway ends are recorded as failed.
+pub const SHUT_DOWN: &str = "the gateway shut down";
 
 /// The outcome of a relayed session as recorded: `done`, or `failed` with
 /// the reason (the agent's, or the link's loss).
@@ -453,7 +500,7 @@ enum Leg {
         receiver: StreamReceiver,
     },
     /// The driver runs here, on the client's stream.
-    InPlace(hoop_agent::InPlaceSession),
+    InPlace(crate::in_place::Prepared),
 }
 
 impl Opened {
@@ -564,7 +611,9 @@ pub fn policy_json(
 }
 
 /// Event batches waiting for the store, across all links; when full, new
-/// batches are dropped (and logged) rather than slowing any link.
+/// batches are dropped (and logged) rather than slowing any link. A
+/// dropped batch from an agent is not acknowledged, so the agent sends it
+/// again; one from an in-place session is still in the journal.
 const EVENT_QUEUE: usize = 1024;
 
 /// Most queued batches written in one transaction.
@@ -586,55 +635,367 @@ fn one_line(event: &str) -> String {
     serde_json::from_str::<Value>(event).map_or_else(|_| "null".to_owned(), |v| v.to_string())
 }
 
-/// Writes agents' session events to the store, off the link's path.
+/// The audit's side of the gateway: writes sessions' event batches to the
+/// store off the sessions' path, acknowledges the agents' once committed,
+/// keeps the journal of the sessions served in this process, and knows
+/// which session records this process holds open, so that it can close
+/// them when it stops (`Gateway::shutdown`).
 #[derive(Debug, Clone)]
 pub struct EventWriter {
-    queue: mpsc::Sender<SessionEvents>,
+    queue: mpsc::Sender<AuditBatch>,
+    journal: Option<AuditJournal>,
+    live: Arc<Mutex<Live>>,
+    stopping: Arc<watch::Sender<bool>>,
+    drain: Arc<Mutex<Option<oneshot::Sender<()>>>>,
+}
+
+#[derive(Debug, Default)]
+struct Live {
+    /// Records this process opened and has not closed.
+    open: HashSet<String>,
+    /// Of those, the sessions it cut because it stops.
+    cut: HashSet<String>,
+    /// When the last batch arrived, to wait for agents' last batches.
+    last_batch: Option<Instant>,
 }
 
 impl EventWriter {
-    /// Starts the writer task over `store`.
-    pub fn spawn(store: Store) -> (Self, tokio::task::JoinHandle<()>) {
-        let (queue, mut batches) = mpsc::channel::<SessionEvents>(EVENT_QUEUE);
-        let task = tokio::spawn(async move {
-            // What queued since the previous write goes in one
-            // transaction (group commit): each commit writes whole pages,
-            // so one per agent batch made the store recording's largest
-            // cost under load.
-            let mut received = Vec::with_capacity(WRITE_BATCHES);
-            while batches.recv_many(&mut received, WRITE_BATCHES).await > 0 {
-                let rows: Vec<EventBatch> = received
-                    .drain(..)
-                    .map(|batch| {
-                        if batch.dropped > 0 {
-                            tracing::warn!(session = %batch.session_id, dropped = batch.dropped, "the agent dropped audit events");
-                        }
-                        EventBatch {
-                            events: batch.events.iter().map(|e| one_line(e.get())).collect(),
-                            session_id: batch.session_id,
-                            first_seq: batch.first_seq,
-                        }
-                    })
-                    .collect();
-                if let Err(error) = store.append_session_events(&rows).await {
-                    tracing::error!(batches = rows.len(), %error, "could not store session events");
-                }
-                tokio::time::sleep(COMMIT_INTERVAL).await;
-            }
-        });
-        (Self { queue }, task)
+    /// Starts the writer task over `store`; `journal` is the journal of
+    /// this process's own sessions, if it keeps one.
+    pub fn spawn(
+        store: Store,
+        journal: Option<AuditJournal>,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (queue, batches) = mpsc::channel::<AuditBatch>(EVENT_QUEUE);
+        let (drain, drained) = oneshot::channel();
+        let task = tokio::spawn(write_batches(store, batches, drained));
+        let (stopping, _) = watch::channel(false);
+        (
+            Self {
+                queue,
+                journal,
+                live: Arc::default(),
+                stopping: Arc::new(stopping),
+                drain: Arc::new(Mutex::new(Some(drain))),
+            },
+            task,
+        )
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, Live> {
+        // Single inserts and removes: consistent at every panic point.
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The queue itself, for a recorder in this process (an embedded
     /// agent's in-place sessions).
-    pub fn queue(&self) -> mpsc::Sender<SessionEvents> {
+    pub fn queue(&self) -> mpsc::Sender<AuditBatch> {
         self.queue.clone()
     }
 
-    /// Queues a batch without waiting.
-    pub fn submit(&self, batch: SessionEvents) {
+    /// The journal of this process's own sessions.
+    pub fn journal(&self) -> Option<AuditJournal> {
+        self.journal.clone()
+    }
+
+    /// Queues a batch that came over a link without waiting; `ack` is
+    /// the link's writer, told once the batch is stored.
+    pub fn submit(&self, events: SessionEvents, ack: mpsc::Sender<Frame>) {
+        self.live().last_batch = Some(Instant::now());
+        let batch = AuditBatch {
+            events,
+            journaled: JournalHolds::default(),
+            ack: Some(ack),
+        };
         if let Err(error) = self.queue.try_send(batch) {
-            tracing::warn!(%error, "audit event queue full; a batch was dropped");
+            tracing::warn!(%error, "audit event queue full; a batch was dropped (its agent sends it again)");
+        }
+    }
+
+    /// A session record was opened.
+    pub(crate) fn opened(&self, id: &str) {
+        self.live().open.insert(id.to_owned());
+    }
+
+    /// A session record was closed.
+    pub(crate) fn finished(&self, id: &str) {
+        let mut live = self.live();
+        live.open.remove(id);
+        live.cut.remove(id);
+    }
+
+    /// Whether the gateway ended the session because it stops.
+    pub(crate) fn was_cut(&self, id: &str) -> bool {
+        self.live().cut.contains(id)
+    }
+
+    /// Marks a session as ended by the stopping gateway.
+    pub(crate) fn cut(&self, id: &str) {
+        self.live().cut.insert(id.to_owned());
+    }
+
+    /// Becomes true when the gateway stops: in-place sessions end.
+    pub(crate) fn stopping(&self) -> watch::Receiver<bool> {
+        self.stopping.subscribe()
+    }
+
+    /// Session records this process holds open.
+    pub fn open_records(&self) -> usize {
+        self.live().open.len()
+    }
+
+    /// The gateway stops: no new session opens (each is refused), and
+    /// in-place sessions end.
+    pub(crate) fn stop_sessions(&self) {
+        self.stopping.send_replace(true);
+    }
+
+    /// Whether the gateway stops.
+    fn is_stopping(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// Waits until every session record this process opened is closed, or
+    /// `deadline`.
+    pub(crate) async fn sessions_ended(&self, deadline: Instant) {
+        while self.open_records() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The last step of a gateway that stops: waits (until `deadline`)
+    /// until agents' batches stopped arriving, stores every queued batch,
+    /// closes the records still open as failed ([`SHUT_DOWN`]) and the
+    /// journal. `task` is the writer's, from [`EventWriter::spawn`].
+    pub(crate) async fn drain(
+        &self,
+        store: &Store,
+        task: tokio::task::JoinHandle<()>,
+        deadline: Instant,
+    ) {
+        // Agents send their sessions' last batches after the streams end;
+        // what comes later is sent again to the next gateway.
+        loop {
+            let quiet = self
+                .live()
+                .last_batch
+                .is_none_or(|t| t.elapsed() >= AGENT_QUIET);
+            if quiet || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let drain = self
+            .drain
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(drain) = drain {
+            let _ = drain.send(());
+            let _ = task.await;
+        }
+        let open: Vec<String> = self.live().open.iter().cloned().collect();
+        if !open.is_empty()
+            && let Err(error) = store.fail_sessions(&open, SHUT_DOWN).await
+        {
+            tracing::error!(%error, "could not close the open session records");
+        }
+        if let Some(journal) = &self.journal {
+            journal.close();
+        }
+    }
+}
+
+/// Agents' last batches have stopped coming when none arrived for this
+/// long.
+const AGENT_QUIET: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// The writer: group commits of what queued meanwhile; after each, the
+/// journal's holds are released and each link is told which of its
+/// batches are stored. A failed commit is logged; its batches stay in the
+/// journal (in place) or with their agent (no ack), for later. `drain`
+/// makes it take no more batches, store what is queued, and end.
+async fn write_batches(
+    store: Store,
+    mut batches: mpsc::Receiver<AuditBatch>,
+    mut drain: oneshot::Receiver<()>,
+) {
+    // What queued since the previous write goes in one transaction (group
+    // commit): each commit writes whole pages, so one per agent batch made
+    // the store recording's largest cost under load.
+    let mut received = Vec::with_capacity(WRITE_BATCHES);
+    loop {
+        let got = tokio::select! {
+            got = batches.recv_many(&mut received, WRITE_BATCHES) => got,
+            _ = &mut drain, if !batches.is_closed() => {
+                batches.close();
+                continue;
+            }
+        };
+        if got == 0 {
+            return;
+        }
+        let rows: Vec<EventBatch> = received
+            .iter()
+            .map(|batch| {
+                let events = &batch.events;
+                if events.dropped > 0 {
+                    tracing::warn!(session = %events.session_id, dropped = events.dropped, "the agent dropped audit events");
+                }
+                EventBatch {
+                    events: events.events.iter().map(|e| one_line(e.get())).collect(),
+                    session_id: events.session_id.clone(),
+                    first_seq: events.first_seq,
+                }
+            })
+            .collect();
+        match store.append_session_events(&rows).await {
+            Ok(()) => acknowledge(received.drain(..)),
+            Err(error) => {
+                tracing::error!(batches = rows.len(), %error, "could not store session events");
+                received.clear();
+            }
+        }
+        if !batches.is_closed() {
+            tokio::time::sleep(COMMIT_INTERVAL).await;
+        }
+    }
+}
+
+/// Stores what the journal of an earlier process holds and its store does
+/// not (that process stopped before storing it, or was killed), then
+/// removes it. Events are told apart by session and sequence number, so
+/// events stored already are not stored twice; events of a session with no
+/// record are dropped (logged). When the store fails the journal is kept
+/// for the next start.
+pub(crate) async fn store_leftovers(store: &Store, leftovers: Leftovers) {
+    let mut stored: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
+    let mut failed = false;
+    let mut recovered = 0usize;
+    for segment in leftovers.segments() {
+        let events = match Leftovers::read(segment) {
+            Ok(events) => events,
+            Err(error) => {
+                tracing::error!(%error, segment = %segment.display(), "could not read the audit journal");
+                failed = true;
+                continue;
+            }
+        };
+        let mut by_session: BTreeMap<String, BTreeMap<i64, String>> = BTreeMap::new();
+        for event in events {
+            if let Some(seq) = event.seq() {
+                by_session
+                    .entry(event.session_id)
+                    .or_default()
+                    .insert(seq, one_line(event.event.get()));
+            }
+        }
+        for (session, events) in by_session {
+            let covered = match stored.get(&session) {
+                Some(covered) => covered.clone(),
+                None => match stored_ranges(store, &session).await {
+                    Ok(Some(covered)) => covered,
+                    Ok(None) => {
+                        tracing::warn!(session = %session, "the audit journal holds events of a session with no record");
+                        stored.insert(session, vec![(i64::MIN, i64::MAX)]);
+                        continue;
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "could not read stored session events");
+                        failed = true;
+                        continue;
+                    }
+                },
+            };
+            let mut batches: Vec<EventBatch> = Vec::new();
+            for (seq, event) in events {
+                if covered.iter().any(|&(from, to)| from <= seq && seq < to) {
+                    continue;
+                }
+                match batches.last_mut() {
+                    Some(batch) if batch.first_seq + batch.events.len() as i64 == seq => {
+                        batch.events.push(event);
+                    }
+                    _ => batches.push(EventBatch {
+                        session_id: session.clone(),
+                        first_seq: seq,
+                        events: vec![event],
+                    }),
+                }
+            }
+            let mut covered = covered;
+            if !batches.is_empty() {
+                if let Err(error) = store.append_session_events(&batches).await {
+                    tracing::error!(%error, "could not store the audit journal's events");
+                    failed = true;
+                    continue;
+                }
+                for batch in &batches {
+                    recovered += batch.events.len();
+                    covered.push((batch.first_seq, batch.first_seq + batch.events.len() as i64));
+                }
+            }
+            stored.insert(session, covered);
+        }
+    }
+    if recovered > 0 {
+        tracing::info!(
+            events = recovered,
+            "stored audit events an earlier process had not"
+        );
+    }
+    if !failed {
+        leftovers.discard();
+    }
+}
+
+/// The sequence numbers a session's stored batches cover, as ranges
+/// `[from, to)`; `None` when the session has no record.
+async fn stored_ranges(
+    store: &Store,
+    session: &str,
+) -> Result<Option<Vec<(i64, i64)>>, StoreError> {
+    if store.session_agent(session).await?.is_none() {
+        return Ok(None);
+    }
+    let mut covered = Vec::new();
+    let mut after = -1;
+    loop {
+        let page = store.session_event_page(session, after, 64).await?;
+        for (first_seq, events) in &page {
+            covered.push((*first_seq, first_seq + events.lines().count() as i64));
+        }
+        match page.last() {
+            Some(&(last, _)) if page.len() == 64 => after = last,
+            _ => return Ok(Some(covered)),
+        }
+    }
+}
+
+/// Releases the stored batches' journal holds and tells each link, in one
+/// `EVENTS_ACK` frame, which of its batches are stored.
+fn acknowledge(stored: impl Iterator<Item = AuditBatch>) {
+    let mut acks: Vec<(mpsc::Sender<Frame>, Vec<BatchId>)> = Vec::new();
+    for batch in stored {
+        batch.journaled.release();
+        let Some(link) = batch.ack else { continue };
+        let id = BatchId {
+            session_id: batch.events.session_id,
+            first_seq: batch.events.first_seq,
+        };
+        match acks.iter_mut().find(|(l, _)| l.same_channel(&link)) {
+            Some((_, ids)) => ids.push(id),
+            None => acks.push((link, vec![id])),
+        }
+    }
+    for (link, batches) in acks {
+        let Ok(payload) = serde_json::to_vec(&EventsAck { batches }) else {
+            continue;
+        };
+        let frame = Frame::control(FrameKind::EventsAck, payload);
+        // Never wait on one link's queue: the others' acks would wait too.
+        if let Err(mpsc::error::TrySendError::Full(frame)) = link.try_send(frame) {
+            tokio::spawn(async move { link.send(frame).await });
         }
     }
 }

@@ -8,13 +8,13 @@
 //! socket instead, with the same token and checks
 //! ([`hoop_gateway::same_host`]): one hop fewer for every byte.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use hoop_gateway::api::EXEC_STREAM;
 use hoop_gateway::client::{ApiClient, ApiStream, Endpoint};
 use hoop_gateway::same_host::{self, ConnectSocket, HandoffError};
-use hyper::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -241,14 +241,70 @@ pub(crate) async fn exec(
     };
     let client = login::client()?;
     let body = json!({"connection": name, "script": script, "output": output});
-    let response = client
-        .send(
-            Method::POST,
-            "/api/sessions",
-            Some(body.to_string().into_bytes()),
-        )
+    let mut response = client
+        .post_streaming("/api/sessions", &body, EXEC_STREAM)
         .await?;
-    let body = response.body;
+    if !response.content_type.starts_with(EXEC_STREAM) {
+        // A refusal, or a gateway that answers whole: one JSON body.
+        let status = response.status;
+        return Ok(print_answer(status.is_success(), &response.json().await?));
+    }
+    // The output streams: each line is printed as it arrives, so a result
+    // of any size passes through in bounded memory.
+    match print_stream(&mut response).await {
+        // The reader of the output left (`hoop exec ... | head`): stop
+        // quietly, as a client killed by SIGPIPE does; the gateway stops
+        // the script when the answer's connection closes.
+        Err(error)
+            if error
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(SIGPIPE_EXIT)
+        }
+        other => other,
+    }
+}
+
+/// The exit code of a process ended by SIGPIPE, as shells report it.
+const SIGPIPE_EXIT: i32 = 128 + 13;
+
+/// Prints a streamed exec answer's output as it arrives; returns the exit
+/// code from its last line.
+async fn print_stream(
+    response: &mut hoop_gateway::client::StreamingResponse,
+) -> anyhow::Result<i32> {
+    let mut stdout = std::io::stdout().lock();
+    let mut pending: Vec<u8> = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        pending.extend_from_slice(&chunk);
+        while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            let line: Value = serde_json::from_slice(&line)
+                .context("the gateway sent a line that is not JSON")?;
+            if let Some(text) = line["output"].as_str() {
+                stdout.write_all(text.as_bytes())?;
+            } else if line.get("status").is_some() {
+                stdout.flush()?;
+                return Ok(print_answer(true, &line));
+            }
+        }
+        if pending.len() > MAX_EXEC_LINE {
+            bail!("the gateway sent a line longer than {MAX_EXEC_LINE} bytes");
+        }
+        stdout.flush()?;
+    }
+    bail!("the gateway ended the answer before the session's end")
+}
+
+/// The longest line of a streamed exec answer the CLI holds: the gateway
+/// sends one per link frame (at most 32 KiB of output, six times that
+/// escaped).
+const MAX_EXEC_LINE: usize = 16 * 1024 * 1024;
+
+/// Prints an exec answer's output (when it has any) and error; returns the
+/// exit code.
+fn print_answer(success: bool, body: &Value) -> i32 {
     if let Some(text) = body["output"].as_str() {
         print!("{text}");
     }
@@ -259,13 +315,13 @@ pub(crate) async fn exec(
         .as_i64()
         .and_then(|c| i32::try_from(c).ok())
         .unwrap_or(1);
-    if code != 0 || !response.status.is_success() {
+    if code != 0 || !success {
         let error = body["error"]
             .as_str()
             .or_else(|| body["message"].as_str())
             .unwrap_or("the session failed");
         eprintln!("{error}");
-        return Ok(if code == 0 { 1 } else { code });
+        return if code == 0 { 1 } else { code };
     }
-    Ok(0)
+    0
 }

@@ -46,7 +46,17 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         (true, Some(ca)) => Some(hoop_agent::tls_client_config(ca)?),
         _ => None,
     };
-    let agent = tokio::spawn(hoop_agent::run(hoop_agent::AgentConfig { key, tls }));
+    // The embedded agent journals its sessions' events with the gateway's
+    // own: a crash of this process takes both.
+    let journal = gateway
+        .state()
+        .events
+        .journal()
+        .context("the gateway keeps no audit journal")?;
+    let agent = tokio::spawn(hoop_agent::run_embedded(
+        hoop_agent::AgentConfig { key, tls },
+        journal,
+    ));
     let applied = gateway.apply_connections(&connections).await?;
     hoop_gateway::cli::print_banner(&gateway);
     println!("  agent:        {EMBEDDED_AGENT} (embedded)");
@@ -90,6 +100,9 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     );
     println!("       {ca_env}HOOP_API_URL={api} hoop connections list");
     hoop_gateway::cli::wait_for_shutdown().await;
+    // The agent stays while the gateway stops, so its sessions' last audit
+    // batches still arrive over its link.
+    gateway.shutdown().await;
     agent.abort();
     Ok(())
 }

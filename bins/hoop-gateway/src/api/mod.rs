@@ -39,7 +39,7 @@ use serde_json::{Value, json};
 
 pub use connections::{ConnectionInput, connection_target};
 pub use plugins::PLUGINS;
-pub use sessions::TUNNEL_PROTOCOL;
+pub use sessions::{EXEC_STREAM, MAX_EXEC_OUTPUT, TUNNEL_PROTOCOL};
 
 use crate::crypto::SecretBox;
 use crate::links::LinkRegistry;

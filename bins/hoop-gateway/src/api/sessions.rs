@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::{Bytes, BytesMut};
 use hoop_agent::messages::SessionEnd;
-use hoop_agent::mux::Inbound;
+use hoop_agent::mux::{Inbound, StreamReceiver, StreamSender};
 use serde_json::{Value, json};
 
 use super::input::Fields;
@@ -23,9 +23,23 @@ use super::{Access, ApiError, ApiResult, AppState, Caller, Route, route};
 use crate::sessions::{self, AccessKind, RefusalReason, Refused, Request as SessionRequest};
 use crate::store::{SessionFilter, SessionRecord};
 
-/// The most exec output returned; the rest is cut off (and says so), so a
-/// huge result cannot exhaust the gateway's memory.
-const MAX_EXEC_OUTPUT: usize = 16 * 1024 * 1024;
+/// The most exec output a JSON answer holds (it is built whole: about
+/// three times this at its peak, the bytes, the text and the escaped
+/// JSON). The agent is told, and sends only the whole rows that fit, with
+/// `"truncated": true`; the script still runs to its end. Past it the
+/// gateway reads and drops what an agent sends anyway, so a session always
+/// ends. Clients that want everything ask for the output streamed
+/// ([`EXEC_STREAM`]), which has no limit.
+pub const MAX_EXEC_OUTPUT: usize = 16 * 1024 * 1024;
+
+/// The media type that asks `POST /api/sessions` to stream: JSON lines,
+/// `{"session_id"}` first, then `{"output": "..."}` as the rows arrive,
+/// and last `{"session_id", "status", "error", "exit_code"}`.
+pub const EXEC_STREAM: &str = "application/x-ndjson";
+
+/// Output lines queued for a streaming exec's client: with the link's
+/// window, what a slow client makes the gateway hold for one session.
+const EXEC_LINES_BUFFERED: usize = 4;
 
 /// The most sessions one list returns.
 const LIST_LIMIT: i64 = 1000;
@@ -48,7 +62,7 @@ pub(super) fn routes() -> Vec<Route> {
         route(
             Method::POST,
             "/api/sessions",
-            "Run a script on a connection (exec); returns the output, status and exit code",
+            "Run a script on a connection (exec); returns the output (at most 16 MiB, then truncated at a row), status and exit code, or with Accept: application/x-ndjson streams it as JSON lines with no limit",
             Access::User,
             Some("ExecRequest"),
             Some("ExecResult"),
@@ -177,8 +191,12 @@ async fn exec(
     {
         return Err(ApiError::invalid("output", "must be text or json"));
     }
+    let streamed = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains(EXEC_STREAM));
     let token = bearer(&headers);
-    let opened = match sessions::open(
+    let opened = match sessions::open_with(
         &state,
         SessionRequest {
             token: &token,
@@ -189,6 +207,7 @@ async fn exec(
             output,
             client_thread_id: None,
         },
+        (!streamed).then_some(MAX_EXEC_OUTPUT as u64),
     )
     .await
     {
@@ -200,70 +219,277 @@ async fn exec(
             ));
         }
     };
-    let sessions::Route::Link {
-        mut receiver,
-        sender,
-    } = opened.route
-    else {
+    let sessions::Route::Link { sender, receiver } = opened.route else {
         return Err(ApiError::internal("exec sessions go over the link"));
     };
-    let mut collected = BytesMut::new();
-    let mut truncated = false;
-    let mut ended = opened.live.end_signal();
-    let end = loop {
+    let reader = ExecReader {
+        state,
+        id: opened.id,
+        sender,
+        receiver,
+        ended: opened.live.end_signal(),
+        live: opened.live,
+        bytes_in: script.len() as u64,
+        bytes_out: 0,
+    };
+    if streamed {
+        return Ok(reader.stream());
+    }
+    // The reader runs on a task of its own, so the record is closed even
+    // when this request is dropped (its client left); `held` tells it so,
+    // and it stops the script.
+    let (held, dropped) = tokio::sync::oneshot::channel::<()>();
+    let answer = tokio::spawn(reader.collect(dropped))
+        .await
+        .map_err(ApiError::internal)?;
+    drop(held);
+    super::ok(&answer)
+}
+
+/// The gateway's end of an exec session: reads the agent's output,
+/// returning credit as it goes (so output of any size flows), and records
+/// how the session ended, whatever happens to the HTTP client.
+struct ExecReader {
+    state: AppState,
+    id: String,
+    sender: StreamSender,
+    receiver: StreamReceiver,
+    /// The session among the live ones: its end signal fires when access
+    /// is withdrawn ([`crate::live`]).
+    live: crate::live::LiveSession,
+    ended: crate::session_stream::EndSignal,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+/// What the agent sent next.
+enum ExecStep {
+    Output(Bytes),
+    End(SessionEnd),
+}
+
+impl ExecReader {
+    /// The next output chunk, or how the session ended.
+    async fn next(&mut self) -> ExecStep {
         let received = tokio::select! {
-            received = receiver.recv() => Some(received),
-            Ok(_) = ended.wait_for(Option::is_some) => None,
+            received = self.receiver.recv() => Some(received),
+            Ok(_) = self.ended.wait_for(Option::is_some) => None,
         };
         let Some(received) = received else {
-            // Access withdrawn ([`crate::live`]): closing the agent's
-            // stream ends the script there.
-            sender.close(Bytes::new()).await;
-            break SessionEnd {
-                status: "failed".into(),
-                error: opened.live.ended().map(|reason| reason.to_string()),
-                exit_code: Some(1),
-            };
+            // Access withdrawn: closing the agent's stream ends the script
+            // there.
+            self.sender.close(Bytes::new()).await;
+            let reason = self.live.ended().unwrap_or_default();
+            return ExecStep::End(failed(&reason));
         };
         match received {
-            Some(Inbound::Data(data)) => {
-                let room = MAX_EXEC_OUTPUT.saturating_sub(collected.len());
-                truncated |= data.len() > room;
-                collected.extend_from_slice(&data[..data.len().min(room)]);
-            }
-            Some(Inbound::Close(payload)) => {
-                break serde_json::from_slice::<SessionEnd>(&payload).unwrap_or(SessionEnd {
-                    status: "failed".into(),
-                    error: Some("the agent ended the session".into()),
-                    exit_code: Some(1),
-                });
-            }
-            None => {
-                break SessionEnd {
-                    status: "failed".into(),
-                    error: Some("the agent serving this connection went away".into()),
-                    exit_code: Some(1),
-                };
-            }
+            Some(Inbound::Data(data)) => ExecStep::Output(data),
+            Some(Inbound::Close(payload)) => ExecStep::End(
+                serde_json::from_slice::<SessionEnd>(&payload)
+                    .unwrap_or_else(|_| failed("the agent ended the session")),
+            ),
+            None => ExecStep::End(failed("the agent serving this connection went away")),
         }
-    };
-    sessions::finish(
-        &state,
-        &opened.id,
-        &end.status,
-        end.error.clone(),
-        script.len() as u64,
-        collected.len() as u64,
-    )
-    .await;
-    super::ok(&json!({
-        "session_id": opened.id,
-        "output": String::from_utf8_lossy(&collected),
-        "truncated": truncated,
-        "status": end.status,
-        "error": end.error,
-        "exit_code": end.exit_code.unwrap_or(if end.status == "done" { 0 } else { 1 }),
-    }))
+    }
+
+    /// Records the session's end.
+    async fn finish(self, end: &SessionEnd) {
+        sessions::finish(
+            &self.state,
+            &self.id,
+            &end.status,
+            end.error.clone(),
+            self.bytes_in,
+            self.bytes_out,
+        )
+        .await;
+    }
+
+    /// The client left before the end: the agent is told to stop the
+    /// script, and the record says why.
+    async fn abandon(self) {
+        self.sender.close(Bytes::new()).await;
+        let end = failed("the client left before the output was read");
+        self.finish(&end).await;
+    }
+
+    /// Reads the whole output into one JSON answer, keeping at most
+    /// [`MAX_EXEC_OUTPUT`] bytes of it. When the request is dropped first
+    /// (`dropped` resolves) nobody reads the answer: it is `null`.
+    async fn collect(mut self, mut dropped: tokio::sync::oneshot::Receiver<()>) -> Value {
+        let mut collected = BytesMut::new();
+        let mut cut = false;
+        let end = loop {
+            let step = tokio::select! {
+                step = self.next() => step,
+                _ = &mut dropped => {
+                    self.abandon().await;
+                    return Value::Null;
+                }
+            };
+            match step {
+                ExecStep::Output(data) => {
+                    let room = MAX_EXEC_OUTPUT.saturating_sub(collected.len());
+                    cut |= data.len() > room;
+                    let kept = &data[..data.len().min(room)];
+                    self.bytes_out += kept.len() as u64;
+                    collected.extend_from_slice(kept);
+                }
+                ExecStep::End(end) => break end,
+            }
+        };
+        let id = self.id.clone();
+        self.finish(&end).await;
+        json!({
+            "session_id": id,
+            "output": String::from_utf8_lossy(&collected),
+            "truncated": cut || end.truncated,
+            "status": end.status,
+            "error": end.error,
+            "exit_code": exit_code(&end),
+        })
+    }
+
+    /// Streams the output to the client as JSON lines (see
+    /// [`EXEC_STREAM`]). A slow client slows the agent and the database:
+    /// the gateway holds at most [`EXEC_LINES_BUFFERED`] lines and the
+    /// link's window.
+    fn stream(mut self) -> Response {
+        let (lines, queued) = tokio::sync::mpsc::channel::<Bytes>(EXEC_LINES_BUFFERED);
+        let (watch, mut gone) = tokio::sync::oneshot::channel::<()>();
+        let body = OutputLines {
+            queued,
+            _watch: watch,
+        };
+        tokio::spawn(async move {
+            let first = json_line(&json!({"session_id": self.id}));
+            if lines.send(first).await.is_err() {
+                return self.abandon().await;
+            }
+            let mut text = Utf8Cut::default();
+            let end = loop {
+                let step = tokio::select! {
+                    step = self.next() => step,
+                    _ = &mut gone => return self.abandon().await,
+                };
+                match step {
+                    ExecStep::Output(data) => {
+                        let output = text.complete(&data);
+                        self.bytes_out += data.len() as u64;
+                        if output.is_empty() {
+                            continue;
+                        }
+                        if lines
+                            .send(json_line(&json!({ "output": output })))
+                            .await
+                            .is_err()
+                        {
+                            return self.abandon().await;
+                        }
+                    }
+                    ExecStep::End(end) => break end,
+                }
+            };
+            let rest = text.rest();
+            if !rest.is_empty() {
+                let _ = lines.send(json_line(&json!({ "output": rest }))).await;
+            }
+            let last = json_line(&json!({
+                "session_id": self.id,
+                "status": end.status,
+                "error": end.error,
+                "exit_code": exit_code(&end),
+            }));
+            let _ = lines.send(last).await;
+            self.finish(&end).await;
+        });
+        let mut response = (StatusCode::OK, axum::body::Body::from_stream(body)).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(EXEC_STREAM));
+        response
+    }
+}
+
+fn failed(error: &str) -> SessionEnd {
+    SessionEnd {
+        status: "failed".into(),
+        error: Some(error.into()),
+        exit_code: Some(1),
+        truncated: false,
+    }
+}
+
+fn exit_code(end: &SessionEnd) -> i32 {
+    end.exit_code
+        .unwrap_or(if end.status == "done" { 0 } else { 1 })
+}
+
+fn json_line(value: &Value) -> Bytes {
+    let mut line = value.to_string();
+    line.push('\n');
+    Bytes::from(line)
+}
+
+/// A streaming exec's response body; dropping it (the client left, or
+/// hyper is done with it) drops `_watch`, which the reader hears.
+struct OutputLines {
+    queued: tokio::sync::mpsc::Receiver<Bytes>,
+    _watch: tokio::sync::oneshot::Sender<()>,
+}
+
+impl futures_core::Stream for OutputLines {
+    type Item = Result<Bytes, std::convert::Infallible>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.queued.poll_recv(cx).map(|line| line.map(Ok))
+    }
+}
+
+/// Output bytes to text, chunk by chunk: the link cuts the output anywhere,
+/// so a character cut in two waits for its end (at most 3 bytes held);
+/// bytes that are not UTF-8 become U+FFFD, as the JSON answer's do.
+#[derive(Debug, Default)]
+struct Utf8Cut {
+    held: Vec<u8>,
+}
+
+impl Utf8Cut {
+    /// The text of what arrived, up to the last whole character.
+    fn complete(&mut self, data: &[u8]) -> String {
+        let mut bytes = std::mem::take(&mut self.held);
+        bytes.extend_from_slice(data);
+        let whole = whole_characters(&bytes);
+        self.held = bytes.split_off(whole);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// What is held at the end: an incomplete character, as U+FFFD.
+    fn rest(&mut self) -> String {
+        String::from_utf8_lossy(&std::mem::take(&mut self.held)).into_owned()
+    }
+}
+
+/// The length of `bytes` without an incomplete UTF-8 sequence at its end.
+fn whole_characters(bytes: &[u8]) -> usize {
+    for back in 1..=bytes.len().min(3) {
+        let start = bytes.len() - back;
+        let lead = bytes[start];
+        if lead & 0xC0 == 0x80 {
+            continue;
+        }
+        let length = match lead {
+            0xF0.. => 4,
+            0xE0.. => 3,
+            0xC0.. => 2,
+            _ => 1,
+        };
+        return if back < length { start } else { bytes.len() };
+    }
+    bytes.len()
 }
 
 fn session_json(session: &SessionRecord) -> Value {

@@ -141,6 +141,13 @@ INSERT INTO session_event_batches (session_id, first_seq, events)
 DROP TABLE session_events;
 ",
     ),
+    // The agent that served a session: only it may send the session's
+    // events outside the session's own stream (again, after a relink).
+    Migration(
+        "
+ALTER TABLE sessions ADD COLUMN agent_id TEXT;
+",
+    ),
     // Names that differ only in case name one thing to a person (`ADMIN`
     // beside `admin`), so they are unique regardless of case. Identifiers
     // and e-mail addresses are ASCII, which both backends' `lower` folds

@@ -86,10 +86,26 @@ impl Store {
     ///
     /// Any backend error.
     pub async fn insert_session(&self, session: &SessionRecord) -> Result<(), StoreError> {
+        self.insert_served_session(session, None).await
+    }
+
+    /// Records a session served by the agent `agent_id`, the only agent
+    /// whose event batches for it are accepted when they do not come on
+    /// the session's own stream ([`Store::session_agent`]).
+    ///
+    /// # Errors
+    ///
+    /// Any backend error.
+    pub async fn insert_served_session(
+        &self,
+        session: &SessionRecord,
+        agent_id: Option<&str>,
+    ) -> Result<(), StoreError> {
         self.execute(
             "INSERT INTO sessions (id, user_id, user_email, connection_id, connection_name, \
-             access_mode, protocol, status, error, started_at, ended_at, bytes_in, bytes_out) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             access_mode, protocol, status, error, started_at, ended_at, bytes_in, bytes_out, \
+             agent_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             vec![
                 session.id.as_str().into(),
                 session.user_id.clone().into(),
@@ -106,10 +122,48 @@ impl Store {
                     .map_or(super::Value::Null, super::Value::Int),
                 session.bytes_in.into(),
                 session.bytes_out.into(),
+                agent_id.map(str::to_owned).into(),
             ],
         )
         .await
         .map(drop)
+    }
+
+    /// The agent that served a session: `None` when there is no such
+    /// session, `Some(None)` when no agent is recorded (refused sessions,
+    /// and those from before agents were recorded).
+    ///
+    /// # Errors
+    ///
+    /// Any backend error.
+    pub async fn session_agent(&self, id: &str) -> Result<Option<Option<String>>, StoreError> {
+        let rows = self
+            .query(
+                "SELECT agent_id FROM sessions WHERE id = $1",
+                vec![id.into()],
+            )
+            .await?;
+        rows.first().map(|row| row.opt_text(0)).transpose()
+    }
+
+    /// Closes the sessions `ids` that are still open, as failed with
+    /// `reason`: a gateway stopping ends those it served.
+    ///
+    /// # Errors
+    ///
+    /// Any backend error.
+    pub async fn fail_sessions(&self, ids: &[String], reason: &str) -> Result<(), StoreError> {
+        let statements = ids
+            .iter()
+            .map(|id| {
+                super::Statement::new(
+                    "UPDATE sessions SET status = 'failed', error = $2, ended_at = $3 \
+                     WHERE id = $1 AND status = 'open'",
+                    vec![id.as_str().into(), reason.into(), now_ms().into()],
+                )
+            })
+            .collect();
+        self.transaction(statements).await.map(drop)
     }
 
     /// Closes an open session with its outcome and byte counts.
@@ -196,7 +250,9 @@ impl Store {
     /// Appends batches of events to sessions' streams, in one transaction.
     /// A batch is one row: a busy session records thousands of statements
     /// a second, and one insert per statement would cost the store more
-    /// than the statements cost the proxy.
+    /// than the statements cost the proxy. A batch already stored (same
+    /// session and first sequence number: an agent sent it again, not
+    /// having heard it was stored) is left as it is.
     ///
     /// # Errors
     ///
@@ -207,7 +263,8 @@ impl Store {
             .filter(|batch| !batch.events.is_empty())
             .map(|batch| {
                 super::Statement::new(
-                    "INSERT INTO session_event_batches (session_id, first_seq, events) VALUES ($1, $2, $3)",
+                    "INSERT INTO session_event_batches (session_id, first_seq, events) \
+                     VALUES ($1, $2, $3) ON CONFLICT (session_id, first_seq) DO NOTHING",
                     vec![
                         batch.session_id.as_str().into(),
                         batch.first_seq.into(),
@@ -271,3 +328,89 @@ const SELECT_MANY: &str = concat!(
      AND (CAST($3 AS TEXT) IS NULL OR status = $3) AND started_at >= $4 AND started_at < $5 \
      ORDER BY started_at DESC, id LIMIT $6"
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{Backend, TestStore, on_both_backends};
+
+    fn session(id: &str) -> SessionRecord {
+        SessionRecord {
+            id: id.into(),
+            user_id: None,
+            user_email: "a@example.com".into(),
+            connection_id: None,
+            connection_name: "pg".into(),
+            access_mode: "connect".into(),
+            protocol: "postgres".into(),
+            status: "open".into(),
+            error: None,
+            started_at: 1,
+            ended_at: None,
+            bytes_in: 0,
+            bytes_out: 0,
+        }
+    }
+
+    fn batch(session_id: &str, first_seq: i64, text: &str) -> EventBatch {
+        EventBatch {
+            session_id: session_id.into(),
+            first_seq,
+            events: vec![format!(r#"{{"seq":{first_seq},"statement":"{text}"}}"#)],
+        }
+    }
+
+    /// An agent that did not hear its batch was stored sends it again,
+    /// alone or among others: it is stored once, and the others with it.
+    async fn a_batch_sent_again_is_stored_once(backend: Backend) {
+        let test = TestStore::new(backend).await;
+        let store = test.open().await;
+        store
+            .insert_served_session(&session("s"), Some("agent-1"))
+            .await
+            .unwrap();
+        store.insert_session(&session("t")).await.unwrap();
+        assert_eq!(
+            store.session_agent("s").await.unwrap(),
+            Some(Some("agent-1".into()))
+        );
+        assert_eq!(store.session_agent("t").await.unwrap(), Some(None));
+        assert_eq!(store.session_agent("u").await.unwrap(), None);
+        store
+            .append_session_events(&[batch("s", 0, "first")])
+            .await
+            .unwrap();
+        store
+            .append_session_events(&[batch("s", 0, "first"), batch("s", 1, "second")])
+            .await
+            .unwrap();
+        let page = store.session_event_page("s", -1, 10).await.unwrap();
+        assert_eq!(page.len(), 2, "{page:?}");
+        assert!(page[0].1.contains("first") && page[1].1.contains("second"));
+    }
+
+    /// A gateway that stops closes the records it holds open, and no
+    /// other.
+    async fn a_stopping_gateway_fails_only_its_open_records(backend: Backend) {
+        let test = TestStore::new(backend).await;
+        let store = test.open().await;
+        for id in ["mine", "other"] {
+            store.insert_session(&session(id)).await.unwrap();
+        }
+        store
+            .fail_sessions(&["mine".to_owned()], "the gateway shut down")
+            .await
+            .unwrap();
+        let mine = store.find_session("mine").await.unwrap().unwrap();
+        assert_eq!(mine.status, "failed");
+        assert_eq!(mine.error.as_deref(), Some("the gateway shut down"));
+        assert!(mine.ended_at.is_some());
+        let other = store.find_session("other").await.unwrap().unwrap();
+        assert_eq!(other.status, "open");
+    }
+
+    on_both_backends!(
+        a_batch_sent_again_is_stored_once,
+        a_stopping_gateway_fails_only_its_open_records,
+    );
+}

@@ -376,14 +376,20 @@ pub(crate) async fn wait_events(admin: &ApiClient, id: &str, last_type: &str) ->
     }
 }
 
-/// Every file of the gateway's data directory, as text: what a search for
-/// a leaked secret must cover. Files only (the handoff socket holds none).
+/// Every file of the gateway's data directory and its subdirectories (the
+/// audit journal), as text: what a search for a leaked secret must cover.
+/// Files only (the handoff socket holds none).
 pub(crate) fn store_text(dir: &std::path::Path) -> String {
     let mut stored = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_file() {
-            stored.extend(std::fs::read(path).unwrap());
+    let mut dirs = vec![dir.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                stored.extend(std::fs::read(path).unwrap());
+            } else if path.is_dir() {
+                dirs.push(path);
+            }
         }
     }
     String::from_utf8_lossy(&stored).into_owned()
