@@ -40,6 +40,18 @@ pub struct GatewayFlags {
     /// = access token. `off` serves none.
     #[arg(long, env = "HOOP_MYSQL_LISTEN", default_value = "127.0.0.1:13306")]
     pub mysql_listen: String,
+    /// Seconds a client of the PostgreSQL or MySQL listener has to log in
+    /// (TLS handshake included) before it is let go.
+    #[arg(long, env = "HOOP_LOGIN_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub login_timeout: u64,
+    /// Seconds an API client has to send a whole request, and an idle API
+    /// connection waits for its next one, before it is let go.
+    #[arg(long, env = "HOOP_API_IDLE_TIMEOUT", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub api_idle_timeout: u64,
+    /// Connections each client listener (API, PostgreSQL, MySQL) serves at
+    /// once; more are refused in the client's protocol.
+    #[arg(long, env = "HOOP_MAX_CONNECTIONS", default_value_t = crate::gateway::DEFAULT_MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
 }
 
 impl std::fmt::Debug for GatewayFlags {
@@ -71,6 +83,9 @@ impl GatewayFlags {
             tls_key: self.tls_key,
             postgres_listen: Some(self.postgres_listen).filter(|a| a != "off"),
             mysql_listen: Some(self.mysql_listen).filter(|a| a != "off"),
+            login_timeout: std::time::Duration::from_secs(self.login_timeout),
+            api_idle_timeout: std::time::Duration::from_secs(self.api_idle_timeout),
+            max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
         }
     }
 }

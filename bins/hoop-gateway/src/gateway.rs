@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hoop_agent::AgentKey;
 use hoop_agent::journal::AuditJournal;
@@ -53,7 +54,29 @@ pub struct GatewayConfig {
     /// Where MySQL clients connect (user: connection name, password:
     /// access token); `None` serves none.
     pub mysql_listen: Option<String>,
+    /// Time a client of the PostgreSQL or MySQL listener has to log in,
+    /// its TLS handshake included: a silent or half-sent login holds a
+    /// task and a socket until then.
+    pub login_timeout: Duration,
+    /// Time an API client has to send a whole request (head and body),
+    /// and the longest an API connection waits for its next request.
+    pub api_idle_timeout: Duration,
+    /// Connections each client listener (the API, PostgreSQL, MySQL)
+    /// serves at once; past it, a new client is refused in its own
+    /// protocol while the others go on.
+    pub max_connections: usize,
 }
+
+/// The defaults of [`GatewayConfig::login_timeout`] and
+/// [`GatewayConfig::api_idle_timeout`]: as PostgreSQL's
+/// `authentication_timeout`, long enough for a person typing a password
+/// at a prompt.
+pub const DEFAULT_CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The default of [`GatewayConfig::max_connections`]: under the usual
+/// limit of 1024 open files per process, with room for the store, the
+/// agent links and the in-place sessions' server connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1000;
 
 impl std::fmt::Debug for GatewayConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -66,6 +89,9 @@ impl std::fmt::Debug for GatewayConfig {
             .field("tls", &self.tls_cert.is_some())
             .field("postgres_listen", &self.postgres_listen)
             .field("mysql_listen", &self.mysql_listen)
+            .field("login_timeout", &self.login_timeout)
+            .field("api_idle_timeout", &self.api_idle_timeout)
+            .field("max_connections", &self.max_connections)
             .finish_non_exhaustive()
     }
 }
@@ -87,6 +113,9 @@ impl GatewayConfig {
             tls_key: None,
             postgres_listen: None,
             mysql_listen: None,
+            login_timeout: DEFAULT_CLIENT_TIMEOUT,
+            api_idle_timeout: DEFAULT_CLIENT_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
@@ -275,6 +304,7 @@ impl Gateway {
             connect_socket: connect_socket
                 .as_ref()
                 .map(|(_, socket)| Arc::new(socket.clone())),
+            live: crate::live::LiveSessions::default(),
         };
         let first_admin_token = bootstrap_admin(&state, config.admin_token.as_deref()).await?;
         // Sessions left open by a gateway that stopped cannot continue.
@@ -283,29 +313,29 @@ impl Gateway {
             .store
             .fail_open_sessions("the gateway restarted")
             .await?;
-        let router = api::router(state.clone());
+        let limits = crate::listeners::Limits {
+            login_timeout: config.login_timeout,
+            api_idle_timeout: config.api_idle_timeout,
+            max_connections: config.max_connections,
+        };
+        let router = api::router(state.clone(), limits.api_idle_timeout);
         // One certificate for the API, the agent link and the client
         // listeners. With it the API speaks only TLS: every request
         // carries a token, which must not cross the network in clear text.
-        let api_task = match tls.clone() {
-            Some(acceptor) => tokio::spawn(api::serve_https(api_listener, acceptor, router)),
-            None => tokio::spawn(async move {
-                if let Err(error) = axum::serve(api_listener, router).await {
-                    tracing::error!(%error, "API server stopped");
-                }
-            }),
-        };
+        let api_task = tokio::spawn(api::serve(api_listener, tls.clone(), router, limits));
         let link_task = tokio::spawn(crate::link_server::serve(
             agent_listener,
             tls.clone(),
             state.clone(),
         ));
-        let mut tasks = vec![api_task];
+        let live_task = tokio::spawn(state.live.clone().watch(state.clone()));
+        let mut tasks = vec![api_task, live_task];
         if let Some(listener) = postgres_listener {
             tasks.push(tokio::spawn(crate::native::serve_postgres(
                 listener,
                 tls.clone(),
                 state.clone(),
+                limits,
             )));
         }
         if let Some(listener) = mysql_listener {
@@ -313,6 +343,7 @@ impl Gateway {
                 listener,
                 tls.clone(),
                 state.clone(),
+                limits,
             )));
         }
         if let Some((listener, socket)) = connect_socket {

@@ -13,7 +13,10 @@
 //! and opens a stream to the agent, which runs the protocol driver; for
 //! the agent embedded by `hoop up`, [`in_place`] runs that driver here.
 //! `hoop connect` on the gateway's own host hands its clients' sockets
-//! over ([`same_host`]) instead of tunnelling them.
+//! over ([`same_host`]) instead of tunnelling them. [`live`] keeps the
+//! running sessions, to end those whose access is withdrawn; each
+//! client's stream is watched ([`session_stream`]) so that an ending
+//! session's client still reads why in its protocol.
 
 pub mod api;
 pub mod cli;
@@ -26,13 +29,19 @@ mod handoff;
 pub mod in_place;
 pub mod link_server;
 pub mod links;
+mod listeners;
+pub mod live;
 mod native;
 mod native_mysql;
 pub mod same_host;
+pub mod session_stream;
 pub mod sessions;
 pub mod store;
 
-pub use gateway::{ADMIN_EMAIL, Gateway, GatewayConfig, GatewayError};
+pub use gateway::{
+    ADMIN_EMAIL, DEFAULT_CLIENT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Gateway, GatewayConfig,
+    GatewayError,
+};
 
 #[cfg(test)]
 pub(crate) mod testing;

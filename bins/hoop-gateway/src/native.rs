@@ -26,7 +26,6 @@
 //! ([`crate::client_tls`]).
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use hoop_agent::mux::{PumpEnd, pump};
@@ -41,11 +40,10 @@ use tokio_rustls::TlsAcceptor;
 use crate::api::AppState;
 use crate::client_tls;
 use crate::in_place;
+use crate::links::LinkRegistry;
+use crate::listeners;
+use crate::session_stream::{Farewell, Protocol, SessionStream, Start};
 use crate::sessions::{self, AccessKind, RefusalReason, Request, Route};
-
-/// Time a client gets to finish the startup exchange, TLS handshake
-/// included.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The answer to SSLRequest that starts the TLS handshake.
 const ACCEPT_TLS: &[u8] = b"S";
@@ -54,24 +52,75 @@ const ACCEPT_TLS: &[u8] = b"S";
 const DECLINE: &[u8] = b"N";
 /// SQLSTATE protocol_violation.
 const PROTOCOL_VIOLATION: &str = "08P01";
+/// SQLSTATE too_many_connections, PostgreSQL's own answer when full.
+const TOO_MANY_CONNECTIONS: &str = "53300";
 
-/// Accepts PostgreSQL clients until the task is dropped; with `tls`, offers
-/// TLS to each.
+/// Accepts PostgreSQL clients until the task is dropped, at most
+/// `limits.max_connections` at once, each with `limits.login_timeout` to
+/// finish its startup; with `tls`, offers TLS to each.
 pub(crate) async fn serve_postgres(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     state: AppState,
+    limits: listeners::Limits,
 ) {
-    hoop_proxy::listener::serve(listener, "postgres", |stream, peer| {
-        let state = state.clone();
-        let tls = tls.clone();
-        async move {
-            if let Err(error) = postgres_client(stream, peer.ip(), tls.as_ref(), &state).await {
-                tracing::info!(%error, "postgres client ended");
+    let refuse_tls = tls.clone();
+    let links = state.links.clone();
+    hoop_proxy::listener::serve_limited(
+        listener,
+        "postgres",
+        limits.max_connections,
+        |stream, peer| {
+            let state = state.clone();
+            let tls = tls.clone();
+            async move {
+                let client = postgres_client(stream, peer.ip(), tls.as_ref(), &state, limits);
+                if let Err(error) = client.await {
+                    tracing::info!(%error, "postgres client ended");
+                }
             }
-        }
-    })
+        },
+        move |stream, _peer| {
+            let tls = refuse_tls.clone();
+            let links = links.clone();
+            async move { refuse(stream, tls.as_ref(), &links, limits.max_connections).await }
+        },
+    )
     .await;
+}
+
+/// A client past the listener's cap: its opening messages are read as a
+/// session's would be (TLS included, so a client that requires it still
+/// reads why), then it gets FATAL 53300, as from a full PostgreSQL. A
+/// cancel request is still forwarded: it holds no connection.
+async fn refuse(tcp: TcpStream, tls: Option<&TlsAcceptor>, links: &LinkRegistry, limit: usize) {
+    let mut decoder = FrontendDecoder::new(Limits::default());
+    let mut buffer = BytesMut::new();
+    match open(tcp, tls, &mut decoder, &mut buffer).await {
+        Ok((mut stream, Opening::Startup { .. })) => {
+            let mut out = BytesMut::new();
+            let notice = Notice::error(
+                "FATAL",
+                TOO_MANY_CONNECTIONS,
+                &listeners::at_capacity(limit),
+            );
+            BackendMessage::ErrorResponse(notice).encode(&mut out);
+            listeners::say_and_close(&mut stream, &out).await;
+        }
+        Ok((_, Opening::Cancel(request))) => forward_cancel(request, links).await,
+        Err(_) => {}
+    }
+}
+
+/// Cancel keys are the drivers': those serving in this process (`hoop
+/// up`) share one registry; a session behind a separate agent has its key
+/// in that agent's process, and the request names no session, so every
+/// linked agent is asked.
+async fn forward_cancel(request: CancelRequest, links: &LinkRegistry) {
+    let frame = hoop_agent::cancel_frame(&request);
+    if !hoop_agent::cancel(request).await {
+        links.broadcast(&frame);
+    }
 }
 
 /// Why a client's startup failed before a session existed.
@@ -196,21 +245,14 @@ async fn read_startup(
     peer: IpAddr,
     tls: Option<&TlsAcceptor>,
     buffer: &mut BytesMut,
-    links: &crate::links::LinkRegistry,
+    links: &LinkRegistry,
 ) -> Result<Option<(Stream, Startup)>, StartupError> {
     let mut decoder = FrontendDecoder::new(Limits::default());
     let (mut stream, opening) = open(tcp, tls, &mut decoder, buffer).await?;
     let (bytes, connection) = match opening {
         Opening::Startup { bytes, connection } => (bytes, connection),
         Opening::Cancel(request) => {
-            // Cancel keys are the drivers': those serving in this process
-            // (`hoop up`) share one registry; a session behind a separate
-            // agent has its key in that agent's process, and the request
-            // names no session, so every linked agent is asked.
-            let frame = hoop_agent::cancel_frame(&request);
-            if !hoop_agent::cancel(request).await {
-                links.broadcast(&frame);
-            }
+            forward_cancel(request, links).await;
             return Ok(None);
         }
     };
@@ -261,10 +303,11 @@ async fn postgres_client(
     peer: IpAddr,
     tls: Option<&TlsAcceptor>,
     state: &AppState,
+    limits: listeners::Limits,
 ) -> Result<(), StartupError> {
     let mut buffer = BytesMut::with_capacity(1024);
     let startup = tokio::time::timeout(
-        STARTUP_TIMEOUT,
+        limits.login_timeout,
         read_startup(tcp, peer, tls, &mut buffer, &state.links),
     )
     .await
@@ -290,6 +333,10 @@ async fn postgres_client(
     };
     let mut first = BytesMut::from(startup.bytes.as_ref());
     first.extend_from_slice(&buffer);
+    // From here the driver speaks to the client: watched, so the client
+    // can be told why in its protocol when the session must end.
+    let signal = Some(opened.live.end_signal());
+    let mut stream = SessionStream::new(stream, Protocol::Postgres, Start::LoggedIn, signal);
     let (sender, receiver) = match opened.route {
         Route::Link { sender, receiver } => (sender, receiver),
         Route::InPlace(open) => {
@@ -303,7 +350,8 @@ async fn postgres_client(
             };
             let client = in_place::Replay::new(first.freeze(), stream);
             let (bytes_in, bytes_out) = in_place::serve(session, client).await;
-            sessions::finish(state, &opened.id, "done", None, bytes_in, bytes_out).await;
+            let (status, error) = opened.live.outcome("done", None);
+            sessions::finish(state, &opened.id, status, error, bytes_in, bytes_out).await;
             return Ok(());
         }
     };
@@ -319,13 +367,11 @@ async fn postgres_client(
     };
     let (status, error) = sessions::outcome(&report);
     if report.end == PumpEnd::LinkLost {
-        send_fatal(
-            &mut stream,
-            "08006",
-            "the agent serving this connection went away",
-        )
-        .await;
+        stream
+            .say_farewell(Farewell::agent_gone(sessions::AGENT_GONE))
+            .await;
     }
+    let (status, error) = opened.live.outcome(status, error);
     sessions::finish(
         state,
         &opened.id,

@@ -42,6 +42,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use hoop_agent::messages::SessionEnd;
 use hoop_agent::mux::{Inbound, PumpEnd, PumpReport, StreamReceiver, StreamSender, pump};
+use hoop_proxy::mysql::error;
 use hoop_proxy::stream::Stream;
 use hoop_wire::mysql::{
     AuthSwitchRequest, ClientMessage, ErrPacket, Handshake, HandshakeResponse, Limits, OkPacket,
@@ -53,12 +54,15 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api::AppState;
 use crate::client_tls;
+use crate::listeners;
+use crate::live::LiveSession;
+use crate::session_stream::{Farewell, Protocol, SessionStream, Start};
 use crate::sessions::{self, AccessKind, RefusalReason, Request, Route};
 use crate::{handoff, in_place};
 
-/// Time a client gets to finish the login (TLS handshake included), and the
-/// agent to answer it.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Time the agent's driver gets to answer the login the gateway makes for
+/// the client (the client's own time is the listener's login timeout).
+const DRIVER_LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// CLIENT_FOUND_ROWS: affected rows count matched rows.
 const FOUND_ROWS: u64 = 1 << 1;
@@ -142,26 +146,58 @@ const SPECIFIC_ACCESS_DENIED: u16 = 1227;
 /// ER_NOT_SUPPORTED_AUTH_MODE: the client cannot send the token, or the
 /// connection speaks another protocol.
 const NOT_SUPPORTED: u16 = 1251;
-/// ER_CONNECTION_ERROR-like refusals (offline agent, agent lost, mismatch).
-const CONNECTION_ERROR: u16 = 2002;
+/// The agent's driver broke the login or the link was lost during it
+/// (ER_NET_READ_ERROR, 08S01: a communication failure). Never a code of
+/// 2000 and up, such as CR_CONNECTION_ERROR: those are the client
+/// library's own, and libmariadb reports an ERR carrying one as `ERROR
+/// 2027 Received malformed packet` instead of its message.
+const LINK_FAILURE: (u16, &[u8; 5]) = error::PROTOCOL_VIOLATION;
+/// No agent or database to serve the session: ER_CONNECT_TO_FOREIGN_DATA_SOURCE,
+/// as hoop's driver says when it cannot reach the database server.
+const UNAVAILABLE: u16 = error::UNABLE_TO_CONNECT.0;
 /// ER_UNKNOWN_ERROR.
 const UNKNOWN_ERROR: u16 = 1105;
+/// ER_CON_COUNT_ERROR: the listener is at its cap (a full server's answer
+/// in the place of its greeting).
+const CON_COUNT_ERROR: u16 = 1040;
 /// ER_SECURE_TRANSPORT_REQUIRED (MySQL 5.7's `require_secure_transport`
 /// refusal): a plain-text login off loopback when TLS is on offer.
 const SECURE_TRANSPORT_REQUIRED: u16 = 3159;
 
-/// Accepts MySQL clients until the task is dropped; with `tls`, offers TLS
-/// to each.
-pub(crate) async fn serve_mysql(listener: TcpListener, tls: Option<TlsAcceptor>, state: AppState) {
-    hoop_proxy::listener::serve(listener, "mysql", |stream, peer| {
-        let state = state.clone();
-        let tls = tls.clone();
-        async move {
-            if let Err(error) = mysql_client(stream, peer.ip(), tls.as_ref(), &state).await {
-                tracing::info!(%error, "mysql client ended");
+/// Accepts MySQL clients until the task is dropped, at most
+/// `limits.max_connections` at once, each with `limits.login_timeout` to
+/// log in; with `tls`, offers TLS to each.
+pub(crate) async fn serve_mysql(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    state: AppState,
+    limits: listeners::Limits,
+) {
+    hoop_proxy::listener::serve_limited(
+        listener,
+        "mysql",
+        limits.max_connections,
+        |stream, peer| {
+            let state = state.clone();
+            let tls = tls.clone();
+            async move {
+                let client = mysql_client(stream, peer.ip(), tls.as_ref(), &state, limits);
+                if let Err(error) = client.await {
+                    tracing::info!(%error, "mysql client ended");
+                }
             }
-        }
-    })
+        },
+        move |mut stream, _peer| async move {
+            // The server speaks first: a full server's ERR comes in the
+            // place of its greeting (sequence id 0), and clients show it.
+            let message = listeners::at_capacity(limits.max_connections);
+            let refusal = packet(
+                0,
+                &ServerMessage::Err(ErrPacket::new(CON_COUNT_ERROR, b"08004", &message)),
+            );
+            listeners::say_and_close(&mut stream, &refusal).await;
+        },
+    )
     .await;
 }
 
@@ -410,7 +446,7 @@ fn refusal_code(reason: RefusalReason) -> (u16, &'static [u8; 5]) {
         RefusalReason::NotFound => (DB_ACCESS_DENIED, b"42000"),
         RefusalReason::Protocol => (NOT_SUPPORTED, b"08004"),
         RefusalReason::ModeDisabled => (SPECIFIC_ACCESS_DENIED, b"42000"),
-        RefusalReason::Offline => (CONNECTION_ERROR, b"08001"),
+        RefusalReason::Offline => (UNAVAILABLE, b"08001"),
         RefusalReason::Internal => (UNKNOWN_ERROR, b"HY000"),
     }
 }
@@ -526,13 +562,13 @@ async fn driver_login(
                 "the agent's driver sent {} before its greeting",
                 other.name()
             );
-            send_err(stream, login.seq, CONNECTION_ERROR, b"08S01", &message).await;
+            send_err(stream, login.seq, LINK_FAILURE.0, LINK_FAILURE.1, &message).await;
             return Ok(DriverLogin::Refused(message));
         }
         Ok(None) => return Ok(DriverLogin::LinkLost),
         Err(message) => {
             let message = message.unwrap_or_default();
-            send_err(stream, login.seq, CONNECTION_ERROR, b"08S01", &message).await;
+            send_err(stream, login.seq, LINK_FAILURE.0, LINK_FAILURE.1, &message).await;
             return Ok(DriverLogin::Refused(message));
         }
     };
@@ -609,30 +645,32 @@ async fn driver_login(
                 "the agent's driver answered the login with {}",
                 other.name()
             );
-            send_err(stream, login.seq, CONNECTION_ERROR, b"08S01", &message).await;
+            send_err(stream, login.seq, LINK_FAILURE.0, LINK_FAILURE.1, &message).await;
             Ok(DriverLogin::Refused(message))
         }
         Ok(None) => Ok(DriverLogin::LinkLost),
         Err(message) => {
             let message = message.unwrap_or_default();
-            send_err(stream, login.seq, CONNECTION_ERROR, b"08S01", &message).await;
+            send_err(stream, login.seq, LINK_FAILURE.0, LINK_FAILURE.1, &message).await;
             Ok(DriverLogin::Refused(message))
         }
     }
 }
-
-const AGENT_GONE: &str = "the agent serving this connection went away";
 
 async fn mysql_client(
     tcp: TcpStream,
     peer: IpAddr,
     tls: Option<&TlsAcceptor>,
     state: &AppState,
+    limits: listeners::Limits,
 ) -> Result<(), StartupError> {
     let mut buffer = BytesMut::with_capacity(1024);
-    let login = tokio::time::timeout(STARTUP_TIMEOUT, read_login(tcp, peer, tls, &mut buffer))
-        .await
-        .map_err(|_| StartupError::Timeout)??;
+    let login = tokio::time::timeout(
+        limits.login_timeout,
+        read_login(tcp, peer, tls, &mut buffer),
+    )
+    .await
+    .map_err(|_| StartupError::Timeout)??;
     let Some((mut stream, login)) = login else {
         return Ok(());
     };
@@ -657,7 +695,15 @@ async fn mysql_client(
     match opened.route {
         Route::Link { sender, receiver } => {
             let leg = LinkLeg { sender, receiver };
-            relay_over_link(stream, buffer, &login, leg, state, &opened.id).await
+            relay_over_link(
+                stream,
+                buffer,
+                &login,
+                leg,
+                state,
+                (&opened.id, &opened.live),
+            )
+            .await
         }
         Route::InPlace(open) => match in_place::prepare(state, &open) {
             Ok(session) => {
@@ -665,19 +711,20 @@ async fn mysql_client(
                 let (driver_io, handover) = handoff::handoff(driver_end);
                 let driver = tokio::spawn(in_place::serve(session, driver_io));
                 let leg = InPlaceLeg(leg);
-                let id = opened.id.as_str();
-                let handed = hand_over(stream, buffer, &login, leg, handover, state, id).await;
+                let session = (opened.id.as_str(), &opened.live);
+                let handed = hand_over(stream, buffer, &login, leg, handover, state, session).await;
                 // The driver ends with the client's session (or at once,
                 // when the login failed); its last audit events are queued
                 // by then.
                 let (bytes_in, bytes_out) = driver.await.unwrap_or_default();
                 if let Ok(true) = handed {
-                    sessions::finish(state, &opened.id, "done", None, bytes_in, bytes_out).await;
+                    let (status, error) = opened.live.outcome("done", None);
+                    sessions::finish(state, &opened.id, status, error, bytes_in, bytes_out).await;
                 }
                 handed.map(drop)
             }
             Err(message) => {
-                send_err(&mut stream, login.seq, CONNECTION_ERROR, b"08001", &message).await;
+                send_err(&mut stream, login.seq, UNAVAILABLE, b"08001", &message).await;
                 sessions::finish(state, &opened.id, "failed", Some(message), 0, 0).await;
                 Ok(())
             }
@@ -698,14 +745,14 @@ async fn login_through(
     state: &AppState,
     id: &str,
 ) -> Result<Option<Bytes>, StartupError> {
-    let logged_in = tokio::time::timeout(STARTUP_TIMEOUT, driver_login(stream, login, leg))
+    let logged_in = tokio::time::timeout(DRIVER_LOGIN_TIMEOUT, driver_login(stream, login, leg))
         .await
         .unwrap_or(Ok(DriverLogin::Refused(
             "the agent did not answer the login in time".into(),
         )));
     let (error, lost) = match logged_in {
         Ok(DriverLogin::Ok(pending)) => return Ok(Some(pending)),
-        Ok(DriverLogin::LinkLost) => (AGENT_GONE.to_owned(), true),
+        Ok(DriverLogin::LinkLost) => (sessions::AGENT_GONE.to_owned(), true),
         Ok(DriverLogin::Refused(message)) => (message, false),
         Err(error) => {
             sessions::finish(state, id, "failed", Some(error.to_string()), 0, 0).await;
@@ -713,7 +760,14 @@ async fn login_through(
         }
     };
     if lost {
-        send_err(stream, login.seq, CONNECTION_ERROR, b"08S01", AGENT_GONE).await;
+        send_err(
+            stream,
+            login.seq,
+            LINK_FAILURE.0,
+            LINK_FAILURE.1,
+            sessions::AGENT_GONE,
+        )
+        .await;
     }
     sessions::finish(state, id, "failed", Some(error), 0, 0).await;
     Ok(None)
@@ -728,13 +782,14 @@ async fn hand_over(
     buffer: BytesMut,
     login: &Login,
     mut leg: InPlaceLeg,
-    handover: handoff::Handover<Stream>,
+    handover: handoff::Handover<SessionStream<Stream>>,
     state: &AppState,
-    id: &str,
+    (id, live): (&str, &LiveSession),
 ) -> Result<bool, StartupError> {
     let Some(pending) = login_through(&mut stream, login, &mut leg, state, id).await? else {
         return Ok(false);
     };
+    let mut stream = watched(stream, live, &buffer);
     if let Err(error) = send(&mut stream, &pending).await {
         sessions::finish(state, id, "failed", Some(error.to_string()), 0, 0).await;
         return Err(error.into());
@@ -752,7 +807,7 @@ async fn relay_over_link(
     login: &Login,
     mut leg: LinkLeg,
     state: &AppState,
-    id: &str,
+    (id, live): (&str, &LiveSession),
 ) -> Result<(), StartupError> {
     let pending = match login_through(&mut stream, login, &mut leg, state, id).await {
         Ok(Some(pending)) => pending,
@@ -761,6 +816,7 @@ async fn relay_over_link(
             return ended.map(drop);
         }
     };
+    let mut stream = watched(stream, live, &buffer);
     let LinkLeg { sender, receiver } = leg;
     let mut received = pending.len() as u64;
     if !pending.is_empty() {
@@ -783,12 +839,25 @@ async fn relay_over_link(
     };
     let (status, error) = sessions::outcome(&report);
     if report.end == PumpEnd::LinkLost {
-        // The client may be mid-command: its next read is this ERR, in the
-        // place of the first response packet (sequence id 1).
-        send_err(&mut stream, 1, CONNECTION_ERROR, b"08S01", AGENT_GONE).await;
+        // Whole packets only reached the client: the ERR goes with the
+        // sequence id it expects next, inside a result too.
+        stream
+            .say_farewell(Farewell::agent_gone(sessions::AGENT_GONE))
+            .await;
     }
+    let (status, error) = live.outcome(status, error);
     sessions::finish(state, id, status, error, report.sent, report.received).await;
     Ok(())
+}
+
+/// The client's stream once logged in, watched from the driver's OK on
+/// (the client's packets the gateway read past its login included), so
+/// the session can end with an ERR the client reads.
+fn watched(stream: Stream, live: &LiveSession, read_past_login: &[u8]) -> SessionStream<Stream> {
+    let signal = Some(live.end_signal());
+    let mut stream = SessionStream::new(stream, Protocol::Mysql, Start::LoggedIn, signal);
+    stream.read_before(read_past_login);
+    stream
 }
 
 #[cfg(test)]

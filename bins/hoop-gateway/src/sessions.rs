@@ -21,11 +21,17 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::api::ConnectionInput;
 use crate::api::{AppState, Caller};
+use crate::live::LiveSession;
+use crate::session_stream::{Farewell, Protocol, SessionStream, Start};
 use crate::store::{EventBatch, SessionRecord, Store, StoreError, UserRecord, now_ms};
 
 /// How long the gateway keeps a stream whose client left, for the agent to
 /// finish the session and send its last audit events.
 pub const LINGER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What a session's client and record are told when its agent's link is
+/// lost.
+pub const AGENT_GONE: &str = "the agent serving this connection went away";
 
 /// How a session uses its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +87,11 @@ pub struct Opened {
     pub route: Route,
     /// The person.
     pub user: UserRecord,
+    /// The session among the live ones ([`crate::live`]): it fires when
+    /// access is withdrawn, and forgets the session when dropped.
+    pub live: LiveSession,
+    /// The protocol its client speaks.
+    pub(crate) protocol: Protocol,
 }
 
 /// How a session's bytes reach the agent's driver.
@@ -171,7 +182,9 @@ pub async fn open_with(
         user_id: None,
         user_email: "unknown".into(),
         connection_id: None,
-        connection_name: request.connection.to_owned(),
+        // What the client typed, which may be anything until it matches a
+        // connection: quoted, so the record shows no control character.
+        connection_name: crate::api::names::quoted(request.connection),
         access_mode: request.kind.as_str().into(),
         protocol: request.protocol.unwrap_or("").into(),
         status: "open".into(),
@@ -190,7 +203,7 @@ pub async fn open_with(
         check(state, &request, &mut record).await
     };
     match checked {
-        Ok((mut open, agent_id, user)) => {
+        Ok((mut open, agent_id, user, protocol)) => {
             open.output_limit = output_limit;
             if let Err(error) = state
                 .store
@@ -201,11 +214,19 @@ pub async fn open_with(
                 return Err(refuse(RefusalReason::Internal, "internal error"));
             }
             state.events.opened(&id);
+            let live = state.live.register(
+                &id,
+                &crate::crypto::hash_token(request.token.trim()),
+                record.connection_id.as_deref().unwrap_or_default(),
+                request.kind,
+            );
             if request.kind == AccessKind::Connect && state.links.is_in_place(&agent_id) {
                 return Ok(Opened {
                     id,
                     route: Route::InPlace(Box::new(open)),
                     user,
+                    live,
+                    protocol,
                 });
             }
             let payload = serde_json::to_vec(&open)
@@ -215,6 +236,8 @@ pub async fn open_with(
                     id,
                     route: Route::Link { sender, receiver },
                     user,
+                    live,
+                    protocol,
                 }),
                 Err(offline) => {
                     let message = format!("connection {}: {offline}", request.connection);
@@ -230,7 +253,7 @@ pub async fn open_with(
             if let Err(error) = state.store.insert_session(&record).await {
                 tracing::error!(%error, "could not record a refused session");
             }
-            tracing::info!(session = %id, connection = %request.connection, reason = ?refused.reason, "session refused");
+            tracing::info!(session = %id, connection = ?request.connection, reason = ?refused.reason, "session refused");
             Err(refused)
         }
     }
@@ -240,7 +263,7 @@ async fn check(
     state: &AppState,
     request: &Request<'_>,
     record: &mut SessionRecord,
-) -> Result<(OpenSession, String, UserRecord), Refused> {
+) -> Result<(OpenSession, String, UserRecord, Protocol), Refused> {
     let internal = |_| refuse(RefusalReason::Internal, "internal error");
     let user = match request.token.trim() {
         "" => None,
@@ -255,10 +278,11 @@ async fn check(
     record.user_id = Some(user.id.clone());
     record.user_email = user.email.clone();
     let caller = Caller { user };
+    let typed = record.connection_name.clone();
     let not_found = || {
         refuse(
             RefusalReason::NotFound,
-            format!("connection {} not found", request.connection),
+            format!("connection {typed} not found"),
         )
     };
     let connection = state
@@ -277,7 +301,7 @@ async fn check(
     record.connection_id = Some(connection.id.clone());
     let subtype = connection.subtype.clone().unwrap_or_default();
     record.protocol = subtype.clone();
-    if !matches!(subtype.as_str(), "postgres" | "mysql") {
+    let Some(protocol) = Protocol::of_subtype(&subtype) else {
         return Err(refuse(
             RefusalReason::Protocol,
             format!(
@@ -285,7 +309,7 @@ async fn check(
                 connection.name
             ),
         ));
-    }
+    };
     if let Some(wanted) = request.protocol
         && wanted != subtype
     {
@@ -365,7 +389,7 @@ async fn check(
         client_thread_id: request.client_thread_id,
         output_limit: None,
     };
-    Ok((open, agent_id, caller.user))
+    Ok((open, agent_id, caller.user, protocol))
 }
 
 /// The connection's settings with each guardrail rule set it references
@@ -455,22 +479,24 @@ pub fn outcome(report: &PumpReport) -> (&'static str, Option<String>) {
             ),
             Err(_) => ("failed", Some("the agent ended the session".into())),
         },
-        PumpEnd::LinkLost => (
-            "failed",
-            Some("the agent serving this connection went away".into()),
-        ),
+        PumpEnd::LinkLost => ("failed", Some(AGENT_GONE.into())),
     }
 }
 
 /// A connect session ready for its client's stream: the stream to the
 /// agent over the link, or the driver prepared to run in this process.
 #[derive(Debug)]
-pub enum Ready {
+pub struct Ready {
+    leg: Leg,
+    live: LiveSession,
+    protocol: Protocol,
+}
+
+#[derive(Debug)]
+enum Leg {
     /// Bytes go over the agent's link.
     Link {
-        /// Sends to the agent.
         sender: StreamSender,
-        /// Receives from the agent.
         receiver: StreamReceiver,
     },
     /// The driver runs here, on the client's stream.
@@ -486,16 +512,21 @@ impl Opened {
     ///
     /// Why the driver cannot start, after recording the session as failed.
     pub async fn ready(self, state: &AppState) -> Result<Ready, String> {
-        match self.route {
-            Route::Link { sender, receiver } => Ok(Ready::Link { sender, receiver }),
+        let leg = match self.route {
+            Route::Link { sender, receiver } => Leg::Link { sender, receiver },
             Route::InPlace(open) => match crate::in_place::prepare(state, &open) {
-                Ok(session) => Ok(Ready::InPlace(session)),
+                Ok(session) => Leg::InPlace(session),
                 Err(message) => {
                     finish(state, &self.id, "failed", Some(message.clone()), 0, 0).await;
-                    Err(message)
+                    return Err(message);
                 }
             },
-        }
+        };
+        Ok(Ready {
+            leg,
+            live: self.live,
+            protocol: self.protocol,
+        })
     }
 }
 
@@ -503,19 +534,31 @@ impl Ready {
     /// Serves the client's stream to the session's end, then records how
     /// it ended. The tunnel and the same-host handoff of `hoop connect`
     /// both end here, so their sessions are served and recorded alike.
+    ///
+    /// The client's stream is watched (`SessionStream`) from its first
+    /// byte: when the agent goes away, or access is withdrawn, the client
+    /// reads why in its protocol.
     pub async fn serve<S>(self, state: &AppState, id: &str, client: S)
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        match self {
-            Self::Link { sender, receiver } => {
-                let report = hoop_agent::mux::pump(client, sender, receiver, Some(LINGER)).await;
+        let signal = Some(self.live.end_signal());
+        let mut client = SessionStream::new(client, self.protocol, Start::Fresh, signal);
+        match self.leg {
+            Leg::Link { sender, receiver } => {
+                let report =
+                    hoop_agent::mux::pump(&mut client, sender, receiver, Some(LINGER)).await;
+                if report.end == PumpEnd::LinkLost {
+                    client.say_farewell(Farewell::agent_gone(AGENT_GONE)).await;
+                }
                 let (status, error) = outcome(&report);
+                let (status, error) = self.live.outcome(status, error);
                 finish(state, id, status, error, report.sent, report.received).await;
             }
-            Self::InPlace(session) => {
+            Leg::InPlace(session) => {
                 let (bytes_in, bytes_out) = crate::in_place::serve(session, client).await;
-                finish(state, id, "done", None, bytes_in, bytes_out).await;
+                let (status, error) = self.live.outcome("done", None);
+                finish(state, id, status, error, bytes_in, bytes_out).await;
             }
         }
     }
@@ -523,7 +566,7 @@ impl Ready {
     /// Gives up before any client byte (the client never arrived) and
     /// records the session as failed with `error`.
     pub async fn abandon(self, state: &AppState, id: &str, error: String) {
-        if let Self::Link { sender, .. } = self {
+        if let Leg::Link { sender, .. } = self.leg {
             sender.close(bytes::Bytes::new()).await;
         }
         finish(state, id, "failed", Some(error), 0, 0).await;

@@ -78,6 +78,7 @@ pub(crate) async fn register(
     name: &str,
     mode: &str,
 ) -> Result<(AgentRecord, AgentKey), ApiError> {
+    super::names::identifier("name", name)?;
     let secret = crypto::new_token()?;
     let record = AgentRecord {
         id: crypto::new_id()?,
@@ -113,12 +114,6 @@ async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) -> A
     let name = fields.required_string("name")?;
     let mode = fields.string("mode")?.unwrap_or_else(|| "standard".into());
     fields.finish()?;
-    if !AgentKey::is_valid_name(&name) {
-        return Err(ApiError::invalid(
-            "name",
-            "use letters, digits, '-', '_' or '.', at most 128",
-        ));
-    }
     if mode != "standard" && mode != "embedded" {
         return Err(ApiError::invalid("mode", "must be standard or embedded"));
     }

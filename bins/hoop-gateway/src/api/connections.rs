@@ -26,6 +26,7 @@ use hoop_proxy::{
 use serde_json::{Map, Value, json};
 
 use super::input::Fields;
+use super::names;
 use super::{Access, ApiError, ApiResult, AppState, Caller, Route, route};
 use crate::store::{ConnectionRecord, ResourceRecord, StoreError};
 
@@ -428,21 +429,18 @@ fn config_error(error: ConfigError) -> ApiError {
     }
 }
 
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 128
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-}
-
 /// Checks a connection and resolves its agent: the agent it names, or its
 /// resource's. Returns the agent id to store on the connection itself.
 async fn validate(state: &AppState, input: &ConnectionInput) -> Result<Option<String>, ApiError> {
-    if !valid_name(&input.name) {
+    names::identifier("name", &input.name)?;
+    names::identifiers("reviewers", &input.reviewers)?;
+    names::labels("tags", &input.tags)?;
+    names::labels("redact_types", &input.redact_types)?;
+    // Arguments become C strings when the command runs.
+    if let Some(index) = input.command.iter().position(|arg| arg.contains('\0')) {
         return Err(ApiError::invalid(
-            "name",
-            "use letters, digits, '-', '_' or '.', at most 128",
+            format!("command[{index}]"),
+            "must not contain NUL",
         ));
     }
     let connection = Connection {
@@ -477,7 +475,22 @@ async fn validate(state: &AppState, input: &ConnectionInput) -> Result<Option<St
     for (index, rule) in input.guardrail_rules.iter().enumerate() {
         let field = format!("guardrail_rules[{index}]");
         match rule {
-            Value::Object(_) => {}
+            Value::Object(object) => {
+                // `direction` is the connection's own key (see
+                // `sessions::policy_json`); the rest is hoop-masking's.
+                let mut rule = object.clone();
+                let direction = match rule.remove("direction").as_ref().map(Value::as_str) {
+                    None | Some(Some("input")) => "input",
+                    Some(Some("output")) => "output",
+                    Some(_) => {
+                        return Err(ApiError::invalid(
+                            format!("{field}.direction"),
+                            "must be input or output",
+                        ));
+                    }
+                };
+                super::guardrails::check_rule(&Value::Object(rule), direction, &field)?;
+            }
             Value::String(id) => {
                 state
                     .store

@@ -99,26 +99,48 @@ fn rules(fields: &mut Fields, field: &str) -> Result<String, ApiError> {
     let rules = nested.array("rules")?.unwrap_or_default();
     nested.finish()?;
     for (index, rule) in rules.iter().enumerate() {
-        let name = format!("{field}.rules[{index}]");
-        if !rule.is_object() {
-            return Err(ApiError::invalid(name, "must be an object"));
-        }
-        let policy = json!({
-            "masking": {"entities": []},
-            "guardrails": {field: [rule]},
-        });
-        if let Err(error) = PolicyPipeline::from_json(&policy.to_string()) {
-            return Err(ApiError::invalid(name, error));
-        }
+        check_rule(rule, field, &format!("{field}.rules[{index}]"))?;
     }
     Ok(Value::Array(rules).to_string())
+}
+
+/// Compiles one rule with `hoop-masking`, as a session's policy would, so
+/// that what is stored is what sessions can apply. `direction` is `input`
+/// or `output`; `field` is how the request names the rule
+/// (`input.rules[0]`, `guardrail_rules[2]`), and an error names the
+/// rule's own field under it when `hoop-masking` says which
+/// (`guardrail_rules[2].pattern_regex`).
+pub(super) fn check_rule(rule: &Value, direction: &str, field: &str) -> Result<(), ApiError> {
+    if !rule.is_object() {
+        return Err(ApiError::invalid(field, "must be an object"));
+    }
+    let policy = json!({
+        "masking": {"entities": []},
+        "guardrails": {direction: [rule]},
+    });
+    let Err(error) = PolicyPipeline::from_json(&policy.to_string()) else {
+        return Ok(());
+    };
+    let inner = error
+        .path()
+        .strip_prefix(&format!("guardrails.{direction}[0]"))
+        .unwrap_or("");
+    // The position is in the document built here, not in the request.
+    let reason = error.kind().to_string();
+    let reason = match reason.rsplit_once(" at line ") {
+        Some((reason, _)) => reason.to_owned(),
+        None => reason,
+    };
+    Err(ApiError::invalid(format!("{field}{inner}"), reason))
 }
 
 /// A request body as a record (with `id` and times to be filled in).
 fn parse(body: &[u8]) -> Result<GuardrailRecord, ApiError> {
     let mut fields = Fields::parse(body)?;
     let name = fields.required_string("name")?;
+    super::names::label("name", &name)?;
     let description = fields.string("description")?.unwrap_or_default();
+    super::names::text("description", &description)?;
     let input = rules(&mut fields, "input")?;
     let output = rules(&mut fields, "output")?;
     fields.finish()?;

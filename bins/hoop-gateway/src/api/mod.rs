@@ -6,7 +6,8 @@
 //!
 //! Conventions: bodies are JSON objects read field by field (400 for
 //! malformed JSON, 422 naming the field for anything else wrong, unknown
-//! fields included), bodies over [`MAX_BODY`] get 413, a missing or unknown
+//! fields and keys given twice included; names follow `names`), bodies
+//! over [`MAX_BODY`] get 413, a missing or unknown
 //! token gets 401 and a non-admin writing gets 403. Errors are
 //! `{"message": "...", "field": "..."}`. Every time, in responses, recorded
 //! events and query parameters (`since`, `until`), is an integer count of
@@ -21,6 +22,7 @@ mod connections;
 pub mod dlp;
 mod guardrails;
 pub(crate) mod input;
+pub(crate) mod names;
 mod openapi;
 mod plugins;
 mod resources;
@@ -35,6 +37,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
+use bytes::Bytes;
 use serde_json::{Value, json};
 
 pub use connections::{ConnectionInput, connection_target};
@@ -70,6 +73,9 @@ pub struct AppState {
     /// The Unix socket through which `hoop connect` on this host hands
     /// over its clients ([`crate::same_host`]), when bound.
     pub connect_socket: Option<Arc<crate::same_host::ConnectSocket>>,
+    /// The sessions running through this gateway, ended when access is
+    /// withdrawn.
+    pub live: crate::live::LiveSessions,
 }
 
 impl std::fmt::Debug for AppState {
@@ -339,15 +345,43 @@ async fn no_such_route() -> Response {
     )
 }
 
-/// The API router over `state`.
-pub fn router(state: AppState) -> Router {
+/// After every change that succeeded, live sessions are checked again
+/// ([`crate::live`]): a change (a token revoked, a user deactivated, an
+/// `access_control` list, a connection's access mode) may have withdrawn
+/// the access one was opened with. Creations grant, never withdraw.
+async fn revalidate_after_changes(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let changes = matches!(
+        *request.method(),
+        Method::PUT | Method::PATCH | Method::DELETE
+    );
+    let response = next.run(request).await;
+    if changes && response.status().is_success() {
+        state.live.nudge();
+    }
+    response
+}
+
+/// The API router over `state`; each request's body has `body_timeout`
+/// to arrive.
+pub fn router(state: AppState, body_timeout: std::time::Duration) -> Router {
     let mut router: Router<AppState> = Router::new();
     for route in routes() {
         router = router.route(route.doc.path, route.handler);
     }
     router
         .fallback(no_such_route)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            revalidate_after_changes,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            body_deadline(body_timeout, request, next)
+        }))
         .with_state(state)
 }
 
@@ -356,44 +390,175 @@ pub fn router(state: AppState) -> Router {
 /// answer, must not hold its task and socket for ever.
 const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Serves `router` over TLS on `listener` until dropped: the API with a
-/// certificate, so tokens do not cross the network in clear text.
+/// Serves `router` on `listener` until dropped, over TLS when `tls` is
+/// set (the API with a certificate, so tokens do not cross the network
+/// in clear text).
 ///
-/// Each connection's handshake runs on its own task (hoop-proxy's accept
-/// loop, as the other listeners), so a slow, failed or plain-HTTP
-/// handshake ends that connection only, never the loop. Connections speak
-/// HTTP/1.1 with upgrades, as `axum::serve` does on the plain path, so the
-/// `hoop connect` tunnel works inside TLS too.
-pub(crate) async fn serve_https(
+/// Each connection runs on its own task (hoop-proxy's accept loop, as the
+/// other listeners), at most `limits.max_connections` at once (a tunnel
+/// counts while it lasts); past that, a client gets 503 and the others go
+/// on. A slow, failed or plain-HTTP handshake ends that connection only.
+/// Connections speak HTTP/1.1 with upgrades, so the `hoop connect` tunnel
+/// works inside TLS too. A request's head must arrive within
+/// `limits.api_idle_timeout` of the connection opening or of the previous
+/// response (hyper's header timeout, which is also what closes an idle
+/// keep-alive connection), and its body within the same time of its head
+/// ([`DeadlineBody`]).
+pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     router: Router,
+    limits: crate::listeners::Limits,
 ) {
-    hoop_proxy::listener::serve(listener, "api", move |stream, _peer| {
-        let acceptor = acceptor.clone();
-        let service = hyper_util::service::TowerToHyperService::new(router.clone());
-        async move {
-            let tls =
-                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                    Ok(Ok(tls)) => tls,
-                    Ok(Err(error)) => {
-                        tracing::info!(%error, "API TLS handshake failed");
-                        return;
+    let refuse_tls = tls.clone();
+    hoop_proxy::listener::serve_limited(
+        listener,
+        "api",
+        limits.max_connections,
+        move |stream, _peer| {
+            let tls = tls.clone();
+            let service = hyper_util::service::TowerToHyperService::new(router.clone());
+            async move {
+                let mut http = hyper::server::conn::http1::Builder::new();
+                http.timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(limits.api_idle_timeout);
+                let served = match tls {
+                    None => {
+                        let io = hyper_util::rt::TokioIo::new(stream);
+                        http.serve_connection(io, service).with_upgrades().await
                     }
-                    Err(_) => {
-                        tracing::info!("API TLS handshake timed out");
-                        return;
+                    Some(acceptor) => {
+                        let Some(tls) = accept_tls(&acceptor, stream).await else {
+                            return;
+                        };
+                        let io = hyper_util::rt::TokioIo::new(tls);
+                        http.serve_connection(io, service).with_upgrades().await
                     }
                 };
-            let connection = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
-                .with_upgrades();
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "API connection ended");
+                if let Err(error) = served {
+                    tracing::debug!(%error, "API connection ended");
+                }
             }
-        }
-    })
+        },
+        move |stream, _peer| {
+            let tls = refuse_tls.clone();
+            let limit = limits.max_connections;
+            async move {
+                let body = json!({"message": crate::listeners::at_capacity(limit)}).to_string();
+                let response = format!(
+                    "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                match tls {
+                    None => {
+                        let mut stream = stream;
+                        crate::listeners::say_and_close(&mut stream, response.as_bytes()).await;
+                    }
+                    Some(acceptor) => {
+                        if let Some(mut tls) = accept_tls(&acceptor, stream).await {
+                            crate::listeners::say_and_close(&mut tls, response.as_bytes()).await;
+                        }
+                    }
+                }
+            }
+        },
+    )
     .await;
+}
+
+async fn accept_tls(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(error)) => {
+            tracing::info!(%error, "API TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::info!("API TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// A request body that must arrive by a deadline: without one, a client
+/// that sends a head announcing a body and then too little of it holds
+/// its connection and handler for ever (hyper's header timeout ends with
+/// the head). Past the deadline the body fails, and [`body_deadline`]
+/// answers 408 in place of whatever the handler made of the failure.
+struct DeadlineBody {
+    inner: axum::body::Body,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    expired: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl hyper::body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, axum::Error>>> {
+        use std::future::Future;
+        use std::task::Poll;
+        let this = &mut *self;
+        match std::pin::Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Pending => {
+                if this.deadline.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.expired
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                Poll::Ready(Some(Err(axum::Error::new(std::io::Error::from(
+                    std::io::ErrorKind::TimedOut,
+                )))))
+            }
+            ready => ready,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Gives each request's body `timeout` from now to arrive (see
+/// [`DeadlineBody`]); a request whose body missed it gets 408 and its
+/// connection is closed (its unread body makes it unusable).
+async fn body_deadline(
+    timeout: std::time::Duration,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let expired = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let deadline = Box::pin(tokio::time::sleep(timeout));
+    let request = request.map(|inner| {
+        axum::body::Body::new(DeadlineBody {
+            inner,
+            deadline,
+            expired: std::sync::Arc::clone(&expired),
+        })
+    });
+    let response = next.run(request).await;
+    if !expired.load(std::sync::atomic::Ordering::Relaxed) {
+        return response;
+    }
+    let mut response = json_response(
+        StatusCode::REQUEST_TIMEOUT,
+        &json!({"message": "the request body did not arrive in time"}),
+    );
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// A handler helper: 201 with a JSON body.

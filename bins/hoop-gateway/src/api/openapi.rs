@@ -61,6 +61,10 @@ fn schemas() -> Value {
     let millis =
         json!({"type": "integer", "description": "milliseconds since the Unix epoch (UTC)"});
     let mode = json!({"type": "string", "enum": ["enabled", "disabled"]});
+    // `api::names`: one rule per kind of name.
+    let identifier = json!({"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", "description": "unique regardless of case"});
+    let identifiers = json!({"type": "array", "items": identifier});
+    let label = json!({"type": "string", "minLength": 1, "maxLength": 128, "description": "no control or invisible characters, no space at either end"});
     json!({
         "ServerInfo": {
             "type": "object",
@@ -78,7 +82,7 @@ fn schemas() -> Value {
         },
         "AgentRequest": {
             "type": "object",
-            "properties": {"name": string, "mode": {"type": "string", "enum": ["standard", "embedded"]}},
+            "properties": {"name": identifier, "mode": {"type": "string", "enum": ["standard", "embedded"]}},
             "required": ["name"],
             "additionalProperties": false
         },
@@ -94,7 +98,7 @@ fn schemas() -> Value {
             "type": "object",
             "description": "rules in hoop's format (deny_words_list, pattern_match, each with an optional message) or hoop-masking's statement-aware rules",
             "properties": {
-                "name": string, "description": string,
+                "name": label, "description": {"type": "string", "maxLength": 4096},
                 "input": {"type": "object", "properties": {"rules": {"type": "array", "items": {"type": "object"}}}},
                 "output": {"type": "object", "properties": {"rules": {"type": "array", "items": {"type": "object"}}}}
             },
@@ -111,7 +115,7 @@ fn schemas() -> Value {
         },
         "ResourceRequest": {
             "type": "object",
-            "properties": {"name": string, "type": string, "subtype": string, "agent_id": string},
+            "properties": {"name": identifier, "type": string, "subtype": string, "agent_id": string},
             "required": ["name", "type"],
             "additionalProperties": false
         },
@@ -122,7 +126,7 @@ fn schemas() -> Value {
         "ConnectionRequest": {
             "type": "object",
             "properties": {
-                "name": string,
+                "name": identifier,
                 "type": {"type": "string", "enum": ["database", "application", "custom"]},
                 "subtype": {"type": "string", "enum": ["postgres", "mysql", "mongodb", "mssql", "oracledb", "httpproxy", "tcp", "ssh"]},
                 "agent_id": string,
@@ -135,8 +139,8 @@ fn schemas() -> Value {
                 "redact_enabled": {"type": "boolean"},
                 "redact_types": strings,
                 "guardrail_rules": {"type": "array", "description": "rule objects, or ids of guardrail rule sets"},
-                "reviewers": strings,
-                "tags": strings
+                "reviewers": identifiers,
+                "tags": {"type": "array", "items": label}
             },
             "required": ["name", "type"],
             "additionalProperties": false
@@ -183,12 +187,12 @@ fn schemas() -> Value {
         },
         "UserRequest": {
             "type": "object",
-            "properties": {"email": string, "name": string, "status": {"type": "string", "enum": ["active", "inactive"]}, "groups": strings},
+            "properties": {"email": {"type": "string", "format": "email", "maxLength": 254, "description": "ASCII; unique regardless of case"}, "name": label, "status": {"type": "string", "enum": ["active", "inactive"]}, "groups": identifiers},
             "required": ["email"],
             "additionalProperties": false
         },
         "GroupRequest": {
-            "type": "object", "properties": {"name": string}, "required": ["name"], "additionalProperties": false
+            "type": "object", "properties": {"name": identifier}, "required": ["name"], "additionalProperties": false
         },
         "Token": {
             "type": "object",
@@ -219,7 +223,7 @@ fn schemas() -> Value {
             }
         },
         "TokenRequest": {
-            "type": "object", "properties": {"name": string, "user_id": string},
+            "type": "object", "properties": {"name": label, "user_id": string},
             "required": ["name", "user_id"], "additionalProperties": false
         }
     })

@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 use super::connections::ConnectionInput;
 use super::dlp;
 use super::input::Fields;
+use super::names;
 use super::{Access, ApiError, ApiResult, AppState, Caller, Route, route};
 use crate::store::{PluginChange, PluginConfigRecord};
 
@@ -131,7 +132,12 @@ pub(crate) fn plugin_changes(
     changes
 }
 
-async fn plugin_json(state: &AppState, name: &str) -> Result<Value, ApiError> {
+/// The plugin as `caller` may see it: its entries for the connections
+/// they may see, as `/api/connections` lists them. An entry names its
+/// connection and, for `access_control` and `review`, groups: a hidden
+/// connection's entries would reveal both.
+async fn plugin_json(state: &AppState, caller: &Caller, name: &str) -> Result<Value, ApiError> {
+    let rules = super::access_rules(state, caller).await?;
     let names: HashMap<String, String> = state
         .store
         .list_connections()
@@ -144,7 +150,7 @@ async fn plugin_json(state: &AppState, name: &str) -> Result<Value, ApiError> {
         .list_plugin_connections()
         .await?
         .into_iter()
-        .filter(|p| p.plugin == name)
+        .filter(|p| p.plugin == name && super::visible(&rules, caller, &p.connection_id))
         .map(|p| {
             json!({
                 "id": p.connection_id,
@@ -173,21 +179,21 @@ fn known(name: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn list(State(state): State<AppState>, _caller: Caller) -> ApiResult {
+async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult {
     let mut all = Vec::new();
     for name in PLUGINS {
-        all.push(plugin_json(&state, name).await?);
+        all.push(plugin_json(&state, &caller, name).await?);
     }
     super::ok(&Value::Array(all))
 }
 
 async fn show(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(name): Path<String>,
 ) -> ApiResult {
     known(&name)?;
-    super::ok(&plugin_json(&state, &name).await?)
+    super::ok(&plugin_json(&state, &caller, &name).await?)
 }
 
 async fn replace(
@@ -223,8 +229,12 @@ async fn replace(
         let id = entry.required_string("id")?;
         let config = entry.strings("config")?.unwrap_or_default();
         entry.finish()?;
-        if let Some(dlp_config) = &dlp_config {
-            dlp::check_types(&config, dlp_config, &format!("{prefix}.config"))?;
+        let field = format!("{prefix}.config");
+        match (&dlp_config, name.as_str()) {
+            (Some(dlp_config), _) => dlp::check_types(&config, dlp_config, &field)?,
+            // Group names, as the users' and the connections' reviewers.
+            (None, "access_control" | "review") => names::identifiers(&field, &config)?,
+            (None, _) => names::labels(&field, &config)?,
         }
         let connection = all
             .iter()
@@ -257,5 +267,5 @@ async fn replace(
         .store
         .replace_plugin_and_attributes(&name, &config.to_string(), &records, &attributes)
         .await?;
-    super::ok(&plugin_json(&state, &name).await?)
+    super::ok(&plugin_json(&state, &caller, &name).await?)
 }

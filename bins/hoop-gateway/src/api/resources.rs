@@ -75,6 +75,7 @@ async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) -> A
     let subtype = fields.string("subtype")?;
     let agent = fields.string("agent_id")?;
     fields.finish()?;
+    super::names::identifier("name", &name)?;
     let parsed_kind: ConnectionType = kind
         .parse()
         .map_err(|_| ApiError::invalid("type", "must be database, application or custom"))?;

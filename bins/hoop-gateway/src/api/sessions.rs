@@ -227,6 +227,8 @@ async fn exec(
         id: opened.id,
         sender,
         receiver,
+        ended: opened.live.end_signal(),
+        live: opened.live,
         bytes_in: script.len() as u64,
         bytes_out: 0,
     };
@@ -252,6 +254,10 @@ struct ExecReader {
     id: String,
     sender: StreamSender,
     receiver: StreamReceiver,
+    /// The session among the live ones: its end signal fires when access
+    /// is withdrawn ([`crate::live`]).
+    live: crate::live::LiveSession,
+    ended: crate::session_stream::EndSignal,
     bytes_in: u64,
     bytes_out: u64,
 }
@@ -265,7 +271,18 @@ enum ExecStep {
 impl ExecReader {
     /// The next output chunk, or how the session ended.
     async fn next(&mut self) -> ExecStep {
-        match self.receiver.recv().await {
+        let received = tokio::select! {
+            received = self.receiver.recv() => Some(received),
+            Ok(_) = self.ended.wait_for(Option::is_some) => None,
+        };
+        let Some(received) = received else {
+            // Access withdrawn: closing the agent's stream ends the script
+            // there.
+            self.sender.close(Bytes::new()).await;
+            let reason = self.live.ended().unwrap_or_default();
+            return ExecStep::End(failed(&reason));
+        };
+        match received {
             Some(Inbound::Data(data)) => ExecStep::Output(data),
             Some(Inbound::Close(payload)) => ExecStep::End(
                 serde_json::from_slice::<SessionEnd>(&payload)

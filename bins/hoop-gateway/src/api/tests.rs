@@ -417,6 +417,348 @@ async fn invalid_connections_name_the_field_and_write_nothing(backend: Backend) 
     assert_eq!(plugins.body["connections"].as_array().unwrap().len(), 1);
 }
 
+/// Issue 13, item 10: inline `guardrail_rules` are compiled when written,
+/// on every path that writes them (POST, PUT, PATCH, the configuration
+/// file): a rule no session could compile is a 422 naming the field, and
+/// nothing is stored, instead of a connection that refuses every session.
+async fn inline_guardrail_rules_are_compiled_on_write(backend: Backend) {
+    let gw = TestGateway::start(backend).await;
+    let (agent_id, _) = gw.agent("a").await;
+    let good_rule = json!({"type": "deny_words_list", "words": ["drop"]});
+    let cases = [
+        (json!([{"type": "no_such_rule"}]), "guardrail_rules[0].type"),
+        (
+            json!([good_rule, {"type": "pattern_match", "pattern_regex": "(a"}]),
+            "guardrail_rules[1].pattern_regex",
+        ),
+        (
+            json!([{"type": "pattern_match", "pattern_regex": "a{1000}{1000}{1000}"}]),
+            "guardrail_rules[0].pattern_regex",
+        ),
+        (
+            json!([{"type": "pattern_match", "pattern_regex": "(", "direction": "output"}]),
+            "guardrail_rules[0].pattern_regex",
+        ),
+        (
+            json!([{"type": "deny_statements", "statements": [], "direction": "input"}]),
+            "guardrail_rules[0].statements",
+        ),
+        (
+            json!([{"type": "deny_words_list", "words": ["x"], "direction": "sideways"}]),
+            "guardrail_rules[0].direction",
+        ),
+        (
+            json!([{"type": "deny_words_list", "words": ["x"], "surprise": 1}]),
+            "guardrail_rules[0]",
+        ),
+        (json!([[]]), "guardrail_rules[0]"),
+    ];
+    for (rules, field) in &cases {
+        let mut body = documented_postgres("pg", &agent_id);
+        body["guardrail_rules"] = rules.clone();
+        let response = gw
+            .admin
+            .json(Method::POST, "/api/connections", &body)
+            .await
+            .unwrap();
+        assert_invalid(&response, field);
+    }
+    let created = gw
+        .admin
+        .json(
+            Method::POST,
+            "/api/connections",
+            &documented_postgres("pg", &agent_id),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let before = gw.admin.get("/api/connections/pg").await.unwrap().body;
+    for (rules, field) in &cases {
+        let patch = gw
+            .admin
+            .json(
+                Method::PATCH,
+                "/api/connections/pg",
+                &json!({"guardrail_rules": rules}),
+            )
+            .await
+            .unwrap();
+        assert_invalid(&patch, field);
+        let mut body = documented_postgres("pg", &agent_id);
+        body["guardrail_rules"] = rules.clone();
+        let put = gw
+            .admin
+            .json(Method::PUT, "/api/connections/pg", &body)
+            .await
+            .unwrap();
+        assert_invalid(&put, field);
+    }
+    assert_eq!(
+        gw.admin.get("/api/connections/pg").await.unwrap().body,
+        before
+    );
+    // Rules that compile are kept as written, direction included.
+    let valid = json!([
+        {"type": "pattern_match", "pattern_regex": "(?i)drop\\s+table", "direction": "input"},
+        {"type": "deny_words_list", "words": ["secret"], "direction": "output"},
+    ]);
+    let patched = gw
+        .admin
+        .json(
+            Method::PATCH,
+            "/api/connections/pg",
+            &json!({"guardrail_rules": valid}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    assert_eq!(patched.body["guardrail_rules"], valid);
+    // The configuration file takes the same path.
+    let file = format!(
+        "[[connections]]\nname = \"from-file\"\ntype = \"database\"\nsubtype = \"postgres\"\n\
+         agent_id = \"{agent_id}\"\nguardrail_rules = [{{type = \"pattern_match\", pattern_regex = \"(a\"}}]\n\
+         [connections.secret]\n\"envvar:HOST\" = \"db\"\n\"envvar:PORT\" = \"5432\"\n\"envvar:USER\" = \"u\"\n\"envvar:PASS\" = \"p\"\n"
+    );
+    let inputs = crate::config::parse_connections(&file, "default").unwrap();
+    let error = gw.gateway.apply_connections(&inputs).await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("guardrail_rules[0].pattern_regex"),
+        "{error}"
+    );
+    assert_eq!(
+        gw.admin
+            .get("/api/connections/from-file")
+            .await
+            .unwrap()
+            .status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+/// Issue 13, item 12: every name goes through one rule for its kind, on
+/// every endpoint that takes it; names differing only in case are one
+/// name; no name or label takes a control or invisible character; and no
+/// body may give a key twice.
+async fn names_follow_one_rule_everywhere(backend: Backend) {
+    let gw = TestGateway::start(backend).await;
+    let admin = &gw.admin;
+    let (agent_id, _) = gw.agent("a").await;
+    let post = |path: &'static str, body: Value| async move {
+        admin.json(Method::POST, path, &body).await.unwrap()
+    };
+    let hostile = ["a\0b", "a\u{1b}[31mb", "a\nb", "a\u{202e}b"];
+    // Groups: identifiers, unique regardless of case.
+    for bad in hostile
+        .iter()
+        .copied()
+        .chain(["admin ", " admin", ".", "..", "-x", "a/b", ""])
+    {
+        assert_invalid(
+            &post("/api/users/groups", json!({"name": bad})).await,
+            "name",
+        );
+    }
+    for taken in ["ADMIN", "Admin"] {
+        assert_eq!(
+            post("/api/users/groups", json!({"name": taken}))
+                .await
+                .status,
+            StatusCode::CONFLICT,
+            "{taken}"
+        );
+    }
+    assert_eq!(
+        post("/api/users/groups", json!({"name": "dba"}))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    // Users: e-mail addresses and names.
+    for bad in [
+        "bob\0@example.com",
+        "bob@example.com\n",
+        "\u{1b}[2Jbob@example.com",
+        "bob@@x",
+        "bob@.x",
+        "bob @x",
+    ] {
+        assert_invalid(&post("/api/users", json!({"email": bad})).await, "email");
+    }
+    for bad in hostile {
+        assert_invalid(
+            &post(
+                "/api/users",
+                json!({"email": "bob@example.com", "name": bad}),
+            )
+            .await,
+            "name",
+        );
+    }
+    assert_eq!(
+        post("/api/users", json!({"email": "ADMIN@LOCALHOST"}))
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        post(
+            "/api/users",
+            json!({"email": "bob@example.com", "name": "Bob"})
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
+    for bad in hostile.iter().copied().chain([" t"]) {
+        assert_invalid(
+            &post(
+                "/api/tokens",
+                json!({"name": bad, "user_id": "bob@example.com"}),
+            )
+            .await,
+            "name",
+        );
+    }
+    // Guardrail rule sets: labels, unique regardless of case; descriptions.
+    for bad in hostile.iter().copied().chain(["careful ", ""]) {
+        assert_invalid(&post("/api/guardrails", json!({"name": bad})).await, "name");
+    }
+    assert_eq!(
+        post(
+            "/api/guardrails",
+            json!({"name": "careful", "description": "two\nlines"})
+        )
+        .await
+        .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post("/api/guardrails", json!({"name": "CAREFUL"}))
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    assert_invalid(
+        &post(
+            "/api/guardrails",
+            json!({"name": "other", "description": "bell\u{7}"}),
+        )
+        .await,
+        "description",
+    );
+    // Connections, agents, resources: identifiers, unique regardless of case.
+    for bad in hostile
+        .iter()
+        .copied()
+        .chain([".", "..", "-x", "a b", "é", &"x".repeat(64)])
+    {
+        assert_invalid(
+            &post("/api/connections", documented_postgres(bad, &agent_id)).await,
+            "name",
+        );
+        assert_invalid(&post("/api/agents", json!({"name": bad})).await, "name");
+        assert_invalid(
+            &post("/api/resources", json!({"name": bad, "type": "database"})).await,
+            "name",
+        );
+    }
+    assert_eq!(
+        post("/api/connections", documented_postgres("pg", &agent_id))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post("/api/connections", documented_postgres("PG", &agent_id))
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        post("/api/agents", json!({"name": "A"})).await.status,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        post("/api/resources", json!({"name": "r", "type": "database"}))
+            .await
+            .status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post("/api/resources", json!({"name": "R", "type": "database"}))
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    let renamed = admin
+        .json(
+            Method::PATCH,
+            "/api/connections/pg",
+            &json!({"name": "pg\n"}),
+        )
+        .await
+        .unwrap();
+    assert_invalid(&renamed, "name");
+    let mut sixty_three = documented_postgres(&"x".repeat(63), &agent_id);
+    sixty_three["tags"] = json!(["ok"]);
+    assert_eq!(
+        post("/api/connections", sixty_three).await.status,
+        StatusCode::CREATED
+    );
+    // The lists a connection carries, and the plugins' entries.
+    for (field, value, named) in [
+        ("tags", json!(["prod", "x\u{1b}"]), "tags[1]"),
+        ("reviewers", json!(["dba\n"]), "reviewers[0]"),
+        ("reviewers", json!(["db a"]), "reviewers[0]"),
+        ("command", json!(["psql", "a\0b"]), "command[1]"),
+    ] {
+        let mut body = documented_postgres("other", &agent_id);
+        body[field] = value;
+        assert_invalid(&post("/api/connections", body).await, named);
+    }
+    for (plugin, config) in [
+        ("access_control", json!(["ad min"])),
+        ("review", json!(["x\0"])),
+        ("slack", json!(["#ops\n"])),
+    ] {
+        let response = admin
+            .json(
+                Method::PUT,
+                &format!("/api/plugins/{plugin}"),
+                &json!({"connections": [{"id": "pg", "config": config}]}),
+            )
+            .await
+            .unwrap();
+        assert_invalid(&response, "connections[0].config[0]");
+    }
+    // A refused session records the name as typed, its control
+    // characters escaped.
+    let (bob, _) = user_with_token(&gw, "carol@example.com", &[]).await;
+    let refused = bob
+        .json(
+            Method::POST,
+            "/api/sessions",
+            &json!({"connection": "pg\n\u{1b}[2J", "script": "x"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused.status, StatusCode::NOT_FOUND, "{:?}", refused.body);
+    let listed = bob.get("/api/sessions").await.unwrap().body;
+    assert_eq!(listed[0]["connection"], "pg\\n\\u{1b}[2J", "{listed}");
+    assert_eq!(
+        refused.body["message"],
+        "connection pg\\n\\u{1b}[2J not found"
+    );
+    // Nothing refused was stored.
+    let groups = admin.get("/api/users/groups").await.unwrap().body;
+    assert_eq!(groups, json!(["admin", "dba"]));
+    let connections = admin.get("/api/connections").await.unwrap().body;
+    assert_eq!(connections.as_array().unwrap().len(), 2, "{connections}");
+}
+
 async fn every_endpoint_checks_the_caller(backend: Backend) {
     let gw = TestGateway::start(backend).await;
     // A non-admin user with a token.
@@ -564,6 +906,133 @@ async fn every_endpoint_checks_the_caller(backend: Backend) {
         bob.get("/api/userinfo").await.unwrap().status,
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// Issue 13, item 8: a connection `access_control` hides from a person
+/// appears in no answer they can get, whatever the route: its name, id
+/// and groups stay out of `/api/plugins` as out of `/api/connections`.
+async fn hidden_connections_appear_in_no_answer(backend: Backend) {
+    let gw = TestGateway::start(backend).await;
+    let (agent_id, _) = gw.agent("a").await;
+    let mut hidden = documented_postgres("ledger-hidden", &agent_id);
+    hidden["reviewers"] = json!(["auditors-only"]);
+    let created = gw
+        .admin
+        .json(Method::POST, "/api/connections", &hidden)
+        .await
+        .unwrap();
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let hidden_id = created.body["id"].as_str().unwrap().to_owned();
+    gw.admin
+        .json(
+            Method::POST,
+            "/api/connections",
+            &documented_postgres("open", &agent_id),
+        )
+        .await
+        .unwrap();
+    for group in ["auditors-only", "staff"] {
+        gw.admin
+            .json(Method::POST, "/api/users/groups", &json!({"name": group}))
+            .await
+            .unwrap();
+    }
+    let set = gw
+        .admin
+        .json(
+            Method::PUT,
+            "/api/plugins/access_control",
+            &json!({"connections": [{"id": "ledger-hidden", "config": ["auditors-only"]}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(set.status, StatusCode::OK, "{:?}", set.body);
+    let (bob, _) = user_with_token(&gw, "bob@example.com", &["staff"]).await;
+    // The groups guarding it are listed with every group; what must not
+    // show is that they guard a connection, or which.
+    let leaks = |text: &str| text.contains(&hidden_id) || text.contains("ledger-hidden");
+    for doc in super::route_docs() {
+        if doc.method != Method::GET || doc.access == super::Access::Admin {
+            continue;
+        }
+        let mut paths = vec![doc.path.to_owned()];
+        for (param, values) in [
+            ("{name_or_id}", vec!["ledger-hidden", hidden_id.as_str()]),
+            ("{name}", super::PLUGINS.to_vec()),
+            ("{id}", vec![hidden_id.as_str()]),
+        ] {
+            paths = paths
+                .iter()
+                .flat_map(|p| {
+                    if p.contains(param) {
+                        values.iter().map(|v| p.replace(param, v)).collect()
+                    } else {
+                        vec![p.clone()]
+                    }
+                })
+                .collect();
+        }
+        for path in paths {
+            let response = bob.get(&path).await.unwrap();
+            let text = response.body.to_string();
+            assert!(
+                !leaks(&text),
+                "GET {path} shows the hidden connection: {text}"
+            );
+        }
+    }
+    let plugins = bob.get("/api/plugins").await.unwrap().body.to_string();
+    assert!(
+        plugins.contains("\"open\"") && !plugins.contains("auditors-only"),
+        "{plugins}"
+    );
+    // Administrators see it; so does bob once in the group.
+    let all = gw.admin.get("/api/plugins").await.unwrap().body.to_string();
+    assert!(
+        all.contains("ledger-hidden") && all.contains(&hidden_id),
+        "{all}"
+    );
+    let (carol, _) = user_with_token(&gw, "carol@example.com", &["auditors-only"]).await;
+    let seen = carol
+        .get("/api/plugins/dlp")
+        .await
+        .unwrap()
+        .body
+        .to_string();
+    assert!(seen.contains("ledger-hidden"), "{seen}");
+}
+
+/// A non-admin user in `groups` and a client with a token of theirs;
+/// returns the client and the user's id.
+pub(crate) async fn user_with_token(
+    gw: &TestGateway,
+    email: &str,
+    groups: &[&str],
+) -> (ApiClient, String) {
+    let user = gw
+        .admin
+        .json(
+            Method::POST,
+            "/api/users",
+            &json!({"email": email, "groups": groups}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(user.status, StatusCode::CREATED, "{:?}", user.body);
+    let token = gw
+        .admin
+        .json(
+            Method::POST,
+            "/api/tokens",
+            &json!({"name": "t", "user_id": email}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(token.status, StatusCode::CREATED, "{:?}", token.body);
+    (
+        client(&gw.gateway, token.body["token"].as_str()),
+        user.body["id"].as_str().unwrap().to_owned(),
+    )
 }
 
 async fn users_groups_tokens_and_plugins_validate(backend: Backend) {
@@ -896,11 +1365,11 @@ async fn guardrail_rule_sets_validate_round_trip_and_are_referenced(backend: Bac
         ),
         (
             json!({"name": "g", "input": {"rules": [{"type": "pattern_match", "pattern_regex": "("}]}}),
-            "input.rules[0]",
+            "input.rules[0].pattern_regex",
         ),
         (
             json!({"name": "g", "output": {"rules": [{"type": "deny_words_list", "words": ["x"]}, {"type": "nope"}]}}),
-            "output.rules[1]",
+            "output.rules[1].type",
         ),
         (
             json!({"name": "g", "input": {"rules": ["x"]}}),
@@ -1280,7 +1749,10 @@ on_both_backends!(
     session_events_stream_in_order_past_many_pages,
     connection_lifecycle,
     invalid_connections_name_the_field_and_write_nothing,
+    inline_guardrail_rules_are_compiled_on_write,
     every_endpoint_checks_the_caller,
+    hidden_connections_appear_in_no_answer,
+    names_follow_one_rule_everywhere,
     users_groups_tokens_and_plugins_validate,
     resources_lend_their_agent,
     data_survives_restart_and_admin_token_is_printed_once,
@@ -1468,6 +1940,17 @@ async fn every_body_endpoint_refuses_malformed_wrong_and_oversized_bodies() {
             "{label}"
         );
         assert_invalid(&send(b"[]".to_vec()).await.unwrap(), "body");
+        // Issue 13, item 12: a key given twice, at the top or nested.
+        assert_invalid(
+            &send(br#"{"name": "a", "name": "b"}"#.to_vec())
+                .await
+                .unwrap(),
+            "name",
+        );
+        assert_invalid(
+            &send(br#"{"x": {"k": 1, "k": 2}}"#.to_vec()).await.unwrap(),
+            "x.k",
+        );
         assert_invalid(&send(b"\"text\"".to_vec()).await.unwrap(), "body");
         let oversized = send(vec![b' '; super::MAX_BODY + 1]).await.unwrap();
         assert_eq!(oversized.status, StatusCode::PAYLOAD_TOO_LARGE, "{label}");

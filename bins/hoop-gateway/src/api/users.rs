@@ -8,6 +8,7 @@ use axum::routing::{delete, get, post};
 use serde_json::{Value, json};
 
 use super::input::Fields;
+use super::names;
 use super::{ADMIN_GROUP, Access, ApiError, ApiResult, AppState, Caller, Route, route};
 use crate::crypto;
 use crate::store::{StoreError, TokenRecord, UserRecord};
@@ -176,10 +177,11 @@ async fn apply_body(state: &AppState, user: &mut UserRecord, body: &[u8]) -> Res
     fields.take("id");
     fields.take("role");
     let email = fields.required_string("email")?;
-    if !email.contains('@') || email.len() > 254 {
-        return Err(ApiError::invalid("email", "is not an e-mail address"));
-    }
+    names::email("email", &email)?;
     let name = fields.string("name")?.unwrap_or_default();
+    if !name.is_empty() {
+        names::label("name", &name)?;
+    }
     let status = fields.string("status")?.unwrap_or_else(|| "active".into());
     if status != "active" && status != "inactive" {
         return Err(ApiError::invalid("status", "must be active or inactive"));
@@ -279,9 +281,7 @@ async fn create_group(State(state): State<AppState>, caller: Caller, body: Bytes
     let mut fields = Fields::parse(&body)?;
     let name = fields.required_string("name")?;
     fields.finish()?;
-    if name.len() > 128 || name.contains('/') {
-        return Err(ApiError::invalid("name", "at most 128 characters, no '/'"));
-    }
+    names::identifier("name", &name)?;
     state.store.insert_group(&name).await.map_err(|e| match e {
         StoreError::Conflict => ApiError::conflict("the group exists"),
         other => other.into(),
@@ -338,6 +338,7 @@ async fn create_token(State(state): State<AppState>, caller: Caller, body: Bytes
     let name = fields.required_string("name")?;
     let user = fields.required_string("user_id")?;
     fields.finish()?;
+    names::label("name", &name)?;
     let user = state
         .store
         .find_user(&user)

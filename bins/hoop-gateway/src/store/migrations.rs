@@ -148,4 +148,21 @@ DROP TABLE session_events;
 ALTER TABLE sessions ADD COLUMN agent_id TEXT;
 ",
     ),
+    // Names that differ only in case name one thing to a person (`ADMIN`
+    // beside `admin`), so they are unique regardless of case. Identifiers
+    // and e-mail addresses are ASCII, which both backends' `lower` folds
+    // alike; guardrail names may not be, and SQLite folds only ASCII
+    // letters where PostgreSQL folds them all. A store already holding two
+    // such names fails this migration: rename one with the previous
+    // version first.
+    Migration(
+        "
+CREATE UNIQUE INDEX agents_name_nocase ON agents (lower(name));
+CREATE UNIQUE INDEX resources_name_nocase ON resources (lower(name));
+CREATE UNIQUE INDEX connections_name_nocase ON connections (lower(name));
+CREATE UNIQUE INDEX guardrails_name_nocase ON guardrails (lower(name));
+CREATE UNIQUE INDEX user_groups_name_nocase ON user_groups (lower(name));
+CREATE UNIQUE INDEX users_email_nocase ON users (lower(email));
+",
+    ),
 ];
