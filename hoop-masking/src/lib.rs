@@ -41,8 +41,8 @@ pub use error::{PolicyError, PolicyErrorKind};
 pub use guardrails::{Denial, Dialect, Verdict};
 pub use masker::{CellMasker, CellOutcome};
 pub use policy::{
-    ColumnAction, ColumnRule, CustomEntity, GuardrailConfig, InputRule, MaskingConfig, OutputRule,
-    Policy, StatementKind, Transform,
+    ColumnAction, ColumnRule, CustomEntity, DEFAULT_MAX_CELL_BYTES, GuardrailConfig, InputRule,
+    MaskingConfig, OutputRule, Policy, StatementKind, Transform,
 };
 pub use secrets::Secrets;
 pub use statement::{REDACTED_PASSWORD, RedactedStatement, redact_credentials, redact_statement};

@@ -438,29 +438,39 @@ impl Matcher {
                 .map_or(0, |(re, o)| re.memory_usage() + o.len() * 2)
     }
 
-    /// Appends every detection in `cell` to `out` (unsorted, possibly overlapping).
+    /// Appends every detection in `cell` to `out` (unsorted, possibly overlapping), or
+    /// stops soon after `out` holds `limit` of them (each detector checks between values:
+    /// one may add a few past it).
     ///
     /// Hot path: a cell with nothing the enabled detectors need costs one pass of SIMD
     /// compares (a byte table under 16 bytes) and no allocation.
+    ///
+    /// Cost: linear in the cell's length for the built-in detectors and word lists (each
+    /// detector moves forward through the cell; no window is scanned twice but for a
+    /// bounded look-around), plus the custom regexes' search, whose iteration over matches
+    /// is bounded by the `regex` crate's guarantees.
     pub(crate) fn find(
         &self,
         cell: &[u8],
         gates: ColumnGates,
         scratch: &mut Scratch,
         out: &mut Vec<Detection>,
+        limit: usize,
     ) {
         let dates = gates.date_of_birth && self.id(EntityType::DateOfBirth).is_some();
         // A cell that is exactly a date or timestamp (15% of a typical table) holds no
         // built-in entity outside birth-date columns; its digit count would otherwise send
         // it through every digit-window shape.
         if dates || !is_timestamp(cell) {
-            self.find_builtin(cell, gates, dates, scratch, out);
+            self.find_builtin(cell, gates, dates, scratch, out, limit);
         }
-        if let Some((ac, owners)) = &self.words {
-            text::words(ac, owners, cell, out);
+        if let Some((ac, owners)) = self.words.as_ref().filter(|_| out.len() < limit) {
+            text::words(ac, owners, cell, out, limit);
         }
-        if let (Some((re, owners)), Some(cache)) = (&self.regexes, scratch.regexes.as_mut()) {
-            text::regexes(re, cache, owners, cell, out);
+        if let (Some((re, owners)), Some(cache)) = (&self.regexes, scratch.regexes.as_mut())
+            && out.len() < limit
+        {
+            text::regexes(re, cache, owners, cell, out, limit);
         }
     }
 
@@ -472,6 +482,7 @@ impl Matcher {
         dates: bool,
         scratch: &mut Scratch,
         out: &mut Vec<Detection>,
+        limit: usize,
     ) {
         let g = gate(cell);
         if g.classes & C_AT != 0
@@ -481,9 +492,9 @@ impl Matcher {
                 self.id(EntityType::EmailAddress),
             )
         {
-            text::emails(re, cache, cell, id, out);
+            text::emails(re, cache, cell, id, out, limit);
         }
-        if self.numeric && g.digits >= 4 {
+        if self.numeric && g.digits >= 4 && out.len() < limit {
             // A dotted quad has three dots: a price like 1234.56 stops here. (Dots are
             // counted here, not in the gate: only cells with digits need them.)
             let ipv4 = || {
@@ -491,10 +502,10 @@ impl Matcher {
                     && cell.iter().filter(|&&b| b == b'.').count() >= 3
             };
             if g.digits >= numeric::MIN_DIGITS || dates || ipv4() {
-                numeric::find(self, cell, gates, &mut scratch.groups, out);
+                numeric::find(self, cell, gates, &mut scratch.groups, out, limit);
             }
         }
-        if self.hex && g.classes & (C_COLON | C_DASH) != 0 && cell.len() >= 3 {
+        if self.hex && g.classes & (C_COLON | C_DASH) != 0 && cell.len() >= 3 && out.len() < limit {
             // A MAC address has five separators; an IPv6 address "::" or seven colons. A
             // time of day (two colons) stops here.
             // The gate counted them (high, never low).
@@ -503,7 +514,7 @@ impl Matcher {
             let colon = g.colons >= 5 || (g.colons >= 2 && double_colon());
             let dash = g.dashes >= 5;
             if colon || dash {
-                text::hex_addresses(self, cell, colon, dash, out);
+                text::hex_addresses(self, cell, colon, dash, out, limit);
             }
         }
         for lit in self
@@ -514,8 +525,9 @@ impl Matcher {
             if g.classes & lit.bit != 0
                 && (!lit.long || g.classes & C_LONG != 0)
                 && cell.len() >= lit.min_len
+                && out.len() < limit
             {
-                text::literal(self, lit, cell, out);
+                text::literal(self, lit, cell, out, limit);
             }
         }
     }
@@ -616,7 +628,14 @@ mod tests {
         ] {
             assert!(is_timestamp(cell.as_bytes()), "{cell}");
             let mut out = Vec::new();
-            m.find_builtin(cell.as_bytes(), gates, false, &mut scratch, &mut out);
+            m.find_builtin(
+                cell.as_bytes(),
+                gates,
+                false,
+                &mut scratch,
+                &mut out,
+                usize::MAX,
+            );
             assert!(out.is_empty(), "{cell}: {out:?}");
         }
         for cell in [
@@ -640,7 +659,13 @@ mod tests {
             passport: false,
         };
         let mut out = Vec::new();
-        m.find(b"1990-05-17 00:00:00", gates, &mut scratch, &mut out);
+        m.find(
+            b"1990-05-17 00:00:00",
+            gates,
+            &mut scratch,
+            &mut out,
+            usize::MAX,
+        );
         assert_eq!(out.len(), 1);
         assert_eq!((out[0].start, out[0].end), (0, 10));
     }

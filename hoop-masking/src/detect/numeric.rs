@@ -35,10 +35,11 @@ pub(super) fn find(
     gates: ColumnGates,
     groups: &mut Vec<Group>,
     out: &mut Vec<Detection>,
+    limit: usize,
 ) {
     let mut i = 0;
     let n = cell.len();
-    while i < n {
+    while i < n && out.len() < limit {
         if !cell[i].is_ascii_digit() {
             i += 1;
             continue;

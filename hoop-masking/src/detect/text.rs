@@ -19,9 +19,12 @@ pub(super) fn emails(
     cell: &[u8],
     id: EntityId,
     out: &mut Vec<Detection>,
+    limit: usize,
 ) {
     let mut from = 0;
-    while let Some(off) = memchr::memchr(b'@', &cell[from..]) {
+    while out.len() < limit
+        && let Some(off) = memchr::memchr(b'@', &cell[from..])
+    {
         let at = from + off;
         let mut start = at;
         while start > 0 && email_byte(cell[start - 1]) {
@@ -76,12 +79,15 @@ pub(super) fn hex_addresses(
     colon: bool,
     dash: bool,
     out: &mut Vec<Detection>,
+    limit: usize,
 ) {
     let ip = m.id(EntityType::IpAddress);
     let mac = m.id(EntityType::MacAddress);
     if colon {
         let mut from = 0;
-        while let Some(off) = memchr::memchr(b':', &cell[from..]) {
+        while out.len() < limit
+            && let Some(off) = memchr::memchr(b':', &cell[from..])
+        {
             let p = from + off;
             let mut start = p;
             while start > 0 && hex_byte(cell[start - 1]) {
@@ -128,7 +134,9 @@ pub(super) fn hex_addresses(
     }
     if let Some(id) = mac.filter(|_| dash) {
         let mut from = 0;
-        while let Some(off) = memchr::memchr(b'-', &cell[from..]) {
+        while out.len() < limit
+            && let Some(off) = memchr::memchr(b'-', &cell[from..])
+        {
             let p = from + off;
             from = p + 1;
             if p < 2 || p + 15 > cell.len() {
@@ -174,12 +182,20 @@ fn url_byte(b: u8) -> bool {
 }
 
 /// Every occurrence of one literal trigger, checked for its entity's exact shape.
-pub(super) fn literal(m: &Matcher, lit: &LiteralFinder, cell: &[u8], out: &mut Vec<Detection>) {
+pub(super) fn literal(
+    m: &Matcher,
+    lit: &LiteralFinder,
+    cell: &[u8],
+    out: &mut Vec<Detection>,
+    limit: usize,
+) {
     // `find` on the rest of the cell rather than `find_iter`, which copies the finder on
     // every call: most calls search a cell once and find nothing.
     let needle = lit.finder.needle().len();
     let mut from = 0;
-    while let Some(off) = cell.get(from..).and_then(|rest| lit.finder.find(rest)) {
+    while out.len() < limit
+        && let Some(off) = cell.get(from..).and_then(|rest| lit.finder.find(rest))
+    {
         let p = from + off;
         from = p + 1;
         let end = p + needle;
@@ -303,6 +319,11 @@ fn url(cell: &[u8], start: usize, body: usize) -> Option<(usize, usize)> {
     if start >= body.saturating_sub(3) && cell.get(body.saturating_sub(3)..body) == Some(b"://") {
         return None;
     }
+    // Before the scan: a run like `_a://_a://...` would otherwise be scanned to its end
+    // from every `://` in it, each time to no avail (quadratic in the run).
+    if !starts_word(cell, start) {
+        return None;
+    }
     let mut end = body;
     while end < cell.len() && url_byte(cell[end]) {
         end += 1;
@@ -315,13 +336,22 @@ fn url(cell: &[u8], start: usize, body: usize) -> Option<(usize, usize)> {
     {
         end -= 1;
     }
-    (end > body && starts_word(cell, start)).then_some((start, end))
+    (end > body).then_some((start, end))
 }
 
 /// Custom word lists: every occurrence (overlapping), kept where it stands on word
 /// boundaries (checked only on the sides where the word itself has a word byte).
-pub(super) fn words(ac: &AhoCorasick, owners: &[EntityId], cell: &[u8], out: &mut Vec<Detection>) {
+pub(super) fn words(
+    ac: &AhoCorasick,
+    owners: &[EntityId],
+    cell: &[u8],
+    out: &mut Vec<Detection>,
+    limit: usize,
+) {
     for hit in ac.find_overlapping_iter(cell) {
+        if out.len() >= limit {
+            return;
+        }
         let (s, e) = (hit.start(), hit.end());
         if s == e {
             continue;
@@ -346,9 +376,12 @@ pub(super) fn regexes(
     owners: &[EntityId],
     cell: &[u8],
     out: &mut Vec<Detection>,
+    limit: usize,
 ) {
     let mut input = Input::new(cell);
-    while let Some(m) = re.search_with(cache, &input) {
+    while out.len() < limit
+        && let Some(m) = re.search_with(cache, &input)
+    {
         if m.is_empty() {
             if m.end() >= cell.len() {
                 break;
