@@ -320,7 +320,9 @@ impl CellMasker {
     }
 
     /// The spans [`mask_cell`](Self::mask_cell) would mask in this cell, merged and in
-    /// order (a whole-column mask is one span over the cell). Counts are not touched.
+    /// order (a whole-column mask is one span over the cell). Counts are not touched. A
+    /// cell past `masking.max_cell_bytes`, which `mask_cell` masks whole, still gets every
+    /// span: for tests and tools, not the hot path.
     pub fn detect(&mut self, plan: &ResultPlan, column: usize, cell: &[u8]) -> &[Detection] {
         match plan.columns.get(column) {
             None | Some(ColumnPlan::Skip) => self.spans.clear(),

@@ -35,8 +35,8 @@ use super::render::{self, Cursor, Render};
 /// level); deeper nesting of records and arrays is rare.
 const MAX_DEPTH: usize = 16;
 
-/// An array's element count is at most the bytes left over four (each
-/// element has a length); a range's flags that say a bound follows.
+/// `range_send`'s flags: an empty range, and bounds that are infinite or
+/// NULL, for which no bytes follow.
 const RANGE_EMPTY: u8 = 0x01;
 const RANGE_LB_INF: u8 = 0x08;
 const RANGE_UB_INF: u8 = 0x10;
