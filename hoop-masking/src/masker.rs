@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use crate::columns::{ColumnPlan, ResultPlan, ValueKind};
 use crate::compiled::CompiledPolicy;
-use crate::detect::{ColumnGates, Detection, Scratch};
+use crate::detect::{ColumnGates, Detection, Every, FirstOnly, Scratch};
 use crate::entity::EntityId;
 
 /// What became of a cell.
@@ -32,12 +32,15 @@ pub struct CellMasker {
     spans: Vec<Detection>,
     counts: Vec<u64>,
     leaks: LeakCheck,
+    /// The policy's `masking.max_cell_bytes`, kept here for the hot path.
+    max_cell_bytes: usize,
 }
 
 impl CellMasker {
     pub(crate) fn new(policy: CompiledPolicy) -> Self {
         let scratch = policy.inner.matcher.scratch();
         let counts = vec![0; policy.entity_count()];
+        let max_cell_bytes = policy.inner.max_cell_bytes;
         Self {
             policy,
             scratch,
@@ -45,6 +48,7 @@ impl CellMasker {
             spans: Vec::new(),
             counts,
             leaks: LeakCheck::default(),
+            max_cell_bytes,
         }
     }
 
@@ -163,6 +167,8 @@ impl CellMasker {
     }
 
     /// A scanned cell: `typed` ones become the substitute or NULL when anything is found.
+    /// Inlined into `mask_cell`, the hot path, as it was before `mask_part` shared it.
+    #[inline(always)]
     fn mask_scanned(
         &mut self,
         cell: &[u8],
@@ -171,12 +177,25 @@ impl CellMasker {
         substitute: Option<&[u8]>,
         out: &mut Vec<u8>,
     ) -> CellOutcome {
-        if cell.len() > self.policy.inner.max_cell_bytes {
+        if cell.len() > self.max_cell_bytes {
             return self.mask_oversized(cell, gates, typed, substitute, out);
         }
         if !self.find_spans(cell, gates) {
             return CellOutcome::Unchanged;
         }
+        self.mask_spans(cell, typed, substitute, out)
+    }
+
+    /// Masks the values `find_spans` found in `cell`. Out of line: the hot path is a cell
+    /// with nothing found, which stays small.
+    #[inline(never)]
+    fn mask_spans(
+        &mut self,
+        cell: &[u8],
+        typed: bool,
+        substitute: Option<&[u8]>,
+        out: &mut Vec<u8>,
+    ) -> CellOutcome {
         for i in 0..self.spans.len() {
             let entity = self.spans[i].entity;
             self.count(entity);
@@ -211,6 +230,8 @@ impl CellMasker {
     /// The cheaper rule for a cell past `max_cell_bytes`: the first value found masks the
     /// whole cell with its entity's label (the substitute or NULL where a label would not
     /// do); no value found, no change.
+    #[cold]
+    #[inline(never)]
     fn mask_oversized(
         &mut self,
         cell: &[u8],
@@ -262,7 +283,7 @@ impl CellMasker {
         if self.policy.inner.matcher.is_empty() {
             return Cow::Borrowed(text);
         }
-        if bytes.len() > self.policy.inner.max_cell_bytes {
+        if bytes.len() > self.max_cell_bytes {
             // As a cell past the limit: the first value's label stands for the whole text.
             return match self.find_first(bytes, gates) {
                 None => Cow::Borrowed(text),
@@ -370,10 +391,12 @@ impl CellMasker {
     fn find_first(&mut self, cell: &[u8], gates: ColumnGates) -> Option<Detection> {
         self.detections.clear();
         self.spans.clear();
-        self.policy
-            .inner
-            .matcher
-            .find(cell, gates, &mut self.scratch, &mut self.detections, 1);
+        self.policy.inner.matcher.find::<FirstOnly>(
+            cell,
+            gates,
+            &mut self.scratch,
+            &mut self.detections,
+        );
         let mut first = *self.detections.first()?;
         widen(cell, &mut first);
         Some(first)
@@ -385,16 +408,23 @@ impl CellMasker {
     fn find_spans(&mut self, cell: &[u8], gates: ColumnGates) -> bool {
         self.detections.clear();
         self.spans.clear();
-        self.policy.inner.matcher.find(
+        self.policy.inner.matcher.find::<Every>(
             cell,
             gates,
             &mut self.scratch,
             &mut self.detections,
-            usize::MAX,
         );
         if self.detections.is_empty() {
             return false;
         }
+        self.merge_detections(cell);
+        true
+    }
+
+    /// Widens, sorts and merges `self.detections` into `self.spans`. Out of line, as
+    /// [`mask_spans`](Self::mask_spans).
+    #[inline(never)]
+    fn merge_detections(&mut self, cell: &[u8]) {
         for d in &mut self.detections {
             widen(cell, d);
         }
@@ -406,7 +436,6 @@ impl CellMasker {
                 _ => self.spans.push(*d),
             }
         }
-        true
     }
 }
 
@@ -459,6 +488,7 @@ struct LeakCheck {
 
 impl LeakCheck {
     /// Whether any value of `spans` (positions in `cell`) occurs in `output`.
+    #[inline]
     fn survives(&mut self, output: &[u8], cell: &[u8], spans: &[Detection]) -> bool {
         let value = |s: &Detection| &cell[s.start..s.end];
         if spans.len() <= DIRECT_SEARCHES {
@@ -509,10 +539,22 @@ fn filter_bit(gram: u32, shift: u32) -> usize {
     (u64::from(gram).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize
 }
 
-/// Substring search in linear time (memchr's two-way search): outputs are one cell, and a
-/// value may be long (a private key), so no byte-by-byte comparison at each candidate.
+/// Needles up to this long are searched for by their first byte and a compare at each
+/// occurrence: at most this many byte compares per byte of the haystack, and no searcher
+/// to build (memmem's costs hundreds of instructions, more than the search of a short
+/// cell). Longer ones (a private key) take memmem's linear search.
+const SHORT_NEEDLE: usize = 64;
+
+/// Substring search in time linear in the haystack.
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    memchr::memmem::find(haystack, needle).is_some()
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    if needle.len() > SHORT_NEEDLE {
+        return memchr::memmem::find(haystack, needle).is_some();
+    }
+    memchr::memchr_iter(first, haystack)
+        .any(|i| haystack.get(i + 1..i + 1 + rest.len()) == Some(rest))
 }
 
 /// The substitute, unless it shows one of the detected values (`found`: the cell and its

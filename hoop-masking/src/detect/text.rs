@@ -4,7 +4,7 @@
 use aho_corasick::AhoCorasick;
 use regex_automata::{Anchored, Input, meta};
 
-use super::{Detection, Literal, LiteralFinder, Matcher, ends_word, starts_word, validate};
+use super::{Detection, Literal, LiteralFinder, Matcher, Stop, ends_word, starts_word, validate};
 use crate::entity::{EntityId, EntityType};
 
 fn email_byte(b: u8) -> bool {
@@ -13,16 +13,15 @@ fn email_byte(b: u8) -> bool {
 
 /// Each `@` (memchr) opens a window over email characters; the email regex runs only
 /// inside it.
-pub(super) fn emails(
+pub(super) fn emails<S: Stop>(
     re: &meta::Regex,
     cache: &mut meta::Cache,
     cell: &[u8],
     id: EntityId,
     out: &mut Vec<Detection>,
-    limit: usize,
 ) {
     let mut from = 0;
-    while out.len() < limit
+    while !S::reached(out)
         && let Some(off) = memchr::memchr(b'@', &cell[from..])
     {
         let at = from + off;
@@ -73,19 +72,18 @@ fn hex_byte(b: u8) -> bool {
 
 /// Windows around `:` (and `-` for MAC addresses) over hex digits: an IPv6 address if the
 /// standard parser takes it, a MAC address if it is six hex pairs.
-pub(super) fn hex_addresses(
+pub(super) fn hex_addresses<S: Stop>(
     m: &Matcher,
     cell: &[u8],
     colon: bool,
     dash: bool,
     out: &mut Vec<Detection>,
-    limit: usize,
 ) {
     let ip = m.id(EntityType::IpAddress);
     let mac = m.id(EntityType::MacAddress);
     if colon {
         let mut from = 0;
-        while out.len() < limit
+        while !S::reached(out)
             && let Some(off) = memchr::memchr(b':', &cell[from..])
         {
             let p = from + off;
@@ -134,7 +132,7 @@ pub(super) fn hex_addresses(
     }
     if let Some(id) = mac.filter(|_| dash) {
         let mut from = 0;
-        while out.len() < limit
+        while !S::reached(out)
             && let Some(off) = memchr::memchr(b'-', &cell[from..])
         {
             let p = from + off;
@@ -182,18 +180,17 @@ fn url_byte(b: u8) -> bool {
 }
 
 /// Every occurrence of one literal trigger, checked for its entity's exact shape.
-pub(super) fn literal(
+pub(super) fn literal<S: Stop>(
     m: &Matcher,
     lit: &LiteralFinder,
     cell: &[u8],
     out: &mut Vec<Detection>,
-    limit: usize,
 ) {
     // `find` on the rest of the cell rather than `find_iter`, which copies the finder on
     // every call: most calls search a cell once and find nothing.
     let needle = lit.finder.needle().len();
     let mut from = 0;
-    while out.len() < limit
+    while !S::reached(out)
         && let Some(off) = cell.get(from..).and_then(|rest| lit.finder.find(rest))
     {
         let p = from + off;
@@ -341,15 +338,14 @@ fn url(cell: &[u8], start: usize, body: usize) -> Option<(usize, usize)> {
 
 /// Custom word lists: every occurrence (overlapping), kept where it stands on word
 /// boundaries (checked only on the sides where the word itself has a word byte).
-pub(super) fn words(
+pub(super) fn words<S: Stop>(
     ac: &AhoCorasick,
     owners: &[EntityId],
     cell: &[u8],
     out: &mut Vec<Detection>,
-    limit: usize,
 ) {
     for hit in ac.find_overlapping_iter(cell) {
-        if out.len() >= limit {
+        if S::reached(out) {
             return;
         }
         let (s, e) = (hit.start(), hit.end());
@@ -370,16 +366,15 @@ pub(super) fn words(
 
 /// Custom regexes: one multi-pattern regex over the cell, leftmost-first; empty matches
 /// are ignored.
-pub(super) fn regexes(
+pub(super) fn regexes<S: Stop>(
     re: &meta::Regex,
     cache: &mut meta::Cache,
     owners: &[EntityId],
     cell: &[u8],
     out: &mut Vec<Detection>,
-    limit: usize,
 ) {
     let mut input = Input::new(cell);
-    while out.len() < limit
+    while !S::reached(out)
         && let Some(m) = re.search_with(cache, &input)
     {
         if m.is_empty() {
