@@ -37,9 +37,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 pub const READ_CHUNK: usize = 64 * 1024;
 
 /// Input from which a codec step may be long enough to stall a runtime
-/// worker: masking is linear in the bytes processed, about 10-100 ms per MiB
-/// for a cell dense with values, and a step over less than this is one read's
-/// worth of messages. Only a large message makes the input grow past it; the
+/// worker: masking is linear in the bytes processed, about 7 ms per MiB of a
+/// cell dense with values in a release build (`masking_scaling` in
+/// `benches/README.md`), and a step over less than this is one read's worth
+/// of messages. Only a large message makes the input grow past it; the
 /// steps while it arrives find it incomplete and return at once, so handing
 /// them to [`tokio::task::block_in_place`] (a thread handoff, some
 /// microseconds) costs little next to reading the megabytes.
