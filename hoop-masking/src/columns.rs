@@ -24,8 +24,9 @@ pub enum ValueKind {
     /// Binary bytes holding values the caller decodes (PostgreSQL's binary arrays and
     /// records): planned as scanned, and masked part by part with
     /// [`CellMasker::mask_part`](crate::CellMasker::mask_part); under a masking column rule
-    /// the whole cell becomes the column's substitute or NULL. [`CellMasker::mask_cell`]
-    /// (crate::CellMasker::mask_cell) on such a cell scans its raw bytes as `TypedText`.
+    /// the whole cell becomes the column's substitute or NULL.
+    /// [`CellMasker::mask_cell`](crate::CellMasker::mask_cell) on such a cell scans its
+    /// raw bytes as `TypedText`.
     Structured,
     /// Opaque binary: never scanned; under a masking column rule it becomes the column's
     /// substitute or NULL, never text bytes.
