@@ -15,6 +15,14 @@
 //!   and on an `ALTER USER ... PASSWORD`, and `CellMasker::mask_text` with the default
 //!   policy's detectors; `recording/naive_*` is the baseline a recorder without them pays
 //!   anyway, copying the text.
+//! - `masking_scaling/*`: one cell of 1x, 10x and 100x a base size (10,200 bytes, so 100x
+//!   stays under the default `max_cell_bytes`), dense with values to mask: the same email
+//!   repeated (`select repeat('user@example.com ', n)`), distinct emails, card numbers, and
+//!   prose with nothing to mask. Cost per byte must stay flat across the three sizes.
+//!   `naive_regex_replace` is the baseline: the regex alternation's `replace_all` with a
+//!   fixed label, no validation, no leak check.
+//! - `masking_oversized/*`: a 50 MB cell, past the default `max_cell_bytes`, of repeated
+//!   emails (masked whole by the cheaper rule) and of prose (scanned, nothing found).
 
 use std::hint::black_box;
 
@@ -339,6 +347,110 @@ fn bench_masking(c: &mut Criterion) {
     );
 }
 
+/// The base cell of `masking_scaling`: 600 repetitions of a 17-byte unit.
+const SCALING_BASE: usize = 600;
+
+/// A cell of `units` repetitions of a shape's 17-byte unit, and how many values to mask it
+/// holds.
+fn scaling_cell(shape: &str, units: usize) -> (Vec<u8>, u64) {
+    let mut cell = Vec::with_capacity(units * 17);
+    for i in 0..units {
+        match shape {
+            "same_email" => cell.extend_from_slice(b"user@example.com "),
+            // 17 bytes each while i < 100,000: distinct local parts.
+            "distinct_emails" => cell.extend_from_slice(format!("u{i:05}@examp.com ").as_bytes()),
+            "cards" => cell.extend_from_slice(b"4111111111111111 "),
+            _ => cell.extend_from_slice(b"the order shipped"),
+        }
+    }
+    let planted = if shape == "prose" { 0 } else { units as u64 };
+    (cell, planted)
+}
+
+/// Masks `cell` as one text cell with a fresh masker and checks the result: every planted
+/// value masked (counted), none left in the output. Returns the output's length.
+fn mask_checked(policy: &CompiledPolicy, cell: &[u8], planted: u64) -> usize {
+    let plan = policy.plan(&[ColumnInfo::new("note", ValueKind::Text)]);
+    let mut masker = policy.masker();
+    let mut out = Vec::new();
+    let outcome = masker.mask_cell(&plan, 0, cell, &mut out);
+    let counted: u64 = masker.counts().map(|(_, _, n)| n).sum();
+    if planted == 0 {
+        assert_eq!(outcome, CellOutcome::Unchanged);
+        return cell.len();
+    }
+    assert_eq!(outcome, CellOutcome::Replaced);
+    assert_eq!(counted, planted, "every value counted");
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        !text.contains(".com") && !text.contains("4111111111111111"),
+        "a value survived"
+    );
+    out.len()
+}
+
+fn bench_scaling(c: &mut Criterion) {
+    let policy = CompiledPolicy::default();
+    let naive = naive_baseline();
+    let mut g = c.benchmark_group("masking_scaling");
+    g.sample_size(10);
+    for shape in ["same_email", "distinct_emails", "cards", "prose"] {
+        for scale in [1, 10, 100] {
+            let (cell, planted) = scaling_cell(shape, SCALING_BASE * scale);
+            mask_checked(&policy, &cell, planted);
+            let plan = policy.plan(&[ColumnInfo::new("note", ValueKind::Text)]);
+            let mut masker = policy.masker();
+            let mut out = Vec::new();
+            g.throughput(Throughput::Bytes(cell.len() as u64));
+            g.bench_function(format!("{shape}/{scale}x"), |b| {
+                b.iter(|| {
+                    out.clear();
+                    black_box(masker.mask_cell(&plan, 0, black_box(&cell), &mut out))
+                })
+            });
+            if shape == "same_email" {
+                g.bench_function(format!("naive_regex_replace/{scale}x"), |b| {
+                    b.iter(|| {
+                        black_box(
+                            naive
+                                .replace_all(black_box(&cell), &b"[REDACTED]"[..])
+                                .len(),
+                        )
+                    })
+                });
+            }
+        }
+    }
+    g.finish();
+
+    let mut g = c.benchmark_group("masking_oversized");
+    g.sample_size(10);
+    for shape in ["same_email", "prose"] {
+        let (cell, planted) = scaling_cell(shape, 50_000_000 / 17);
+        let plan = policy.plan(&[ColumnInfo::new("note", ValueKind::Text)]);
+        let mut masker = policy.masker();
+        let mut out = Vec::new();
+        let outcome = masker.mask_cell(&plan, 0, &cell, &mut out);
+        if planted > 0 {
+            assert_eq!(outcome, CellOutcome::Replaced);
+            assert_eq!(
+                out, b"[REDACTED:EMAIL_ADDRESS]",
+                "masked whole by the cheaper rule"
+            );
+        } else {
+            assert_eq!(outcome, CellOutcome::Unchanged);
+        }
+        g.throughput(Throughput::Bytes(cell.len() as u64));
+        g.bench_function(format!("{shape}/50MB"), |b| {
+            b.iter(|| {
+                out.clear();
+                black_box(masker.mask_cell(&plan, 0, black_box(&cell), &mut out))
+            })
+        });
+    }
+    g.finish();
+}
+
 fn bench_guardrails(c: &mut Criterion) {
     let policy = Policy::from_json(
         r#"{"guardrails": {"input": [
@@ -526,10 +638,11 @@ fn bench_cpu_time(_: &mut Criterion) {
 mod group {
     // criterion_group! defines an undocumented public function.
     #![allow(missing_docs)]
-    use super::{bench_cpu_time, bench_guardrails, bench_masking, bench_recording};
+    use super::{bench_cpu_time, bench_guardrails, bench_masking, bench_recording, bench_scaling};
     criterion::criterion_group!(
         benches,
         bench_masking,
+        bench_scaling,
         bench_guardrails,
         bench_recording,
         bench_cpu_time

@@ -7,10 +7,12 @@ use crate::entity::EntityId;
 /// crate does not.
 ///
 /// For PostgreSQL: `Text` for text-like types (`text`, `varchar`, `bpchar`, `name`,
-/// `json`, `xml`, `citext`, `unknown`) in either format (their binary format is the same
-/// UTF-8); `TypedText` for other types in text format (`int8`, `numeric`, `date`, `inet`,
-/// `uuid`, ...); `Binary` for other types in binary format (and `jsonb`'s binary format,
-/// which starts with a version byte).
+/// `json`, `xml`, `unknown`) in either format (their binary format is the same UTF-8);
+/// `TypedText` for other types in text format (`int8`, `numeric`, `date`, `inet`, `uuid`,
+/// arrays, ...) and for binary values the caller renders as their text (integers,
+/// addresses); `Structured` for binary arrays and records, which the caller decodes and
+/// masks element by element with [`CellMasker::mask_part`](crate::CellMasker::mask_part);
+/// `Binary` for binary values that hold no text to scan (booleans, timestamps).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ValueKind {
     /// Text whose type accepts any string: scanned, and masked values become text.
@@ -19,6 +21,13 @@ pub enum ValueKind {
     /// cell becomes the column's substitute or NULL, because replacement text would not parse
     /// as the type in the client.
     TypedText,
+    /// Binary bytes holding values the caller decodes (PostgreSQL's binary arrays and
+    /// records): planned as scanned, and masked part by part with
+    /// [`CellMasker::mask_part`](crate::CellMasker::mask_part); under a masking column rule
+    /// the whole cell becomes the column's substitute or NULL.
+    /// [`CellMasker::mask_cell`](crate::CellMasker::mask_cell) on such a cell scans its
+    /// raw bytes as `TypedText`.
+    Structured,
     /// Opaque binary: never scanned; under a masking column rule it becomes the column's
     /// substitute or NULL, never text bytes.
     Binary,
@@ -188,7 +197,7 @@ fn glob(pat: &[u8], text: &[u8]) -> bool {
 pub(crate) fn plan_scan(info: &ColumnInfo<'_>, gates: ColumnGates) -> ColumnPlan {
     ColumnPlan::Scan {
         gates,
-        typed: info.kind == ValueKind::TypedText,
+        typed: info.kind != ValueKind::Text,
         substitute: info.substitute.map(Into::into),
     }
 }

@@ -59,6 +59,8 @@ pub(crate) struct Inner {
     pub(crate) matcher: Matcher,
     column_rules: Vec<ColumnRuleEntry>,
     dob_columns: Vec<String>,
+    /// `masking.max_cell_bytes`: larger values are masked whole.
+    pub(crate) max_cell_bytes: usize,
     pub(crate) guardrails: Guardrails,
 }
 
@@ -260,6 +262,7 @@ impl CompiledPolicy {
                     .iter()
                     .map(|c| c.to_ascii_lowercase())
                     .collect(),
+                max_cell_bytes: m.max_cell_bytes,
                 guardrails,
             }),
         })
@@ -267,7 +270,8 @@ impl CompiledPolicy {
 
     /// Decides, once per result set, what happens to each column: masked whole by a column
     /// rule, exempt, or scanned (with the birth-date and passport detectors switched on for
-    /// columns named for them).
+    /// columns named for them). A `Binary` or `Structured` column named for birth dates or
+    /// passports is masked whole: its values cannot be read as dates or numbers here.
     ///
     /// Cost: proportional to columns x column patterns; no regex runs.
     pub fn plan(&self, columns: &[ColumnInfo<'_>]) -> ResultPlan {
@@ -294,13 +298,12 @@ impl CompiledPolicy {
                 let passport = m
                     .id(EntityType::UsPassport)
                     .filter(|_| name.contains("passport"));
-                if col.kind() == ValueKind::Binary {
-                    return match dob.or(passport) {
-                        Some(id) => plan_whole(col, id, None),
-                        None => ColumnPlan::Skip,
-                    };
+                if matches!(col.kind(), ValueKind::Binary | ValueKind::Structured)
+                    && let Some(id) = dob.or(passport)
+                {
+                    return plan_whole(col, id, None);
                 }
-                if m.is_empty() {
+                if col.kind() == ValueKind::Binary || m.is_empty() {
                     return ColumnPlan::Skip;
                 }
                 plan_scan(

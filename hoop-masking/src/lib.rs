@@ -11,13 +11,15 @@
 //!   statement text ──check_statement(sql, Dialect)──────────┼──► Verdict::Allow | Deny(rule, message)
 //!   columns (name, table, ValueKind) ──plan──► ResultPlan   │      (once per result set)
 //!   cell bytes ──CellMasker::mask_cell(plan, i, cell, out)──┴──► Unchanged | Replaced (in out) | Null
+//!   array element, record field ──CellMasker::mask_part(plan, i, part, kind, out)──► the same
 //!   row ──check_row──► Verdict            CellMasker::counts ──► masked values per entity, for the recorder
 //!   statement text, for the audit record ──redact_credentials(sql, Dialect)──► CellMasker::mask_text
 //!     (redact_statement also returns the Secrets it replaced: Secrets::scrub hides them in the error message)
 //! ```
 //!
 //! The hot path is [`CellMasker::mask_cell`]: a cell holding nothing sensitive (most cells)
-//! is rejected by one pass of SIMD compares, with no allocation and no copy. The
+//! is rejected by one pass of SIMD compares, with no allocation and no copy; any cell costs
+//! time linear in its length, and one past `masking.max_cell_bytes` is masked whole. The
 //! crate README has the policy schema and measured costs.
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
@@ -41,8 +43,8 @@ pub use error::{PolicyError, PolicyErrorKind};
 pub use guardrails::{Denial, Dialect, Verdict};
 pub use masker::{CellMasker, CellOutcome};
 pub use policy::{
-    ColumnAction, ColumnRule, CustomEntity, GuardrailConfig, InputRule, MaskingConfig, OutputRule,
-    Policy, StatementKind, Transform,
+    ColumnAction, ColumnRule, CustomEntity, DEFAULT_MAX_CELL_BYTES, GuardrailConfig, InputRule,
+    MaskingConfig, OutputRule, Policy, StatementKind, Transform,
 };
 pub use secrets::Secrets;
 pub use statement::{REDACTED_PASSWORD, RedactedStatement, redact_credentials, redact_statement};

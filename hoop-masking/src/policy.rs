@@ -87,6 +87,24 @@ pub struct MaskingConfig {
     /// counts.
     #[serde(default = "default_dob_columns")]
     pub date_of_birth_columns: Vec<String>,
+    /// The largest scanned value, in bytes, masked value by value. A larger one (a 50 MB
+    /// text cell) is masked by a cheaper rule instead: the detectors stop at the first value
+    /// they find, and the whole cell becomes that entity's label (or NULL, or the column's
+    /// substitute, where a label would not do); a cell where they find nothing passes
+    /// unchanged. So no cell is passed unscanned, and the work and memory for one cell stay
+    /// bounded by one pass over it. Absent: [`DEFAULT_MAX_CELL_BYTES`].
+    #[serde(default = "default_max_cell_bytes")]
+    pub max_cell_bytes: usize,
+}
+
+/// The default of [`MaskingConfig::max_cell_bytes`]: 1 MiB. Masking value by value holds
+/// up to about sixteen bytes of bookkeeping per byte of a cell dense with values (the
+/// detections, the masked copy, the leak check's bitmap); past this size a cell is masked whole, which costs one
+/// scan and no bookkeeping.
+pub const DEFAULT_MAX_CELL_BYTES: usize = 1 << 20;
+
+fn default_max_cell_bytes() -> usize {
+    DEFAULT_MAX_CELL_BYTES
 }
 
 impl Default for MaskingConfig {
@@ -98,6 +116,7 @@ impl Default for MaskingConfig {
             custom_entities: Vec::new(),
             columns: Vec::new(),
             date_of_birth_columns: default_dob_columns(),
+            max_cell_bytes: DEFAULT_MAX_CELL_BYTES,
         }
     }
 }

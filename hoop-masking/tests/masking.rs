@@ -221,3 +221,161 @@ fn compiled_policy_is_shared_across_threads() {
         assert_eq!(h.join().unwrap(), CellOutcome::Replaced);
     }
 }
+
+/// Issue 13, item 1: `select repeat('user@example.com ', 130000)` took 14-19 s of CPU, each
+/// detection searching the whole output for its value. Every value is masked and counted,
+/// none survives, with the limit raised past the cell's 2.2 MB (at the default limit the
+/// cell would be masked whole); `benches/benches/masking.rs` (`masking_scaling`) shows the
+/// cost per byte flat from 10 KB to 1 MB.
+#[test]
+fn a_cell_of_130000_repeated_emails_is_masked_value_by_value() {
+    let p = compile(r#"{"masking": {"max_cell_bytes": 4194304}}"#);
+    let cell = "user@example.com ".repeat(130_000);
+    let plan = p.plan(&[ColumnInfo::new("note", ValueKind::Text)]);
+    let mut masker = p.masker();
+    let mut out = Vec::new();
+    assert_eq!(
+        masker.mask_cell(&plan, 0, cell.as_bytes(), &mut out),
+        CellOutcome::Replaced
+    );
+    assert_eq!(out, "[REDACTED:EMAIL_ADDRESS] ".repeat(130_000).as_bytes());
+    assert_eq!(
+        masker.counts().map(|(_, _, n)| n).collect::<Vec<_>>(),
+        [130_000]
+    );
+}
+
+/// More than a handful of values take the 4-gram filter's path: each distinct value is
+/// masked, and a value repeated where its context hid it from the detector (a card
+/// number inside a longer digit run) still makes the whole cell redacted.
+#[test]
+fn many_values_in_one_cell_are_masked_and_a_hidden_repeat_redacts_the_cell() {
+    let p = CompiledPolicy::default();
+    let cols = [ColumnInfo::new("note", ValueKind::Text)];
+    let emails: Vec<String> = (0..40).map(|i| format!("user{i}@example.com")).collect();
+    let cell = emails.join(", ");
+    assert_eq!(
+        run(&p, &cols, 0, &cell).unwrap(),
+        vec!["[REDACTED:EMAIL_ADDRESS]"; 40].join(", ")
+    );
+    let cards = "4111111111111111 ".repeat(20);
+    assert_eq!(
+        run(&p, &cols, 0, &format!("{cards}and 94111111111111111")).unwrap(),
+        "[REDACTED:CREDIT_CARD_NUMBER]"
+    );
+    // With a fixed replacement equal to one of many values: that value survives, so the
+    // cell is redacted whole.
+    let fixed = compile(
+        r#"{"masking": {"transforms": {"EMAIL_ADDRESS": {"type": "fixed", "value": "user7@example.com"}}}}"#,
+    );
+    assert_eq!(
+        run(&fixed, &cols, 0, &cell).unwrap(),
+        "[REDACTED:EMAIL_ADDRESS]"
+    );
+}
+
+/// `masking.max_cell_bytes`: a longer cell is masked whole by the first value the
+/// detectors find (its label, or NULL or the substitute where text would not do), and one
+/// with nothing to find passes unchanged: never unscanned.
+#[test]
+fn cells_past_max_cell_bytes_are_masked_whole_by_their_first_value() {
+    assert_eq!(
+        Policy::from_json("{}").unwrap().masking.max_cell_bytes,
+        hoop_masking::DEFAULT_MAX_CELL_BYTES
+    );
+    let p = compile(r#"{"masking": {"max_cell_bytes": 64}}"#);
+    let cols = [
+        ColumnInfo::new("note", ValueKind::Text),
+        ColumnInfo::new("addr", ValueKind::TypedText).with_substitute(b"0.0.0.0"),
+        ColumnInfo::new("list", ValueKind::Structured),
+    ];
+    let prose = "the order shipped on time and the customer was happy with it, ";
+    let long = format!("{prose}{prose}mail ada@example.com, card 4111111111111111");
+    assert!(long.len() > 64);
+    assert_eq!(
+        run(&p, &cols, 0, &long).unwrap(),
+        "[REDACTED:EMAIL_ADDRESS]"
+    );
+    assert_eq!(
+        run(&p, &cols, 0, &format!("{prose}{prose}")).unwrap(),
+        format!("{prose}{prose}")
+    );
+    assert_eq!(run(&p, &cols, 1, &long).unwrap(), "0.0.0.0");
+    assert_eq!(run(&p, &cols, 2, &long), None);
+    // At the limit, value by value.
+    let short = "mail ada@example.com, card 4111111111111111";
+    assert!(short.len() <= 64);
+    assert_eq!(
+        run(&p, &cols, 0, short).unwrap(),
+        "mail [REDACTED:EMAIL_ADDRESS], card [REDACTED:CREDIT_CARD_NUMBER]"
+    );
+    // One value counted for the whole cell.
+    let plan = p.plan(&cols);
+    let mut masker = p.masker();
+    let _ = masker.mask_cell(&plan, 0, long.as_bytes(), &mut Vec::new());
+    assert_eq!(masker.counts().map(|(_, _, n)| n).sum::<u64>(), 1);
+    // A null transform makes it NULL; text for the audit gets the label.
+    let null = compile(
+        r#"{"masking": {"max_cell_bytes": 64, "transforms": {"EMAIL_ADDRESS": {"type": "null"}}}}"#,
+    );
+    assert_eq!(run(&null, &cols, 0, &long), None);
+    assert_eq!(masker.mask_text(&long), "[REDACTED:EMAIL_ADDRESS]");
+    assert_eq!(
+        masker.mask_text(&format!("{prose}{prose}")),
+        format!("{prose}{prose}")
+    );
+}
+
+/// Parts of a structured cell (array elements, record fields) are masked as their kind:
+/// text in place, typed values to NULL; a column masked whole gives NULL parts and the
+/// substitute or NULL for the cell; an exempt column is untouched.
+#[test]
+fn structured_parts_are_masked_as_their_kind() {
+    let p = compile(
+        r#"{"masking": {"columns": [{"columns": ["secret"]}, {"columns": ["audit"], "action": "exempt"}]}}"#,
+    );
+    let cols = [
+        ColumnInfo::new("list", ValueKind::Structured),
+        ColumnInfo::new("secret", ValueKind::Structured),
+        ColumnInfo::new("audit", ValueKind::Structured),
+        ColumnInfo::new("birth_dates", ValueKind::Structured),
+    ];
+    let plan = p.plan(&cols);
+    let mut masker = p.masker();
+    let mut out = Vec::new();
+    let part = b"mail ada@example.com";
+    assert_eq!(
+        masker.mask_part(&plan, 0, part, ValueKind::Text, &mut out),
+        CellOutcome::Replaced
+    );
+    assert_eq!(out, b"mail [REDACTED:EMAIL_ADDRESS]");
+    for kind in [
+        ValueKind::TypedText,
+        ValueKind::Binary,
+        ValueKind::Structured,
+    ] {
+        assert_eq!(
+            masker.mask_part(&plan, 0, part, kind, &mut out),
+            CellOutcome::Null,
+            "{kind:?}"
+        );
+    }
+    assert_eq!(
+        masker.mask_part(&plan, 0, b"nothing here", ValueKind::TypedText, &mut out),
+        CellOutcome::Unchanged
+    );
+    assert!(matches!(plan.treatment(1), ColumnTreatment::Masked(_)));
+    assert_eq!(
+        masker.mask_cell(&plan, 1, part, &mut out),
+        CellOutcome::Null
+    );
+    assert_eq!(
+        masker.mask_part(&plan, 1, b"x", ValueKind::Text, &mut out),
+        CellOutcome::Null
+    );
+    assert_eq!(
+        masker.mask_part(&plan, 2, part, ValueKind::Text, &mut out),
+        CellOutcome::Unchanged
+    );
+    assert!(matches!(plan.treatment(3), ColumnTreatment::Masked(_)));
+}

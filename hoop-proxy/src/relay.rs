@@ -14,7 +14,16 @@
 //! - backpressure is natural: a slow reader on one side stops reads from the
 //!   other side of *its* session only;
 //! - writing to one peer never stalls reading from the other (the two
-//!   directions are polled independently).
+//!   directions are polled independently);
+//! - a long step does not stall other sessions: a step over
+//!   [`BLOCKING_STEP`] bytes of input (a large message, such as a 50 MB cell
+//!   to mask) runs in [`tokio::task::block_in_place`] on a multi-thread
+//!   runtime, which hands this worker's other tasks to another thread
+//!   first. On a current-thread runtime, where that is not possible (it
+//!   panics there), the step runs inline and the runtime's other tasks wait
+//!   for it: serve sessions from a multi-thread runtime, as `hoop up`, the
+//!   gateway and the agent do (the `hoop` CLI's current-thread runtime runs
+//!   no session driver).
 
 use std::future::Future;
 use std::io;
@@ -26,6 +35,16 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 /// Bytes requested from the socket per read.
 pub const READ_CHUNK: usize = 64 * 1024;
+
+/// Input from which a codec step may be long enough to stall a runtime
+/// worker: masking is linear in the bytes processed, about 7 ms per MiB of a
+/// cell dense with values in a release build (`masking_scaling` in
+/// `benches/README.md`), and a step over less than this is one read's worth
+/// of messages. Only a large message makes the input grow past it; the
+/// steps while it arrives find it incomplete and return at once, so handing
+/// them to [`tokio::task::block_in_place`] (a thread handoff, some
+/// microseconds) costs little next to reading the megabytes.
+pub const BLOCKING_STEP: usize = 1 << 20;
 
 /// A buffer that grew past this (to hold one large message) is released once
 /// drained, so one big message does not pin memory for the rest of the
@@ -218,8 +237,25 @@ impl Pump {
                 self.eof = true;
                 continue;
             }
-            process(&mut self.input, &mut self.output)?;
+            step(&mut self.input, &mut self.output, &mut process)?;
         }
+    }
+}
+
+/// One codec step; see [`BLOCKING_STEP`].
+fn step<E>(
+    input: &mut BytesMut,
+    output: &mut Vec<u8>,
+    process: &mut impl FnMut(&mut BytesMut, &mut Vec<u8>) -> Result<(), E>,
+) -> Result<(), E> {
+    if input.len() < BLOCKING_STEP {
+        return process(input, output);
+    }
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => {
+            tokio::task::block_in_place(|| process(input, output))
+        }
+        _ => process(input, output),
     }
 }
 
@@ -275,4 +311,123 @@ where
         Poll::Pending
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    /// Holds its input until [`BLOCKING_STEP`] bytes arrived (as a codec
+    /// does with an incomplete message), then, in that one step, waits for
+    /// another task of the runtime to make progress.
+    struct Waiting {
+        ticks: Arc<AtomicU64>,
+        others_ran: Arc<AtomicBool>,
+    }
+
+    impl RelayCodec for Waiting {
+        type Error = PeerIoError;
+
+        fn client_bytes(
+            &mut self,
+            input: &mut BytesMut,
+            output: &mut Vec<u8>,
+        ) -> Result<(), PeerIoError> {
+            if input.len() < BLOCKING_STEP {
+                return Ok(());
+            }
+            let start = self.ticks.load(Ordering::SeqCst);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if self.ticks.load(Ordering::SeqCst) > start + 10 {
+                    self.others_ran.store(true, Ordering::SeqCst);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            output.extend_from_slice(input);
+            input.clear();
+            Ok(())
+        }
+
+        fn server_bytes(
+            &mut self,
+            input: &mut BytesMut,
+            output: &mut Vec<u8>,
+        ) -> Result<(), PeerIoError> {
+            output.extend_from_slice(input);
+            input.clear();
+            Ok(())
+        }
+    }
+
+    /// Issue 13, item 1: masking a 50 MB cell on a runtime worker stopped
+    /// the API and every other session of the process. With one worker, a
+    /// step over a large input must still let another task run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_long_step_over_a_large_message_lets_other_tasks_run() {
+        let ticks = Arc::new(AtomicU64::new(0));
+        let ticker = {
+            let ticks = Arc::clone(&ticks);
+            tokio::spawn(async move {
+                loop {
+                    ticks.fetch_add(1, Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        let (mut client, mut client_end) = tokio::io::duplex(READ_CHUNK);
+        let (server, mut server_end) = tokio::io::duplex(READ_CHUNK);
+        let writer = tokio::spawn(async move {
+            client_end
+                .write_all(&vec![7u8; BLOCKING_STEP])
+                .await
+                .unwrap();
+            client_end.shutdown().await.unwrap();
+            client_end
+        });
+        let reader = tokio::spawn(async move {
+            let mut received = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut server_end, &mut received)
+                .await
+                .unwrap();
+            received.len()
+        });
+        let others_ran = Arc::new(AtomicBool::new(false));
+        let mut codec = Waiting {
+            ticks,
+            others_ran: Arc::clone(&others_ran),
+        };
+        // On the runtime's one worker, beside the ticker (the test's own
+        // body runs on another thread).
+        let session = tokio::spawn(async move {
+            let mut server = server;
+            let end = relay(
+                &mut codec,
+                &mut client,
+                &mut server,
+                &mut Pump::default(),
+                &mut Pump::default(),
+            )
+            .await
+            .unwrap();
+            (end, server)
+        });
+        let (end, server) = session.await.unwrap();
+        assert_eq!(end, RelayEnd::ClientClosed);
+        assert!(
+            others_ran.load(Ordering::SeqCst),
+            "no other task ran during the long step"
+        );
+        drop(server);
+        assert_eq!(reader.await.unwrap(), BLOCKING_STEP);
+        drop(writer.await.unwrap());
+        ticker.abort();
+    }
 }

@@ -362,3 +362,104 @@ async fn libmariadb_prepared_statement_is_masked_when_the_server_skips_its_metad
         .collect();
     assert_eq!(out, expected);
 }
+
+/// One value per expression, for `FROM people WHERE id = 1`: ways to carry
+/// row 1's values in a type the masking might not read.
+const ATTACKS: [&str; 14] = [
+    "CAST(account AS DOUBLE)",
+    "CAST(account AS FLOAT)",
+    "account + 0.0",
+    "CAST(account AS UNSIGNED)",
+    "CAST(account AS CHAR)",
+    "CAST(email AS BINARY)",
+    "UNHEX(HEX(email))",
+    "CONVERT(email USING utf16)",
+    "JSON_OBJECT('e', email)",
+    "JSON_ARRAY(email, note)",
+    "CAST(ip AS INET4)",
+    "ST_X(POINT(account, 1))",
+    "YEAR(NOW())",
+    "NOW()",
+];
+
+/// Issue 13, item 2, for MySQL: every expression of [`ATTACKS`] through
+/// PyMySQL (text protocol) and mysql-connector's prepared cursor (binary
+/// protocol), then every column of `people` with the session's results in
+/// UTF-16, UTF-32 and UCS-2 (`SET character_set_results`), where text
+/// holds a NUL beside each ASCII character: no value survives (the NULs
+/// removed before looking). Binary DOUBLEs were passed unscanned; a DOUBLE in
+/// the text protocol (`4.111111111111111e15`) and UTF-16 text hid their
+/// values from the detectors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_values_other_types_and_wide_charsets_are_masked_or_null() {
+    let fixture = Fixture::new("types");
+    let proxy = fixture.proxy().await;
+    // Rust's quoting of these strings is Python's too.
+    let attacks: Vec<String> = ATTACKS.iter().map(|a| format!("{a:?}")).collect();
+    let attacks = attacks.join(", ");
+    let script = format!(
+        r#"
+import pymysql, mysql.connector
+ATTACKS = [{attacks}]
+SELECT = "{SELECT}"
+def show(v):
+    if isinstance(v, (bytes, bytearray)):
+        v = bytes(v).replace(b"\0", b"").decode("latin-1")
+    if isinstance(v, str):
+        v = v.replace("\0", "")
+    return repr(v)
+conn = pymysql.connect(host="127.0.0.1", port={port}, user="me", password="", database="{db}")
+cur = conn.cursor()
+for expr in ATTACKS:
+    cur.execute(f"SELECT {{expr}} FROM people WHERE id = 1")
+    print("pymysql", expr, "=>", show(cur.fetchone()[0]))
+# Without decoders: numbers arrive in the wide charset too.
+encoders = {{k: v for k, v in pymysql.converters.conversions.items() if not isinstance(k, int)}}
+conn = pymysql.connect(host="127.0.0.1", port={port}, user="me", password="", database="{db}", conv=encoders)
+cur = conn.cursor()
+for charset in ("utf16", "utf32", "ucs2", "utf16le"):
+    cur.execute("SET character_set_results = " + charset)
+    cur.execute(SELECT)
+    for row in cur.fetchall():
+        print("pymysql", charset, [show(v) for v in row])
+    print("pymysql", charset, "columns", [show(d[0]) for d in cur.description])
+cur.execute("SET character_set_results = utf8mb4")
+
+conn = mysql.connector.connect(host="127.0.0.1", port={port}, user="me", password="", database="{db}")
+cur = conn.cursor(prepared=True)
+for expr in ATTACKS:
+    cur.execute(f"SELECT {{expr}} FROM people WHERE id = %s", (1,))
+    print("prepared", expr, "=>", show(cur.fetchone()[0]))
+plain = conn.cursor()
+plain.execute("SET character_set_results = utf16")
+cur.execute(SELECT.replace(" ORDER BY id", " WHERE id <= %s ORDER BY id"), (3,))
+for row in cur.fetchall():
+    print("prepared utf16", [show(v) for v in row])
+"#,
+        port = proxy.port(),
+        db = fixture.name,
+    );
+    let output = Command::new("python3")
+        .args(["-c", &script])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    let out = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_no_sensitive(&out);
+    for line in [
+        "prepared CAST(account AS DOUBLE) => None",
+        "pymysql CAST(account AS DOUBLE) => None",
+        "prepared CAST(account AS UNSIGNED) => None",
+        "prepared JSON_OBJECT('e', email) => '{\"e\": \"[REDACTED:EMAIL_ADDRESS]\"}'",
+        "pymysql utf16 [\"'3'\", \"'Grace Hopper'\", 'None', 'None', 'None', 'None', 'None', \"'42'\", \"'nothing to see here'\"]",
+        "prepared utf16 ['1', \"'Ada Lovelace'\", 'None', 'None', 'None', 'None', 'None', 'None', 'None']",
+    ] {
+        assert!(out.lines().any(|l| l == line), "no line {line:?}: {out}");
+    }
+}

@@ -5,7 +5,7 @@
 //! (4-4-4-4, 3-2-4, 3-3-4, 1-3 x4 dotted, ...), so a timestamp (4-2-2 2:2:2) is rejected by
 //! comparing a few integers, without running any regex.
 
-use super::{ColumnGates, Detection, Matcher, ends_word, starts_word, validate};
+use super::{ColumnGates, Detection, Matcher, Stop, ends_word, starts_word, validate};
 use crate::entity::{EntityId, EntityType};
 
 /// The fewest digits any ungated numeric detector needs (an international phone number:
@@ -29,7 +29,7 @@ fn is_sep(b: u8) -> bool {
     matches!(b, b' ' | b'-' | b'.' | b'/' | b'(' | b')')
 }
 
-pub(super) fn find(
+pub(super) fn find<S: Stop>(
     m: &Matcher,
     cell: &[u8],
     gates: ColumnGates,
@@ -38,7 +38,7 @@ pub(super) fn find(
 ) {
     let mut i = 0;
     let n = cell.len();
-    while i < n {
+    while i < n && !S::reached(out) {
         if !cell[i].is_ascii_digit() {
             i += 1;
             continue;

@@ -4,7 +4,7 @@
 use aho_corasick::AhoCorasick;
 use regex_automata::{Anchored, Input, meta};
 
-use super::{Detection, Literal, LiteralFinder, Matcher, ends_word, starts_word, validate};
+use super::{Detection, Literal, LiteralFinder, Matcher, Stop, ends_word, starts_word, validate};
 use crate::entity::{EntityId, EntityType};
 
 fn email_byte(b: u8) -> bool {
@@ -13,7 +13,7 @@ fn email_byte(b: u8) -> bool {
 
 /// Each `@` (memchr) opens a window over email characters; the email regex runs only
 /// inside it.
-pub(super) fn emails(
+pub(super) fn emails<S: Stop>(
     re: &meta::Regex,
     cache: &mut meta::Cache,
     cell: &[u8],
@@ -21,7 +21,9 @@ pub(super) fn emails(
     out: &mut Vec<Detection>,
 ) {
     let mut from = 0;
-    while let Some(off) = memchr::memchr(b'@', &cell[from..]) {
+    while !S::reached(out)
+        && let Some(off) = memchr::memchr(b'@', &cell[from..])
+    {
         let at = from + off;
         let mut start = at;
         while start > 0 && email_byte(cell[start - 1]) {
@@ -70,7 +72,7 @@ fn hex_byte(b: u8) -> bool {
 
 /// Windows around `:` (and `-` for MAC addresses) over hex digits: an IPv6 address if the
 /// standard parser takes it, a MAC address if it is six hex pairs.
-pub(super) fn hex_addresses(
+pub(super) fn hex_addresses<S: Stop>(
     m: &Matcher,
     cell: &[u8],
     colon: bool,
@@ -81,7 +83,9 @@ pub(super) fn hex_addresses(
     let mac = m.id(EntityType::MacAddress);
     if colon {
         let mut from = 0;
-        while let Some(off) = memchr::memchr(b':', &cell[from..]) {
+        while !S::reached(out)
+            && let Some(off) = memchr::memchr(b':', &cell[from..])
+        {
             let p = from + off;
             let mut start = p;
             while start > 0 && hex_byte(cell[start - 1]) {
@@ -128,7 +132,9 @@ pub(super) fn hex_addresses(
     }
     if let Some(id) = mac.filter(|_| dash) {
         let mut from = 0;
-        while let Some(off) = memchr::memchr(b'-', &cell[from..]) {
+        while !S::reached(out)
+            && let Some(off) = memchr::memchr(b'-', &cell[from..])
+        {
             let p = from + off;
             from = p + 1;
             if p < 2 || p + 15 > cell.len() {
@@ -174,12 +180,19 @@ fn url_byte(b: u8) -> bool {
 }
 
 /// Every occurrence of one literal trigger, checked for its entity's exact shape.
-pub(super) fn literal(m: &Matcher, lit: &LiteralFinder, cell: &[u8], out: &mut Vec<Detection>) {
+pub(super) fn literal<S: Stop>(
+    m: &Matcher,
+    lit: &LiteralFinder,
+    cell: &[u8],
+    out: &mut Vec<Detection>,
+) {
     // `find` on the rest of the cell rather than `find_iter`, which copies the finder on
     // every call: most calls search a cell once and find nothing.
     let needle = lit.finder.needle().len();
     let mut from = 0;
-    while let Some(off) = cell.get(from..).and_then(|rest| lit.finder.find(rest)) {
+    while !S::reached(out)
+        && let Some(off) = cell.get(from..).and_then(|rest| lit.finder.find(rest))
+    {
         let p = from + off;
         from = p + 1;
         let end = p + needle;
@@ -303,6 +316,11 @@ fn url(cell: &[u8], start: usize, body: usize) -> Option<(usize, usize)> {
     if start >= body.saturating_sub(3) && cell.get(body.saturating_sub(3)..body) == Some(b"://") {
         return None;
     }
+    // Before the scan: a run like `_a://_a://...` would otherwise be scanned to its end
+    // from every `://` in it, each time to no avail (quadratic in the run).
+    if !starts_word(cell, start) {
+        return None;
+    }
     let mut end = body;
     while end < cell.len() && url_byte(cell[end]) {
         end += 1;
@@ -315,13 +333,21 @@ fn url(cell: &[u8], start: usize, body: usize) -> Option<(usize, usize)> {
     {
         end -= 1;
     }
-    (end > body && starts_word(cell, start)).then_some((start, end))
+    (end > body).then_some((start, end))
 }
 
 /// Custom word lists: every occurrence (overlapping), kept where it stands on word
 /// boundaries (checked only on the sides where the word itself has a word byte).
-pub(super) fn words(ac: &AhoCorasick, owners: &[EntityId], cell: &[u8], out: &mut Vec<Detection>) {
+pub(super) fn words<S: Stop>(
+    ac: &AhoCorasick,
+    owners: &[EntityId],
+    cell: &[u8],
+    out: &mut Vec<Detection>,
+) {
     for hit in ac.find_overlapping_iter(cell) {
+        if S::reached(out) {
+            return;
+        }
         let (s, e) = (hit.start(), hit.end());
         if s == e {
             continue;
@@ -340,7 +366,7 @@ pub(super) fn words(ac: &AhoCorasick, owners: &[EntityId], cell: &[u8], out: &mu
 
 /// Custom regexes: one multi-pattern regex over the cell, leftmost-first; empty matches
 /// are ignored.
-pub(super) fn regexes(
+pub(super) fn regexes<S: Stop>(
     re: &meta::Regex,
     cache: &mut meta::Cache,
     owners: &[EntityId],
@@ -348,7 +374,9 @@ pub(super) fn regexes(
     out: &mut Vec<Detection>,
 ) {
     let mut input = Input::new(cell);
-    while let Some(m) = re.search_with(cache, &input) {
+    while !S::reached(out)
+        && let Some(m) = re.search_with(cache, &input)
+    {
         if m.is_empty() {
             if m.end() >= cell.len() {
                 break;

@@ -38,9 +38,9 @@
 //!   (`redact`, `mask` with `keep_last` and `char`, `null`, `fixed` with
 //!   `value`), `transforms` per entity name, `custom_entities` (a `name`
 //!   and a `regex` or `words`), `columns` (column rules, `mask` or
-//!   `exempt`) and `date_of_birth_columns`. It applies to every connection
-//!   the plugin lists; a custom entity only where the list names it (or the
-//!   list is empty). `hmac_sha256` is refused: `GET /api/plugins` shows the
+//!   `exempt`), `date_of_birth_columns` and `max_cell_bytes`. It applies
+//!   to every connection the plugin lists; a custom entity only where the
+//!   list names it (or the list is empty). `hmac_sha256` is refused: `GET /api/plugins` shows the
 //!   configuration to every user, key included.
 //! - **Checked when written.** `PUT /api/plugins/dlp` compiles the
 //!   configuration with hoop-masking and checks every list against it; a
@@ -68,12 +68,13 @@ pub const PLUGIN: &str = "dlp";
 /// The fields the plugin-level configuration accepts: hoop-masking's
 /// `masking` section without `entities`, which the per-connection lists
 /// give.
-pub const CONFIG_FIELDS: [&str; 5] = [
+pub const CONFIG_FIELDS: [&str; 6] = [
     "transform",
     "transforms",
     "custom_entities",
     "columns",
     "date_of_birth_columns",
+    "max_cell_bytes",
 ];
 
 /// The `dlp` plugin as it applies to one connection's sessions: the
