@@ -1,25 +1,36 @@
 //! Guardrails: statements judged before they reach the server, rows judged on the way back.
 //!
 //! Word and pattern rules read the statement's text. Statement-aware rules read the syntax
-//! tree that `sqlparser` builds in the connection's dialect. Parsing is skipped when no
-//! statement-aware rule could fire: none of their keywords (`update`, `delete`, `drop`, a
-//! listed table's name, `;`, ...) occurs anywhere in the text.
+//! tree that `sqlparser` builds in the connection's dialect. Both judge what the server
+//! will execute, which is not always the text as sent ([`crate::executed`]): MySQL's
+//! executable comments, literals whose end a session setting moves, and dynamic SQL whose
+//! text is a literal (`PREPARE s FROM '...'`, `EXECUTE IMMEDIATE '...'`, a `DO` block's
+//! `EXECUTE '...'`, a function's body) are read every way a server could, and every
+//! reading is judged. Reading is skipped when no statement-aware rule could fire and
+//! nothing could hide code: none of the rules' keywords (`update`, `delete`, `drop`, a
+//! listed table's name, `;`, ...) nor of the words that run or hide SQL (`prepare`,
+//! `execute`, `do`, `create`, `U&`, ...) occurs anywhere in the text.
 //!
-//! # Statements sqlparser cannot parse
+//! # Statements that cannot be judged
 //!
-//! A statement-aware rule fails closed by default: a statement `sqlparser` cannot parse
-//! (a `DO $$ ... $$` block followed by `DELETE FROM t`, a dialect extension it does not
-//! know) must not slip past the rule unjudged. But refusing every unparseable statement
-//! would refuse harmless traffic real clients send and `sqlparser` does not read (catalog
-//! queries with `OPERATOR(pg_catalog.~)`, vendor `SHOW` and `SET` forms). So an unparseable
-//! statement is refused by a rule only when its code could hold what the rule looks for,
-//! judged by a quote-aware scan of its tokens ([`visit_code`]): the words `update` or
-//! `delete` for `deny_without_where`, a listed statement kind's keyword for
-//! `deny_statements`, a listed table's name (also quoted) for `deny_tables`, and a `;`
-//! followed by more code for `deny_multiple_statements`. String literals and comments are
-//! data and do not count (`\d payroll` sends the name in a regex literal); dollar-quoted
-//! bodies are code and do count. A rule with `allow_unparseable: true` lets every
-//! unparseable statement through (the word and pattern rules still judge it).
+//! Dynamic SQL whose text is not a literal (`PREPARE s FROM @q`, `EXECUTE format(...)` in
+//! PL/pgSQL), a body in another language (`LANGUAGE plpython3u`), and text that reads too
+//! many ways cannot be judged before it runs: a statement-aware rule refuses it unless it
+//! sets `allow_unparseable`.
+//!
+//! A reading `sqlparser` cannot parse (a `DO $$ ... $$` block followed by `DELETE FROM t`,
+//! a dialect extension it does not know) must not slip past a rule unjudged either. But
+//! refusing every unparseable statement would refuse harmless traffic real clients send and
+//! `sqlparser` does not read (catalog queries with `OPERATOR(pg_catalog.~)`, vendor `SHOW`
+//! and `SET` forms). So an unparseable reading is refused by a rule only when its code
+//! could hold what the rule looks for, judged by a quote-aware scan of its tokens
+//! ([`visit_code`]): the words `update` or `delete` for `deny_without_where`, a listed
+//! statement kind's keyword for `deny_statements`, a listed table's name (also quoted) for
+//! `deny_tables`, and a `;` followed by more code for `deny_multiple_statements`. String
+//! literals are data and do not count (`\d payroll` sends the name in a regex literal);
+//! dollar-quoted bodies are code and do count. A rule with `allow_unparseable: true` lets
+//! every unparseable or opaque statement through (the word and pattern rules still judge
+//! it).
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -32,24 +43,9 @@ use sqlparser::parser::Parser;
 use crate::compiled::CompiledPolicy;
 use crate::detect::{ends_word, starts_word, word_byte};
 use crate::error::{PolicyError, PolicyErrorKind};
+use crate::executed::{Opaque, Reading, read, reads_as_sent};
+use crate::lexer::{CodeToken, Dialect, visit_code};
 use crate::policy::{GuardrailConfig, InputRule, OutputRule, StatementKind};
-use crate::statement::{CodeToken, visit_code};
-
-/// The SQL dialect a statement is parsed in: the connection's protocol.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Dialect {
-    /// PostgreSQL (and protocol-compatible servers).
-    PostgreSql,
-    /// MySQL and MariaDB.
-    MySql,
-    /// Microsoft SQL Server (T-SQL).
-    MsSql,
-    /// SQLite.
-    Sqlite,
-    /// Any other: sqlparser's permissive generic dialect.
-    Generic,
-}
 
 /// A refusal: which rule, and the message for the client.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -173,6 +169,25 @@ impl Rule {
         })
     }
 
+    /// A refusal because the statement runs SQL that cannot be judged before it runs: the
+    /// rule's own message if the policy gave one, else one that says why.
+    fn deny_opaque(&self, index: usize, why: Opaque) -> Verdict {
+        let message = if self.custom_message {
+            self.message.clone()
+        } else {
+            format!(
+                "statement could not be judged ({why}), and rule {} does not allow unparseable statements",
+                self.name
+            )
+            .into()
+        };
+        Verdict::Deny(Denial {
+            rule: index,
+            name: self.name.clone(),
+            message,
+        })
+    }
+
     fn deny(&self, index: usize) -> Verdict {
         Verdict::Deny(Denial {
             rule: index,
@@ -199,9 +214,54 @@ struct OutRule {
 pub(crate) struct Guardrails {
     input: Vec<Rule>,
     output: Vec<OutRule>,
-    // Keywords of the statement-aware rules; `None` when there are none (parsing is never
-    // needed).
-    triggers: Option<AhoCorasick>,
+    // Keywords of the statement-aware rules and the words that run or hide SQL; `None` when
+    // there are no input rules (reading is never needed).
+    triggers: Option<Triggers>,
+}
+
+/// Words that run SQL from a literal or hide it from the text as sent: reading a statement
+/// is needed when one occurs, whatever the rules' own keywords. PostgreSQL's `DO` too, as a
+/// whole word ([`Triggers::occur_in`]; it occurs inside many).
+const READING_TRIGGERS: [&str; 6] = [
+    "prepare",
+    "execute",
+    "create",
+    "u&",
+    "dblink",
+    "query_to_xml",
+];
+
+/// The statement-aware rules' keywords and [`READING_TRIGGERS`] in one automaton, and the
+/// latter alone.
+#[derive(Debug)]
+struct Triggers {
+    words: AhoCorasick,
+    dynamic: AhoCorasick,
+}
+
+impl Triggers {
+    /// Whether a word that runs SQL from a literal occurs in `text`.
+    fn dynamic_in(&self, text: &str) -> bool {
+        self.dynamic.is_match(text) || has_word_do(text.as_bytes())
+    }
+
+    /// Whether a trigger word, or the word `do`, occurs in `text`. `do` is found by a
+    /// separate scan for `d`: a two-byte pattern in the automaton would weaken its
+    /// prefilter for every statement.
+    fn occur_in(&self, text: &str) -> bool {
+        self.words.is_match(text) || has_word_do(text.as_bytes())
+    }
+}
+
+/// Whether `do` occurs as a word (any case).
+fn has_word_do(bytes: &[u8]) -> bool {
+    memchr::memchr2_iter(b'd', b'D', bytes).any(|at| {
+        bytes
+            .get(at + 1)
+            .is_some_and(|o| o.eq_ignore_ascii_case(&b'o'))
+            && starts_word(bytes, at)
+            && ends_word(bytes, at + 2)
+    })
 }
 
 fn rule_message_given(r: &InputRule) -> bool {
@@ -395,17 +455,22 @@ impl Guardrails {
             };
             input.push(rule);
         }
-        let triggers = if keywords.is_empty() {
+        let triggers = if input.is_empty() {
             None
         } else {
-            Some(
+            keywords.extend(READING_TRIGGERS.map(String::from));
+            let automaton = |words: &[String]| {
                 AhoCorasick::builder()
                     .ascii_case_insensitive(true)
-                    .build(&keywords)
+                    .build(words)
                     .map_err(|e| {
                         PolicyError::new("guardrails.input", PolicyErrorKind::Regex(e.to_string()))
-                    })?,
-            )
+                    })
+            };
+            Some(Triggers {
+                words: automaton(&keywords)?,
+                dynamic: automaton(&READING_TRIGGERS.map(String::from))?,
+            })
         };
 
         let mut output = Vec::new();
@@ -473,7 +538,7 @@ impl Guardrails {
                         }
                 })
                 .sum::<usize>()
-            + self.triggers.as_ref().map_or(0, AhoCorasick::memory_usage)
+            + self.triggers.as_ref().map_or(0, |t| t.words.memory_usage())
     }
 }
 
@@ -626,42 +691,138 @@ fn may_hold(check: &Check, sql: &str, dialect: Dialect) -> bool {
     .is_break()
 }
 
+/// A statement as its readings, each parsed at most once, when a rule first needs it.
+struct Judged {
+    reading: Reading,
+    /// The only reading is the text as sent.
+    as_sent: bool,
+    parsed: Vec<Option<Option<Vec<Statement>>>>,
+}
+
+impl Judged {
+    fn new(reading: Reading, as_sent: bool) -> Self {
+        let parsed = reading.views.iter().map(|_| None).collect();
+        Self {
+            reading,
+            as_sent,
+            parsed,
+        }
+    }
+
+    /// The statement's readings, read now if not yet: only the text as sent when it reads
+    /// one way and runs no literal.
+    fn of<'j>(
+        judged: &'j mut Option<Self>,
+        sql: &str,
+        dialect: Dialect,
+        triggers: &Triggers,
+    ) -> &'j mut Self {
+        judged.get_or_insert_with(|| {
+            if reads_as_sent(sql, dialect) && !triggers.dynamic_in(sql) {
+                Self::new(Reading::as_sent(sql), true)
+            } else {
+                Self::new(read(sql, dialect), false)
+            }
+        })
+    }
+
+    /// The readings' texts, unless the only one is the text as sent (which word and
+    /// pattern rules read already).
+    fn other_views(&self) -> impl Iterator<Item = &str> {
+        let skip = if self.as_sent {
+            self.reading.views.len()
+        } else {
+            0
+        };
+        self.reading.views.iter().skip(skip).map(|v| v.sql.as_str())
+    }
+
+    /// A statement-aware rule's refusal, if any reading earns one; `None`: every reading
+    /// passes.
+    fn judge(
+        &mut self,
+        rule: &Rule,
+        index: usize,
+        check: &Check,
+        dialect: Dialect,
+    ) -> Option<Verdict> {
+        if let Some(why) = self.reading.opaque
+            && !rule.allow_unparseable
+        {
+            return Some(rule.deny_opaque(index, why));
+        }
+        for (view, parsed) in self.reading.views.iter().zip(self.parsed.iter_mut()) {
+            // Only the statements the client sent count as several; a body's do not.
+            if matches!(check, Check::Multiple) && !view.top_level {
+                continue;
+            }
+            match parsed.get_or_insert_with(|| parse(&view.sql, dialect)) {
+                Some(stmts) if sql_denies(check, stmts) => return Some(rule.deny(index)),
+                None if !rule.allow_unparseable && may_hold(check, &view.sql, dialect) => {
+                    return Some(rule.deny_unparseable(index));
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+}
+
 impl CompiledPolicy {
     /// Judges a statement (a simple query's text, or a prepared statement's) before it is
     /// sent: the first input rule that denies it, in policy order, decides.
     ///
-    /// Cost: word and pattern rules scan the text; statement-aware rules parse it once, and
-    /// only when one of their keywords occurs in it. A statement that does not parse is
-    /// refused by a statement-aware rule unless the rule sets `allow_unparseable`, or a
-    /// quote-aware scan shows it cannot hold what the rule looks for (see the module docs).
+    /// Every rule judges what the server will execute: each reading of the text a server
+    /// could take, and the dynamic SQL it runs from literals (see the module docs). A
+    /// statement that cannot be judged, or does not parse and could hold what a
+    /// statement-aware rule looks for, is refused by that rule unless it sets
+    /// `allow_unparseable`.
+    ///
+    /// Cost: word and pattern rules scan the text; statement-aware rules read and parse it,
+    /// once, and only when one of their keywords, or a word that runs or hides SQL
+    /// (`prepare`, `execute`, `do`, `create`, `U&`, ...), occurs in it. A text of plain
+    /// ASCII without comments, escapes or dollar quotes is parsed as sent; others once per
+    /// reading (a MySQL statement with a `\'` escape: twice).
     ///
     /// # Examples
     ///
     /// ```
     /// use hoop_masking::{Dialect, Policy, Verdict};
     /// let policy = Policy::from_json(r#"{"guardrails": {"input": [
-    ///     {"type": "deny_without_where", "message": "add a WHERE clause"}]}}"#)?.compile()?;
+    ///     {"type": "deny_without_where", "message": "add a WHERE clause"},
+    ///     {"type": "deny_statements", "statements": ["drop"]}]}}"#)?.compile()?;
     /// let Verdict::Deny(d) = policy.check_statement("DELETE FROM t", Dialect::PostgreSql) else { panic!() };
     /// assert_eq!(d.message(), "add a WHERE clause");
     /// assert!(policy.check_statement("DELETE FROM t WHERE id = 1", Dialect::PostgreSql).is_allowed());
+    /// // What MySQL runs, not what the text shows; and SQL it cannot see before it runs.
+    /// assert!(!policy.check_statement("/*!50000 DROP TABLE t */", Dialect::MySql).is_allowed());
+    /// assert!(!policy.check_statement("PREPARE s FROM @q", Dialect::MySql).is_allowed());
     /// # Ok::<(), hoop_masking::PolicyError>(())
     /// ```
     pub fn check_statement(&self, sql: &str, dialect: Dialect) -> Verdict {
         let g = &self.inner.guardrails;
-        let sql_possible = g.triggers.as_ref().is_some_and(|t| t.is_match(sql));
-        let mut parsed: Option<Option<Vec<Statement>>> = None;
+        let triggers = g.triggers.as_ref().filter(|t| t.occur_in(sql));
+        // Read at most once, when a rule first needs it.
+        let mut judged: Option<Judged> = None;
         for (i, rule) in g.input.iter().enumerate() {
-            let denied = match &rule.check {
-                Check::Words(w) => w.matches(sql.as_bytes()),
-                Check::Pattern(re) => re.is_match(sql),
-                check if sql_possible => match parsed.get_or_insert_with(|| parse(sql, dialect)) {
-                    Some(stmts) => sql_denies(check, stmts),
-                    None if !rule.allow_unparseable && may_hold(check, sql, dialect) => {
-                        return rule.deny_unparseable(i);
+            let denied = match (&rule.check, triggers) {
+                // The text as sent, and every other reading of it.
+                (Check::Words(w), _) if w.matches(sql.as_bytes()) => true,
+                (Check::Pattern(re), _) if re.is_match(sql) => true,
+                (Check::Words(w), Some(t)) => Judged::of(&mut judged, sql, dialect, t)
+                    .other_views()
+                    .any(|v| w.matches(v.as_bytes())),
+                (Check::Pattern(re), Some(t)) => Judged::of(&mut judged, sql, dialect, t)
+                    .other_views()
+                    .any(|v| re.is_match(v)),
+                (Check::Words(_) | Check::Pattern(_), None) => false,
+                (check, Some(t)) => {
+                    match Judged::of(&mut judged, sql, dialect, t).judge(rule, i, check, dialect) {
+                        Some(verdict) => return verdict,
+                        None => false,
                     }
-                    None => false,
-                },
-                _ => false,
+                }
+                (_, None) => false,
             };
             if denied {
                 return rule.deny(i);

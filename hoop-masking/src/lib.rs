@@ -28,7 +28,10 @@ mod compiled;
 mod detect;
 mod entity;
 mod error;
+mod executed;
 mod guardrails;
+mod lexer;
+mod literal;
 mod masker;
 mod policy;
 mod secrets;
@@ -40,7 +43,8 @@ pub use compiled::CompiledPolicy;
 pub use detect::Detection;
 pub use entity::{EntityId, EntityType};
 pub use error::{PolicyError, PolicyErrorKind};
-pub use guardrails::{Denial, Dialect, Verdict};
+pub use guardrails::{Denial, Verdict};
+pub use lexer::Dialect;
 pub use masker::{CellMasker, CellOutcome};
 pub use policy::{
     ColumnAction, ColumnRule, CustomEntity, DEFAULT_MAX_CELL_BYTES, GuardrailConfig, InputRule,

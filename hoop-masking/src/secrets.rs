@@ -19,7 +19,26 @@ use std::borrow::Cow;
 
 use memchr::{memchr_iter, memmem};
 
+use crate::lexer::Dialect;
+use crate::literal::{bit_bytes, hex_bytes, read_string, unicode_escapes};
 use crate::statement::REDACTED_INNER;
+
+/// How a server reads a credential literal's text, for the form it may quote back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    /// A quoted string: quotes doubled, and backslash escapes where they apply
+    /// (PostgreSQL's `E'...'` escapes, which it also reads in plain strings with
+    /// `standard_conforming_strings` off, when `postgres`; MySQL's otherwise).
+    Quoted { postgres: bool },
+    /// PostgreSQL's `U&'...'`, with its escape character.
+    Unicode(char),
+    /// Hex digits: `X'...'`, `0x...`.
+    Hex,
+    /// Binary digits: `B'...'`, `0b...`.
+    Bits,
+    /// As written: a dollar-quoted body, a word, a value inside a connection string.
+    Verbatim,
+}
 
 /// Forms kept per statement at most. Each form costs one search of every message scrubbed;
 /// a statement with more (a script creating dozens of users with passwords) makes
@@ -66,12 +85,14 @@ impl std::fmt::Debug for Secrets {
 
 impl Secrets {
     /// From credential values as written, each with the quote that doubles itself inside
-    /// it (if it was quoted).
-    pub(crate) fn collect<'a>(values: impl Iterator<Item = (&'a [u8], Option<u8>)>) -> Self {
+    /// it (if it was quoted) and how the server reads it.
+    pub(crate) fn collect<'a>(
+        values: impl Iterator<Item = (&'a [u8], Option<u8>, Encoding)>,
+    ) -> Self {
         let mut secrets = Self::default();
         let mut bytes = 0usize;
-        for (written, quote) in values {
-            for form in forms(written, quote) {
+        for (written, quote, encoding) in values {
+            for form in forms(written, quote, encoding) {
                 if form.is_empty() || secrets.forms.iter().any(|f| **f == *form) {
                     continue;
                 }
@@ -214,14 +235,36 @@ fn is_terminator(b: u8) -> bool {
 }
 
 /// The forms of one value: as written; with doubled quotes and then also backslash escapes
-/// read (a server quoting the value it parsed); and each of those without surrounding
-/// quotes (a quoted value of a connection string).
-fn forms(written: &[u8], quote: Option<u8>) -> Vec<Vec<u8>> {
+/// read, and as its encoding reads it (a server quoting the value it parsed: PostgreSQL's
+/// `E'\x68'` is `h`, `U&'\0068'` too, MySQL's `X'68'` and `0x68` too); and each of those
+/// without surrounding quotes (a quoted value of a connection string).
+fn forms(written: &[u8], quote: Option<u8>, encoding: Encoding) -> Vec<Vec<u8>> {
     let mut out = vec![written.to_vec()];
     if let Some(quote) = quote {
         let undoubled = undouble(written, quote);
         out.push(unescape(&undoubled));
         out.push(undoubled);
+    }
+    let text = || String::from_utf8_lossy(written);
+    match encoding {
+        Encoding::Quoted { postgres: true } => {
+            out.push(read_string(
+                written,
+                quote.unwrap_or(b'\''),
+                true,
+                Dialect::PostgreSql,
+                None,
+            ));
+        }
+        Encoding::Unicode(escape) => {
+            let undoubled = undouble(written, quote.unwrap_or(b'\''));
+            if let Some(read) = unicode_escapes(&String::from_utf8_lossy(&undoubled), escape) {
+                out.push(read.into_bytes());
+            }
+        }
+        Encoding::Hex => out.push(hex_bytes(digits(&text(), 'x'))),
+        Encoding::Bits => out.push(bit_bytes(digits(&text(), 'b'))),
+        Encoding::Quoted { postgres: false } | Encoding::Verbatim => {}
     }
     for i in 0..out.len() {
         if let Some(inner) = out.get(i).and_then(|f| unquote(f)) {
@@ -229,6 +272,17 @@ fn forms(written: &[u8], quote: Option<u8>) -> Vec<Vec<u8>> {
         }
     }
     out
+}
+
+/// A hex or bit string's digits: without `0x` (`0b`) when written as a number.
+fn digits(written: &str, radix: char) -> &str {
+    let mut chars = written.chars();
+    match (chars.next(), chars.next()) {
+        (Some('0'), Some(r)) if r.eq_ignore_ascii_case(&radix) => {
+            written.get(2..).unwrap_or_default()
+        }
+        _ => written,
+    }
 }
 
 /// `''` read as `'` (for the value's quote).
@@ -304,7 +358,11 @@ mod tests {
     use super::*;
 
     fn secrets(values: &[(&str, Option<u8>)]) -> Secrets {
-        Secrets::collect(values.iter().map(|(v, q)| (v.as_bytes(), *q)))
+        Secrets::collect(
+            values
+                .iter()
+                .map(|(v, q)| (v.as_bytes(), *q, Encoding::Quoted { postgres: false })),
+        )
     }
 
     #[test]
@@ -375,7 +433,10 @@ mod tests {
     #[test]
     fn too_many_values_hide_the_whole_text() {
         let many: Vec<String> = (0..300).map(|i| format!("pw{i}")).collect();
-        let s = Secrets::collect(many.iter().map(|v| (v.as_bytes(), None)));
+        let s = Secrets::collect(
+            many.iter()
+                .map(|v| (v.as_bytes(), None, Encoding::Verbatim)),
+        );
         assert_eq!(s.scrub("anything"), "[REDACTED:PASSWORD]");
         assert!(!s.is_empty());
         let huge = "x".repeat(MAX_BYTES + 1);

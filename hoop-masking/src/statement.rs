@@ -12,27 +12,21 @@
 //! SELECT dblink_connect('host=h password=x') ─► SELECT dblink_connect('host=h password=[REDACTED:PASSWORD]')
 //! ```
 //!
-//! [`redact_credentials`] says what counts as a credential. The lexer here is shared with
-//! the guardrails, which scan the code of statements `sqlparser` cannot parse with it.
+//! [`redact_credentials`] says what counts as a credential. Its tokens come from the lexer
+//! the guardrails share (`lexer.rs`).
 
 use std::borrow::Cow;
-use std::ops::ControlFlow;
 
-use memchr::{memchr, memchr2, memmem};
+use memchr::{memchr, memmem};
 
-use crate::guardrails::Dialect;
-use crate::secrets::Secrets;
+use crate::lexer::{Dialect, Kind, Lexer, MAX_NESTING, Token, scan_quoted};
+use crate::secrets::{Encoding, Secrets};
 
 /// What a credential literal becomes in recorded text.
 pub const REDACTED_PASSWORD: &str = "'[REDACTED:PASSWORD]'";
 
 /// What a credential inside a literal (a connection string's value) becomes.
 pub(crate) const REDACTED_INNER: &str = "[REDACTED:PASSWORD]";
-
-/// Dollar-quoted bodies inside dollar-quoted bodies are searched this deep; deeper ones are
-/// searched as plain literals. Each level lexes its body again, so this bounds the work at
-/// this many passes over the text.
-const MAX_NESTING: usize = 3;
 
 /// The statement text with credential literals replaced by [`REDACTED_PASSWORD`].
 ///
@@ -63,9 +57,13 @@ const MAX_NESTING: usize = 3;
 ///   statements themselves.
 ///
 /// Quoting follows the dialect: standard strings with `''` (PostgreSQL), `E'...'` with
-/// backslash escapes, `$tag$...$tag$`, MySQL's backslash escapes and double-quoted strings,
-/// `--`, `#` (MySQL), nested `/* */` (PostgreSQL), and MySQL's executable comments
-/// (`/*! ... */`), whose contents are statements. Where a server setting could change where
+/// backslash escapes, `U&'...'` (with or without `UESCAPE`), `$tag$...$tag$`, adjacent
+/// literals, MySQL's backslash escapes and double-quoted strings, charset introducers
+/// (`_utf8mb4'...'`, also spaced), `N'...'`, hex and bit strings (`X'...'`, `0x...`,
+/// `B'...'`, `0b...`), `--`, `#` (MySQL), nested `/* */` (PostgreSQL), and MySQL's
+/// executable comments (`/*! ... */`), whose contents are statements. [`Secrets`] keeps
+/// each value as written and as the server reads it (`E'\x68'`, `U&'\0068'`, `X'68'` and
+/// `0x68` all read `h`). Where a server setting could change where
 /// a credential literal ends (`standard_conforming_strings`, MySQL's `NO_BACKSLASH_ESCAPES`),
 /// the literal is replaced up to the later of the two ends: more of the text is hidden, never
 /// less.
@@ -167,6 +165,7 @@ pub fn redact_statement(sql: &str, dialect: Dialect) -> RedactedStatement<'_> {
         (
             src.get(e.value.start..e.value.end).unwrap_or_default(),
             e.value.quote,
+            e.value.encoding,
         )
     }));
     RedactedStatement {
@@ -260,13 +259,15 @@ struct Edit {
     value: Value,
 }
 
-/// Where a credential value is written in the text (`start..end`, escapes as written), and
-/// the quote that escapes itself by doubling inside it, if it is quoted.
+/// Where a credential value is written in the text (`start..end`, escapes as written),
+/// the quote that escapes itself by doubling inside it, if it is quoted, and how the server
+/// reads the rest.
 #[derive(Clone, Copy, Debug)]
 struct Value {
     start: usize,
     end: usize,
     quote: Option<u8>,
+    encoding: Encoding,
 }
 
 /// What the redactor expects next.
@@ -329,10 +330,69 @@ impl Redactor<'_> {
         token.kind == Kind::Word && self.text(token).eq_ignore_ascii_case(word.as_bytes())
     }
 
-    /// True when the byte right after the token opens a literal or an argument list: the
-    /// token is a charset introducer (`_utf8mb4'...'`, `N'...'`) or a function name.
+    /// True when the token comes before a literal's value: a charset introducer
+    /// (`_utf8mb4'...'`, also spaced: `_utf8mb4 '...'`), a prefix (`N'...'`, `X'...'`,
+    /// PostgreSQL's `U&'...'`), or a function name (`PASSWORD(`).
     fn prefixes_value(&self, token: &Token) -> bool {
+        let text = self.text(token);
         matches!(self.src.get(token.end), Some(b'\'' | b'"' | b'('))
+            || text.first() == Some(&b'_') && text.len() > 1
+            || text.eq_ignore_ascii_case(b"u")
+                && self.src.get(token.end) == Some(&b'&')
+                && matches!(self.src.get(token.end + 1), Some(b'\'' | b'"'))
+    }
+
+    /// How the server reads the literal `token`: from its prefix (`E'`, `U&'`, `X'`,
+    /// `B'`, `0x`, `0b`) and the dialect.
+    fn encoding(&self, token: &Token) -> Encoding {
+        let before = |n: usize| {
+            token
+                .start
+                .checked_sub(n)
+                .and_then(|i| self.src.get(i..token.start))
+        };
+        let text = self.text(token);
+        match token.kind {
+            Kind::Number if text.get(..2).is_some_and(|p| p.eq_ignore_ascii_case(b"0x")) => {
+                Encoding::Hex
+            }
+            Kind::Number if text.get(..2).is_some_and(|p| p.eq_ignore_ascii_case(b"0b")) => {
+                Encoding::Bits
+            }
+            Kind::Str { .. } if before(2).is_some_and(|p| p.eq_ignore_ascii_case(b"u&")) => {
+                Encoding::Unicode(self.uescape(token.end))
+            }
+            Kind::Str { .. } if before(1).is_some_and(|p| p.eq_ignore_ascii_case(b"x")) => {
+                Encoding::Hex
+            }
+            Kind::Str { .. } if before(1).is_some_and(|p| p.eq_ignore_ascii_case(b"b")) => {
+                Encoding::Bits
+            }
+            Kind::Str { .. } => Encoding::Quoted {
+                postgres: self.dialect != Dialect::MySql,
+            },
+            _ => Encoding::Verbatim,
+        }
+    }
+
+    /// The escape character a `UESCAPE 'c'` right after `at` names (only whitespace
+    /// between), else `\`.
+    fn uescape(&self, at: usize) -> char {
+        let rest = self.src.get(at..).unwrap_or_default();
+        let skip = |r: &[u8]| r.iter().take_while(|b| b.is_ascii_whitespace()).count();
+        let rest = &rest[skip(rest)..];
+        let Some(after) = rest
+            .get(..7)
+            .filter(|w| w.eq_ignore_ascii_case(b"uescape"))
+            .and_then(|_| rest.get(7..))
+        else {
+            return '\\';
+        };
+        let after = &after[skip(after)..];
+        match after {
+            [b'\'', c, b'\'', ..] if c.is_ascii() => char::from(*c),
+            _ => '\\',
+        }
     }
 
     /// Replaces `start..end` with `with`; the credential value is `value` (offsets in
@@ -345,7 +405,7 @@ impl Redactor<'_> {
             value: Value {
                 start: self.base + value.start,
                 end: self.base + value.end,
-                quote: value.quote,
+                ..value
             },
         });
     }
@@ -355,10 +415,12 @@ impl Redactor<'_> {
     /// settings this crate cannot see. The lexer resumes after it.
     fn redact_secret(&mut self, token: &Token, lexer: &mut Lexer<'_>) {
         let mut end = token.end;
+        let encoding = self.encoding(token);
         let mut value = Value {
             start: token.start,
             end: token.end,
             quote: None,
+            encoding,
         };
         match token.kind {
             Kind::Str { quote, .. } => {
@@ -373,6 +435,7 @@ impl Redactor<'_> {
                     start: token.content_start,
                     end: if closed { end - 1 } else { end },
                     quote: Some(quote),
+                    encoding,
                 };
             }
             Kind::Dollar => {
@@ -389,6 +452,7 @@ impl Redactor<'_> {
                     start: token.content_start,
                     end: token.content_end,
                     quote: Some(close),
+                    encoding,
                 };
             }
             _ => {}
@@ -408,12 +472,12 @@ impl Redactor<'_> {
                     self.redact_secret(token, lexer);
                     Expect::AfterSecret
                 }
-                // SQL Server's `PASSWORD = 0x0200... HASHED`.
+                // SQL Server's `PASSWORD = 0x0200... HASHED`, MySQL's `0x...` and `0b...`
+                // strings.
                 Kind::Number
-                    if self
-                        .text(token)
-                        .get(..2)
-                        .is_some_and(|p| p.eq_ignore_ascii_case(b"0x")) =>
+                    if self.text(token).get(..2).is_some_and(|p| {
+                        p.eq_ignore_ascii_case(b"0x") || p.eq_ignore_ascii_case(b"0b")
+                    }) =>
                 {
                     self.redact_secret(token, lexer);
                     Expect::AfterSecret
@@ -435,7 +499,7 @@ impl Redactor<'_> {
                 _ => self.idle(token),
             },
             Expect::SecretOrWord => match token.kind {
-                Kind::Str { .. } | Kind::Dollar | Kind::QuotedIdent => {
+                Kind::Str { .. } | Kind::Dollar | Kind::QuotedIdent | Kind::Number => {
                     self.redact_secret(token, lexer);
                     Expect::AfterSecret
                 }
@@ -612,6 +676,7 @@ impl Redactor<'_> {
                     start: start + s,
                     end: start + e,
                     quote: (quote != b'$').then_some(quote),
+                    encoding: Encoding::Verbatim,
                 };
                 self.redact(start + s, start + e, REDACTED_INNER, value);
                 prev = e;
@@ -867,360 +932,6 @@ fn contains_ci(haystack: &[u8], needle: &[u8]) -> bool {
             .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
-// ---------------------------------------------------------------------------------------
-// The lexer, shared with the guardrails' check of statements sqlparser cannot parse.
-// ---------------------------------------------------------------------------------------
-
-/// A token's kind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// A keyword or unquoted identifier (letters, digits, `_`, `$`, non-ASCII).
-    Word,
-    /// A number (or anything starting with a digit), or a `$1` parameter.
-    Number,
-    /// A string literal: `'...'`, `E'...'`, MySQL's `"..."`. `backslash` when backslash
-    /// escapes apply.
-    Str { quote: u8, backslash: bool },
-    /// A dollar-quoted string, `$tag$...$tag$`.
-    Dollar,
-    /// A quoted identifier: `"..."`, `` `...` `` (MySQL), `[...]` (SQL Server).
-    QuotedIdent,
-    /// Any other byte.
-    Punct(u8),
-}
-
-/// A token: its kind, its bytes `start..end`, and for quoted tokens their content
-/// `content_start..content_end` (escapes as written). An unterminated quoted token runs to
-/// the end of the text.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Token {
-    pub(crate) kind: Kind,
-    pub(crate) start: usize,
-    pub(crate) end: usize,
-    pub(crate) content_start: usize,
-    pub(crate) content_end: usize,
-}
-
-/// Splits SQL text into tokens, skipping whitespace and comments. Never fails: anything it
-/// does not know is a one-byte [`Kind::Punct`]. Every call consumes at least one byte or
-/// returns `None`.
-pub(crate) struct Lexer<'a> {
-    src: &'a [u8],
-    pos: usize,
-    dialect: Dialect,
-    /// Inside MySQL's `/*! ... */`, whose text is SQL: its `*/` is skipped.
-    in_executable_comment: bool,
-}
-
-impl<'a> Lexer<'a> {
-    pub(crate) fn new(src: &'a [u8], dialect: Dialect) -> Self {
-        Self {
-            src,
-            pos: 0,
-            dialect,
-            in_executable_comment: false,
-        }
-    }
-
-    fn at(&self, i: usize) -> Option<u8> {
-        self.src.get(i).copied()
-    }
-
-    /// Continues after `pos` (never backwards).
-    fn resume_at(&mut self, pos: usize) {
-        self.pos = self.pos.max(pos.min(self.src.len()));
-    }
-
-    fn mysql(&self) -> bool {
-        self.dialect == Dialect::MySql
-    }
-
-    fn dollar_quotes(&self) -> bool {
-        matches!(self.dialect, Dialect::PostgreSql | Dialect::Generic)
-    }
-
-    /// Skips whitespace and comments; false at the end of the text.
-    fn skip_trivia(&mut self) -> bool {
-        loop {
-            let Some(b) = self.at(self.pos) else {
-                return false;
-            };
-            let next = self.at(self.pos + 1);
-            match b {
-                _ if b.is_ascii_whitespace() => self.pos += 1,
-                // MySQL needs whitespace (or a control byte) after `--`: `1--1` is arithmetic.
-                b'-' if next == Some(b'-')
-                    && (!self.mysql() || self.at(self.pos + 2).is_none_or(|c| c <= b' ')) =>
-                {
-                    self.skip_line()
-                }
-                b'#' if self.mysql() => self.skip_line(),
-                b'/' if next == Some(b'*') => {
-                    let after = self.at(self.pos + 2);
-                    if self.mysql()
-                        && (after == Some(b'!')
-                            || after == Some(b'M') && self.at(self.pos + 3) == Some(b'!'))
-                    {
-                        // An executable comment: its text runs as SQL on servers newer than
-                        // its version number.
-                        self.pos += if after == Some(b'!') { 3 } else { 4 };
-                        while self.at(self.pos).is_some_and(|c| c.is_ascii_digit()) {
-                            self.pos += 1;
-                        }
-                        self.in_executable_comment = true;
-                    } else {
-                        self.skip_block_comment();
-                    }
-                }
-                b'*' if next == Some(b'/') && self.in_executable_comment => {
-                    self.pos += 2;
-                    self.in_executable_comment = false;
-                }
-                _ => return true,
-            }
-        }
-    }
-
-    fn skip_line(&mut self) {
-        let rest = self.src.get(self.pos..).unwrap_or_default();
-        self.pos += memchr(b'\n', rest).map_or(rest.len(), |i| i + 1);
-    }
-
-    /// `/* ... */`, nested in PostgreSQL and SQL Server (and the generic dialect), flat in
-    /// MySQL and SQLite. Unterminated: to the end.
-    fn skip_block_comment(&mut self) {
-        let nested = !matches!(self.dialect, Dialect::MySql | Dialect::Sqlite);
-        let mut depth = 0usize;
-        let mut i = self.pos;
-        while let Some(off) = memchr2(b'*', b'/', self.src.get(i..).unwrap_or_default()) {
-            let j = i + off;
-            match (self.src[j], self.at(j + 1)) {
-                (b'/', Some(b'*')) if nested || depth == 0 => {
-                    depth += 1;
-                    i = j + 2;
-                }
-                (b'*', Some(b'/')) => {
-                    depth = depth.saturating_sub(1);
-                    i = j + 2;
-                    if depth == 0 {
-                        self.pos = i;
-                        return;
-                    }
-                }
-                _ => i = j + 1,
-            }
-        }
-        self.pos = self.src.len();
-    }
-
-    pub(crate) fn next_token(&mut self) -> Option<Token> {
-        if !self.skip_trivia() {
-            return None;
-        }
-        let start = self.pos;
-        let b = self.at(start)?;
-        let token = match b {
-            b'\'' => self.quoted(start, b'\'', self.mysql(), true),
-            b'"' if self.mysql() => self.quoted(start, b'"', true, true),
-            b'"' => self.quoted(start, b'"', false, false),
-            b'`' if matches!(self.dialect, Dialect::MySql | Dialect::Generic) => {
-                self.quoted(start, b'`', false, false)
-            }
-            b'[' if self.dialect == Dialect::MsSql => {
-                let (end, closed) = scan_quoted(self.src, start + 1, b']', false);
-                let content_end = if closed { end - 1 } else { end };
-                self.token(Kind::QuotedIdent, start, end, start + 1, content_end)
-            }
-            b'$' => match self.dollar_tag(start) {
-                Some(tag) if self.dollar_quotes() => {
-                    let body = start + tag;
-                    let delimiter = self.src.get(start..body).unwrap_or_default();
-                    match memmem::find(self.src.get(body..).unwrap_or_default(), delimiter) {
-                        Some(off) => {
-                            self.token(Kind::Dollar, start, body + off + tag, body, body + off)
-                        }
-                        None => {
-                            self.token(Kind::Dollar, start, self.src.len(), body, self.src.len())
-                        }
-                    }
-                }
-                _ if self.at(start + 1).is_some_and(|c| c.is_ascii_digit()) => {
-                    let mut end = start + 1;
-                    while self.at(end).is_some_and(|c| c.is_ascii_digit()) {
-                        end += 1;
-                    }
-                    self.token(Kind::Number, start, end, end, end)
-                }
-                _ => self.token(Kind::Punct(b'$'), start, start + 1, start + 1, start + 1),
-            },
-            b'0'..=b'9' => {
-                let mut end = start + 1;
-                while self
-                    .at(end)
-                    .is_some_and(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.')
-                {
-                    end += 1;
-                }
-                self.token(Kind::Number, start, end, end, end)
-            }
-            _ if word_start(b) => {
-                let mut end = start + 1;
-                while self
-                    .at(end)
-                    .is_some_and(|c| word_start(c) || c.is_ascii_digit() || c == b'$')
-                {
-                    end += 1;
-                }
-                // `E'...'`: PostgreSQL's escape string, backslashes included.
-                if end == start + 1
-                    && (b == b'e' || b == b'E')
-                    && self.at(end) == Some(b'\'')
-                    && self.dollar_quotes()
-                {
-                    let mut t = self.quoted(end, b'\'', true, true);
-                    t.start = start;
-                    t
-                } else {
-                    self.token(Kind::Word, start, end, end, end)
-                }
-            }
-            _ => self.token(Kind::Punct(b), start, start + 1, start + 1, start + 1),
-        };
-        self.pos = token.end.max(start + 1);
-        Some(token)
-    }
-
-    fn quoted(&self, start: usize, quote: u8, backslash: bool, string: bool) -> Token {
-        let (end, closed) = scan_quoted(self.src, start + 1, quote, backslash);
-        let content_end = if closed { end - 1 } else { end };
-        let kind = if string {
-            Kind::Str { quote, backslash }
-        } else {
-            Kind::QuotedIdent
-        };
-        self.token(kind, start, end, start + 1, content_end)
-    }
-
-    fn token(
-        &self,
-        kind: Kind,
-        start: usize,
-        end: usize,
-        content_start: usize,
-        content_end: usize,
-    ) -> Token {
-        Token {
-            kind,
-            start,
-            end,
-            content_start,
-            content_end: content_end.max(content_start),
-        }
-    }
-
-    /// The length of a dollar-quote delimiter at `start` (`$$` or `$tag$`), if one is there.
-    fn dollar_tag(&self, start: usize) -> Option<usize> {
-        let mut i = start + 1;
-        if self.at(i) != Some(b'$') {
-            if !self.at(i).is_some_and(word_start) {
-                return None;
-            }
-            while self
-                .at(i)
-                .is_some_and(|c| word_start(c) || c.is_ascii_digit())
-            {
-                i += 1;
-            }
-            if self.at(i) != Some(b'$') {
-                return None;
-            }
-        }
-        Some(i + 1 - start)
-    }
-}
-
-fn word_start(b: u8) -> bool {
-    b.is_ascii_alphabetic() || b == b'_' || b >= 0x80
-}
-
-/// From `from` (just after an opening `quote`), the position after the closing quote, or
-/// the text's end; and whether it was closed. A doubled quote is one quote character; with
-/// `backslash`, a backslash escapes the next byte.
-pub(crate) fn scan_quoted(src: &[u8], from: usize, quote: u8, backslash: bool) -> (usize, bool) {
-    let mut i = from;
-    loop {
-        let rest = src.get(i..).unwrap_or_default();
-        let found = if backslash {
-            memchr2(quote, b'\\', rest)
-        } else {
-            memchr(quote, rest)
-        };
-        let Some(off) = found else {
-            return (src.len(), false);
-        };
-        let j = i + off;
-        if src.get(j) == Some(&b'\\') && quote != b'\\' {
-            i = j + 2;
-            continue;
-        }
-        if src.get(j + 1) == Some(&quote) {
-            i = j + 2;
-            continue;
-        }
-        return (j + 1, true);
-    }
-}
-
-/// A token of code, as [`visit_code`] reports it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum CodeToken<'a> {
-    /// A keyword or identifier, or a quoted identifier's content (escapes as written).
-    Word(&'a [u8]),
-    /// Any other token outside string literals and comments; `top_level` when it is not
-    /// inside a dollar-quoted body. `semicolon` for `;`.
-    Other { top_level: bool, semicolon: bool },
-    /// A dollar-quoted body nested deeper than [`MAX_NESTING`]: not visited.
-    TooDeep,
-}
-
-/// Visits the code of SQL text: words and punctuation outside string literals and
-/// comments, and inside dollar-quoted bodies (`DO $$ ... $$`, function bodies), which are
-/// code, nested at most [`MAX_NESTING`] deep. String literals are data and are skipped.
-/// Stops when `f` breaks. Linear in the text's length.
-pub(crate) fn visit_code<'a>(
-    src: &'a [u8],
-    dialect: Dialect,
-    f: &mut dyn FnMut(CodeToken<'a>) -> ControlFlow<()>,
-) -> ControlFlow<()> {
-    visit_code_at(src, dialect, 0, f)
-}
-
-fn visit_code_at<'a>(
-    src: &'a [u8],
-    dialect: Dialect,
-    depth: usize,
-    f: &mut dyn FnMut(CodeToken<'a>) -> ControlFlow<()>,
-) -> ControlFlow<()> {
-    let mut lexer = Lexer::new(src, dialect);
-    while let Some(t) = lexer.next_token() {
-        let text = |a: usize, b: usize| src.get(a..b).unwrap_or_default();
-        match t.kind {
-            Kind::Str { .. } => {}
-            Kind::Word => f(CodeToken::Word(text(t.start, t.end)))?,
-            Kind::QuotedIdent => f(CodeToken::Word(text(t.content_start, t.content_end)))?,
-            Kind::Dollar if depth < MAX_NESTING => {
-                visit_code_at(text(t.content_start, t.content_end), dialect, depth + 1, f)?;
-            }
-            Kind::Dollar => f(CodeToken::TooDeep)?,
-            Kind::Number | Kind::Punct(_) => f(CodeToken::Other {
-                top_level: depth == 0,
-                semicolon: t.kind == Kind::Punct(b';'),
-            })?,
-        }
-    }
-    ControlFlow::Continue(())
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -1455,32 +1166,5 @@ mod tests {
             let scrubbed = redacted.secrets.scrub(&message);
             prop_assert!(!scrubbed.contains('z'), "{}\n{}\n{}", sql, message, scrubbed);
         }
-    }
-
-    #[test]
-    fn lexes_comments_strings_and_dollar_bodies_as_one_token_each() {
-        let src = "a /* x /* y */ z */ 'it''s' E'a\\'b' $t$ $$ $t$ \"q\"\"i\" -- c\n$1 1.5e3 ;";
-        let mut lexer = Lexer::new(src.as_bytes(), Dialect::PostgreSql);
-        let mut kinds = Vec::new();
-        while let Some(t) = lexer.next_token() {
-            kinds.push((t.kind, &src[t.start..t.end]));
-        }
-        let s = |backslash| Kind::Str {
-            quote: b'\'',
-            backslash,
-        };
-        assert_eq!(
-            kinds,
-            [
-                (Kind::Word, "a"),
-                (s(false), "'it''s'"),
-                (s(true), "E'a\\'b'"),
-                (Kind::Dollar, "$t$ $$ $t$"),
-                (Kind::QuotedIdent, "\"q\"\"i\""),
-                (Kind::Number, "$1"),
-                (Kind::Number, "1.5e3"),
-                (Kind::Punct(b';'), ";"),
-            ]
-        );
     }
 }

@@ -421,3 +421,59 @@ proptest! {
         prop_assert!(out.contains("[REDACTED:PASSWORD]"));
     }
 }
+
+/// Issue 13, item 6: a password in every literal form each server accepts is hidden in the
+/// recorded text, and in a server's message quoting it as written or as the server read it
+/// (`E'\x68...'`, `U&'\0068...'` and `X'68...'` all read `h...`).
+#[test]
+fn every_literal_form_of_a_password_is_hidden_as_written_and_as_read() {
+    let hex = "68756e74657232";
+    let bits: String = "hunter2".bytes().map(|b| format!("{b:08b}")).collect();
+    let cases: Vec<(Dialect, String)> = vec![
+        (PG, r"ALTER ROLE r PASSWORD U&'hunt\0065r2'".into()),
+        (PG, r"ALTER ROLE r PASSWORD U&'hunt\+000065r2'".into()),
+        (
+            PG,
+            "ALTER ROLE r PASSWORD U&'hunt!0065r2' UESCAPE '!'".into(),
+        ),
+        (PG, r"ALTER ROLE r PASSWORD E'hunt\x65r2'".into()),
+        (PG, r"ALTER ROLE r PASSWORD E'hunt\145r2'".into()),
+        (PG, r"ALTER ROLE r PASSWORD e'hunt\u0065r2'".into()),
+        // standard_conforming_strings off reads a plain literal's escapes too.
+        (PG, r"ALTER ROLE r PASSWORD 'hunt\x65r2'".into()),
+        (PG, "ALTER ROLE r PASSWORD $$hunter2$$".into()),
+        (PG, "ALTER ROLE r PASSWORD $pw$hunter2$pw$".into()),
+        (PG, "ALTER ROLE r PASSWORD 'hunt'\n'er2'".into()),
+        (PG, "ALTER ROLE r PASSWORD N'hunter2'".into()),
+        (MY, "ALTER USER u IDENTIFIED BY \"hunter2\"".into()),
+        (MY, "ALTER USER u IDENTIFIED BY _utf8mb4'hunter2'".into()),
+        (MY, "ALTER USER u IDENTIFIED BY _utf8mb4 'hunter2'".into()),
+        (MY, "ALTER USER u IDENTIFIED BY N'hunter2'".into()),
+        (MY, format!("ALTER USER u IDENTIFIED BY X'{hex}'")),
+        (MY, format!("ALTER USER u IDENTIFIED BY x'{hex}'")),
+        (MY, format!("ALTER USER u IDENTIFIED BY 0x{hex}")),
+        (MY, format!("ALTER USER u IDENTIFIED BY b'{bits}'")),
+        (MY, format!("ALTER USER u IDENTIFIED BY 0b{bits}")),
+        (MY, "ALTER USER u IDENTIFIED BY 'hunt' 'er2'".into()),
+        (MY, r"ALTER USER u IDENTIFIED BY 'hunt\er2'".into()),
+        (MY, format!("SET PASSWORD FOR u = PASSWORD(X'{hex}')")),
+        (MY, format!("SET PASSWORD = PASSWORD(_binary 0x{hex})")),
+    ];
+    for (dialect, sql) in &cases {
+        let redacted = hoop_masking::redact_statement(sql, *dialect);
+        for part in ["hunt", "er2", hex, &bits[..16]] {
+            assert!(!redacted.text.contains(part), "{sql}: {}", redacted.text);
+        }
+        // The servers quote the statement as written, or the value as they read it.
+        for message in [
+            format!("syntax error at or near \"{sql}\""),
+            format!("... to use near '{sql}' at line 1"),
+            r#"invalid input syntax for type integer: "hunter2""#.to_owned(),
+        ] {
+            let scrubbed = redacted.secrets.scrub(&message);
+            for part in ["hunter2", hex, &bits[..16]] {
+                assert!(!scrubbed.contains(part), "{sql}\n{message}\n{scrubbed}");
+            }
+        }
+    }
+}

@@ -119,6 +119,10 @@ impl Fixture {
     }
 
     async fn proxy(&self) -> SocketAddr {
+        self.proxy_with(POLICY).await
+    }
+
+    async fn proxy_with(&self, policy: &str) -> SocketAddr {
         let target = DatabaseTarget {
             host: "127.0.0.1".to_owned(),
             port: 3306,
@@ -128,7 +132,7 @@ impl Fixture {
             ssl_mode: SslMode::Disable,
         };
         let proxy = MysqlProxy::builder(target)
-            .pipeline(Arc::new(PolicyPipeline::from_json(POLICY).unwrap()))
+            .pipeline(Arc::new(PolicyPipeline::from_json(policy).unwrap()))
             .build()
             .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -461,5 +465,144 @@ for row in cur.fetchall():
         "prepared utf16 ['1', \"'Ada Lovelace'\", 'None', 'None', 'None', 'None', 'None', 'None', 'None']",
     ] {
         assert!(out.lines().any(|l| l == line), "no line {line:?}: {out}");
+    }
+}
+
+/// The guardrails issue 13 item 3 names.
+const GUARD_POLICY: &str = r#"{"guardrails": {"input": [
+  {"type": "deny_statements", "statements": ["drop", "truncate"], "name": "no-drops"},
+  {"type": "deny_without_where", "name": "no-unbounded-writes"}]}}"#;
+
+/// Statements that hide a DROP, a TRUNCATE or an unbounded DELETE from the text as sent
+/// (issue 13, item 3): `(session setup, statement)`, `{t}` the table, `{hex}` the hex of
+/// `DROP TABLE {t}`. Each runs on MariaDB as the server reads it.
+const HIDDEN: &[(&str, &str)] = &[
+    ("", "/*!50000 DROP TABLE {t} */"),
+    ("", "/*M! DROP TABLE {t} */"),
+    ("", "/*!DELETE FROM {t}*/"),
+    ("", "/*M!100000 DROP TABLE {t} */"),
+    // MariaDB skips the text of MySQL 5.7+ versioned comments.
+    ("", "DELETE FROM {t} /*!99999 WHERE 1 = 0 */"),
+    ("", "DELETE FROM {t} /*!50700 WHERE 1 = 0 */"),
+    ("", "SELECT 1; /*!50000 DROP TABLE {t} */"),
+    ("", "PREPARE s FROM 'DROP TABLE {t}'; EXECUTE s"),
+    ("", "PREPARE s FROM X'{hex}'; EXECUTE s"),
+    ("", "EXECUTE IMMEDIATE 'DR' 'OP TABLE {t}'"),
+    ("", "EXECUTE IMMEDIATE _utf8mb4 'TRUNCATE {t}'"),
+    ("SET @q = 'DROP TABLE {t}'", "PREPARE s FROM @q; EXECUTE s"),
+    ("", "EXECUTE IMMEDIATE CONCAT('DR', 'OP TABLE {t}')"),
+    (
+        "SET sql_mode = 'NO_BACKSLASH_ESCAPES'",
+        r"SELECT 'a\' ; DROP TABLE {t}; -- '",
+    ),
+    (
+        "SET sql_mode = 'ANSI_QUOTES'",
+        r#"SELECT 1 AS "a\" ; DROP TABLE {t}; -- ""#,
+    ),
+    // UTF-8's `ė` (C4 97): Shift-JIS reads 97 and the backtick as one character.
+    (
+        "SET NAMES sjis",
+        "SELECT 1 AS `\u{117}`, `; DROP TABLE {t}; -- `",
+    ),
+    ("", "DELETE FROM {t} --\u{7f} WHERE id = 1"),
+    (
+        "",
+        "CREATE PROCEDURE p_{t}() BEGIN DROP TABLE {t}; END; CALL p_{t}()",
+    ),
+];
+
+/// Each [`HIDDEN`] statement drops or empties a table when sent to MariaDB directly (PyMySQL,
+/// several statements per query allowed), and is refused through hoop, whose table keeps
+/// its three rows: the guardrails judge what the server runs, not the text as sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_hidden_from_the_text_are_refused_and_the_table_survives() {
+    let fixture = Fixture::new("hidden");
+    let proxy = fixture.proxy_with(GUARD_POLICY).await;
+    // Each case as hex (`setup:statement`): no quoting to get wrong on the way.
+    let hex = |text: &str| text.bytes().map(|b| format!("{b:02x}")).collect::<String>();
+    let cases: Vec<String> = HIDDEN
+        .iter()
+        .map(|(setup, sql)| format!("{}:{}", hex(setup), hex(sql)))
+        .collect();
+    let script = format!(
+        r#"
+import sys, pymysql
+from pymysql.constants import CLIENT
+DB = "{db}"
+CASES = [[bytes.fromhex(part).decode() for part in case.split(":")] for case in sys.argv[1:]]
+
+def connect(port, user):
+    return pymysql.connect(host="127.0.0.1", port=port, user=user, password="", database=DB,
+                           charset="latin1", autocommit=True, client_flag=CLIENT.MULTI_STATEMENTS,
+                           read_timeout=20)
+
+def run(conn, sql):
+    conn.query(sql.encode("utf-8"))
+    while conn._result.has_next:
+        conn.next_result()
+
+def fill(sql, table):
+    return sql.replace("{{hex}}", ("DROP TABLE " + table).encode().hex()).replace("{{t}}", table)
+
+def rows(table):
+    conn = connect(3306, "root")
+    cur = conn.cursor()
+    cur.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = %s AND table_name = %s", (DB, table))
+    if cur.fetchone()[0] == 0:
+        return "gone"
+    cur.execute("SELECT count(*) FROM " + table)
+    return str(cur.fetchone()[0])
+
+for i, (setup, sql) in enumerate(CASES):
+    root = connect(3306, "root")
+    run(root, "DROP TABLE IF EXISTS victim; DROP PROCEDURE IF EXISTS p_victim; CREATE TABLE victim (id INT); INSERT INTO victim VALUES (1), (2), (3)")
+    direct = connect(3306, "root")
+    try:
+        if setup:
+            run(direct, fill(setup, "victim"))
+        run(direct, fill(sql, "victim"))
+    except pymysql.err.MySQLError as e:
+        pass
+    print(i, "direct", rows("victim"), flush=True)
+    hooped = connect({port}, "me")
+    try:
+        if setup:
+            run(hooped, fill(setup, "scratch"))
+        run(hooped, fill(sql, "scratch"))
+        print(i, "hoop ran")
+    except pymysql.err.MySQLError as e:
+        print(i, "hoop refused", e.args[0], e.args[1], flush=True)
+    print(i, "scratch", rows("scratch"))
+"#,
+        db = fixture.name,
+        port = proxy.port(),
+    );
+    let output = Command::new("python3")
+        .args(["-c", &script])
+        .args(&cases)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3 * HIDDEN.len(), "{out}");
+    for (i, (setup, sql)) in HIDDEN.iter().enumerate() {
+        let case = &lines[3 * i..3 * i + 3];
+        assert!(
+            case[0] == format!("{i} direct gone") || case[0] == format!("{i} direct 0"),
+            "{setup} / {sql}: the attack does not work on MariaDB: {case:?}"
+        );
+        assert!(
+            case[1].starts_with(&format!("{i} hoop refused 1227 "))
+                && case[1].contains("(hoop policy rule no-"),
+            "{setup} / {sql}: {case:?}"
+        );
+        assert_eq!(case[2], format!("{i} scratch 3"), "{setup} / {sql}");
     }
 }

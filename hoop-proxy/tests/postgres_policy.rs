@@ -495,3 +495,109 @@ asyncio.run(main())
         );
     }
 }
+
+/// The guardrails issue 13 item 3 names.
+const GUARD_POLICY: &str = r#"{"guardrails": {"input": [
+  {"type": "deny_statements", "statements": ["drop", "truncate"], "name": "no-drops"},
+  {"type": "deny_without_where", "name": "no-unbounded-writes"}]}}"#;
+
+/// Statements that hide a DROP or an unbounded DELETE from the text as sent (issue 13,
+/// item 3): `(session setup, statement)`, `{t}` the table. Each runs on PostgreSQL as the
+/// server reads it.
+const HIDDEN: &[(&str, &str)] = &[
+    ("", "DO $$ BEGIN EXECUTE 'DROP TABLE {t}'; END $$"),
+    ("", "DO $$ BEGIN EXECUTE 'DELETE FROM {t}'; END $$"),
+    ("", r"DO E'BEGIN \x44ROP TABLE {t}; END'"),
+    ("", r"DO U&'BEGIN \0044ROP TABLE {t}; END'"),
+    ("", "DO 'BEGIN DR'\n'OP TABLE {t}; END'"),
+    // Dynamic SQL that is not a literal cannot be judged: refused.
+    (
+        "",
+        "DO $$ BEGIN EXECUTE format('DROP TABLE %I', '{t}'); END $$",
+    ),
+    ("", "DO $$ BEGIN EXECUTE 'DR' || 'OP TABLE {t}'; END $$"),
+    (
+        "",
+        "CREATE FUNCTION f_{t}() RETURNS void LANGUAGE sql AS 'DELETE FROM {t}'; SELECT f_{t}()",
+    ),
+    (
+        "",
+        "CREATE TABLE {t}_log (id int); CREATE RULE r_{t} AS ON INSERT TO {t}_log DO INSTEAD DELETE FROM {t}; INSERT INTO {t}_log VALUES (1)",
+    ),
+    // With standard_conforming_strings off, 'a\'' is "a'".
+    (
+        "SET standard_conforming_strings = off",
+        r"SELECT 'a\'' ; DROP TABLE {t}; -- '",
+    ),
+    // UTF-8's `ė` (C4 97): SJIS reads 97 and the backslash after it as one character.
+    (
+        "SET client_encoding = 'SJIS'",
+        "SELECT E'\u{117}\\'', '; DROP TABLE {t}; -- '",
+    ),
+    ("", "SELECT 1 -- x\r; DROP TABLE {t}"),
+];
+
+/// Each [`HIDDEN`] statement drops or empties a table when psql sends it to PostgreSQL
+/// directly (one simple query), and is refused through hoop, whose table keeps its three
+/// rows: the guardrails judge what the server runs, not the text as sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statements_hidden_from_the_text_are_refused_and_the_table_survives() {
+    let db = "hoop_policy_hidden";
+    let proxy = setup(db, GUARD_POLICY).await;
+    let pg = cluster();
+    let direct_addr: std::net::SocketAddr = ([127, 0, 0, 1], pg.port).into();
+    let table_rows = |table: &str| {
+        let exists = pg.sql(
+            db,
+            &format!("SELECT count(*) FROM pg_class WHERE relname = '{table}' AND relkind = 'r'"),
+        );
+        if exists == "0\n" {
+            "gone".to_owned()
+        } else {
+            pg.sql(db, &format!("SELECT count(*) FROM {table}"))
+                .trim()
+                .to_owned()
+        }
+    };
+    for (setup_sql, sql) in HIDDEN {
+        pg.sql(
+            db,
+            "DROP TABLE IF EXISTS victim, victim_log CASCADE; DROP FUNCTION IF EXISTS f_victim();
+             CREATE TABLE victim (id int); INSERT INTO victim VALUES (1), (2), (3)",
+        );
+        let mut direct = client("psql", direct_addr, Role::Trust.user());
+        direct.args(["-X", "-q", "-A", "-t", "-d", db]);
+        if !setup_sql.is_empty() {
+            direct.args(["-c", setup_sql]);
+        }
+        let _ = direct
+            .args(["-c", &sql.replace("{t}", "victim")])
+            .output()
+            .await
+            .unwrap();
+        let after = table_rows("victim");
+        assert!(
+            after == "gone" || after == "0",
+            "{setup_sql} / {sql}: the attack does not work on PostgreSQL: victim has {after}"
+        );
+
+        let mut hooped = psql(proxy, db);
+        hooped.args(["-v", "ON_ERROR_STOP=1"]);
+        if !setup_sql.is_empty() {
+            hooped.args(["-c", setup_sql]);
+        }
+        let output = hooped
+            .args(["-c", &sql.replace("{t}", "scratch")])
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !output.status.success() && stderr.contains("(hoop policy rule no-"),
+            "{setup_sql} / {sql}: {} {stderr} {}",
+            output.status,
+            table_rows("scratch")
+        );
+        assert_eq!(table_rows("scratch"), "3", "{setup_sql} / {sql}");
+    }
+}

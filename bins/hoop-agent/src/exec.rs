@@ -66,7 +66,7 @@ pub(crate) async fn run(
         },
         Err(message) => SessionEnd {
             status: "failed".into(),
-            error: Some(message),
+            error: Some(crate::recorder::recorded_error(open, &message)),
             exit_code: Some(1),
             truncated,
         },

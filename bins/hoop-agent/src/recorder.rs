@@ -52,7 +52,7 @@ use tokio::sync::mpsc;
 
 use crate::frame::Frame;
 use crate::journal::{AuditJournal, JournalHolds};
-use crate::messages::{BatchId, SessionEvents};
+use crate::messages::{BatchId, OpenSession, SessionEvents};
 use crate::outbox::AuditOutbox;
 
 /// Events gathered before a frame is sent: amortises the frame and the
@@ -303,7 +303,7 @@ impl Pipeline for RecordingPipeline {
         Box::new(Recorder {
             ended: false,
             inner: self.policy.as_ref().map(|p| p.open(session)),
-            audit: AuditText::new(session, self.policy.as_ref()),
+            audit: AuditText::new(session.protocol, self.policy.as_ref()),
             sink: self.sink.clone(),
             current: None,
             prepared: HashMap::new(),
@@ -382,8 +382,8 @@ struct AuditText {
 }
 
 impl AuditText {
-    fn new(session: &SessionInfo, policy: Option<&PolicyPipeline>) -> Self {
-        let dialect = match session.protocol {
+    fn new(protocol: &str, policy: Option<&PolicyPipeline>) -> Self {
+        let dialect = match protocol {
             "postgres" => Dialect::PostgreSql,
             "mysql" => Dialect::MySql,
             _ => Dialect::Generic,
@@ -457,6 +457,25 @@ impl AuditText {
             None => text,
         }
     }
+}
+
+/// An exec session's error as its record keeps it (the session's `error`
+/// field, which `hoop exec` also prints): the database's message often
+/// quotes the script (`syntax error at or near "'hunter2'"`, MariaDB's
+/// `near 'BY 'hunter2''`), so it goes through what an error event's
+/// message does: the credential values of the whole script replaced, then
+/// the connection's detectors, then the cut.
+pub(crate) fn recorded_error(open: &OpenSession, message: &str) -> String {
+    let policy = open
+        .policy
+        .as_deref()
+        .and_then(|json| crate::session::compiled(json).ok());
+    let mut audit = AuditText::new(&open.protocol, policy.as_ref());
+    let secrets = open
+        .script
+        .as_deref()
+        .map(|script| redact_statement(script, audit.dialect).secrets);
+    audit.message(message, secrets.iter())
 }
 
 /// The longest prefix of `text` of at most `max` bytes that ends on a
@@ -938,5 +957,53 @@ mod tests {
         assert!(!recorded.contains("tail"), "{}", recorded.len());
         assert!(recorded.contains(&format!("{}...", "x".repeat(MAX_STATEMENT - 2))));
         assert!(recorded.len() < 2 * MAX_STATEMENT, "{}", recorded.len());
+    }
+
+    fn exec(protocol: &str, script: &str, policy: Option<&str>) -> OpenSession {
+        OpenSession {
+            session_id: "s".to_owned(),
+            connection: "c".to_owned(),
+            protocol: protocol.to_owned(),
+            mode: "exec".to_owned(),
+            user: "alice@example.com".to_owned(),
+            credentials: std::collections::BTreeMap::new(),
+            script: Some(script.to_owned()),
+            output: None,
+            policy: policy.map(str::to_owned),
+            client_thread_id: None,
+            output_limit: None,
+        }
+    }
+
+    /// Issue 13, item 6: the exec session's error field got the database's
+    /// message as it came, quoting the script's password.
+    #[test]
+    fn an_exec_error_is_recorded_without_the_scripts_passwords() {
+        let open = exec(
+            "postgres",
+            "SELECT 1;\nALTER USER PASSWORD U&'hunt\\0065r2';",
+            None,
+        );
+        assert_eq!(
+            recorded_error(&open, r#"ERROR: syntax error at or near "U&'hunt\0065r2'""#),
+            r#"ERROR: syntax error at or near "U&'[REDACTED:PASSWORD]'""#
+        );
+        let open = exec(
+            "mysql",
+            "ALTER USER IDENTIFIED BY X'68756e74657232'",
+            Some("{}"),
+        );
+        assert_eq!(
+            recorded_error(
+                &open,
+                "ERROR 1064 (42000): ... near 'BY X'68756e74657232'' at line 1 (alice@example.com)"
+            ),
+            "ERROR 1064 (42000): ... near 'BY X'[REDACTED:PASSWORD]'' at line 1 ([REDACTED:EMAIL_ADDRESS])"
+        );
+        let open = exec("postgres", "SELECT 1", None);
+        assert_eq!(
+            recorded_error(&open, "ERROR: division by zero"),
+            "ERROR: division by zero"
+        );
     }
 }

@@ -121,7 +121,7 @@ pub(crate) fn cancel_from_frame(payload: &Bytes) -> Option<CancelRequest> {
 /// one automaton) happens outside the cache's lock, so sessions opening
 /// on other connections meanwhile do not wait for it; two sessions racing
 /// on a new policy both compile it.
-fn compiled(json: &str) -> Result<PolicyPipeline, StartError> {
+pub(crate) fn compiled(json: &str) -> Result<PolicyPipeline, StartError> {
     if let Some(policy) = POLICIES
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
