@@ -375,7 +375,8 @@ impl Gateway {
     /// to close and the agents' last batches, stores every
     /// batch received, and closes the records still open as failed
     /// (`the gateway shut down`). An agent's batches that arrive too late
-    /// go to the next gateway it links to.
+    /// go to the next gateway it links to. When it returns, every
+    /// listener is closed.
     pub async fn shutdown(mut self) {
         let deadline = std::time::Instant::now() + SHUTDOWN_PATIENCE;
         let events = &self.state.events;
@@ -392,12 +393,20 @@ impl Gateway {
         // The listeners' tasks hold their sessions: they go once those
         // have recorded how they ended.
         events.sessions_ended(deadline).await;
-        for task in &self.tasks {
+        let tasks = std::mem::take(&mut self.tasks);
+        for task in &tasks {
             task.abort();
         }
         if let Some(task) = self.events_task.take() {
             events.drain(&self.state.store, task, deadline).await;
         }
+        // Awaited, not only aborted: when this returns the listeners are
+        // closed, so a gateway started next on the same addresses binds.
+        self.link_task.abort();
+        for task in tasks {
+            let _ = task.await;
+        }
+        let _ = (&mut self.link_task).await;
         tracing::info!("gateway stopped");
     }
 

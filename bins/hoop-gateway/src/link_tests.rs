@@ -138,14 +138,15 @@ async fn gateway_restart_marks_offline_until_agents_return(backend: Backend) {
         .unwrap();
     let agent = spawn_agent(&key, None);
     wait_for(&admin, "/api/connections/svc", "status", "online").await;
-    // The agent finds the restarted gateway by itself.
-    drop(gateway);
+    // The agent finds the restarted gateway by itself. (Dropping a gateway
+    // only aborts its tasks; shutting it down frees its ports.)
+    gateway.shutdown().await;
     let gateway = Gateway::start(config.clone()).await.unwrap();
     let admin = crate::api::tests::client(&gateway, Some(&token));
     wait_for(&admin, "/api/connections/svc", "status", "online").await;
     // A restarted gateway knows no link: offline until an agent returns.
     agent.abort();
-    drop(gateway);
+    gateway.shutdown().await;
     let gateway = Gateway::start(config).await.unwrap();
     let admin = crate::api::tests::client(&gateway, Some(&token));
     let shown = admin.get("/api/connections/svc").await.unwrap().body;
