@@ -25,6 +25,7 @@
 
 mod columns;
 mod compiled;
+mod content;
 mod detect;
 mod entity;
 mod error;
@@ -40,6 +41,7 @@ mod transform;
 
 pub use columns::{ColumnInfo, ColumnTreatment, ResultPlan, ValueKind};
 pub use compiled::CompiledPolicy;
+pub use content::{FieldPath, MAX_DEPTH, STREAM_OVERLAP, TextStream};
 pub use detect::Detection;
 pub use entity::{EntityId, EntityType};
 pub use error::{PolicyError, PolicyErrorKind};
@@ -47,8 +49,8 @@ pub use guardrails::{Denial, Verdict};
 pub use lexer::Dialect;
 pub use masker::{CellMasker, CellOutcome};
 pub use policy::{
-    ColumnAction, ColumnRule, CustomEntity, DEFAULT_MAX_CELL_BYTES, GuardrailConfig, InputRule,
-    MaskingConfig, OutputRule, Policy, StatementKind, Transform,
+    ColumnAction, ColumnRule, CustomEntity, DEFAULT_MAX_CELL_BYTES, FieldRule, GuardrailConfig,
+    InputRule, MaskingConfig, OutputRule, Policy, StatementKind, Transform,
 };
 pub use secrets::Secrets;
 pub use statement::{REDACTED_PASSWORD, RedactedStatement, redact_credentials, redact_statement};
