@@ -15,6 +15,10 @@
 //!   row ──check_row──► Verdict            CellMasker::counts ──► masked values per entity, for the recorder
 //!   statement text, for the audit record ──redact_credentials(sql, Dialect)──► CellMasker::mask_text
 //!     (redact_statement also returns the Secrets it replaced: Secrets::scrub hides them in the error message)
+//!   document ──CellMasker::mask_document──► masked in place, fields by path (masking.fields rules)
+//!   JSON body ──CellMasker::mask_json──► escapes decoded, values masked, written back as JSON
+//!   stream chunk ──CellMasker::mask_stream(TextStream)──► whole lines released, masked
+//!   command, HTTP request line ──check_command / check_request──► Verdict (every reading)
 //! ```
 //!
 //! The hot path is [`CellMasker::mask_cell`]: a cell holding nothing sensitive (most cells)
