@@ -87,6 +87,8 @@ impl FieldPath {
 pub struct TextStream {
     /// Bytes received but not yet masked (a line's beginning, or a private key block).
     pending: Vec<u8>,
+    /// `pending` starts with a private key block whose END has not arrived.
+    holding_key: bool,
     /// Inside a line longer than `masking.max_cell_bytes`, masked piece by piece.
     long_line: bool,
     /// The long line is a private key block: it ends after its END marker's line.
@@ -169,12 +171,18 @@ impl CellMasker {
             return ColumnGates::default();
         };
         let inner = &self.policy().inner;
-        let name = String::from_utf8_lossy(name).to_ascii_lowercase();
+        let contains = |word: &[u8]| {
+            name.windows(word.len())
+                .any(|w| w.eq_ignore_ascii_case(word))
+        };
         ColumnGates {
             date_of_birth: inner.matcher.id(EntityType::DateOfBirth).is_some()
-                && (inner.dob_columns.contains(&name) || name.contains("birth")),
-            passport: inner.matcher.id(EntityType::UsPassport).is_some()
-                && name.contains("passport"),
+                && (inner
+                    .dob_columns
+                    .iter()
+                    .any(|c| c.as_bytes().eq_ignore_ascii_case(name))
+                    || contains(b"birth")),
+            passport: inner.matcher.id(EntityType::UsPassport).is_some() && contains(b"passport"),
         }
     }
 
@@ -467,15 +475,16 @@ impl CellMasker {
         last: bool,
         out: &mut Vec<u8>,
     ) {
+        // Only the new bytes are searched for line ends and markers: what was held back
+        // was searched already, so a stream costs time linear in its length.
+        let mut from = stream.pending.len();
         stream.pending.extend_from_slice(chunk);
         if stream.long_line {
-            // A long line ends at its line end; a private key block at the line end
-            // after its END marker.
+            // A long line ends at its line end; a private key block after its END marker.
             let stop = if stream.in_key {
-                memmem::find(&stream.pending, b"-----END")
-                    .and_then(|e| memchr::memchr(b'\n', &stream.pending[e..]).map(|n| e + n + 1))
+                key_end(&stream.pending, from)
             } else {
-                memchr::memchr(b'\n', &stream.pending).map(|n| n + 1)
+                memchr::memchr(b'\n', &stream.pending[from..]).map(|n| from + n + 1)
             };
             let end = match stop {
                 Some(end) => end,
@@ -490,8 +499,9 @@ impl CellMasker {
             stream.long_line = false;
             stream.in_key = false;
             stream.overlap.clear();
+            from = 0;
         }
-        let cut = release_point(&stream.pending, last);
+        let cut = release_point(stream, from, last);
         if cut > 0 {
             let released: Vec<u8> = stream.pending.drain(..cut).collect();
             if !self.mask_free_text(&released, out) {
@@ -501,7 +511,7 @@ impl CellMasker {
         if stream.pending.len() > self.max_cell_bytes {
             let piece = std::mem::take(&mut stream.pending);
             stream.long_line = true;
-            stream.in_key = open_key(&piece);
+            stream.in_key = std::mem::take(&mut stream.holding_key) || open_key(&piece);
             stream.overlap.clear();
             self.mask_long_piece(stream, &piece, out);
         }
@@ -543,22 +553,47 @@ impl CellMasker {
 }
 
 /// Where a stream's pending bytes can be cut: after the last line end, but before a
-/// private key block whose end has not arrived; everything when the stream ended.
-fn release_point(pending: &[u8], last: bool) -> usize {
+/// private key block whose end has not arrived (then held back, and only new bytes,
+/// from `from`, are searched for its end); everything when the stream ended.
+fn release_point(stream: &mut TextStream, from: usize, last: bool) -> usize {
+    let pending = &stream.pending;
     if last {
+        stream.holding_key = false;
         return pending.len();
     }
-    let cut = memchr::memrchr(b'\n', pending).map_or(0, |n| n + 1);
-    match memmem::rfind(&pending[..cut], b"-----BEGIN") {
-        Some(begin) if open_key(&pending[begin..]) => begin,
+    let search_from = if stream.holding_key {
+        match key_end(pending, from) {
+            Some(end) => {
+                stream.holding_key = false;
+                end
+            }
+            None => return 0,
+        }
+    } else {
+        from
+    };
+    let cut = memchr::memrchr(b'\n', &pending[search_from..]).map_or(0, |n| search_from + n + 1);
+    match memmem::rfind(&pending[..cut], BEGIN) {
+        Some(begin) if open_key(&pending[begin..]) => {
+            stream.holding_key = true;
+            begin
+        }
         _ => cut,
     }
 }
 
+const BEGIN: &[u8] = b"-----BEGIN";
+const END: &[u8] = b"-----END";
+
+/// Just past the first END marker in `pending` that ends in `pending[from..]`.
+fn key_end(pending: &[u8], from: usize) -> Option<usize> {
+    let start = from.saturating_sub(END.len() - 1);
+    memmem::find(&pending[start..], END).map(|e| start + e + END.len())
+}
+
 /// Whether `text` opens a key block (`-----BEGIN`) that it does not close (`-----END`).
 fn open_key(text: &[u8]) -> bool {
-    memmem::rfind(text, b"-----BEGIN")
-        .is_some_and(|begin| memmem::find(&text[begin..], b"-----END").is_none())
+    memmem::rfind(text, BEGIN).is_some_and(|begin| memmem::find(&text[begin..], END).is_none())
 }
 
 /// An object or array being walked.

@@ -378,21 +378,25 @@ const KEY: &str = "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAs3cretB0dyL1
 #[test]
 fn text_stream_holds_a_private_key_back_until_its_end() {
     let p = policy("{}");
-    let mut m = p.masker();
-    let mut stream = TextStream::new();
-    let mut out = Vec::new();
     let text = format!("$ cat id_rsa\n{KEY}$ ");
-    for line in text.split_inclusive('\n') {
-        m.mask_stream(&mut stream, line.as_bytes(), false, &mut out);
+    // Every chunk size: the markers and the lines cut at every byte.
+    for size in 1..text.len() {
+        let mut m = p.masker();
+        let mut stream = TextStream::new();
+        let mut out = Vec::new();
+        for chunk in text.as_bytes().chunks(size) {
+            m.mask_stream(&mut stream, chunk, false, &mut out);
+        }
+        m.mask_stream(&mut stream, b"", true, &mut out);
+        let out = String::from_utf8_lossy(&out);
+        assert!(!out.contains("s3cretB0dy"), "{size}: {out}");
+        assert!(!out.contains("c2VjcmV0IGJvZHk"), "{size}: {out}");
+        assert!(
+            out.starts_with("$ cat id_rsa\n[REDACTED:PRIVATE_KEY]"),
+            "{size}: {out}"
+        );
+        assert!(out.ends_with("\n$ "), "{size}: {out}");
     }
-    m.mask_stream(&mut stream, b"", true, &mut out);
-    let out = String::from_utf8_lossy(&out);
-    assert!(!out.contains("s3cretB0dy"), "{out}");
-    assert!(!out.contains("c2VjcmV0IGJvZHk"), "{out}");
-    assert!(
-        out.starts_with("$ cat id_rsa\n[REDACTED:PRIVATE_KEY]"),
-        "{out}"
-    );
 }
 
 #[test]
