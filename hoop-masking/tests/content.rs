@@ -543,3 +543,92 @@ fn request_lines_are_judged_decoded() {
         );
     }
 }
+
+/// Every string of a JSON value, decoded.
+fn strings(v: &serde_json::Value, out: &mut Vec<String>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s.clone()),
+        serde_json::Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+        serde_json::Value::Object(fields) => {
+            for (k, v) in fields {
+                out.push(k.clone());
+                strings(v, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// JSON text of `v` with every character of every string escaped as `\uXXXX`
+/// (surrogate pairs past the BMP), as a hostile client might send it.
+fn escaped_json(v: &serde_json::Value) -> String {
+    fn string(s: &str) -> String {
+        let mut out = String::from("\"");
+        for unit in s.encode_utf16() {
+            out.push_str(&format!("\\u{unit:04x}"));
+        }
+        out.push('"');
+        out
+    }
+    match v {
+        serde_json::Value::String(s) => string(s),
+        serde_json::Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(escaped_json).collect::<Vec<_>>().join(",")
+        ),
+        serde_json::Value::Object(fields) => format!(
+            "{{{}}}",
+            fields
+                .iter()
+                .map(|(k, v)| format!("{}:{}", string(k), escaped_json(v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn json_value() -> impl proptest::strategy::Strategy<Value = serde_json::Value> {
+    use proptest::prelude::*;
+    let text = prop_oneof![
+        Just("ada@example.com".to_owned()),
+        Just("call 555-234-5678 now".to_owned()),
+        Just("ünïcødé \"quoted\" \\ back\nline 😀".to_owned()),
+        "[a-z@. ]{0,12}",
+    ];
+    let leaf = prop_oneof![
+        text.clone().prop_map(serde_json::Value::String),
+        any::<i32>().prop_map(|n| serde_json::json!(n)),
+        Just(serde_json::json!(4111111111111111u64)),
+        Just(serde_json::Value::Null),
+    ];
+    leaf.prop_recursive(5, 40, 5, move |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..5).prop_map(serde_json::Value::Array),
+            proptest::collection::btree_map(text.clone(), inner, 0..5)
+                .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest::proptest! {
+    /// Valid JSON stays valid JSON, plainly written or every character escaped, and
+    /// no email or phone number survives in any string or key of it.
+    #[test]
+    fn masked_json_is_json_without_the_values(value in json_value()) {
+        let p = policy("{}");
+        let mut m = p.masker();
+        for body in [value.to_string(), escaped_json(&value)] {
+            let masked = json(&mut m, &body);
+            let parsed: serde_json::Value = serde_json::from_str(&masked)
+                .unwrap_or_else(|e| panic!("{e}: {masked}"));
+            let mut found = Vec::new();
+            strings(&parsed, &mut found);
+            for s in found {
+                proptest::prop_assert!(!s.contains(EMAIL), "{s} in {masked}");
+                proptest::prop_assert!(!s.contains("555-234-5678"), "{s} in {masked}");
+            }
+            proptest::prop_assert!(!masked.contains("4111111111111111"));
+        }
+    }
+}
