@@ -244,12 +244,52 @@ impl std::fmt::Debug for Value {
     }
 }
 
-/// `Debug` shows field names (a schema, not data) and each value's kind and
-/// size, never a value.
+/// `Debug` shows each value's kind and size, never a value nor a field name
+/// (names can be data too: a map keyed by email addresses).
 impl std::fmt::Debug for Document {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map()
-            .entries(self.fields.iter().map(|(name, value)| (name, value)))
+        f.debug_list()
+            .entries(self.fields.iter().map(|(_, value)| value))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_values_or_field_names() {
+        let document = Document {
+            fields: vec![
+                (
+                    "ada@example.com".to_owned(),
+                    Value::Text(Bytes::from_static(b"secret text")),
+                ),
+                (
+                    "n".to_owned(),
+                    Value::Number {
+                        type_id: 1,
+                        text: "4111111111111111".to_owned(),
+                    },
+                ),
+            ],
+        };
+        let shown = format!(
+            "{:?} {:?} {:?}",
+            document,
+            Event::Document {
+                document: document.clone()
+            },
+            Event::HttpRequest {
+                method: "GET".to_owned(),
+                path: "/users?email=ada@example.com".to_owned(),
+                headers: vec![("Authorization".to_owned(), Bytes::from_static(b"Bearer x"))],
+            }
+        );
+        for hidden in ["ada@", "secret", "4111", "Bearer"] {
+            assert!(!shown.contains(hidden), "{hidden} in {shown}");
+        }
+        assert!(shown.contains("Text(11 bytes)"), "{shown}");
     }
 }
