@@ -1,5 +1,6 @@
 //! Columns of a result set and the plan computed once per result set.
 
+use crate::content::FieldPath;
 use crate::detect::ColumnGates;
 use crate::entity::EntityId;
 
@@ -171,9 +172,48 @@ impl ColumnGlob {
     }
 }
 
+/// A compiled field path pattern: `*` globs over names, matched at the end of a path (or
+/// from its root when anchored with `$.`), and at every depth above it, so a rule naming a
+/// field covers everything under it.
+#[derive(Clone, Debug)]
+pub(crate) struct PathGlob {
+    anchored: bool,
+    names: Vec<Vec<u8>>,
+}
+
+impl PathGlob {
+    /// `None` for a pattern with an empty name.
+    pub(crate) fn new(pattern: &str) -> Option<Self> {
+        let lower = pattern.to_ascii_lowercase();
+        let (anchored, rest) = match lower.strip_prefix("$.") {
+            Some(rest) => (true, rest),
+            None => (false, lower.as_str()),
+        };
+        let names: Vec<Vec<u8>> = rest.split('.').map(|n| n.as_bytes().to_vec()).collect();
+        if names.iter().any(Vec::is_empty) {
+            return None;
+        }
+        Some(Self { anchored, names })
+    }
+
+    pub(crate) fn matches(&self, path: &FieldPath) -> bool {
+        let n = self.names.len();
+        let at = |end: usize| {
+            self.names
+                .iter()
+                .enumerate()
+                .all(|(j, name)| glob(name, path.segment(end - n + j)))
+        };
+        if self.anchored {
+            return path.len() >= n && at(n);
+        }
+        (n..=path.len()).any(at)
+    }
+}
+
 /// `*` matches any run of bytes; everything else matches itself, ASCII-case-insensitively
 /// (`pat` is lowercase already).
-fn glob(pat: &[u8], text: &[u8]) -> bool {
+pub(crate) fn glob(pat: &[u8], text: &[u8]) -> bool {
     let (mut p, mut t) = (0, 0);
     let mut backtrack = None;
     while t < text.len() {
@@ -232,6 +272,35 @@ impl ColumnInfo<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn path(names: &[&str]) -> FieldPath {
+        let mut p = FieldPath::new();
+        for n in names {
+            p.push(n.as_bytes());
+        }
+        p
+    }
+
+    #[test]
+    fn path_globs_match_the_end_of_a_path_or_from_the_root() {
+        let g = PathGlob::new("user.email").expect("valid");
+        assert!(g.matches(&path(&["user", "email"])));
+        assert!(g.matches(&path(&["a", "User", "EMAIL"])));
+        assert!(
+            g.matches(&path(&["user", "email", "primary"])),
+            "under the field"
+        );
+        assert!(!g.matches(&path(&["email"])));
+        assert!(!g.matches(&path(&["user", "emails"])));
+        let g = PathGlob::new("$.address").expect("valid");
+        assert!(g.matches(&path(&["address", "street"])));
+        assert!(!g.matches(&path(&["home", "address"])));
+        let g = PathGlob::new("*card*").expect("valid");
+        assert!(g.matches(&path(&["orders", "credit_card"])));
+        for bad in ["", ".", "a.", ".a", "a..b", "$."] {
+            assert!(PathGlob::new(bad).is_none(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn glob_matches_table_and_column_patterns() {

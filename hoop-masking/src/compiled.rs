@@ -4,8 +4,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::columns::{
-    ColumnGlob, ColumnInfo, ColumnPlan, ResultPlan, ValueKind, plan_scan, plan_whole,
+    ColumnGlob, ColumnInfo, ColumnPlan, PathGlob, ResultPlan, ValueKind, plan_scan, plan_whole,
 };
+use crate::content::FieldPath;
 use crate::detect::{ColumnGates, Matcher};
 use crate::entity::{EntityId, EntityType};
 use crate::error::{PolicyError, PolicyErrorKind};
@@ -54,11 +55,20 @@ struct ColumnRuleEntry {
 }
 
 #[derive(Debug)]
+pub(crate) struct FieldRuleEntry {
+    globs: Vec<PathGlob>,
+    action: ColumnAction,
+    entity: EntityId,
+    pub(crate) transform: CompiledTransform,
+}
+
+#[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) entities: Vec<EntityEntry>,
     pub(crate) matcher: Matcher,
     column_rules: Vec<ColumnRuleEntry>,
-    dob_columns: Vec<String>,
+    pub(crate) field_rules: Vec<FieldRuleEntry>,
+    pub(crate) dob_columns: Vec<String>,
     /// `masking.max_cell_bytes`: larger values are masked whole.
     pub(crate) max_cell_bytes: usize,
     pub(crate) guardrails: Guardrails,
@@ -206,30 +216,60 @@ impl CompiledPolicy {
                     PolicyErrorKind::Empty,
                 ));
             }
-            let name = r.entity.as_deref().unwrap_or("COLUMN");
             let explicit = r
                 .transform
                 .as_ref()
                 .map(|t| transform(t, format!("{path}.transform")))
                 .transpose()?;
-            let (entity, t) = match table.by_name.get(name) {
-                Some(&id) => (
-                    id,
-                    explicit.unwrap_or_else(|| table.entities[id.index()].transform.clone()),
-                ),
-                None => {
-                    let t = explicit.unwrap_or_else(|| {
-                        overrides
-                            .get(name)
-                            .cloned()
-                            .unwrap_or_else(|| default.clone())
-                    });
-                    let id = table.add(name, t.clone(), &format!("{path}.entity"))?;
-                    (id, t)
-                }
-            };
+            let (entity, t) = rule_entity(
+                &mut table,
+                r.entity.as_deref().unwrap_or("COLUMN"),
+                explicit,
+                &overrides,
+                &default,
+                &format!("{path}.entity"),
+            )?;
             column_rules.push(ColumnRuleEntry {
                 globs: r.columns.iter().map(|c| ColumnGlob::new(c)).collect(),
+                action: r.action,
+                entity,
+                transform: t,
+            });
+        }
+        let mut field_rules = Vec::new();
+        for (i, r) in m.fields.iter().enumerate() {
+            let path = format!("masking.fields[{i}]");
+            if r.paths.is_empty() {
+                return Err(PolicyError::new(
+                    format!("{path}.paths"),
+                    PolicyErrorKind::Empty,
+                ));
+            }
+            let globs = r
+                .paths
+                .iter()
+                .enumerate()
+                .map(|(k, p)| {
+                    PathGlob::new(p).ok_or_else(|| {
+                        PolicyError::new(format!("{path}.paths[{k}]"), PolicyErrorKind::FieldPath)
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let explicit = r
+                .transform
+                .as_ref()
+                .map(|t| transform(t, format!("{path}.transform")))
+                .transpose()?;
+            let (entity, t) = rule_entity(
+                &mut table,
+                r.entity.as_deref().unwrap_or("FIELD"),
+                explicit,
+                &overrides,
+                &default,
+                &format!("{path}.entity"),
+            )?;
+            field_rules.push(FieldRuleEntry {
+                globs,
                 action: r.action,
                 entity,
                 transform: t,
@@ -257,6 +297,7 @@ impl CompiledPolicy {
                 entities: table.entities,
                 matcher,
                 column_rules,
+                field_rules,
                 dob_columns: m
                     .date_of_birth_columns
                     .iter()
@@ -358,6 +399,11 @@ impl CompiledPolicy {
                 .iter()
                 .map(|r| r.globs.len() * 64 + std::mem::size_of::<ColumnRuleEntry>())
                 .sum::<usize>()
+            + inner
+                .field_rules
+                .iter()
+                .map(|r| r.globs.len() * 64 + std::mem::size_of::<FieldRuleEntry>())
+                .sum::<usize>()
             + inner.guardrails.memory_usage()
     }
 
@@ -370,5 +416,43 @@ impl CompiledPolicy {
             Some(r) => &r.transform,
             None => &self.inner.entities[entity.index()].transform,
         }
+    }
+}
+
+/// The entity a column or field rule labels and counts with (`name`, created unless the
+/// policy has it), and its transform: the rule's own, else the entity's.
+fn rule_entity(
+    table: &mut EntityTable,
+    name: &str,
+    explicit: Option<CompiledTransform>,
+    overrides: &HashMap<&str, CompiledTransform>,
+    default: &CompiledTransform,
+    path: &str,
+) -> Result<(EntityId, CompiledTransform), PolicyError> {
+    if let Some(&id) = table.by_name.get(name) {
+        let t = explicit.unwrap_or_else(|| table.entities[id.index()].transform.clone());
+        return Ok((id, t));
+    }
+    let t = explicit.unwrap_or_else(|| {
+        overrides
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| default.clone())
+    });
+    let id = table.add(name, t.clone(), path)?;
+    Ok((id, t))
+}
+
+impl Inner {
+    /// The first field rule matching `path`: its index, action and entity.
+    pub(crate) fn field_rule(&self, path: &FieldPath) -> Option<(usize, ColumnAction, EntityId)> {
+        if self.field_rules.is_empty() || path.is_empty() {
+            return None;
+        }
+        self.field_rules
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.globs.iter().any(|g| g.matches(path)))
+            .map(|(i, r)| (i, r.action, r.entity))
     }
 }

@@ -38,6 +38,9 @@ pub enum PolicyErrorKind {
     /// A statement kind a rule cannot judge (e.g. `select` in `deny_without_where`).
     #[error("statement kind `{0}` is not allowed here")]
     StatementKind(&'static str),
+    /// A field path with an empty name (`a..b`, a leading or trailing `.`, `$.` alone).
+    #[error("a field path is names joined by `.`, none of them empty, optionally after `$.`")]
+    FieldPath,
     /// A policy larger than this crate compiles (entity count).
     #[error("too many entities (at most {0})")]
     TooManyEntities(usize),

@@ -32,6 +32,8 @@
 //! every unparseable or opaque statement through (the word and pattern rules still judge
 //! it).
 
+mod commands;
+
 use std::ops::ControlFlow;
 use std::sync::Arc;
 

@@ -15,6 +15,10 @@
 //!   row ──check_row──► Verdict            CellMasker::counts ──► masked values per entity, for the recorder
 //!   statement text, for the audit record ──redact_credentials(sql, Dialect)──► CellMasker::mask_text
 //!     (redact_statement also returns the Secrets it replaced: Secrets::scrub hides them in the error message)
+//!   document ──CellMasker::mask_document──► masked in place, fields by path (masking.fields rules)
+//!   JSON body ──CellMasker::mask_json──► escapes decoded, values masked, written back as JSON
+//!   stream chunk ──CellMasker::mask_stream(TextStream)──► whole lines released, masked
+//!   command, HTTP request line ──check_command / check_request──► Verdict (every reading)
 //! ```
 //!
 //! The hot path is [`CellMasker::mask_cell`]: a cell holding nothing sensitive (most cells)
@@ -25,6 +29,7 @@
 
 mod columns;
 mod compiled;
+mod content;
 mod detect;
 mod entity;
 mod error;
@@ -40,6 +45,7 @@ mod transform;
 
 pub use columns::{ColumnInfo, ColumnTreatment, ResultPlan, ValueKind};
 pub use compiled::CompiledPolicy;
+pub use content::{FieldPath, MAX_DEPTH, STREAM_OVERLAP, TextStream};
 pub use detect::Detection;
 pub use entity::{EntityId, EntityType};
 pub use error::{PolicyError, PolicyErrorKind};
@@ -47,8 +53,8 @@ pub use guardrails::{Denial, Verdict};
 pub use lexer::Dialect;
 pub use masker::{CellMasker, CellOutcome};
 pub use policy::{
-    ColumnAction, ColumnRule, CustomEntity, DEFAULT_MAX_CELL_BYTES, GuardrailConfig, InputRule,
-    MaskingConfig, OutputRule, Policy, StatementKind, Transform,
+    ColumnAction, ColumnRule, CustomEntity, DEFAULT_MAX_CELL_BYTES, FieldRule, GuardrailConfig,
+    InputRule, MaskingConfig, OutputRule, Policy, StatementKind, Transform,
 };
 pub use secrets::Secrets;
 pub use statement::{REDACTED_PASSWORD, RedactedStatement, redact_credentials, redact_statement};

@@ -33,7 +33,7 @@ pub struct CellMasker {
     counts: Vec<u64>,
     leaks: LeakCheck,
     /// The policy's `masking.max_cell_bytes`, kept here for the hot path.
-    max_cell_bytes: usize,
+    pub(crate) max_cell_bytes: usize,
 }
 
 impl CellMasker {
@@ -169,7 +169,7 @@ impl CellMasker {
     /// A scanned cell: `typed` ones become the substitute or NULL when anything is found.
     /// Inlined into `mask_cell`, the hot path, as it was before `mask_part` shared it.
     #[inline(always)]
-    fn mask_scanned(
+    pub(crate) fn mask_scanned(
         &mut self,
         cell: &[u8],
         gates: ColumnGates,
@@ -278,59 +278,9 @@ impl CellMasker {
     /// # Ok::<(), hoop_masking::PolicyError>(())
     /// ```
     pub fn mask_text<'t>(&mut self, text: &'t str) -> Cow<'t, str> {
-        let bytes = text.as_bytes();
-        let gates = ColumnGates::default();
-        if self.policy.inner.matcher.is_empty() {
+        let mut out = Vec::new();
+        if !self.mask_free_text(text.as_bytes(), &mut out) {
             return Cow::Borrowed(text);
-        }
-        if bytes.len() > self.max_cell_bytes {
-            // As a cell past the limit: the first value's label stands for the whole text.
-            return match self.find_first(bytes, gates) {
-                None => Cow::Borrowed(text),
-                Some(first) => {
-                    let label = &self.policy.inner.entities[first.entity.index()].label;
-                    let spans = [first];
-                    let mut out = Vec::new();
-                    if !self.leaks.survives(label, bytes, &spans) {
-                        out.extend_from_slice(label);
-                    }
-                    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
-                }
-            };
-        }
-        if !self.find_spans(bytes, gates) {
-            return Cow::Borrowed(text);
-        }
-        let entities = &self.policy.inner.entities;
-        let mut out = Vec::with_capacity(text.len());
-        let mut prev = 0;
-        for s in &self.spans {
-            out.extend_from_slice(&bytes[prev..s.start]);
-            let e = &entities[s.entity.index()];
-            e.transform
-                .apply(&e.label, &bytes[s.start..s.end], &mut out);
-            prev = s.end;
-        }
-        out.extend_from_slice(&bytes[prev..]);
-        if self.leaks.survives(&out, bytes, &self.spans) {
-            // A transform left a value visible (a fixed value repeating it): labels only.
-            out.clear();
-            let mut prev = 0;
-            for s in &self.spans {
-                out.extend_from_slice(&bytes[prev..s.start]);
-                out.extend_from_slice(&entities[s.entity.index()].label);
-                prev = s.end;
-            }
-            out.extend_from_slice(&bytes[prev..]);
-            if self.leaks.survives(&out, bytes, &self.spans) {
-                // The text repeats a value where its context hid it from the detector:
-                // the first value's label stands for the whole text.
-                out.clear();
-                let label = &entities[self.spans[0].entity.index()].label;
-                if !self.leaks.survives(label, bytes, &self.spans) {
-                    out.extend_from_slice(label);
-                }
-            }
         }
         // Spans cover whole characters and transforms write UTF-8 (a mask of non-UTF-8
         // bytes cannot arise from a `&str`).
@@ -338,6 +288,63 @@ impl CellMasker {
             String::from_utf8(out)
                 .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         )
+    }
+
+    /// [`mask_text`](Self::mask_text) for bytes: appends the masked text to `out` and
+    /// returns true, or returns false (nothing found, `out` untouched). Inlined into
+    /// `mask_text`, whose cost for a statement with nothing found it is.
+    #[inline(always)]
+    pub(crate) fn mask_free_text(&mut self, bytes: &[u8], out: &mut Vec<u8>) -> bool {
+        let gates = ColumnGates::default();
+        if self.policy.inner.matcher.is_empty() {
+            return false;
+        }
+        if bytes.len() > self.max_cell_bytes {
+            // As a cell past the limit: the first value's label stands for the whole text.
+            let Some(first) = self.find_first(bytes, gates) else {
+                return false;
+            };
+            let label = &self.policy.inner.entities[first.entity.index()].label;
+            if !self.leaks.survives(label, bytes, &[first]) {
+                out.extend_from_slice(label);
+            }
+            return true;
+        }
+        if !self.find_spans(bytes, gates) {
+            return false;
+        }
+        let entities = &self.policy.inner.entities;
+        let base = out.len();
+        out.reserve(bytes.len());
+        let mut prev = 0;
+        for s in &self.spans {
+            out.extend_from_slice(&bytes[prev..s.start]);
+            let e = &entities[s.entity.index()];
+            e.transform.apply(&e.label, &bytes[s.start..s.end], out);
+            prev = s.end;
+        }
+        out.extend_from_slice(&bytes[prev..]);
+        if self.leaks.survives(&out[base..], bytes, &self.spans) {
+            // A transform left a value visible (a fixed value repeating it): labels only.
+            out.truncate(base);
+            let mut prev = 0;
+            for s in &self.spans {
+                out.extend_from_slice(&bytes[prev..s.start]);
+                out.extend_from_slice(&entities[s.entity.index()].label);
+                prev = s.end;
+            }
+            out.extend_from_slice(&bytes[prev..]);
+            if self.leaks.survives(&out[base..], bytes, &self.spans) {
+                // The text repeats a value where its context hid it from the detector:
+                // the first value's label stands for the whole text.
+                out.truncate(base);
+                let label = &entities[self.spans[0].entity.index()].label;
+                if !self.leaks.survives(label, bytes, &self.spans) {
+                    out.extend_from_slice(label);
+                }
+            }
+        }
+        true
     }
 
     /// The spans [`mask_cell`](Self::mask_cell) would mask in this cell, merged and in
@@ -380,7 +387,7 @@ impl CellMasker {
         self.counts.iter_mut().for_each(|n| *n = 0);
     }
 
-    fn count(&mut self, entity: EntityId) {
+    pub(crate) fn count(&mut self, entity: EntityId) {
         if let Some(n) = self.counts.get_mut(entity.index()) {
             *n += 1;
         }
@@ -388,7 +395,7 @@ impl CellMasker {
 
     /// The first detection the detectors report in `cell`, if any (widened to whole
     /// characters); `self.detections` holds it and perhaps a few more.
-    fn find_first(&mut self, cell: &[u8], gates: ColumnGates) -> Option<Detection> {
+    pub(crate) fn find_first(&mut self, cell: &[u8], gates: ColumnGates) -> Option<Detection> {
         self.detections.clear();
         self.spans.clear();
         self.policy.inner.matcher.find::<FirstOnly>(

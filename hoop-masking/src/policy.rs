@@ -81,6 +81,10 @@ pub struct MaskingConfig {
     /// Column rules, first match wins: mask a column whole, or exempt it from scanning.
     #[serde(default)]
     pub columns: Vec<ColumnRule>,
+    /// Field rules, first match wins: mask a document field (a MongoDB document's, a JSON
+    /// body's, an HTTP header's) whole, or exempt it, by its path.
+    #[serde(default)]
+    pub fields: Vec<FieldRule>,
     /// Column names (case-insensitive) that hold birth dates, where
     /// [`EntityType::DateOfBirth`] looks for dates. Absent: `dob`, `date_of_birth`,
     /// `birth_date`, `birthdate`, `birthday`, `born_on`; any name containing `birth` also
@@ -115,6 +119,7 @@ impl Default for MaskingConfig {
             transforms: BTreeMap::new(),
             custom_entities: Vec::new(),
             columns: Vec::new(),
+            fields: Vec::new(),
             date_of_birth_columns: default_dob_columns(),
             max_cell_bytes: DEFAULT_MAX_CELL_BYTES,
         }
@@ -225,6 +230,27 @@ pub struct ColumnRule {
     #[serde(default)]
     pub transform: Option<Transform>,
     /// The entity name for labels and counts. Absent: `COLUMN`.
+    #[serde(default)]
+    pub entity: Option<String>,
+}
+
+/// A field rule: which document fields, and whether they are masked whole or exempt.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldRule {
+    /// Field paths: field names joined by `.` (`email`, `user.email`, `orders.card`),
+    /// matched against the end of a value's path, or from the document's root when they
+    /// start with `$.` (`$.address`). `*` matches any run of characters within one name;
+    /// case-insensitive. Array elements share their field's path. A rule naming a field
+    /// applies to everything under it (`address` masks `address.street`).
+    pub paths: Vec<String>,
+    /// `mask` (the default) or `exempt`.
+    #[serde(default)]
+    pub action: ColumnAction,
+    /// The transform for a masked field (overrides `masking.transform`).
+    #[serde(default)]
+    pub transform: Option<Transform>,
+    /// The entity name for labels and counts. Absent: `FIELD`.
     #[serde(default)]
     pub entity: Option<String>,
 }

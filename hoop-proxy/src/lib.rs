@@ -27,6 +27,8 @@ pub mod cancel;
 pub mod connection;
 pub mod driver;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod listener;
 pub mod mysql;
 pub mod pipeline;

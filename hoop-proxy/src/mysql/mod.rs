@@ -51,7 +51,7 @@
 //!   authentication).
 
 mod client;
-mod codec;
+pub(crate) mod codec;
 pub mod error;
 mod packet;
 mod scramble;

@@ -34,7 +34,7 @@
 //!   which credentials), `08P01` protocol violation.
 
 mod client;
-mod codec;
+pub(crate) mod codec;
 mod copy;
 pub mod error;
 mod results;
