@@ -33,6 +33,7 @@ mod listeners;
 pub mod live;
 mod native;
 mod native_mysql;
+pub mod reviews;
 pub mod same_host;
 pub mod session_stream;
 pub mod sessions;

@@ -1,7 +1,9 @@
 //! The sessions running through this gateway, with what let them open, so
 //! that taking access away ends them within seconds: a revoked token, a
 //! deleted or deactivated user, a group or `access_control` change that
-//! hides the connection, a connection removed or its access mode disabled.
+//! hides the connection, a connection removed or its access mode disabled,
+//! and on a connection with reviewers, the approved review a session runs
+//! under revoked or its access window over ([`crate::reviews`]).
 //!
 //! ```text
 //!  sessions::open ---- register(token hash, user, connection, mode) ---> LiveSessions
@@ -51,6 +53,7 @@ struct Entry {
     token_hash: String,
     connection_id: String,
     kind: AccessKind,
+    review: Option<String>,
     end: watch::Sender<Option<Arc<str>>>,
 }
 
@@ -99,6 +102,7 @@ struct Snapshot {
     token_hash: String,
     connection_id: String,
     kind: AccessKind,
+    review: Option<String>,
 }
 
 impl LiveSessions {
@@ -112,13 +116,15 @@ impl LiveSessions {
     }
 
     /// Registers session `id`, opened with the token whose hash is
-    /// `token_hash` on `connection_id`.
+    /// `token_hash` on `connection_id`, under the approved `review` when
+    /// the connection has reviewers.
     pub(crate) fn register(
         &self,
         id: &str,
         token_hash: &str,
         connection_id: &str,
         kind: AccessKind,
+        review: Option<String>,
     ) -> LiveSession {
         let (end, signal) = watch::channel(None);
         self.lock().insert(
@@ -127,6 +133,7 @@ impl LiveSessions {
                 token_hash: token_hash.to_owned(),
                 connection_id: connection_id.to_owned(),
                 kind,
+                review,
                 end,
             },
         );
@@ -192,6 +199,7 @@ impl LiveSessions {
                 token_hash: entry.token_hash.clone(),
                 connection_id: entry.connection_id.clone(),
                 kind: entry.kind,
+                review: entry.review.clone(),
             })
             .collect();
         let mut callers = HashMap::new();
@@ -266,6 +274,10 @@ impl LiveSessions {
                         connection.name
                     ),
                 ));
+                continue;
+            }
+            if let Some(reason) = review_withdrawn(state, session, connection, &input).await? {
+                ends.push((&session.id, reason));
             }
         }
         for (id, reason) in ends {
@@ -273,4 +285,35 @@ impl LiveSessions {
         }
         Ok(())
     }
+}
+
+/// Why a live session's review no longer lets it run, if it does not: a
+/// connect session's `jit` review revoked, or its window over; any
+/// session opened without a review on a connection that has reviewers now.
+/// An exec under its one-time review runs to its end.
+async fn review_withdrawn(
+    state: &AppState,
+    session: &Snapshot,
+    connection: &crate::store::ConnectionRecord,
+    input: &crate::api::ConnectionInput,
+) -> Result<Option<String>, ApiError> {
+    if crate::reviews::reviewer_groups(state, &connection.id, input)
+        .await?
+        .is_empty()
+    {
+        return Ok(None);
+    }
+    let Some(id) = &session.review else {
+        return Ok(Some(format!(
+            "connection {} now requires an approved review",
+            connection.name
+        )));
+    };
+    if session.kind == AccessKind::Exec {
+        return Ok(None);
+    }
+    Ok(match state.store.find_review(id).await? {
+        Some(review) => crate::reviews::access_ended(&review, crate::store::now_ms()),
+        None => Some(format!("review {id} no longer exists")),
+    })
 }

@@ -74,6 +74,9 @@ pub enum RefusalReason {
     ModeDisabled,
     /// The connection's agent is not linked, or cannot reach the target.
     Offline,
+    /// The connection lists reviewers and no approved review covers the
+    /// session ([`crate::reviews`]).
+    ReviewRequired,
     /// The store failed.
     Internal,
 }
@@ -129,6 +132,10 @@ pub struct Request<'a> {
     /// The connection id the MySQL listener's greeting told the client,
     /// for the driver to register (its `KILL QUERY` then finds the thread).
     pub client_thread_id: Option<u32>,
+    /// For exec: the approved one-time review this session runs. Its
+    /// requester's token (by hash) stands in for `token`, and its script
+    /// for `script`.
+    pub review: Option<&'a crate::store::ReviewRecord>,
 }
 
 impl<'a> Request<'a> {
@@ -143,6 +150,7 @@ impl<'a> Request<'a> {
             script: None,
             output: None,
             client_thread_id: None,
+            review: None,
         }
     }
 }
@@ -203,7 +211,7 @@ pub async fn open_with(
         check(state, &request, &mut record).await
     };
     match checked {
-        Ok((mut open, agent_id, user, protocol)) => {
+        Ok((mut open, agent_id, user, protocol, review)) => {
             open.output_limit = output_limit;
             if let Err(error) = state
                 .store
@@ -216,9 +224,10 @@ pub async fn open_with(
             state.events.opened(&id);
             let live = state.live.register(
                 &id,
-                &crate::crypto::hash_token(request.token.trim()),
+                &token_hash(&request),
                 record.connection_id.as_deref().unwrap_or_default(),
                 request.kind,
+                review,
             );
             if request.kind == AccessKind::Connect && state.links.is_in_place(&agent_id) {
                 return Ok(Opened {
@@ -259,17 +268,31 @@ pub async fn open_with(
     }
 }
 
+/// The hash of the token a session is opened with: the person's, or for
+/// an approved review's exec, its requester's.
+fn token_hash(request: &Request<'_>) -> String {
+    match request.review {
+        Some(review) => review.token_hash.clone(),
+        None => crate::crypto::hash_token(request.token.trim()),
+    }
+}
+
+/// What passed the checks: the agent's open message, the agent, the
+/// person, the client's protocol and the review that allowed it, if one
+/// had to.
+type Checked = (OpenSession, String, UserRecord, Protocol, Option<String>);
+
 async fn check(
     state: &AppState,
     request: &Request<'_>,
     record: &mut SessionRecord,
-) -> Result<(OpenSession, String, UserRecord, Protocol), Refused> {
+) -> Result<Checked, Refused> {
     let internal = |_| refuse(RefusalReason::Internal, "internal error");
-    let user = match request.token.trim() {
-        "" => None,
-        token => state
+    let user = match (request.token.trim(), request.review) {
+        ("", None) => None,
+        _ => state
             .store
-            .user_for_token(&crate::crypto::hash_token(token))
+            .user_for_token(&token_hash(request))
             .await
             .map_err(internal)?
             .filter(|user| user.status == "active"),
@@ -337,6 +360,7 @@ async fn check(
             ),
         ));
     }
+    let review = reviewed(state, request, &caller.user, &connection, &input).await?;
     let resources = crate::api::resources_by_name(state)
         .await
         .map_err(|_| refuse(RefusalReason::Internal, "internal error"))?;
@@ -380,7 +404,10 @@ async fn check(
         mode: request.kind.as_str().into(),
         user: caller.user.email.clone(),
         credentials,
-        script: request.script.clone(),
+        script: match request.review {
+            Some(review) => review.input.clone(),
+            None => request.script.clone(),
+        },
         output: request.output.clone(),
         policy: policy_json(
             &with_rule_sets(state, input, &connection.name).await?,
@@ -389,7 +416,63 @@ async fn check(
         client_thread_id: request.client_thread_id,
         output_limit: None,
     };
-    Ok((open, agent_id, caller.user, protocol))
+    Ok((open, agent_id, caller.user, protocol, review))
+}
+
+/// On a connection with reviewers, the review that lets this session
+/// through: for exec, the approved one-time review it runs (of this
+/// person, on this connection); for connect, the person's approved `jit`
+/// access. Without one the session is refused, saying how to ask. `None`
+/// when the connection has no reviewers.
+async fn reviewed(
+    state: &AppState,
+    request: &Request<'_>,
+    user: &UserRecord,
+    connection: &crate::store::ConnectionRecord,
+    input: &ConnectionInput,
+) -> Result<Option<String>, Refused> {
+    let groups = crate::reviews::reviewer_groups(state, &connection.id, input)
+        .await
+        .map_err(|_| refuse(RefusalReason::Internal, "internal error"))?;
+    if groups.is_empty() {
+        return Ok(None);
+    }
+    let name = &connection.name;
+    let groups = groups.join(", ");
+    match request.kind {
+        AccessKind::Exec => match request.review {
+            Some(review)
+                if review.connection_id == connection.id
+                    && review.user_id == user.id
+                    && review.kind == crate::reviews::ReviewKind::OneTime.as_str()
+                    && review.status == "PROCESSING" =>
+            {
+                Ok(Some(review.id.clone()))
+            }
+            _ => Err(refuse(
+                RefusalReason::ReviewRequired,
+                format!(
+                    "connection {name} requires an approved review (reviewers: {groups}); \
+                     run the script with hoop exec or POST /api/sessions to request one"
+                ),
+            )),
+        },
+        AccessKind::Connect => {
+            let access = crate::reviews::active_access(state, &user.id, &connection.id)
+                .await
+                .map_err(|_| refuse(RefusalReason::Internal, "internal error"))?;
+            match access {
+                Some(review) => Ok(Some(review.id)),
+                None => Err(refuse(
+                    RefusalReason::ReviewRequired,
+                    format!(
+                        "connection {name} requires an approved review (reviewers: {groups}); \
+                         request access with: hoop connect {name} --duration 30m"
+                    ),
+                )),
+            }
+        }
+    }
 }
 
 /// The connection's settings with each guardrail rule set it references

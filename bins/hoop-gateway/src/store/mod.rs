@@ -11,6 +11,7 @@ mod guardrails;
 mod migrations;
 mod postgres;
 mod records;
+mod reviews;
 mod sessions;
 mod sqlite;
 
@@ -22,6 +23,7 @@ pub use records::{
     AgentRecord, ConnectionRecord, PluginChange, PluginConfigRecord, PluginEntryRecord,
     ResourceRecord, TokenRecord, UserRecord,
 };
+pub use reviews::{ReviewEvent, ReviewFilter, ReviewGroup, ReviewRecord};
 pub(crate) use sessions::now_ms;
 pub use sessions::{EventBatch, SessionFilter, SessionRecord};
 
