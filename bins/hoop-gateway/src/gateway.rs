@@ -336,7 +336,8 @@ impl Gateway {
         ));
         let live_task = tokio::spawn(state.live.clone().watch(state.clone()));
         let reviews_task = tokio::spawn(crate::reviews::sweep(state.clone()));
-        let mut tasks = vec![api_task, live_task, reviews_task];
+        let webhooks_task = tokio::spawn(crate::webhooks::deliver(state.clone()));
+        let mut tasks = vec![api_task, live_task, reviews_task, webhooks_task];
         if let Some(listener) = postgres_listener {
             tasks.push(tokio::spawn(crate::native::serve_postgres(
                 listener,

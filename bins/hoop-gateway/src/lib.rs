@@ -38,6 +38,7 @@ pub mod same_host;
 pub mod session_stream;
 pub mod sessions;
 pub mod store;
+pub mod webhooks;
 
 pub use gateway::{
     ADMIN_EMAIL, DEFAULT_CLIENT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Gateway, GatewayConfig,

@@ -231,6 +231,13 @@ pub async fn create(
         revision: 1,
     };
     state.store.insert_review(&review).await?;
+    crate::webhooks::emit(
+        state,
+        &review.connection_id,
+        "review.create",
+        review_json(&review),
+    )
+    .await;
     tracing::info!(review = %review.id, kind = %review.kind, connection = %review.connection_name, user = %review.user_email, "review requested");
     Ok(review)
 }
@@ -400,6 +407,7 @@ pub async fn decide(
         ));
     }
     tracing::info!(review = %review.id, status = %review.status, by = %actor, forced, "review decided");
+    updated(state, &review).await;
     if review.status == "REVOKED" {
         state.live.nudge();
     }
@@ -448,6 +456,7 @@ async fn try_execute(state: &AppState, id: &str) -> Result<(), StoreError> {
     {
         return Ok(());
     }
+    updated(state, &review).await;
     let answer = crate::api::run_approved_exec(state, &review).await;
     review.status = "EXECUTED".into();
     review.session_id = answer["session_id"].as_str().map(str::to_owned);
@@ -463,11 +472,25 @@ async fn try_execute(state: &AppState, id: &str) -> Result<(), StoreError> {
         "executed: exit code {}",
         review.exit_code.unwrap_or_default()
     );
-    state
+    if state
         .store
         .update_review(&review, "gateway", false, Some(note))
-        .await?;
+        .await?
+    {
+        updated(state, &review).await;
+    }
     Ok(())
+}
+
+/// Tells the review's webhooks (and Slack) that it changed.
+async fn updated(state: &AppState, review: &ReviewRecord) {
+    crate::webhooks::emit(
+        state,
+        &review.connection_id,
+        "review.update",
+        review_json(review),
+    )
+    .await;
 }
 
 /// The approved `jit` review that lets `user_id` open connect sessions on
@@ -554,6 +577,7 @@ async fn sweep_once(state: &AppState) -> Result<(), StoreError> {
             .await?
         {
             tracing::info!(review = %review.id, "review expired");
+            updated(state, &review).await;
         }
     }
     for review in state.store.reviews_in("APPROVED").await? {

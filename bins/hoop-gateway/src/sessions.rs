@@ -222,6 +222,10 @@ pub async fn open_with(
                 return Err(refuse(RefusalReason::Internal, "internal error"));
             }
             state.events.opened(&id);
+            if let Some(connection_id) = &record.connection_id {
+                crate::webhooks::emit(state, connection_id, "session.open", event_json(&record))
+                    .await;
+            }
             let live = state.live.register(
                 &id,
                 &token_hash(&request),
@@ -543,6 +547,26 @@ pub async fn finish(
         tracing::error!(session = %id, %error, "could not record the end of a session");
     }
     state.events.finished(id);
+    if let Ok(Some(session)) = state.store.find_session(id).await
+        && let Some(connection_id) = &session.connection_id
+    {
+        crate::webhooks::emit(state, connection_id, "session.close", event_json(&session)).await;
+    }
+}
+
+/// A session as webhook events carry it.
+fn event_json(session: &SessionRecord) -> Value {
+    json!({
+        "id": session.id,
+        "user": session.user_email,
+        "connection": session.connection_name,
+        "access_mode": session.access_mode,
+        "protocol": session.protocol,
+        "status": session.status,
+        "error": session.error,
+        "started_at": session.started_at,
+        "ended_at": session.ended_at,
+    })
 }
 
 /// Why the sessions a stopping gateway ends are recorded as failed.

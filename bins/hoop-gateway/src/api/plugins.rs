@@ -64,6 +64,16 @@ pub(super) fn routes() -> Vec<Route> {
             get(show),
         ),
         route(
+            Method::GET,
+            "/api/plugins/webhooks/deliveries",
+            "The webhooks outbox, newest first: each event, its endpoint, status and every attempt's outcome",
+            Access::Admin,
+            None,
+            None,
+            200,
+            get(deliveries),
+        ),
+        route(
             Method::PUT,
             "/api/plugins/{name}",
             "Replace a plugin's configuration and its set of connections",
@@ -163,6 +173,11 @@ async fn plugin_json(state: &AppState, caller: &Caller, name: &str) -> Result<Va
         Some(config) => serde_json::from_str(&config).unwrap_or(Value::Null),
         None => Value::Null,
     };
+    // Every user may read a plugin: its secrets stay in the store.
+    let config = match name {
+        crate::webhooks::PLUGIN => crate::webhooks::redacted(&config),
+        _ => config,
+    };
     Ok(json!({
         "id": name,
         "name": name,
@@ -196,6 +211,37 @@ async fn show(
     super::ok(&plugin_json(&state, &caller, &name).await?)
 }
 
+/// The most deliveries one list returns.
+const DELIVERIES_LIMIT: i64 = 1000;
+
+async fn deliveries(State(state): State<AppState>, caller: Caller) -> ApiResult {
+    caller.require_admin()?;
+    let listed = state.store.list_deliveries(DELIVERIES_LIMIT).await?;
+    super::ok(&Value::Array(
+        listed
+            .iter()
+            .map(|(delivery, attempts)| {
+                json!({
+                    "id": delivery.id,
+                    "endpoint_url": delivery.endpoint_url,
+                    "event_type": delivery.event_type,
+                    "payload": serde_json::from_str::<Value>(&delivery.payload).unwrap_or(Value::Null),
+                    "status": delivery.status,
+                    "attempts": attempts.iter().map(|a| json!({
+                        "attempt": a.attempt,
+                        "at": a.at,
+                        "status_code": a.status_code,
+                        "error": a.error,
+                    })).collect::<Vec<_>>(),
+                    "next_attempt_at": delivery.next_attempt_at,
+                    "created_at": delivery.created_at,
+                    "updated_at": delivery.updated_at,
+                })
+            })
+            .collect(),
+    ))
+}
+
 async fn replace(
     State(state): State<AppState>,
     caller: Caller,
@@ -217,6 +263,9 @@ async fn replace(
     let dlp_config = (name == dlp::PLUGIN).then(|| config.clone().unwrap_or_default());
     if let Some(dlp_config) = &dlp_config {
         dlp::check_config(dlp_config)?;
+    }
+    if name == crate::webhooks::PLUGIN {
+        crate::webhooks::check_config(&config.clone().unwrap_or_default())?;
     }
     let config = config.map_or(Value::Null, Value::Object);
     let all = state.store.list_connections().await?;

@@ -210,4 +210,33 @@ CREATE TABLE review_events (
 );
 ",
     ),
+    // The webhooks outbox: one row per event and endpoint, delivered at
+    // least once, retried with backoff, kept across restarts; each
+    // attempt's outcome in `webhook_attempts`. The endpoint's signing
+    // secret is sealed with the gateway's key.
+    Migration(
+        "
+CREATE TABLE webhook_deliveries (
+    id TEXT PRIMARY KEY,
+    endpoint_url TEXT NOT NULL,
+    secret {bytes} NOT NULL,
+    event_type TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts {bigint} NOT NULL,
+    next_attempt_at {bigint} NOT NULL,
+    created_at {bigint} NOT NULL,
+    updated_at {bigint} NOT NULL
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+CREATE TABLE webhook_attempts (
+    delivery_id TEXT NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
+    attempt {bigint} NOT NULL,
+    at {bigint} NOT NULL,
+    status_code {bigint},
+    error TEXT,
+    PRIMARY KEY (delivery_id, attempt)
+);
+",
+    ),
 ];

@@ -14,6 +14,7 @@ mod records;
 mod reviews;
 mod sessions;
 mod sqlite;
+mod webhooks;
 
 use std::path::Path;
 
@@ -26,6 +27,7 @@ pub use records::{
 pub use reviews::{ReviewEvent, ReviewFilter, ReviewGroup, ReviewRecord};
 pub(crate) use sessions::now_ms;
 pub use sessions::{EventBatch, SessionFilter, SessionRecord};
+pub use webhooks::{AttemptRecord, DeliveryRecord};
 
 /// A value bound to or read from a statement.
 #[derive(Debug, Clone, PartialEq, Eq)]
