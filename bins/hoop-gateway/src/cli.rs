@@ -56,6 +56,9 @@ pub struct GatewayFlags {
     /// before it expires: 90s, 30m, 1h, 2d.
     #[arg(long, env = "HOOP_REVIEW_TIMEOUT", default_value = "1h", value_parser = parse_duration)]
     pub review_timeout: std::time::Duration,
+    /// The base URL of Slack's Web API, for the slack plugin.
+    #[arg(long, env = "SLACK_API_URL", default_value = crate::slack::DEFAULT_API_URL)]
+    pub slack_api_url: String,
 }
 
 /// A duration as people write it: a whole number and `s`, `m`, `h` or `d`.
@@ -118,6 +121,7 @@ impl GatewayFlags {
             api_idle_timeout: std::time::Duration::from_secs(self.api_idle_timeout),
             max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
             review_timeout: self.review_timeout,
+            slack_api_url: self.slack_api_url,
         }
     }
 }

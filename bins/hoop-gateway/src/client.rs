@@ -485,8 +485,8 @@ impl ApiClient {
 /// API answer in a few hundred bytes.
 const MAX_POST_ANSWER: usize = 64 * 1024;
 
-/// POSTs `body` to `url` (`http://` or `https://`, with a path) with
-/// `headers`, on a connection of its own, and returns the answer (its
+/// POSTs `body` of `content_type` to `url` (`http://` or `https://`, with
+/// a path) with `headers`, on a connection of its own, and returns the answer (its
 /// body as JSON, or a string): the gateway's own outgoing calls, webhook
 /// deliveries and Slack's API.
 ///
@@ -496,6 +496,7 @@ const MAX_POST_ANSWER: usize = 64 * 1024;
 /// cannot be reached or the exchange fails.
 pub async fn post(
     url: &str,
+    content_type: &str,
     headers: &[(&str, String)],
     body: Bytes,
 ) -> Result<Response, ClientError> {
@@ -509,7 +510,7 @@ pub async fn post(
         .method(Method::POST)
         .uri(path)
         .header(hyper::header::HOST, endpoint.address())
-        .header(hyper::header::CONTENT_TYPE, "application/json");
+        .header(hyper::header::CONTENT_TYPE, content_type);
     for (name, value) in headers {
         builder = builder.header(*name, value.as_str());
     }

@@ -68,6 +68,8 @@ pub struct GatewayConfig {
     /// How long a review waits for its reviewers before it expires
     /// (`EXPIRED`).
     pub review_timeout: Duration,
+    /// The base URL of Slack's Web API, for the `slack` plugin.
+    pub slack_api_url: String,
 }
 
 /// The defaults of [`GatewayConfig::login_timeout`] and
@@ -121,6 +123,7 @@ impl GatewayConfig {
             api_idle_timeout: DEFAULT_CLIENT_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             review_timeout: crate::reviews::DEFAULT_REVIEW_TIMEOUT,
+            slack_api_url: crate::slack::DEFAULT_API_URL.into(),
         }
     }
 }
@@ -311,6 +314,7 @@ impl Gateway {
                 .map(|(_, socket)| Arc::new(socket.clone())),
             live: crate::live::LiveSessions::default(),
             review_timeout: config.review_timeout,
+            slack_api_url: config.slack_api_url.as_str().into(),
         };
         let first_admin_token = bootstrap_admin(&state, config.admin_token.as_deref()).await?;
         // Sessions left open by a gateway that stopped cannot continue.

@@ -37,6 +37,7 @@ pub mod reviews;
 pub mod same_host;
 pub mod session_stream;
 pub mod sessions;
+pub mod slack;
 pub mod store;
 pub mod webhooks;
 

@@ -238,6 +238,7 @@ pub async fn create(
         review_json(&review),
     )
     .await;
+    crate::slack::review_created(state, &review);
     tracing::info!(review = %review.id, kind = %review.kind, connection = %review.connection_name, user = %review.user_email, "review requested");
     Ok(review)
 }
@@ -491,6 +492,7 @@ async fn updated(state: &AppState, review: &ReviewRecord) {
         review_json(review),
     )
     .await;
+    crate::slack::review_updated(state, review);
 }
 
 /// The approved `jit` review that lets `user_id` open connect sessions on

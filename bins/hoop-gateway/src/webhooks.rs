@@ -296,7 +296,12 @@ async fn attempt(state: &AppState, mut delivery: DeliveryRecord) {
                     let body = Bytes::from(delivery.payload.clone());
                     match tokio::time::timeout(
                         ATTEMPT_TIMEOUT,
-                        crate::client::post(&delivery.endpoint_url, &headers, body),
+                        crate::client::post(
+                            &delivery.endpoint_url,
+                            "application/json",
+                            &headers,
+                            body,
+                        ),
                     )
                     .await
                     {

@@ -80,6 +80,8 @@ pub struct AppState {
     pub live: crate::live::LiveSessions,
     /// How long a review waits for its reviewers before it expires.
     pub review_timeout: std::time::Duration,
+    /// The base URL of Slack's Web API (`SLACK_API_URL`).
+    pub slack_api_url: Arc<str>,
 }
 
 impl std::fmt::Debug for AppState {

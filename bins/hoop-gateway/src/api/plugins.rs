@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::Method;
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 
 use super::connections::ConnectionInput;
@@ -72,6 +72,16 @@ pub(super) fn routes() -> Vec<Route> {
             None,
             200,
             get(deliveries),
+        ),
+        route(
+            Method::POST,
+            "/api/plugins/slack/interactions",
+            "Slack's interactions (Approve and Reject buttons): verified by Slack's v0 signature within 5 minutes, else 401",
+            Access::Public,
+            None,
+            None,
+            200,
+            post(slack_interaction),
         ),
         route(
             Method::PUT,
@@ -176,6 +186,7 @@ async fn plugin_json(state: &AppState, caller: &Caller, name: &str) -> Result<Va
     // Every user may read a plugin: its secrets stay in the store.
     let config = match name {
         crate::webhooks::PLUGIN => crate::webhooks::redacted(&config),
+        crate::slack::PLUGIN => crate::slack::redacted(&config),
         _ => config,
     };
     Ok(json!({
@@ -209,6 +220,33 @@ async fn show(
 ) -> ApiResult {
     known(&name)?;
     super::ok(&plugin_json(&state, &caller, &name).await?)
+}
+
+async fn slack_interaction(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    match crate::slack::interaction(
+        &state,
+        &header("x-slack-request-timestamp"),
+        &header("x-slack-signature"),
+        &body,
+    )
+    .await
+    {
+        Ok(text) => super::ok(&json!({"text": text})),
+        Err(crate::slack::InteractionError::Unauthorized) => Err(ApiError::unauthorized()),
+        // Slack shows the answer to the clicker; 200 so it does.
+        Err(crate::slack::InteractionError::Refused(text)) => super::ok(&json!({"text": text})),
+    }
 }
 
 /// The most deliveries one list returns.
@@ -266,6 +304,9 @@ async fn replace(
     }
     if name == crate::webhooks::PLUGIN {
         crate::webhooks::check_config(&config.clone().unwrap_or_default())?;
+    }
+    if name == crate::slack::PLUGIN {
+        crate::slack::check_config(&config.clone().unwrap_or_default())?;
     }
     let config = config.map_or(Value::Null, Value::Object);
     let all = state.store.list_connections().await?;

@@ -239,4 +239,15 @@ CREATE TABLE webhook_attempts (
 );
 ",
     ),
+    // The Slack messages posted for each review, to show its outcome.
+    Migration(
+        "
+CREATE TABLE slack_messages (
+    review_id TEXT NOT NULL REFERENCES reviews(id) ON DELETE CASCADE,
+    channel TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    PRIMARY KEY (review_id, channel, ts)
+);
+",
+    ),
 ];
