@@ -621,3 +621,113 @@ pub fn review_json(review: &ReviewRecord) -> Value {
         "revoke_at": review.revoke_at,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(start: &str, end: &str) -> TimeWindow {
+        TimeWindow::parse(
+            &json!({"type": "time_range", "start_time": start, "end_time": end}),
+            "time_window",
+        )
+        .unwrap()
+    }
+
+    /// Milliseconds since the epoch at `hh:mm` UTC on 1 January 2026.
+    fn at(hours: i64, minutes: i64) -> i64 {
+        1_767_225_600_000 + (hours * 60 + minutes) * 60_000
+    }
+
+    #[test]
+    fn a_time_window_holds_between_its_hours_utc() {
+        let office = window("09:00", "18:00");
+        assert!(!office.contains(at(8, 59)));
+        assert!(office.contains(at(9, 0)));
+        assert!(office.contains(at(17, 59)));
+        assert!(!office.contains(at(18, 0)));
+        // Across midnight.
+        let night = window("22:00", "06:00");
+        assert!(night.contains(at(23, 0)) && night.contains(at(5, 59)));
+        assert!(!night.contains(at(12, 0)));
+        assert_eq!(
+            office.to_json(),
+            json!({"type": "time_range", "start_time": "09:00", "end_time": "18:00"})
+        );
+    }
+
+    #[test]
+    fn a_malformed_time_window_is_refused_naming_its_field() {
+        for (value, field) in [
+            (
+                json!({"type": "days", "start_time": "09:00", "end_time": "18:00"}),
+                "time_window.type",
+            ),
+            (
+                json!({"type": "time_range", "start_time": "9:00", "end_time": "18:00"}),
+                "time_window.start_time",
+            ),
+            (
+                json!({"type": "time_range", "start_time": "09:00", "end_time": "24:00"}),
+                "time_window.end_time",
+            ),
+            (
+                json!({"type": "time_range", "start_time": "09:00"}),
+                "time_window.end_time",
+            ),
+            (
+                json!({"type": "time_range", "start_time": "09:00", "end_time": "18:00", "tz": "x"}),
+                "time_window.tz",
+            ),
+            (json!("09:00-18:00"), "time_window"),
+        ] {
+            let error = TimeWindow::parse(&value, "time_window").unwrap_err();
+            assert_eq!(error.field(), Some(field), "{value}");
+        }
+    }
+
+    #[test]
+    fn access_outside_its_window_or_hours_has_ended() {
+        let review = ReviewRecord {
+            id: "r".into(),
+            kind: "jit".into(),
+            status: "APPROVED".into(),
+            connection_id: "c".into(),
+            connection_name: "pg".into(),
+            user_id: "u".into(),
+            user_email: "ana@example.com".into(),
+            token_hash: "h".into(),
+            input: None,
+            output_format: None,
+            access_duration_sec: Some(3600),
+            time_window: Some(window("09:00", "18:00").to_json().to_string()),
+            review_groups: Vec::new(),
+            min_approvals: None,
+            session_id: None,
+            output: None,
+            exit_code: None,
+            error: None,
+            created_at: 0,
+            updated_at: 0,
+            expires_at: 0,
+            revoke_at: Some(at(12, 0)),
+            revision: 1,
+        };
+        assert_eq!(access_ended(&review, at(10, 0)), None);
+        assert!(
+            access_ended(&review, at(8, 0))
+                .unwrap()
+                .contains("time window")
+        );
+        assert!(access_ended(&review, at(12, 0)).unwrap().contains("ended"));
+        let revoked = ReviewRecord {
+            status: "REVOKED".into(),
+            ..review
+        };
+        assert!(
+            access_ended(&revoked, at(10, 0))
+                .unwrap()
+                .contains("revoked")
+        );
+    }
+}

@@ -659,6 +659,49 @@ async fn an_exec_review_runs_once_when_approved_through_the_cli_and_the_api() {
         .await
         .unwrap();
     assert_eq!(mine.body.as_array().unwrap().len(), 1, "{:?}", mine.body);
+
+    // Two reviewer groups: each must approve, unless min_review_approvals
+    // says fewer.
+    setup
+        .admin
+        .json(Method::POST, "/api/users/groups", &json!({"name": "sre"}))
+        .await
+        .unwrap();
+    let ask = || async {
+        let asked = setup
+            .client(&ana)
+            .json(
+                Method::POST,
+                "/api/sessions",
+                &json!({"connection": "my", "script": "SELECT 1"}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(asked.status, StatusCode::ACCEPTED, "{:?}", asked.body);
+        asked.body["id"].as_str().unwrap().to_owned()
+    };
+    let admin = &setup.admin;
+    let patch = |body: Value| async move {
+        let patched = admin
+            .json(Method::PATCH, "/api/connections/my", &body)
+            .await
+            .unwrap();
+        assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    };
+    patch(json!({"reviewers": ["dba", "sre"]})).await;
+    let both = ask().await;
+    let half = setup
+        .decide(&bo, &both, json!({"status": "APPROVED"}))
+        .await;
+    assert_eq!(half.status, StatusCode::OK, "{:?}", half.body);
+    assert_eq!(half.body["status"], "PENDING", "{:?}", half.body);
+    patch(json!({"min_review_approvals": 1})).await;
+    let one = ask().await;
+    let enough = setup.decide(&bo, &one, json!({"status": "APPROVED"})).await;
+    assert_eq!(enough.body["status"], "APPROVED", "{:?}", enough.body);
+    assert_eq!(enough.body["min_approvals"], 1);
+    setup.review_in(&one, "EXECUTED").await;
+    assert_eq!(setup.review(&both).await["status"], "PENDING");
     setup.stop().await;
 }
 
