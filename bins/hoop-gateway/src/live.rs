@@ -223,6 +223,8 @@ impl LiveSessions {
         // Administrators see every connection; the others' rules are one
         // read, shared.
         let mut rules = None;
+        // Whether each connection has reviewers: one read per connection.
+        let mut reviewed = HashMap::new();
         let mut ends = Vec::new();
         for session in &snapshot {
             let Some(caller) = callers.get(&session.token_hash).and_then(Option::as_ref) else {
@@ -276,7 +278,14 @@ impl LiveSessions {
                 ));
                 continue;
             }
-            if let Some(reason) = review_withdrawn(state, session, connection, &input).await? {
+            if !reviewed.contains_key(&connection.id) {
+                let groups = crate::reviews::reviewer_groups(state, &connection.id, &input).await?;
+                reviewed.insert(connection.id.clone(), !groups.is_empty());
+            }
+            if reviewed.get(&connection.id) == Some(&false) {
+                continue;
+            }
+            if let Some(reason) = review_withdrawn(state, session, connection).await? {
                 ends.push((&session.id, reason));
             }
         }
@@ -287,22 +296,15 @@ impl LiveSessions {
     }
 }
 
-/// Why a live session's review no longer lets it run, if it does not: a
-/// connect session's `jit` review revoked, or its window over; any
-/// session opened without a review on a connection that has reviewers now.
-/// An exec under its one-time review runs to its end.
+/// Why a live session on a connection with reviewers may no longer run,
+/// if it may not: a connect session's `jit` review revoked, or its window
+/// over; any session opened without a review (before reviewers were
+/// added). An exec under its one-time review runs to its end.
 async fn review_withdrawn(
     state: &AppState,
     session: &Snapshot,
     connection: &crate::store::ConnectionRecord,
-    input: &crate::api::ConnectionInput,
 ) -> Result<Option<String>, ApiError> {
-    if crate::reviews::reviewer_groups(state, &connection.id, input)
-        .await?
-        .is_empty()
-    {
-        return Ok(None);
-    }
     let Some(id) = &session.review else {
         return Ok(Some(format!(
             "connection {} now requires an approved review",

@@ -852,5 +852,36 @@ async fn jit_access_works_inside_its_window_and_ends_at_its_end_and_on_revoke() 
         text(&cut.stderr)
     );
     assert_eq!(setup.canaries().await.0, "inside");
+
+    // A session opened while the connection had no reviewers ends when
+    // they are added.
+    let admin = &setup.admin;
+    let set_reviewers = |reviewers: Value| async move {
+        let patched = admin
+            .json(
+                Method::PATCH,
+                "/api/connections/pg",
+                &json!({"reviewers": reviewers}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(patched.status, StatusCode::OK, "{:?}", patched.body);
+    };
+    set_reviewers(json!([])).await;
+    let before = setup
+        .psql(listener, "pg", &ana, "SELECT pg_sleep(60)")
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    set_reviewers(json!(["dba"])).await;
+    let cut = tokio::time::timeout(Duration::from_secs(10), before.wait_with_output())
+        .await
+        .expect("the session outlived the reviewers' arrival")
+        .unwrap();
+    assert!(
+        text(&cut.stderr).contains("FATAL:  connection pg now requires an approved review"),
+        "{}",
+        text(&cut.stderr)
+    );
     setup.stop().await;
 }
