@@ -16,7 +16,9 @@
 //! over ([`same_host`]) instead of tunnelling them. [`live`] keeps the
 //! running sessions, to end those whose access is withdrawn; each
 //! client's stream is watched ([`session_stream`]) so that an ending
-//! session's client still reads why in its protocol.
+//! session's client still reads why in its protocol. On a connection with
+//! reviewers, [`reviews`] holds every session until a review approves it;
+//! [`webhooks`] and [`slack`] tell the people who must act.
 
 pub mod api;
 pub mod cli;
