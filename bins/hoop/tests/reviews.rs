@@ -853,6 +853,57 @@ async fn jit_access_works_inside_its_window_and_ends_at_its_end_and_on_revoke() 
     );
     assert_eq!(setup.canaries().await.0, "inside");
 
+    // The same on MariaDB: inside its window the mariadb CLI works; on
+    // revoke its session ends with the reason.
+    let my_listener = setup.gateway.mysql_addr.unwrap().port();
+    let asked = setup
+        .client(&ana)
+        .json(
+            Method::POST,
+            "/api/sessions",
+            &json!({"connection": "my", "access_duration_sec": 600}),
+        )
+        .await
+        .unwrap();
+    let id = asked.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        setup
+            .decide(&bo, &id, json!({"status": "APPROVED"}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let inside = setup
+        .mariadb(
+            my_listener,
+            "my",
+            &ana,
+            "INSERT INTO canary VALUES ('inside')",
+        )
+        .output()
+        .await
+        .unwrap();
+    assert!(inside.status.success(), "{}", text(&inside.stderr));
+    let sleeping = setup
+        .mariadb(my_listener, "my", &ana, "SELECT SLEEP(60)")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let revoked = setup.decide(&bo, &id, json!({"status": "REVOKED"})).await;
+    assert_eq!(revoked.status, StatusCode::OK, "{:?}", revoked.body);
+    let cut = tokio::time::timeout(Duration::from_secs(10), sleeping.wait_with_output())
+        .await
+        .expect("the mariadb session outlived its revoked review")
+        .unwrap();
+    assert!(
+        text(&cut.stderr).contains(&format!("review {id} of connection my was revoked")),
+        "{}",
+        text(&cut.stderr)
+    );
+    assert_eq!(setup.canaries().await.1, "inside");
+
     // A session opened while the connection had no reviewers ends when
     // they are added.
     let admin = &setup.admin;
