@@ -231,8 +231,11 @@ pub async fn open_with(
                 &token_hash(&request),
                 record.connection_id.as_deref().unwrap_or_default(),
                 request.kind,
-                review,
+                review.as_ref().map(|(id, _)| id.clone()),
             );
+            if let Some((_, Some(end))) = review {
+                cut_at(state, &live, end);
+            }
             if request.kind == AccessKind::Connect && state.links.is_in_place(&agent_id) {
                 return Ok(Opened {
                     id,
@@ -284,7 +287,33 @@ fn token_hash(request: &Request<'_>) -> String {
 /// What passed the checks: the agent's open message, the agent, the
 /// person, the client's protocol and the review that allowed it, if one
 /// had to.
-type Checked = (OpenSession, String, UserRecord, Protocol, Option<String>);
+type Checked = (
+    OpenSession,
+    String,
+    UserRecord,
+    Protocol,
+    Option<(String, Option<i64>)>,
+);
+
+/// Asks for a revalidation when a session's approved access ends at `end`
+/// (ms), so it is cut then rather than at the next periodic check; the
+/// wait ends with the session.
+fn cut_at(state: &AppState, live: &LiveSession, end: i64) {
+    // A few milliseconds past the end: the monotonic clock the wait uses
+    // and the wall clock the check reads may differ by that much.
+    let wait = std::time::Duration::from_millis(
+        u64::try_from(end.saturating_sub(now_ms()).saturating_add(20)).unwrap_or(0),
+    );
+    let mut ended = live.end_signal();
+    let registry = state.live.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => registry.nudge(),
+            // The session ended (or was ended) first.
+            _ = ended.changed() => {}
+        }
+    });
+}
 
 async fn check(
     state: &AppState,
@@ -426,15 +455,16 @@ async fn check(
 /// On a connection with reviewers, the review that lets this session
 /// through: for exec, the approved one-time review it runs (of this
 /// person, on this connection); for connect, the person's approved `jit`
-/// access. Without one the session is refused, saying how to ask. `None`
-/// when the connection has no reviewers.
+/// access, with the end of its window. Without one the session is
+/// refused, saying how to ask. `None` when the connection has no
+/// reviewers.
 async fn reviewed(
     state: &AppState,
     request: &Request<'_>,
     user: &UserRecord,
     connection: &crate::store::ConnectionRecord,
     input: &ConnectionInput,
-) -> Result<Option<String>, Refused> {
+) -> Result<Option<(String, Option<i64>)>, Refused> {
     let groups = crate::reviews::reviewer_groups(state, &connection.id, input)
         .await
         .map_err(|_| refuse(RefusalReason::Internal, "internal error"))?;
@@ -451,7 +481,7 @@ async fn reviewed(
                     && review.kind == crate::reviews::ReviewKind::OneTime.as_str()
                     && review.status == "PROCESSING" =>
             {
-                Ok(Some(review.id.clone()))
+                Ok(Some((review.id.clone(), None)))
             }
             _ => Err(refuse(
                 RefusalReason::ReviewRequired,
@@ -466,7 +496,7 @@ async fn reviewed(
                 .await
                 .map_err(|_| refuse(RefusalReason::Internal, "internal error"))?;
             match access {
-                Some(review) => Ok(Some(review.id)),
+                Some(review) => Ok(Some((review.id, review.revoke_at))),
                 None => Err(refuse(
                     RefusalReason::ReviewRequired,
                     format!(

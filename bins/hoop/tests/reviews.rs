@@ -743,7 +743,7 @@ async fn jit_access_works_inside_its_window_and_ends_at_its_end_and_on_revoke() 
     // hoop connect --duration waits for approval, then serves its port.
     let port = free_port();
     let mut hoop = setup.hoop(&ana);
-    hoop.args(["connect", "pg", "-p", &port.to_string(), "--duration", "4s"])
+    hoop.args(["connect", "pg", "-p", &port.to_string(), "--duration", "3s"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut asking = hoop.spawn().unwrap();
@@ -777,7 +777,8 @@ async fn jit_access_works_inside_its_window_and_ends_at_its_end_and_on_revoke() 
         .psql(listener, "pg", &ana, "SELECT pg_sleep(60)")
         .spawn()
         .unwrap();
-    let cut = tokio::time::timeout(Duration::from_secs(15), sleeping.wait_with_output())
+    // Cut at the end, not at the next periodic check (every 5 s).
+    let cut = tokio::time::timeout(Duration::from_secs(5), sleeping.wait_with_output())
         .await
         .expect("the session outlived its window")
         .unwrap();
