@@ -558,6 +558,45 @@ async fn an_exec_review_runs_once_when_approved_through_the_cli_and_the_api() {
         .await
         .unwrap();
     assert_eq!(session.body["status"], "done", "{:?}", session.body);
+    // Malformed decisions and filters are refused, naming the field.
+    for (body, field) in [
+        (json!({"status": "MAYBE"}), "status"),
+        (json!({}), "status"),
+        (
+            json!({"status": "APPROVED", "force_review": "yes"}),
+            "force_review",
+        ),
+        (json!({"status": "APPROVED", "extra": 1}), "extra"),
+        (
+            json!({"status": "APPROVED", "time_window": {"type": "time_range"}}),
+            "time_window.start_time",
+        ),
+    ] {
+        let refused = setup.decide(&bo, &id, body).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{:?}",
+            refused.body
+        );
+        assert_eq!(refused.body["field"], field);
+    }
+    let bogus = setup.admin.get("/api/reviews?owner=x").await.unwrap();
+    assert_eq!(bogus.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let bogus = setup
+        .client(&ana)
+        .json(
+            Method::POST,
+            "/api/sessions",
+            &json!({"connection": "pg", "access_duration_sec": 0}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        bogus.body["field"], "access_duration_sec",
+        "{:?}",
+        bogus.body
+    );
     // Approving again runs nothing twice.
     let again = setup.decide(&bo, &id, json!({"status": "APPROVED"})).await;
     assert_eq!(again.status, StatusCode::CONFLICT);
