@@ -362,7 +362,56 @@ async fn reviews_change_once_per_revision_with_their_events(backend: Backend) {
     assert!(store.reviews_in("PENDING").await.unwrap().is_empty());
 }
 
+/// The webhooks outbox: due deliveries come back oldest first; an
+/// attempt and the delivery's new state are written together.
+async fn webhook_deliveries_wait_until_due_and_keep_every_attempt(backend: Backend) {
+    let test = TestStore::new(backend).await;
+    let store = test.open().await;
+    let delivery = |id: &str, created_at: i64| DeliveryRecord {
+        id: id.into(),
+        endpoint_url: "http://127.0.0.1:1/hook".into(),
+        secret: vec![0, 1, 2],
+        event_type: "session.open".into(),
+        payload: "{}".into(),
+        status: "pending".into(),
+        attempts: 0,
+        next_attempt_at: created_at,
+        created_at,
+        updated_at: created_at,
+    };
+    store
+        .queue_deliveries(&[delivery("msg_b", 20), delivery("msg_a", 10)])
+        .await
+        .unwrap();
+    let due = store.due_deliveries(15, 10).await.unwrap();
+    assert_eq!(due, vec![delivery("msg_a", 10)]);
+    let mut retried = due[0].clone();
+    retried.attempts = 1;
+    retried.next_attempt_at = 1_000;
+    retried.updated_at = 16;
+    let attempt = AttemptRecord {
+        delivery_id: "msg_a".into(),
+        attempt: 1,
+        at: 16,
+        status_code: Some(503),
+        error: Some("the endpoint answered 503".into()),
+    };
+    store.record_attempt(&retried, &attempt).await.unwrap();
+    let due: Vec<String> = store
+        .due_deliveries(100, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(due, ["msg_b"]);
+    let listed = store.list_deliveries(10).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[1], (retried, vec![attempt]));
+}
+
 on_both_backends!(
+    webhook_deliveries_wait_until_due_and_keep_every_attempt,
     reviews_change_once_per_revision_with_their_events,
     migrations_apply_once_and_data_survives_reopen,
     duplicate_names_conflict,
