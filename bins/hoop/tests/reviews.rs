@@ -558,6 +558,9 @@ async fn an_exec_review_runs_once_when_approved_through_the_cli_and_the_api() {
         .await
         .unwrap();
     assert_eq!(session.body["status"], "done", "{:?}", session.body);
+    assert_eq!(session.body["review_id"], id.as_str());
+    assert_eq!(session.body["output"], review["output"]);
+    assert_eq!(session.body["exit_code"], 0);
     // Malformed decisions and filters are refused, naming the field.
     for (body, field) in [
         (json!({"status": "MAYBE"}), "status"),

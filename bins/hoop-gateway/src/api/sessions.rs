@@ -659,8 +659,17 @@ async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<SessionReco
         .ok_or_else(|| ApiError::not_found("session"))
 }
 
+/// One session; one that ran an approved review also carries the review's
+/// id, output and exit code (the requester reads them here too).
 async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult {
-    super::ok(&session_json(&find(&state, &caller, &id).await?))
+    let session = find(&state, &caller, &id).await?;
+    let mut body = session_json(&session);
+    if let Some(review) = state.store.review_of_session(&session.id).await? {
+        body["review_id"] = json!(review.id);
+        body["output"] = json!(review.output);
+        body["exit_code"] = json!(review.exit_code);
+    }
+    super::ok(&body)
 }
 
 /// Event batches read from the store per page of the events stream.

@@ -198,6 +198,7 @@ CREATE TABLE reviews (
 );
 CREATE INDEX reviews_status ON reviews (status);
 CREATE INDEX reviews_access ON reviews (user_id, connection_id);
+CREATE INDEX reviews_session ON reviews (session_id);
 CREATE TABLE review_events (
     review_id TEXT NOT NULL REFERENCES reviews(id) ON DELETE CASCADE,
     revision {bigint} NOT NULL,

@@ -284,6 +284,24 @@ impl Store {
         rows.first().map(ReviewRecord::from_row).transpose()
     }
 
+    /// The one-time review that session `session_id` ran, if one did.
+    ///
+    /// # Errors
+    ///
+    /// Any backend error.
+    pub async fn review_of_session(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<ReviewRecord>, StoreError> {
+        let rows = self
+            .query(
+                select_reviews!("WHERE session_id = $1"),
+                vec![session_id.into()],
+            )
+            .await?;
+        rows.first().map(ReviewRecord::from_row).transpose()
+    }
+
     /// Reviews matching `filter`, newest first, at most `limit`.
     ///
     /// # Errors
