@@ -52,6 +52,40 @@ pub struct GatewayFlags {
     /// once; more are refused in the client's protocol.
     #[arg(long, env = "HOOP_MAX_CONNECTIONS", default_value_t = crate::gateway::DEFAULT_MAX_CONNECTIONS as u64, value_parser = clap::value_parser!(u64).range(1..))]
     pub max_connections: u64,
+    /// How long a review (an access request) waits for its reviewers
+    /// before it expires: 90s, 30m, 1h, 2d.
+    #[arg(long, env = "HOOP_REVIEW_TIMEOUT", default_value = "1h", value_parser = parse_duration)]
+    pub review_timeout: std::time::Duration,
+    /// The base URL of Slack's Web API, for the slack plugin.
+    #[arg(long, env = "SLACK_API_URL", default_value = crate::slack::DEFAULT_API_URL)]
+    pub slack_api_url: String,
+}
+
+/// A duration as people write it: a whole number and `s`, `m`, `h` or `d`.
+///
+/// # Errors
+///
+/// A message for clap when it is not one.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?}: give a unit (s, m, h or d), as in 30m"))?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a number then s, m, h or d"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit is s, m, h or d")),
+    };
+    number
+        .checked_mul(seconds)
+        .filter(|s| *s > 0)
+        .map(std::time::Duration::from_secs)
+        .ok_or_else(|| format!("{text:?}: out of range"))
 }
 
 impl std::fmt::Debug for GatewayFlags {
@@ -86,6 +120,8 @@ impl GatewayFlags {
             login_timeout: std::time::Duration::from_secs(self.login_timeout),
             api_idle_timeout: std::time::Duration::from_secs(self.api_idle_timeout),
             max_connections: usize::try_from(self.max_connections).unwrap_or(usize::MAX),
+            review_timeout: self.review_timeout,
+            slack_api_url: self.slack_api_url,
         }
     }
 }

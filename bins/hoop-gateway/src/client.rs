@@ -481,6 +481,56 @@ impl ApiClient {
     }
 }
 
+/// The most of an answer [`post`] reads: webhook receivers and Slack's
+/// API answer in a few hundred bytes.
+const MAX_POST_ANSWER: usize = 64 * 1024;
+
+/// POSTs `body` of `content_type` to `url` (`http://` or `https://`, with
+/// a path) with `headers`, on a connection of its own, and returns the answer (its
+/// body as JSON, or a string): the gateway's own outgoing calls, webhook
+/// deliveries and Slack's API.
+///
+/// # Errors
+///
+/// [`ClientError::BadUrl`] for another URL shape, or when the server
+/// cannot be reached or the exchange fails.
+pub async fn post(
+    url: &str,
+    content_type: &str,
+    headers: &[(&str, String)],
+    body: Bytes,
+) -> Result<Response, ClientError> {
+    let (scheme, rest) = url.split_once("://").ok_or(ClientError::BadUrl)?;
+    let (authority, path) = match rest.find('/') {
+        Some(slash) => rest.split_at(slash),
+        None => (rest, "/"),
+    };
+    let endpoint = Endpoint::new(&format!("{scheme}://{authority}"), None)?;
+    let mut builder = Request::builder()
+        .method(Method::POST)
+        .uri(path)
+        .header(hyper::header::HOST, endpoint.address())
+        .header(hyper::header::CONTENT_TYPE, content_type);
+    for (name, value) in headers {
+        builder = builder.header(*name, value.as_str());
+    }
+    let request = builder.body(Full::new(body))?;
+    let mut sender = match endpoint.connect().await? {
+        ApiStream::Plain(stream) => handshake(stream).await?,
+        ApiStream::Tls(stream) => handshake(stream).await?,
+    };
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    let body = http_body_util::Limited::new(response.into_body(), MAX_POST_ANSWER)
+        .collect()
+        .await
+        .map_err(|_| ClientError::TooLarge)?
+        .to_bytes();
+    let body = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    Ok(Response { status, body })
+}
+
 /// An answer read as it arrives ([`ApiClient::post_streaming`]).
 #[derive(Debug)]
 pub struct StreamingResponse {

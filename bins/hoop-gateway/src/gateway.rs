@@ -65,6 +65,11 @@ pub struct GatewayConfig {
     /// serves at once; past it, a new client is refused in its own
     /// protocol while the others go on.
     pub max_connections: usize,
+    /// How long a review waits for its reviewers before it expires
+    /// (`EXPIRED`).
+    pub review_timeout: Duration,
+    /// The base URL of Slack's Web API, for the `slack` plugin.
+    pub slack_api_url: String,
 }
 
 /// The defaults of [`GatewayConfig::login_timeout`] and
@@ -92,6 +97,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("login_timeout", &self.login_timeout)
             .field("api_idle_timeout", &self.api_idle_timeout)
             .field("max_connections", &self.max_connections)
+            .field("review_timeout", &self.review_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -116,6 +122,8 @@ impl GatewayConfig {
             login_timeout: DEFAULT_CLIENT_TIMEOUT,
             api_idle_timeout: DEFAULT_CLIENT_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            review_timeout: crate::reviews::DEFAULT_REVIEW_TIMEOUT,
+            slack_api_url: crate::slack::DEFAULT_API_URL.into(),
         }
     }
 }
@@ -305,6 +313,8 @@ impl Gateway {
                 .as_ref()
                 .map(|(_, socket)| Arc::new(socket.clone())),
             live: crate::live::LiveSessions::default(),
+            review_timeout: config.review_timeout,
+            slack_api_url: config.slack_api_url.as_str().into(),
         };
         let first_admin_token = bootstrap_admin(&state, config.admin_token.as_deref()).await?;
         // Sessions left open by a gateway that stopped cannot continue.
@@ -329,7 +339,9 @@ impl Gateway {
             state.clone(),
         ));
         let live_task = tokio::spawn(state.live.clone().watch(state.clone()));
-        let mut tasks = vec![api_task, live_task];
+        let reviews_task = tokio::spawn(crate::reviews::sweep(state.clone()));
+        let webhooks_task = tokio::spawn(crate::webhooks::deliver(state.clone()));
+        let mut tasks = vec![api_task, live_task, reviews_task, webhooks_task];
         if let Some(listener) = postgres_listener {
             tasks.push(tokio::spawn(crate::native::serve_postgres(
                 listener,

@@ -16,7 +16,9 @@
 //! over ([`same_host`]) instead of tunnelling them. [`live`] keeps the
 //! running sessions, to end those whose access is withdrawn; each
 //! client's stream is watched ([`session_stream`]) so that an ending
-//! session's client still reads why in its protocol.
+//! session's client still reads why in its protocol. On a connection with
+//! reviewers, [`reviews`] holds every session until a review approves it;
+//! [`webhooks`] and [`slack`] tell the people who must act.
 
 pub mod api;
 pub mod cli;
@@ -33,10 +35,13 @@ mod listeners;
 pub mod live;
 mod native;
 mod native_mysql;
+pub mod reviews;
 pub mod same_host;
 pub mod session_stream;
 pub mod sessions;
+pub mod slack;
 pub mod store;
+pub mod webhooks;
 
 pub use gateway::{
     ADMIN_EMAIL, DEFAULT_CLIENT_TIMEOUT, DEFAULT_MAX_CONNECTIONS, Gateway, GatewayConfig,

@@ -1,7 +1,9 @@
 //! The sessions running through this gateway, with what let them open, so
 //! that taking access away ends them within seconds: a revoked token, a
 //! deleted or deactivated user, a group or `access_control` change that
-//! hides the connection, a connection removed or its access mode disabled.
+//! hides the connection, a connection removed or its access mode disabled,
+//! and on a connection with reviewers, the approved review a session runs
+//! under revoked or its access window over ([`crate::reviews`]).
 //!
 //! ```text
 //!  sessions::open ---- register(token hash, user, connection, mode) ---> LiveSessions
@@ -51,6 +53,7 @@ struct Entry {
     token_hash: String,
     connection_id: String,
     kind: AccessKind,
+    review: Option<String>,
     end: watch::Sender<Option<Arc<str>>>,
 }
 
@@ -99,6 +102,7 @@ struct Snapshot {
     token_hash: String,
     connection_id: String,
     kind: AccessKind,
+    review: Option<String>,
 }
 
 impl LiveSessions {
@@ -112,13 +116,15 @@ impl LiveSessions {
     }
 
     /// Registers session `id`, opened with the token whose hash is
-    /// `token_hash` on `connection_id`.
+    /// `token_hash` on `connection_id`, under the approved `review` when
+    /// the connection has reviewers.
     pub(crate) fn register(
         &self,
         id: &str,
         token_hash: &str,
         connection_id: &str,
         kind: AccessKind,
+        review: Option<String>,
     ) -> LiveSession {
         let (end, signal) = watch::channel(None);
         self.lock().insert(
@@ -127,6 +133,7 @@ impl LiveSessions {
                 token_hash: token_hash.to_owned(),
                 connection_id: connection_id.to_owned(),
                 kind,
+                review,
                 end,
             },
         );
@@ -192,6 +199,7 @@ impl LiveSessions {
                 token_hash: entry.token_hash.clone(),
                 connection_id: entry.connection_id.clone(),
                 kind: entry.kind,
+                review: entry.review.clone(),
             })
             .collect();
         let mut callers = HashMap::new();
@@ -215,6 +223,8 @@ impl LiveSessions {
         // Administrators see every connection; the others' rules are one
         // read, shared.
         let mut rules = None;
+        // Whether each connection has reviewers: one read per connection.
+        let mut reviewed = HashMap::new();
         let mut ends = Vec::new();
         for session in &snapshot {
             let Some(caller) = callers.get(&session.token_hash).and_then(Option::as_ref) else {
@@ -266,6 +276,17 @@ impl LiveSessions {
                         connection.name
                     ),
                 ));
+                continue;
+            }
+            if !reviewed.contains_key(&connection.id) {
+                let groups = crate::reviews::reviewer_groups(state, &connection.id, &input).await?;
+                reviewed.insert(connection.id.clone(), !groups.is_empty());
+            }
+            if reviewed.get(&connection.id) == Some(&false) {
+                continue;
+            }
+            if let Some(reason) = review_withdrawn(state, session, connection).await? {
+                ends.push((&session.id, reason));
             }
         }
         for (id, reason) in ends {
@@ -273,4 +294,28 @@ impl LiveSessions {
         }
         Ok(())
     }
+}
+
+/// Why a live session on a connection with reviewers may no longer run,
+/// if it may not: a connect session's `jit` review revoked, or its window
+/// over; any session opened without a review (before reviewers were
+/// added). An exec under its one-time review runs to its end.
+async fn review_withdrawn(
+    state: &AppState,
+    session: &Snapshot,
+    connection: &crate::store::ConnectionRecord,
+) -> Result<Option<String>, ApiError> {
+    let Some(id) = &session.review else {
+        return Ok(Some(format!(
+            "connection {} now requires an approved review",
+            connection.name
+        )));
+    };
+    if session.kind == AccessKind::Exec {
+        return Ok(None);
+    }
+    Ok(match state.store.find_review(id).await? {
+        Some(review) => crate::reviews::access_ended(&review, crate::store::now_ms()),
+        None => Some(format!("review {id} no longer exists")),
+    })
 }

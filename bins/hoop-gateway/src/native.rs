@@ -292,7 +292,7 @@ fn sqlstate(reason: RefusalReason) -> &'static str {
     match reason {
         RefusalReason::Token => "28P01",
         RefusalReason::NotFound | RefusalReason::Protocol => "28000",
-        RefusalReason::ModeDisabled => "42501",
+        RefusalReason::ModeDisabled | RefusalReason::ReviewRequired => "42501",
         RefusalReason::Offline => "08001",
         RefusalReason::Internal => "XX000",
     }
@@ -323,6 +323,7 @@ async fn postgres_client(
         script: None,
         output: None,
         client_thread_id: None,
+        review: None,
     };
     let opened = match sessions::open(state, request).await {
         Ok(opened) => opened,

@@ -445,7 +445,9 @@ fn refusal_code(reason: RefusalReason) -> (u16, &'static [u8; 5]) {
         RefusalReason::Token => (ACCESS_DENIED, b"28000"),
         RefusalReason::NotFound => (DB_ACCESS_DENIED, b"42000"),
         RefusalReason::Protocol => (NOT_SUPPORTED, b"08004"),
-        RefusalReason::ModeDisabled => (SPECIFIC_ACCESS_DENIED, b"42000"),
+        RefusalReason::ModeDisabled | RefusalReason::ReviewRequired => {
+            (SPECIFIC_ACCESS_DENIED, b"42000")
+        }
         RefusalReason::Offline => (UNAVAILABLE, b"08001"),
         RefusalReason::Internal => (UNKNOWN_ERROR, b"HY000"),
     }
@@ -683,6 +685,7 @@ async fn mysql_client(
         script: None,
         output: None,
         client_thread_id: Some(login.thread_id),
+        review: None,
     };
     let opened = match sessions::open(state, request).await {
         Ok(opened) => opened,

@@ -74,6 +74,9 @@ pub enum RefusalReason {
     ModeDisabled,
     /// The connection's agent is not linked, or cannot reach the target.
     Offline,
+    /// The connection lists reviewers and no approved review covers the
+    /// session ([`crate::reviews`]).
+    ReviewRequired,
     /// The store failed.
     Internal,
 }
@@ -129,6 +132,10 @@ pub struct Request<'a> {
     /// The connection id the MySQL listener's greeting told the client,
     /// for the driver to register (its `KILL QUERY` then finds the thread).
     pub client_thread_id: Option<u32>,
+    /// For exec: the approved one-time review this session runs. Its
+    /// requester's token (by hash) stands in for `token`, and its script
+    /// for `script`.
+    pub review: Option<&'a crate::store::ReviewRecord>,
 }
 
 impl<'a> Request<'a> {
@@ -143,6 +150,7 @@ impl<'a> Request<'a> {
             script: None,
             output: None,
             client_thread_id: None,
+            review: None,
         }
     }
 }
@@ -203,7 +211,7 @@ pub async fn open_with(
         check(state, &request, &mut record).await
     };
     match checked {
-        Ok((mut open, agent_id, user, protocol)) => {
+        Ok((mut open, agent_id, user, protocol, review)) => {
             open.output_limit = output_limit;
             if let Err(error) = state
                 .store
@@ -214,12 +222,20 @@ pub async fn open_with(
                 return Err(refuse(RefusalReason::Internal, "internal error"));
             }
             state.events.opened(&id);
+            if let Some(connection_id) = &record.connection_id {
+                crate::webhooks::emit(state, connection_id, "session.open", event_json(&record))
+                    .await;
+            }
             let live = state.live.register(
                 &id,
-                &crate::crypto::hash_token(request.token.trim()),
+                &token_hash(&request),
                 record.connection_id.as_deref().unwrap_or_default(),
                 request.kind,
+                review.as_ref().map(|(id, _)| id.clone()),
             );
+            if let Some((_, Some(end))) = review {
+                cut_at(state, &live, end);
+            }
             if request.kind == AccessKind::Connect && state.links.is_in_place(&agent_id) {
                 return Ok(Opened {
                     id,
@@ -259,17 +275,57 @@ pub async fn open_with(
     }
 }
 
+/// The hash of the token a session is opened with: the person's, or for
+/// an approved review's exec, its requester's.
+fn token_hash(request: &Request<'_>) -> String {
+    match request.review {
+        Some(review) => review.token_hash.clone(),
+        None => crate::crypto::hash_token(request.token.trim()),
+    }
+}
+
+/// What passed the checks: the agent's open message, the agent, the
+/// person, the client's protocol and the review that allowed it, if one
+/// had to.
+type Checked = (
+    OpenSession,
+    String,
+    UserRecord,
+    Protocol,
+    Option<(String, Option<i64>)>,
+);
+
+/// Asks for a revalidation when a session's approved access ends at `end`
+/// (ms), so it is cut then rather than at the next periodic check; the
+/// wait ends with the session.
+fn cut_at(state: &AppState, live: &LiveSession, end: i64) {
+    // A few milliseconds past the end: the monotonic clock the wait uses
+    // and the wall clock the check reads may differ by that much.
+    let wait = std::time::Duration::from_millis(
+        u64::try_from(end.saturating_sub(now_ms()).saturating_add(20)).unwrap_or(0),
+    );
+    let mut ended = live.end_signal();
+    let registry = state.live.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => registry.nudge(),
+            // The session ended (or was ended) first.
+            _ = ended.changed() => {}
+        }
+    });
+}
+
 async fn check(
     state: &AppState,
     request: &Request<'_>,
     record: &mut SessionRecord,
-) -> Result<(OpenSession, String, UserRecord, Protocol), Refused> {
+) -> Result<Checked, Refused> {
     let internal = |_| refuse(RefusalReason::Internal, "internal error");
-    let user = match request.token.trim() {
-        "" => None,
-        token => state
+    let user = match (request.token.trim(), request.review) {
+        ("", None) => None,
+        _ => state
             .store
-            .user_for_token(&crate::crypto::hash_token(token))
+            .user_for_token(&token_hash(request))
             .await
             .map_err(internal)?
             .filter(|user| user.status == "active"),
@@ -337,6 +393,7 @@ async fn check(
             ),
         ));
     }
+    let review = reviewed(state, request, &caller.user, &connection, &input).await?;
     let resources = crate::api::resources_by_name(state)
         .await
         .map_err(|_| refuse(RefusalReason::Internal, "internal error"))?;
@@ -380,7 +437,10 @@ async fn check(
         mode: request.kind.as_str().into(),
         user: caller.user.email.clone(),
         credentials,
-        script: request.script.clone(),
+        script: match request.review {
+            Some(review) => review.input.clone(),
+            None => request.script.clone(),
+        },
         output: request.output.clone(),
         policy: policy_json(
             &with_rule_sets(state, input, &connection.name).await?,
@@ -389,7 +449,64 @@ async fn check(
         client_thread_id: request.client_thread_id,
         output_limit: None,
     };
-    Ok((open, agent_id, caller.user, protocol))
+    Ok((open, agent_id, caller.user, protocol, review))
+}
+
+/// On a connection with reviewers, the review that lets this session
+/// through: for exec, the approved one-time review it runs (of this
+/// person, on this connection); for connect, the person's approved `jit`
+/// access, with the end of its window. Without one the session is
+/// refused, saying how to ask. `None` when the connection has no
+/// reviewers.
+async fn reviewed(
+    state: &AppState,
+    request: &Request<'_>,
+    user: &UserRecord,
+    connection: &crate::store::ConnectionRecord,
+    input: &ConnectionInput,
+) -> Result<Option<(String, Option<i64>)>, Refused> {
+    let groups = crate::reviews::reviewer_groups(state, &connection.id, input)
+        .await
+        .map_err(|_| refuse(RefusalReason::Internal, "internal error"))?;
+    if groups.is_empty() {
+        return Ok(None);
+    }
+    let name = &connection.name;
+    let groups = groups.join(", ");
+    match request.kind {
+        AccessKind::Exec => match request.review {
+            Some(review)
+                if review.connection_id == connection.id
+                    && review.user_id == user.id
+                    && review.kind == crate::reviews::ReviewKind::OneTime.as_str()
+                    && review.status == "PROCESSING" =>
+            {
+                Ok(Some((review.id.clone(), None)))
+            }
+            _ => Err(refuse(
+                RefusalReason::ReviewRequired,
+                format!(
+                    "connection {name} requires an approved review (reviewers: {groups}); \
+                     run the script with hoop exec or POST /api/sessions to request one"
+                ),
+            )),
+        },
+        AccessKind::Connect => {
+            let access = crate::reviews::active_access(state, &user.id, &connection.id)
+                .await
+                .map_err(|_| refuse(RefusalReason::Internal, "internal error"))?;
+            match access {
+                Some(review) => Ok(Some((review.id, review.revoke_at))),
+                None => Err(refuse(
+                    RefusalReason::ReviewRequired,
+                    format!(
+                        "connection {name} requires an approved review (reviewers: {groups}); \
+                         request access with: hoop connect {name} --duration 30m"
+                    ),
+                )),
+            }
+        }
+    }
 }
 
 /// The connection's settings with each guardrail rule set it references
@@ -460,6 +577,26 @@ pub async fn finish(
         tracing::error!(session = %id, %error, "could not record the end of a session");
     }
     state.events.finished(id);
+    if let Ok(Some(session)) = state.store.find_session(id).await
+        && let Some(connection_id) = &session.connection_id
+    {
+        crate::webhooks::emit(state, connection_id, "session.close", event_json(&session)).await;
+    }
+}
+
+/// A session as webhook events carry it.
+fn event_json(session: &SessionRecord) -> Value {
+    json!({
+        "id": session.id,
+        "user": session.user_email,
+        "connection": session.connection_name,
+        "access_mode": session.access_mode,
+        "protocol": session.protocol,
+        "status": session.status,
+        "error": session.error,
+        "started_at": session.started_at,
+        "ended_at": session.ended_at,
+    })
 }
 
 /// Why the sessions a stopping gateway ends are recorded as failed.

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! hoop admin create conn NAME -a AGENT [-t TYPE[/SUBTYPE]] [-e KEY=VAL ...]
-//!     [--access-modes exec,connect,runbooks] [--reviewers G,..] [--redact-types T,..]
+//!     [--access-modes exec,connect,runbooks] [--reviewers G,..] [--min-review-approvals N]
+//!     [--redact-types T,..]
 //!     [--guardrail-rules ID,..] [--tags k=v,..] [--overwrite] [-- COMMAND ARGS..]
 //! hoop admin create agent NAME          (prints the agent's key)
 //! hoop admin create user EMAIL [--name N] [--groups G,..] [--disable] [--overwrite]
@@ -80,6 +81,9 @@ pub(crate) struct CreateConnection {
     /// Groups whose approval a session needs (enables the review plugin).
     #[arg(long, value_delimiter = ',')]
     reviewers: Vec<String>,
+    /// How many reviewer groups must approve, when fewer than all.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    min_review_approvals: Option<u16>,
     /// Entity types to mask in results (enables the dlp plugin).
     #[arg(long, value_delimiter = ',')]
     redact_types: Vec<String>,
@@ -355,6 +359,7 @@ fn connection_body(args: &CreateConnection) -> anyhow::Result<Value> {
         "access_mode_connect": enabled("connect"),
         "access_mode_runbooks": enabled("runbooks"),
         "reviewers": args.reviewers,
+        "min_review_approvals": args.min_review_approvals,
         "redact_enabled": !args.redact_types.is_empty(),
         "redact_types": args.redact_types,
         "guardrail_rules": args.guardrail_rules,

@@ -74,6 +74,10 @@ enum Command {
         /// host (which is otherwise handed the client's socket directly).
         #[arg(long)]
         tunnel: bool,
+        /// On a connection with reviewers: ask for access for this long
+        /// (30m, 2h, 1d), wait for approval, then serve the port.
+        #[arg(short, long, value_parser = hoop_gateway::cli::parse_duration)]
+        duration: Option<std::time::Duration>,
     },
     /// Run SQL on a connection and print the result (exits non-zero on an error).
     Exec {
@@ -90,10 +94,17 @@ enum Command {
         /// json (an array of row objects; numbers, booleans and NULL typed).
         #[arg(short, long, default_value = "text", value_parser = ["text", "json"])]
         output: String,
+        /// On a connection with reviewers: request the review and return at
+        /// once, printing its id, instead of waiting for the output.
+        #[arg(long)]
+        no_wait: bool,
     },
     /// Recorded sessions.
     #[command(subcommand)]
     Sessions(SessionsCommand),
+    /// Reviews (access requests): list, show, approve, reject, revoke.
+    #[command(subcommand)]
+    Reviews(crate::reviews::ReviewsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,7 +206,8 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<u8> {
             port,
             bind,
             tunnel,
-        } => crate::sessions::connect(&name, port, &bind, tunnel)
+            duration,
+        } => crate::sessions::connect(&name, port, &bind, tunnel, duration)
             .await
             .with_context(|| format!("connecting to {name}"))
             .map(|()| 0),
@@ -204,10 +216,12 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<u8> {
             input,
             file,
             output,
-        } => crate::sessions::exec(&name, input, file, &output)
+            no_wait,
+        } => crate::sessions::exec(&name, input, file, &output, no_wait)
             .await
             .with_context(|| format!("exec on {name}")),
         Command::Sessions(command) => sessions(command).await.map(|()| 0),
+        Command::Reviews(command) => crate::reviews::run(command).await.map(|()| 0),
     }
 }
 
@@ -291,7 +305,7 @@ async fn agents(command: AgentsCommand) -> anyhow::Result<()> {
 }
 
 /// `value` percent-encoded for a query string.
-fn query_value(value: &str) -> String {
+pub(crate) fn query_value(value: &str) -> String {
     let mut out = String::new();
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {

@@ -10,6 +10,7 @@ mod api;
 mod commands;
 mod login;
 mod output;
+mod reviews;
 mod sessions;
 mod up;
 

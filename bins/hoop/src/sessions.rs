@@ -42,6 +42,7 @@ pub(crate) async fn connect(
     port: Option<u16>,
     bind: &str,
     tunnel_always: bool,
+    duration: Option<Duration>,
 ) -> anyhow::Result<()> {
     let (url, token) = login::settings()?;
     let gateway = login::endpoint(&url)?;
@@ -67,6 +68,9 @@ pub(crate) async fn connect(
             "connection {name} is of subtype {subtype:?}; hoop connect serves postgres and mysql"
         ),
     };
+    if let Some(duration) = duration {
+        ask_for_access(&api, name, duration).await?;
+    }
     let port = port.unwrap_or(default_port);
     let listener = TcpListener::bind((bind, port)).await.with_context(|| {
         format!("cannot listen on {bind}:{port} (is something else there? choose another port with -p PORT)")
@@ -148,6 +152,34 @@ pub(crate) async fn connect(
         () = serve => Ok(()),
         () = hoop_gateway::cli::wait_for_shutdown() => Ok(()),
     }
+}
+
+/// Asks for connect access to `name` for `duration` (a `jit` review) and
+/// waits until it is approved. A connection without reviewers needs no
+/// asking.
+async fn ask_for_access(api: &Api, name: &str, duration: Duration) -> anyhow::Result<()> {
+    let body = json!({"connection": name, "access_duration_sec": duration.as_secs()});
+    let response = api
+        .send(hyper::Method::POST, "/api/sessions", Some(&body))
+        .await?;
+    if response.status == StatusCode::UNPROCESSABLE_ENTITY
+        && response.body["field"] == "access_duration_sec"
+    {
+        return Ok(());
+    }
+    if response.status != StatusCode::ACCEPTED {
+        return Err(api::refusal(&response).context("asking for access"));
+    }
+    crate::reviews::announce(name, "access", &response.body);
+    let id = crate::output::field(&response.body, "id");
+    let review = crate::reviews::wait(api, &id, &["PENDING"]).await?;
+    eprintln!(
+        "hoop: review {id} approved: access to {name} until {}",
+        review["revoke_at"]
+            .as_i64()
+            .map_or_else(|| "-".into(), crate::output::local_time)
+    );
+    Ok(())
 }
 
 /// The gateway's handoff socket, if it has one: asked once, at start.
@@ -420,6 +452,7 @@ pub(crate) async fn exec(
     input: Option<String>,
     file: Option<PathBuf>,
     output: &str,
+    no_wait: bool,
 ) -> anyhow::Result<u8> {
     let script = match (input, file) {
         (Some(input), _) => input,
@@ -449,9 +482,22 @@ pub(crate) async fn exec(
         .post_streaming("/api/sessions", &body, EXEC_STREAM)
         .await?;
     if !response.content_type.starts_with(EXEC_STREAM) {
-        // A refusal, or a gateway that answers whole: one JSON body.
-        let success = response.status.is_success();
-        let body = response.json().await?;
+        // A refusal, a review to wait for, or a gateway that answers
+        // whole: one JSON body.
+        let status = response.status;
+        let mut success = status.is_success();
+        let mut body = response.json().await?;
+        if status == StatusCode::ACCEPTED {
+            crate::reviews::announce(name, "exec", &body);
+            let id = crate::output::field(&body, "id");
+            if no_wait {
+                println!("{id}");
+                return Ok(0);
+            }
+            // Ctrl-C stops the waiting; the review stays pending.
+            body = crate::reviews::wait(&api, &id, &["PENDING", "APPROVED", "PROCESSING"]).await?;
+            success = body["exit_code"] == 0;
+        }
         if let Some(text) = body["output"].as_str() {
             let mut stdout = std::io::stdout().lock();
             let mut rows = Printer::new(output == "json");

@@ -122,6 +122,9 @@ pub struct ConnectionInput {
     pub guardrail_rules: Vec<Value>,
     /// Groups whose approval a review needs.
     pub reviewers: Vec<String>,
+    /// How many reviewer groups must approve, when fewer than all
+    /// (hoop's `min_review_approvals`).
+    pub min_review_approvals: Option<i64>,
     /// Free-form tags.
     pub tags: Vec<String>,
 }
@@ -154,6 +157,7 @@ impl ConnectionInput {
             redact_types: Vec::new(),
             guardrail_rules: Vec::new(),
             reviewers: Vec::new(),
+            min_review_approvals: None,
             tags: Vec::new(),
         }
     }
@@ -168,6 +172,7 @@ impl ConnectionInput {
             "redact_types": self.redact_types,
             "guardrail_rules": self.guardrail_rules,
             "reviewers": self.reviewers,
+            "min_review_approvals": self.min_review_approvals,
             "tags": self.tags,
         })
     }
@@ -254,6 +259,9 @@ pub(crate) fn stored_input(
             .cloned()
             .unwrap_or_default(),
         reviewers: strings_attr(&attributes, "reviewers"),
+        min_review_approvals: attributes
+            .get("min_review_approvals")
+            .and_then(Value::as_i64),
         tags: strings_attr(&attributes, "tags"),
     })
 }
@@ -405,6 +413,13 @@ fn parse_body(
         reviewers: fields
             .strings("reviewers")?
             .unwrap_or_else(|| keep.reviewers.clone()),
+        min_review_approvals: match fields.take("min_review_approvals") {
+            None if mode == Mode::Patch => keep.min_review_approvals,
+            None => None,
+            Some(value) => Some(value.as_i64().filter(|n| *n >= 1).ok_or_else(|| {
+                ApiError::invalid("min_review_approvals", "must be a whole number, 1 or more")
+            })?),
+        },
         tags: fields.strings("tags")?.unwrap_or_else(|| keep.tags.clone()),
     };
     fields.finish()?;

@@ -26,6 +26,7 @@ pub(crate) mod names;
 mod openapi;
 mod plugins;
 mod resources;
+mod reviews;
 mod sessions;
 mod users;
 
@@ -42,6 +43,7 @@ use serde_json::{Value, json};
 
 pub use connections::{ConnectionInput, connection_target};
 pub use plugins::PLUGINS;
+pub(crate) use sessions::run_approved_exec;
 pub use sessions::{EXEC_STREAM, MAX_EXEC_OUTPUT, TUNNEL_PROTOCOL};
 
 use crate::crypto::SecretBox;
@@ -76,6 +78,10 @@ pub struct AppState {
     /// The sessions running through this gateway, ended when access is
     /// withdrawn.
     pub live: crate::live::LiveSessions,
+    /// How long a review waits for its reviewers before it expires.
+    pub review_timeout: std::time::Duration,
+    /// The base URL of Slack's Web API (`SLACK_API_URL`).
+    pub slack_api_url: Arc<str>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -130,7 +136,7 @@ impl ApiError {
         }
     }
 
-    fn unauthorized() -> Self {
+    pub(crate) fn unauthorized() -> Self {
         Self {
             status: StatusCode::UNAUTHORIZED,
             message: "missing or invalid token".into(),
@@ -139,9 +145,14 @@ impl ApiError {
     }
 
     fn forbidden() -> Self {
+        Self::forbidden_because("administrators only")
+    }
+
+    /// 403 with the reason.
+    pub(crate) fn forbidden_because(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::FORBIDDEN,
-            message: "administrators only".into(),
+            message: message.into(),
             field: None,
         }
     }
@@ -325,6 +336,7 @@ pub(crate) fn routes() -> Vec<Route> {
     all.extend(plugins::routes());
     all.extend(users::routes());
     all.extend(sessions::routes());
+    all.extend(reviews::routes());
     all
 }
 

@@ -55,6 +55,60 @@ async fn serverinfo(State(state): State<AppState>, _caller: Caller) -> super::Ap
     }))
 }
 
+/// Every schema: one `json!` holding them all passes the macro's
+/// recursion limit.
+fn all_schemas() -> Value {
+    let mut all = schemas();
+    if let (Value::Object(all), Value::Object(reviews)) = (&mut all, review_schemas()) {
+        all.extend(reviews);
+    }
+    all
+}
+
+fn review_schemas() -> Value {
+    let string = json!({"type": "string"});
+    json!({
+        "TimeWindow": {
+            "type": "object",
+            "description": "hours of the day (UTC) approved access is limited to",
+            "properties": {"type": {"type": "string", "enum": ["time_range"]}, "start_time": string, "end_time": string},
+            "required": ["type", "start_time", "end_time"], "additionalProperties": false
+        },
+        "Review": {
+            "type": "object",
+            "properties": {
+                "id": string, "session": string,
+                "type": {"type": "string", "enum": ["onetime", "jit"]},
+                "status": {"type": "string", "enum": ["PENDING", "APPROVED", "REJECTED", "EXPIRED", "REVOKED", "PROCESSING", "EXECUTED"]},
+                "connection": string, "connection_id": string, "requester": string, "requester_id": string,
+                "input": string, "output": string, "exit_code": {"type": "integer"}, "error": string,
+                "access_duration_sec": {"type": "integer"},
+                "time_window": {"$ref": "#/components/schemas/TimeWindow"},
+                "min_approvals": {"type": "integer"},
+                "review_groups_data": {"type": "array", "items": {"type": "object", "properties": {
+                    "group": string, "status": string, "reviewed_by": string,
+                    "review_date": {"type": "integer"}, "forced_review": {"type": "boolean"}
+                }}},
+                "created_at": {"type": "integer"}, "updated_at": {"type": "integer"},
+                "expires_at": {"type": "integer"}, "revoke_at": {"type": "integer"},
+                "events": {"type": "array", "items": {"type": "object", "properties": {
+                    "status": string, "actor": string, "forced": {"type": "boolean"}, "note": string, "at": {"type": "integer"}
+                }}}
+            }
+        },
+        "ReviewDecision": {
+            "type": "object",
+            "properties": {
+                "status": {"type": "string", "enum": ["APPROVED", "REJECTED", "REVOKED"]},
+                "force_review": {"type": "boolean"},
+                "time_window": {"$ref": "#/components/schemas/TimeWindow"},
+                "rejection_reason": string
+            },
+            "required": ["status"], "additionalProperties": false
+        }
+    })
+}
+
 fn schemas() -> Value {
     let string = json!({"type": "string"});
     let strings = json!({"type": "array", "items": {"type": "string"}});
@@ -140,6 +194,7 @@ fn schemas() -> Value {
                 "redact_types": strings,
                 "guardrail_rules": {"type": "array", "description": "rule objects, or ids of guardrail rule sets"},
                 "reviewers": identifiers,
+                "min_review_approvals": {"type": "integer", "minimum": 1},
                 "tags": {"type": "array", "items": label}
             },
             "required": ["name", "type"],
@@ -156,7 +211,8 @@ fn schemas() -> Value {
                 "secret": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 0}},
                 "access_mode_exec": mode, "access_mode_connect": mode, "access_mode_runbooks": mode,
                 "redact_enabled": {"type": "boolean"}, "redact_types": strings,
-                "guardrail_rules": {"type": "array"}, "reviewers": strings, "tags": strings
+                "guardrail_rules": {"type": "array"}, "reviewers": strings,
+                "min_review_approvals": {"type": "integer"}, "tags": strings
             }
         },
         "Plugin": {
@@ -200,8 +256,12 @@ fn schemas() -> Value {
         },
         "ExecRequest": {
             "type": "object",
-            "properties": {"connection": string, "script": string, "output": {"type": "string", "enum": ["text", "json"]}},
-            "required": ["connection", "script"], "additionalProperties": false
+            "properties": {
+                "connection": string, "script": string, "output": {"type": "string", "enum": ["text", "json"]},
+                "access_duration_sec": {"type": "integer", "minimum": 1, "description": "asks for connect access (a jit review) instead of running a script"},
+                "time_window": {"$ref": "#/components/schemas/TimeWindow"}
+            },
+            "required": ["connection"], "additionalProperties": false
         },
         "ExecResult": {
             "type": "object",
@@ -307,7 +367,7 @@ pub(super) fn document(docs: &[RouteDoc]) -> Value {
         },
         "paths": paths,
         "components": {
-            "schemas": schemas(),
+            "schemas": all_schemas(),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
         }
     })

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::Method;
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use serde_json::{Value, json};
 
 use super::connections::ConnectionInput;
@@ -62,6 +62,26 @@ pub(super) fn routes() -> Vec<Route> {
             Some("Plugin"),
             200,
             get(show),
+        ),
+        route(
+            Method::GET,
+            "/api/plugins/webhooks/deliveries",
+            "The webhooks outbox, newest first: each event, its endpoint, status and every attempt's outcome",
+            Access::Admin,
+            None,
+            None,
+            200,
+            get(deliveries),
+        ),
+        route(
+            Method::POST,
+            "/api/plugins/slack/interactions",
+            "Slack's interactions (Approve and Reject buttons): verified by Slack's v0 signature within 5 minutes, else 401",
+            Access::Public,
+            None,
+            None,
+            200,
+            post(slack_interaction),
         ),
         route(
             Method::PUT,
@@ -163,6 +183,12 @@ async fn plugin_json(state: &AppState, caller: &Caller, name: &str) -> Result<Va
         Some(config) => serde_json::from_str(&config).unwrap_or(Value::Null),
         None => Value::Null,
     };
+    // Every user may read a plugin: its secrets stay in the store.
+    let config = match name {
+        crate::webhooks::PLUGIN => crate::webhooks::redacted(&config),
+        crate::slack::PLUGIN => crate::slack::redacted(&config),
+        _ => config,
+    };
     Ok(json!({
         "id": name,
         "name": name,
@@ -196,6 +222,64 @@ async fn show(
     super::ok(&plugin_json(&state, &caller, &name).await?)
 }
 
+async fn slack_interaction(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    match crate::slack::interaction(
+        &state,
+        &header("x-slack-request-timestamp"),
+        &header("x-slack-signature"),
+        &body,
+    )
+    .await
+    {
+        Ok(text) => super::ok(&json!({"text": text})),
+        Err(crate::slack::InteractionError::Unauthorized) => Err(ApiError::unauthorized()),
+        // Slack shows the answer to the clicker; 200 so it does.
+        Err(crate::slack::InteractionError::Refused(text)) => super::ok(&json!({"text": text})),
+    }
+}
+
+/// The most deliveries one list returns.
+const DELIVERIES_LIMIT: i64 = 1000;
+
+async fn deliveries(State(state): State<AppState>, caller: Caller) -> ApiResult {
+    caller.require_admin()?;
+    let listed = state.store.list_deliveries(DELIVERIES_LIMIT).await?;
+    super::ok(&Value::Array(
+        listed
+            .iter()
+            .map(|(delivery, attempts)| {
+                json!({
+                    "id": delivery.id,
+                    "endpoint_url": delivery.endpoint_url,
+                    "event_type": delivery.event_type,
+                    "payload": serde_json::from_str::<Value>(&delivery.payload).unwrap_or(Value::Null),
+                    "status": delivery.status,
+                    "attempts": attempts.iter().map(|a| json!({
+                        "attempt": a.attempt,
+                        "at": a.at,
+                        "status_code": a.status_code,
+                        "error": a.error,
+                    })).collect::<Vec<_>>(),
+                    "next_attempt_at": delivery.next_attempt_at,
+                    "created_at": delivery.created_at,
+                    "updated_at": delivery.updated_at,
+                })
+            })
+            .collect(),
+    ))
+}
+
 async fn replace(
     State(state): State<AppState>,
     caller: Caller,
@@ -217,6 +301,12 @@ async fn replace(
     let dlp_config = (name == dlp::PLUGIN).then(|| config.clone().unwrap_or_default());
     if let Some(dlp_config) = &dlp_config {
         dlp::check_config(dlp_config)?;
+    }
+    if name == crate::webhooks::PLUGIN {
+        crate::webhooks::check_config(&config.clone().unwrap_or_default())?;
+    }
+    if name == crate::slack::PLUGIN {
+        crate::slack::check_config(&config.clone().unwrap_or_default())?;
     }
     let config = config.map_or(Value::Null, Value::Object);
     let all = state.store.list_connections().await?;

@@ -62,7 +62,7 @@ pub(super) fn routes() -> Vec<Route> {
         route(
             Method::POST,
             "/api/sessions",
-            "Run a script on a connection (exec); returns the output (at most 16 MiB, then truncated at a row), status and exit code, or with Accept: application/x-ndjson streams it as JSON lines with no limit",
+            "Run a script on a connection (exec); returns the output (at most 16 MiB, then truncated at a row), status and exit code, or with Accept: application/x-ndjson streams it as JSON lines with no limit. On a connection with reviewers it answers 202 with the review it created (onetime; or jit, for connect access, with access_duration_sec and no script)",
             Access::User,
             Some("ExecRequest"),
             Some("ExecResult"),
@@ -107,7 +107,7 @@ fn refusal_status(reason: RefusalReason) -> StatusCode {
         RefusalReason::Token => StatusCode::UNAUTHORIZED,
         RefusalReason::NotFound => StatusCode::NOT_FOUND,
         RefusalReason::Protocol => StatusCode::UNPROCESSABLE_ENTITY,
-        RefusalReason::ModeDisabled => StatusCode::FORBIDDEN,
+        RefusalReason::ModeDisabled | RefusalReason::ReviewRequired => StatusCode::FORBIDDEN,
         RefusalReason::Offline => StatusCode::SERVICE_UNAVAILABLE,
         RefusalReason::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
@@ -182,7 +182,39 @@ async fn exec(
 ) -> ApiResult {
     let mut fields = Fields::parse(&body)?;
     let connection = fields.required_string("connection")?;
-    let script = fields.required_string("script")?;
+    let access_duration_sec = match fields.take("access_duration_sec") {
+        None => None,
+        Some(value) => Some(
+            value
+                .as_i64()
+                .filter(|n| (1..=crate::reviews::MAX_ACCESS_DURATION_SEC).contains(n))
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "access_duration_sec",
+                        format!(
+                            "must be a whole number of seconds from 1 to {}",
+                            crate::reviews::MAX_ACCESS_DURATION_SEC
+                        ),
+                    )
+                })?,
+        ),
+    };
+    let time_window = fields
+        .take("time_window")
+        .map(|value| crate::reviews::TimeWindow::parse(&value, "time_window"))
+        .transpose()?;
+    let script = match access_duration_sec {
+        Some(_) => {
+            if fields.has("script") {
+                return Err(ApiError::invalid(
+                    "script",
+                    "asks for an exec; access_duration_sec asks for connect access: give one",
+                ));
+            }
+            String::new()
+        }
+        None => fields.required_string("script")?,
+    };
     let output = fields.string("output")?;
     fields.finish()?;
     if output
@@ -191,11 +223,31 @@ async fn exec(
     {
         return Err(ApiError::invalid("output", "must be text or json"));
     }
+    if time_window.is_some() && access_duration_sec.is_none() {
+        return Err(ApiError::invalid(
+            "time_window",
+            "limits connect access: give access_duration_sec too",
+        ));
+    }
     let streamed = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains(EXEC_STREAM));
     let token = bearer(&headers);
+    let new = crate::reviews::NewReview {
+        kind: if access_duration_sec.is_some() {
+            crate::reviews::ReviewKind::Jit
+        } else {
+            crate::reviews::ReviewKind::OneTime
+        },
+        script: access_duration_sec.is_none().then(|| script.clone()),
+        output: output.clone(),
+        access_duration_sec,
+        time_window,
+    };
+    if let Some(answer) = super::reviews::request(&state, &token, &connection, new).await? {
+        return Ok(answer);
+    }
     let opened = match sessions::open_with(
         &state,
         SessionRequest {
@@ -206,6 +258,7 @@ async fn exec(
             script: Some(script.clone()),
             output,
             client_thread_id: None,
+            review: None,
         },
         (!streamed).then_some(MAX_EXEC_OUTPUT as u64),
     )
@@ -244,6 +297,52 @@ async fn exec(
         .map_err(ApiError::internal)?;
     drop(held);
     super::ok(&answer)
+}
+
+/// Runs an approved one-time review's script, as its requester, and
+/// returns the answer `POST /api/sessions` would have given (`message`
+/// when the session was refused).
+pub(crate) async fn run_approved_exec(
+    state: &AppState,
+    review: &crate::store::ReviewRecord,
+) -> Value {
+    let opened = match sessions::open_with(
+        state,
+        SessionRequest {
+            token: "",
+            connection: &review.connection_name,
+            kind: AccessKind::Exec,
+            protocol: None,
+            script: None,
+            output: review.output_format.clone(),
+            client_thread_id: None,
+            review: Some(review),
+        },
+        Some(MAX_EXEC_OUTPUT as u64),
+    )
+    .await
+    {
+        Ok(opened) => opened,
+        Err(refused) => {
+            return json!({"message": refused.message, "status": "refused", "exit_code": 1});
+        }
+    };
+    let sessions::Route::Link { sender, receiver } = opened.route else {
+        return json!({"message": "exec sessions go over the link", "status": "failed", "exit_code": 1});
+    };
+    let reader = ExecReader {
+        state: state.clone(),
+        id: opened.id,
+        sender,
+        receiver,
+        ended: opened.live.end_signal(),
+        live: opened.live,
+        bytes_in: review.input.as_deref().map_or(0, |s| s.len() as u64),
+        bytes_out: 0,
+    };
+    // Nobody leaves: the gateway reads the output to its end.
+    let (_held, dropped) = tokio::sync::oneshot::channel::<()>();
+    reader.collect(dropped).await
 }
 
 /// The gateway's end of an exec session: reads the agent's output,
@@ -560,8 +659,17 @@ async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<SessionReco
         .ok_or_else(|| ApiError::not_found("session"))
 }
 
+/// One session; one that ran an approved review also carries the review's
+/// id, output and exit code (the requester reads them here too).
 async fn show(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult {
-    super::ok(&session_json(&find(&state, &caller, &id).await?))
+    let session = find(&state, &caller, &id).await?;
+    let mut body = session_json(&session);
+    if let Some(review) = state.store.review_of_session(&session.id).await? {
+        body["review_id"] = json!(review.id);
+        body["output"] = json!(review.output);
+        body["exit_code"] = json!(review.exit_code);
+    }
+    super::ok(&body)
 }
 
 /// Event batches read from the store per page of the events stream.

@@ -165,4 +165,90 @@ CREATE UNIQUE INDEX user_groups_name_nocase ON user_groups (lower(name));
 CREATE UNIQUE INDEX users_email_nocase ON users (lower(email));
 ",
     ),
+    // Reviews (access requests): a one-time exec held until approved, or
+    // time-boxed connect access. `revision` counts the changes: a change
+    // is made only on the revision it read, and each one is recorded once
+    // in `review_events` (who, when, what), the audit of its transitions.
+    Migration(
+        "
+CREATE TABLE reviews (
+    id TEXT PRIMARY KEY,
+    type TEXT NOT NULL,
+    status TEXT NOT NULL,
+    connection_id TEXT NOT NULL,
+    connection_name TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    user_email TEXT NOT NULL,
+    token_hash TEXT NOT NULL,
+    input TEXT,
+    output_format TEXT,
+    access_duration_sec {bigint},
+    time_window TEXT,
+    review_groups TEXT NOT NULL,
+    min_approvals {bigint},
+    session_id TEXT,
+    output TEXT,
+    exit_code {bigint},
+    error TEXT,
+    created_at {bigint} NOT NULL,
+    updated_at {bigint} NOT NULL,
+    expires_at {bigint} NOT NULL,
+    revoke_at {bigint},
+    revision {bigint} NOT NULL
+);
+CREATE INDEX reviews_status ON reviews (status);
+CREATE INDEX reviews_access ON reviews (user_id, connection_id);
+CREATE INDEX reviews_session ON reviews (session_id);
+CREATE TABLE review_events (
+    review_id TEXT NOT NULL REFERENCES reviews(id) ON DELETE CASCADE,
+    revision {bigint} NOT NULL,
+    status TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    forced {bigint} NOT NULL,
+    note TEXT,
+    at {bigint} NOT NULL,
+    PRIMARY KEY (review_id, revision)
+);
+",
+    ),
+    // The webhooks outbox: one row per event and endpoint, delivered at
+    // least once, retried with backoff, kept across restarts; each
+    // attempt's outcome in `webhook_attempts`. The endpoint's signing
+    // secret is sealed with the gateway's key.
+    Migration(
+        "
+CREATE TABLE webhook_deliveries (
+    id TEXT PRIMARY KEY,
+    endpoint_url TEXT NOT NULL,
+    secret {bytes} NOT NULL,
+    event_type TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts {bigint} NOT NULL,
+    next_attempt_at {bigint} NOT NULL,
+    created_at {bigint} NOT NULL,
+    updated_at {bigint} NOT NULL
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at);
+CREATE TABLE webhook_attempts (
+    delivery_id TEXT NOT NULL REFERENCES webhook_deliveries(id) ON DELETE CASCADE,
+    attempt {bigint} NOT NULL,
+    at {bigint} NOT NULL,
+    status_code {bigint},
+    error TEXT,
+    PRIMARY KEY (delivery_id, attempt)
+);
+",
+    ),
+    // The Slack messages posted for each review, to show its outcome.
+    Migration(
+        "
+CREATE TABLE slack_messages (
+    review_id TEXT NOT NULL REFERENCES reviews(id) ON DELETE CASCADE,
+    channel TEXT NOT NULL,
+    ts TEXT NOT NULL,
+    PRIMARY KEY (review_id, channel, ts)
+);
+",
+    ),
 ];

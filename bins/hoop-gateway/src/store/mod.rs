@@ -11,8 +11,10 @@ mod guardrails;
 mod migrations;
 mod postgres;
 mod records;
+mod reviews;
 mod sessions;
 mod sqlite;
+mod webhooks;
 
 use std::path::Path;
 
@@ -22,8 +24,10 @@ pub use records::{
     AgentRecord, ConnectionRecord, PluginChange, PluginConfigRecord, PluginEntryRecord,
     ResourceRecord, TokenRecord, UserRecord,
 };
+pub use reviews::{ReviewEvent, ReviewFilter, ReviewGroup, ReviewRecord};
 pub(crate) use sessions::now_ms;
 pub use sessions::{EventBatch, SessionFilter, SessionRecord};
+pub use webhooks::{AttemptRecord, DeliveryRecord};
 
 /// A value bound to or read from a statement.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -261,7 +261,158 @@ async fn guardrails_round_trip_update_and_delete(backend: Backend) {
     assert_eq!(store.find_guardrail(&guardrail.id).await.unwrap(), None);
 }
 
+/// A review changes only from the revision it was read at, each change
+/// recorded once; a second writer from the same revision writes nothing.
+async fn reviews_change_once_per_revision_with_their_events(backend: Backend) {
+    let test = TestStore::new(backend).await;
+    let store = test.open().await;
+    let mut review = ReviewRecord {
+        id: crate::crypto::new_id().unwrap(),
+        kind: "jit".into(),
+        status: "PENDING".into(),
+        connection_id: "c1".into(),
+        connection_name: "pg".into(),
+        user_id: "u1".into(),
+        user_email: "ana@example.com".into(),
+        token_hash: "h".into(),
+        input: None,
+        output_format: None,
+        access_duration_sec: Some(60),
+        time_window: None,
+        review_groups: vec![ReviewGroup {
+            group: "dba".into(),
+            status: "PENDING".into(),
+            reviewed_by: None,
+            review_date: None,
+            forced_review: false,
+        }],
+        min_approvals: None,
+        session_id: None,
+        output: None,
+        exit_code: None,
+        error: None,
+        created_at: 10,
+        updated_at: 10,
+        expires_at: 20,
+        revoke_at: None,
+        revision: 1,
+    };
+    store.insert_review(&review).await.unwrap();
+    assert_eq!(
+        store.find_review(&review.id).await.unwrap(),
+        Some(review.clone())
+    );
+    let mut approved = review.clone();
+    approved.status = "APPROVED".into();
+    approved.review_groups[0].status = "APPROVED".into();
+    approved.revoke_at = Some(1_000);
+    approved.updated_at = 11;
+    approved.revision = 2;
+    assert!(
+        store
+            .update_review(&approved, "bo@example.com", false, None)
+            .await
+            .unwrap()
+    );
+    // Another writer that read revision 1 too.
+    review.status = "REJECTED".into();
+    review.revision = 2;
+    assert!(
+        !store
+            .update_review(&review, "cy@example.com", false, None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.find_review(&review.id).await.unwrap(),
+        Some(approved.clone())
+    );
+    let events = store.review_events(&review.id).await.unwrap();
+    let seen: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.status.as_str(), e.actor.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("PENDING", "ana@example.com"),
+            ("APPROVED", "bo@example.com")
+        ]
+    );
+    assert_eq!(
+        store.approved_access("u1", "c1", 999).await.unwrap().len(),
+        1
+    );
+    assert!(
+        store
+            .approved_access("u1", "c1", 1_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let filter = ReviewFilter {
+        status: Some("APPROVED".into()),
+        connection: Some("pg".into()),
+        requester: Some("ana@example.com".into()),
+    };
+    assert_eq!(
+        store.list_reviews(&filter, 10).await.unwrap(),
+        vec![approved]
+    );
+    assert!(store.reviews_in("PENDING").await.unwrap().is_empty());
+}
+
+/// The webhooks outbox: due deliveries come back oldest first; an
+/// attempt and the delivery's new state are written together.
+async fn webhook_deliveries_wait_until_due_and_keep_every_attempt(backend: Backend) {
+    let test = TestStore::new(backend).await;
+    let store = test.open().await;
+    let delivery = |id: &str, created_at: i64| DeliveryRecord {
+        id: id.into(),
+        endpoint_url: "http://127.0.0.1:1/hook".into(),
+        secret: vec![0, 1, 2],
+        event_type: "session.open".into(),
+        payload: "{}".into(),
+        status: "pending".into(),
+        attempts: 0,
+        next_attempt_at: created_at,
+        created_at,
+        updated_at: created_at,
+    };
+    store
+        .queue_deliveries(&[delivery("msg_b", 20), delivery("msg_a", 10)])
+        .await
+        .unwrap();
+    let due = store.due_deliveries(15, 10).await.unwrap();
+    assert_eq!(due, vec![delivery("msg_a", 10)]);
+    let mut retried = due[0].clone();
+    retried.attempts = 1;
+    retried.next_attempt_at = 1_000;
+    retried.updated_at = 16;
+    let attempt = AttemptRecord {
+        delivery_id: "msg_a".into(),
+        attempt: 1,
+        at: 16,
+        status_code: Some(503),
+        error: Some("the endpoint answered 503".into()),
+    };
+    store.record_attempt(&retried, &attempt).await.unwrap();
+    let due: Vec<String> = store
+        .due_deliveries(100, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.id)
+        .collect();
+    assert_eq!(due, ["msg_b"]);
+    let listed = store.list_deliveries(10).await.unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[1], (retried, vec![attempt]));
+}
+
 on_both_backends!(
+    webhook_deliveries_wait_until_due_and_keep_every_attempt,
+    reviews_change_once_per_revision_with_their_events,
     migrations_apply_once_and_data_survives_reopen,
     duplicate_names_conflict,
     failed_transaction_writes_nothing,
