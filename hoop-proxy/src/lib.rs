@@ -19,19 +19,29 @@
 //! (SCRAM-SHA-256 client). Protocol specifics live in [`postgres`] and
 //! [`mysql`].
 //!
+//! Between the gateway and the agent: [`link`] (frames, the session
+//! multiplexer, control messages, the agent's key: what both ends speak),
+//! [`agent`] (the agent's run loop and session assembly: a driver, its
+//! policy and its recorder for one opened session), [`recorder`] (audit
+//! events, their outbox and journal). They live here, not in a binary,
+//! because the gateway, the agent and `hoop up` all use them.
+//!
 //! This crate does not decode anything itself (that is `hoop-wire`) and holds
 //! no policy of its own (rules come from `hoop-masking`).
 
+pub mod agent;
 pub mod auth;
 pub mod cancel;
 pub mod connection;
 pub mod driver;
 pub mod error;
+pub mod link;
 pub mod listener;
 pub mod mysql;
 pub mod pipeline;
 pub mod policy;
 pub mod postgres;
+pub mod recorder;
 pub mod relay;
 pub mod scram;
 pub mod stream;

@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
-use hoop_agent::InPlaceSession;
-use hoop_agent::messages::OpenSession;
+use hoop_proxy::agent::InPlaceSession;
+use hoop_proxy::link::messages::OpenSession;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::api::AppState;

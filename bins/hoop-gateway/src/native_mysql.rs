@@ -40,8 +40,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use hoop_agent::messages::SessionEnd;
-use hoop_agent::mux::{Inbound, PumpEnd, PumpReport, StreamReceiver, StreamSender, pump};
+use hoop_proxy::link::messages::SessionEnd;
+use hoop_proxy::link::mux::{Inbound, PumpEnd, PumpReport, StreamReceiver, StreamSender, pump};
 use hoop_proxy::mysql::error;
 use hoop_proxy::stream::Stream;
 use hoop_wire::mysql::{

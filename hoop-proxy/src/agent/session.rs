@@ -15,21 +15,21 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::cancel::CancelRegistry;
+use crate::mysql::{MysqlProxy, ThreadRegistry};
+use crate::pipeline::Pipeline;
+use crate::policy::PolicyPipeline;
+use crate::postgres::PostgresProxy;
+use crate::{Credentials, DatabaseTarget};
 use bytes::{Bytes, BytesMut};
-use hoop_proxy::cancel::CancelRegistry;
-use hoop_proxy::mysql::{MysqlProxy, ThreadRegistry};
-use hoop_proxy::pipeline::Pipeline;
-use hoop_proxy::policy::PolicyPipeline;
-use hoop_proxy::postgres::PostgresProxy;
-use hoop_proxy::{Credentials, DatabaseTarget};
 use hoop_wire::postgres::{CancelRequest, FrontendDecoder, FrontendMessage, Limits};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::frame::{Frame, FrameKind};
-use crate::journal::AuditJournal;
-use crate::messages::{OpenSession, SessionEnd};
-use crate::mux::{PumpEnd, StreamReceiver, StreamSender, pump};
-use crate::outbox::AuditOutbox;
+use crate::link::frame::{Frame, FrameKind};
+use crate::link::messages::{OpenSession, SessionEnd};
+use crate::link::mux::{PumpEnd, StreamReceiver, StreamSender, pump};
+use crate::recorder::journal::AuditJournal;
+use crate::recorder::outbox::AuditOutbox;
 use crate::recorder::{AuditBatch, EventRoute, EventSink, RecordingPipeline};
 
 /// Bytes the in-memory duplex between the link and the driver holds per
@@ -50,7 +50,7 @@ pub enum StartError {
     Protocol(String),
     /// The connection's credentials do not name a usable target.
     #[error("connection settings: {0}")]
-    Config(#[from] hoop_proxy::ConfigError),
+    Config(#[from] crate::ConfigError),
     /// The driver could not be built (its TLS settings, say).
     #[error("driver: {0}")]
     Driver(String),
@@ -91,7 +91,7 @@ static MYSQL_THREADS: std::sync::LazyLock<ThreadRegistry> =
 /// this process, that handed out its key; false when none did (a session
 /// served by an agent in another process, or one that ended).
 pub async fn cancel(request: hoop_wire::postgres::CancelRequest) -> bool {
-    hoop_proxy::postgres::cancel(&POSTGRES_CANCELS, request).await
+    crate::postgres::cancel(&POSTGRES_CANCELS, request).await
 }
 
 /// The link frame that asks every agent to forward `request`: a cancel
@@ -226,7 +226,7 @@ pub(crate) async fn run(
     use tracing::Instrument;
     let span = tracing::info_span!("session", id = %open.session_id, connection = %open.connection);
     if open.mode == "exec" {
-        let end = crate::exec::run(&open, &sender, receiver, &audit)
+        let end = super::exec::run(&open, &sender, receiver, &audit)
             .instrument(span)
             .await;
         if let Ok(payload) = serde_json::to_vec(&end) {
