@@ -10,8 +10,9 @@
 //! ```
 //!
 //! Shared parts, reused by every protocol: [`listener`] (accept loop),
-//! [`driver`] (the builder every protocol's proxy shares), [`error`] (who
-//! caused a session's failure),
+//! [`driver`] (the builder every protocol's proxy shares), [`error`] (the
+//! one session error, and which side caused it: client, server, policy or
+//! hoop),
 //! [`tls`] (both legs), [`auth`] (the client-leg authenticator trait),
 //! [`pipeline`] (the hook masking, guardrails and recording plug into),
 //! [`relay`] (the bounded, batched two-way pump), [`cancel`] (cancel-key
@@ -51,3 +52,4 @@ pub use connection::{
     AccessMode, AccessModes, ConfigError, Connection, ConnectionType, Credentials, DatabaseTarget,
     Secret, SslMode, Subtype,
 };
+pub use error::{Culprit, ServerError, SessionError, UpstreamTlsError};

@@ -342,7 +342,8 @@ async fn postgres_client(
         Route::InPlace(open) => {
             let session = match in_place::prepare(state, &open) {
                 Ok(session) => session,
-                Err(message) => {
+                Err(error) => {
+                    let message = error.to_string();
                     send_fatal(&mut stream, "08001", &message).await;
                     sessions::finish(state, &opened.id, "failed", Some(message), 0, 0).await;
                     return Ok(());

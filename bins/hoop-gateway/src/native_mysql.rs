@@ -723,7 +723,8 @@ async fn mysql_client(
                 }
                 handed.map(drop)
             }
-            Err(message) => {
+            Err(error) => {
+                let message = error.to_string();
                 send_err(&mut stream, login.seq, UNAVAILABLE, b"08001", &message).await;
                 sessions::finish(state, &opened.id, "failed", Some(message), 0, 0).await;
                 Ok(())

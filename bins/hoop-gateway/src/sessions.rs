@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
+use hoop_proxy::agent::StartError;
 use hoop_proxy::link::messages::{BatchId, EventsAck, OpenSession, SessionEnd, SessionEvents};
 use hoop_proxy::link::mux::{PumpEnd, PumpReport, StreamReceiver, StreamSender};
 use hoop_proxy::link::{Frame, FrameKind};
@@ -512,14 +513,14 @@ impl Opened {
     /// # Errors
     ///
     /// Why the driver cannot start, after recording the session as failed.
-    pub async fn ready(self, state: &AppState) -> Result<Ready, String> {
+    pub async fn ready(self, state: &AppState) -> Result<Ready, StartError> {
         let leg = match self.route {
             Route::Link { sender, receiver } => Leg::Link { sender, receiver },
             Route::InPlace(open) => match crate::in_place::prepare(state, &open) {
                 Ok(session) => Leg::InPlace(session),
-                Err(message) => {
-                    finish(state, &self.id, "failed", Some(message.clone()), 0, 0).await;
-                    return Err(message);
+                Err(error) => {
+                    finish(state, &self.id, "failed", Some(error.to_string()), 0, 0).await;
+                    return Err(error);
                 }
             },
         };

@@ -52,8 +52,8 @@ pub use session::{InPlaceSession, StartError, cancel, cancel_frame};
 use crate::link::messages::{EventsAck, Hello, OpenSession, Status, Target, Targets, Welcome};
 use crate::link::mux::{AbortOnDrop, Mux, OUTBOUND_QUEUE, write_frames};
 use crate::link::{
-    AgentKey, Frame, FrameKind, FramedLink, HANDSHAKE_TIMEOUT, LinkError, LinkIo, recv_frame, send,
-    send_json,
+    AgentKey, Frame, FrameKind, FramedLink, HANDSHAKE_TIMEOUT, LinkError, LinkIo, LinkTlsError,
+    recv_frame, send, send_json,
 };
 use crate::recorder::journal::AuditJournal;
 use crate::recorder::outbox::AuditOutbox;
@@ -105,22 +105,23 @@ pub fn tls_client_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, Li
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
-    let certificates = CertificateDer::pem_file_iter(ca_file)
-        .map_err(|e| LinkError::Tls(format!("reading {}: {e}", ca_file.display())))?;
+    let certificates =
+        CertificateDer::pem_file_iter(ca_file).map_err(|source| LinkTlsError::ReadCa {
+            path: ca_file.to_owned(),
+            source,
+        })?;
     for certificate in certificates {
-        let certificate = certificate.map_err(|e| LinkError::Tls(e.to_string()))?;
-        roots
-            .add(certificate)
-            .map_err(|e| LinkError::Tls(e.to_string()))?;
+        let certificate = certificate.map_err(LinkTlsError::Certificate)?;
+        roots.add(certificate).map_err(LinkTlsError::Rustls)?;
     }
     if roots.is_empty() {
-        return Err(LinkError::Tls("the CA file holds no certificate".into()));
+        return Err(LinkTlsError::NoCertificate.into());
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| LinkError::Tls(e.to_string()))?
+    .map_err(LinkTlsError::Rustls)?
     .with_root_certificates(roots)
     .with_no_client_auth();
     Ok(Arc::new(config))
@@ -177,10 +178,7 @@ async fn dial(config: &AgentConfig) -> Result<Box<dyn LinkIo>, LinkError> {
     if !config.key.tls {
         return Ok(Box::new(tcp));
     }
-    let tls = config
-        .tls
-        .clone()
-        .ok_or_else(|| LinkError::Tls("a hoops:// key needs a CA file (HOOP_TLS_CA)".into()))?;
+    let tls = config.tls.clone().ok_or(LinkTlsError::NoCa)?;
     let host = config
         .key
         .address
@@ -189,7 +187,7 @@ async fn dial(config: &AgentConfig) -> Result<Box<dyn LinkIo>, LinkError> {
         .trim_start_matches('[')
         .trim_end_matches(']');
     let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-        .map_err(|e| LinkError::Tls(e.to_string()))?;
+        .map_err(LinkTlsError::ServerName)?;
     let stream = tokio_rustls::TlsConnector::from(tls)
         .connect(name, tcp)
         .await?;

@@ -53,10 +53,10 @@ pub enum StartError {
     Config(#[from] crate::ConfigError),
     /// The driver could not be built (its TLS settings, say).
     #[error("driver: {0}")]
-    Driver(String),
+    Driver(#[from] crate::tls::TlsConfigError),
     /// The connection's policy does not compile.
     #[error("policy: {0}")]
-    Policy(String),
+    Policy(#[from] hoop_masking::PolicyError),
 }
 
 pub(crate) enum Driver {
@@ -129,7 +129,7 @@ pub(crate) fn compiled(json: &str) -> Result<PolicyPipeline, StartError> {
     {
         return Ok(policy.clone());
     }
-    let policy = PolicyPipeline::from_json(json).map_err(|e| StartError::Policy(e.to_string()))?;
+    let policy = PolicyPipeline::from_json(json)?;
     let mut cache = POLICIES.lock().unwrap_or_else(PoisonError::into_inner);
     if cache.len() >= POLICY_CACHE {
         cache.clear();
@@ -195,8 +195,7 @@ pub(crate) fn driver(
             PostgresProxy::builder(target(open, 5432)?)
                 .pipeline(pipeline)
                 .cancel_registry(POSTGRES_CANCELS.clone())
-                .build()
-                .map_err(|e| StartError::Driver(e.to_string()))?,
+                .build()?,
         )),
         "mysql" => {
             let mut builder = MysqlProxy::builder(target(open, 3306)?)
@@ -205,11 +204,7 @@ pub(crate) fn driver(
             if let Some(id) = open.client_thread_id {
                 builder = builder.told_thread_id(id);
             }
-            Ok(Driver::Mysql(
-                builder
-                    .build()
-                    .map_err(|e| StartError::Driver(e.to_string()))?,
-            ))
+            Ok(Driver::Mysql(builder.build()?))
         }
         other => Err(StartError::Protocol(other.to_owned())),
     }

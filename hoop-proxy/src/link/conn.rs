@@ -4,6 +4,7 @@
 //! ([`recv_frame`]) and queued for its writer task ([`send`],
 //! [`send_json`], drained by [`write_frames`](super::mux::write_frames)).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -38,7 +39,36 @@ pub enum LinkError {
     Timeout,
     /// TLS could not be set up.
     #[error("tls: {0}")]
-    Tls(String),
+    Tls(#[from] LinkTlsError),
+}
+
+/// Why the agent cannot set up TLS for a `hoops://` link.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LinkTlsError {
+    /// The CA file cannot be read.
+    #[error("reading {}: {source}", path.display())]
+    ReadCa {
+        /// The file named by `HOOP_TLS_CA`.
+        path: PathBuf,
+        /// Why.
+        source: rustls::pki_types::pem::Error,
+    },
+    /// A certificate in the CA file does not parse.
+    #[error("{0}")]
+    Certificate(rustls::pki_types::pem::Error),
+    /// rustls refused a certificate or the configuration.
+    #[error("{0}")]
+    Rustls(rustls::Error),
+    /// The CA file holds no certificate.
+    #[error("the CA file holds no certificate")]
+    NoCertificate,
+    /// The key is `hoops://` and no CA file was given.
+    #[error("a hoops:// key needs a CA file (HOOP_TLS_CA)")]
+    NoCa,
+    /// The gateway's host in the key is not a valid TLS name.
+    #[error("{0}")]
+    ServerName(rustls::pki_types::InvalidDnsNameError),
 }
 
 /// A byte stream a link can run on: TCP, or TLS over it, behind one type.

@@ -27,6 +27,8 @@ pub mod key;
 pub mod messages;
 pub mod mux;
 
-pub use conn::{FramedLink, HANDSHAKE_TIMEOUT, LinkError, LinkIo, recv_frame, send, send_json};
+pub use conn::{
+    FramedLink, HANDSHAKE_TIMEOUT, LinkError, LinkIo, LinkTlsError, recv_frame, send, send_json,
+};
 pub use frame::{Frame, FrameError, FrameKind};
 pub use key::{AgentKey, KeyError};

@@ -153,7 +153,8 @@ async fn tunnel(
     let id = opened.id.clone();
     let ready = match opened.ready(&state).await {
         Ok(ready) => ready,
-        Err(message) => {
+        Err(error) => {
+            let message = error.to_string();
             return super::json_response(StatusCode::BAD_GATEWAY, &json!({"message": message}));
         }
     };
