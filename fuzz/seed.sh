@@ -10,3 +10,4 @@ command -v tshark >/dev/null || { echo "fuzz/seed.sh: tshark is not installed (a
 
 python3 fuzz/seed_postgres.py
 python3 fuzz/seed_mysql.py
+python3 fuzz/seed_link.py
