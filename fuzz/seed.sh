@@ -12,3 +12,4 @@ python3 fuzz/seed_postgres.py
 python3 fuzz/seed_mysql.py
 python3 fuzz/seed_relay.py
 python3 fuzz/seed_content.py
+python3 fuzz/seed_link.py

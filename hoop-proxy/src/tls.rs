@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
 use crate::connection::SslMode;
+use crate::error::UpstreamTlsError;
 use crate::stream::Stream;
 
 /// A TLS configuration that could not be built. Names the problem, never
@@ -197,20 +198,15 @@ impl UpstreamTls {
         connector: &TlsConnector,
         host: &str,
         tcp: TcpStream,
-    ) -> Result<Stream, String> {
-        let name =
-            Self::server_name(host).ok_or_else(|| "HOST is not a valid TLS name".to_owned())?;
+    ) -> Result<Stream, UpstreamTlsError> {
+        let name = Self::server_name(host).ok_or(UpstreamTlsError::InvalidName)?;
         let encrypted = connector
             .connect(name, tcp)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(UpstreamTlsError::Handshake)?;
         Ok(Stream::TlsClient(Box::new(encrypted)))
     }
 }
-
-/// Why a session fails when `SSLMODE` requires TLS and the server has none.
-pub(crate) const SERVER_WITHOUT_TLS: &str =
-    "the database server does not support TLS, and SSLMODE requires it";
 
 /// `prefer` and `require` semantics: encrypt, check the handshake signature,
 /// but do not check who signed the certificate.

@@ -25,13 +25,13 @@ fn main() -> ExitCode {
 }
 
 fn serve() -> anyhow::Result<()> {
-    let key: hoop_agent::AgentKey = std::env::var("HOOP_KEY")
+    let key: hoop_proxy::link::AgentKey = std::env::var("HOOP_KEY")
         .context("no key: set HOOP_KEY to the key `hoop admin create agent NAME` prints")?
         .parse()
         .context("HOOP_KEY is not an agent key")?;
     let tls = match std::env::var_os("HOOP_TLS_CA") {
         Some(path) => Some(
-            hoop_agent::tls_client_config(std::path::Path::new(&path))
+            hoop_proxy::agent::tls_client_config(std::path::Path::new(&path))
                 .context("HOOP_TLS_CA is unusable")?,
         ),
         None => None,
@@ -40,6 +40,9 @@ fn serve() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(hoop_agent::run(hoop_agent::AgentConfig { key, tls }));
+    runtime.block_on(hoop_proxy::agent::run(hoop_proxy::agent::AgentConfig {
+        key,
+        tls,
+    }));
     Ok(())
 }

@@ -146,7 +146,10 @@ async fn stopped_database_goes_offline_and_returns() {
     config.agent_listen = "127.0.0.1:0".into();
     let gateway = Gateway::start(config).await.unwrap();
     let key = gateway.embedded_agent_key("default").await.unwrap();
-    let agent = tokio::spawn(hoop_agent::run(hoop_agent::AgentConfig { key, tls: None }));
+    let agent = tokio::spawn(hoop_proxy::agent::run(hoop_proxy::agent::AgentConfig {
+        key,
+        tls: None,
+    }));
     let client = ApiClient::new(
         &format!("http://{}", gateway.api_addr),
         gateway.first_admin_token.clone(),

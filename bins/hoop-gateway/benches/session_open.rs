@@ -130,7 +130,10 @@ async fn load(backend: &str, database_url: Option<String>) {
         .embedded_agent_key("default")
         .await
         .expect("agent key");
-    let agent = tokio::spawn(hoop_agent::run(hoop_agent::AgentConfig { key, tls: None }));
+    let agent = tokio::spawn(hoop_proxy::agent::run(hoop_proxy::agent::AgentConfig {
+        key,
+        tls: None,
+    }));
     let admin = ApiClient::new(
         &format!("http://{}", gateway.api_addr),
         Some("bench-admin-token".into()),

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hoop_agent::AgentKey;
-use hoop_agent::journal::AuditJournal;
+use hoop_proxy::link::AgentKey;
+use hoop_proxy::recorder::journal::AuditJournal;
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -393,7 +393,7 @@ impl Gateway {
         let deadline = std::time::Instant::now() + SHUTDOWN_PATIENCE;
         let events = &self.state.events;
         events.stop_sessions();
-        let end = hoop_agent::messages::SessionEnd {
+        let end = hoop_proxy::link::messages::SessionEnd {
             status: "failed".into(),
             error: Some(crate::sessions::SHUT_DOWN.into()),
             exit_code: Some(1),

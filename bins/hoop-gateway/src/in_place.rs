@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
-use hoop_agent::InPlaceSession;
-use hoop_agent::messages::OpenSession;
+use hoop_proxy::agent::{InPlaceSession, StartError};
+use hoop_proxy::link::messages::OpenSession;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::api::AppState;
@@ -38,11 +38,10 @@ pub struct Prepared {
 /// # Errors
 ///
 /// Why the session cannot start, for the client and the record.
-pub fn prepare(state: &AppState, open: &OpenSession) -> Result<Prepared, String> {
+pub fn prepare(state: &AppState, open: &OpenSession) -> Result<Prepared, StartError> {
     let session = InPlaceSession::prepare(open, state.events.queue(), state.events.journal())
-        .map_err(|error| {
+        .inspect_err(|error| {
             tracing::warn!(session = %open.session_id, %error, "session could not start");
-            error.to_string()
         })?;
     Ok(Prepared {
         session,

@@ -1,4 +1,4 @@
-//! The gateway's end of the agent link (see `hoop_agent::agent` for the
+//! The gateway's end of the agent link (see `hoop_proxy::agent` for the
 //! exchange). An agent proves itself with its key's secret; a wrong secret
 //! and an unknown name get the same refusal, after the same work, so the
 //! answer does not reveal whether an agent exists.
@@ -8,10 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use hoop_agent::messages::{BatchId, EventsAck, Hello, SessionEvents, Status, Targets, Welcome};
-use hoop_agent::mux::{AbortOnDrop, Mux, OUTBOUND_QUEUE, write_frames};
-use hoop_agent::{Frame, FrameKind};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use hoop_proxy::link::messages::{
+    BatchId, EventsAck, Hello, SessionEvents, Status, Targets, Welcome,
+};
+use hoop_proxy::link::mux::{AbortOnDrop, Mux, OUTBOUND_QUEUE, write_frames};
+use hoop_proxy::link::{
+    Frame, FrameKind, FramedLink, HANDSHAKE_TIMEOUT, LinkError, LinkIo, recv_frame, send, send_json,
+};
+use tokio::io::AsyncRead;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
@@ -23,59 +27,6 @@ use crate::crypto::hash_token;
 /// silent heartbeats, a cut link is noticed within about 6 seconds, inside
 /// the product's promise of 10.
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
-
-/// Time allowed for TLS and the hello.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A write that cannot complete in this time means the link is stuck.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Why a link ended.
-#[derive(Debug, thiserror::Error)]
-enum LinkEnd {
-    #[error("i/o: {0}")]
-    Io(#[from] std::io::Error),
-    #[error(transparent)]
-    Frame(#[from] hoop_agent::FrameError),
-    #[error("silent for three heartbeats")]
-    Timeout,
-    #[error("protocol: {0}")]
-    Protocol(&'static str),
-    #[error("refused")]
-    Refused,
-}
-
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
-struct Conn {
-    io: Box<dyn Io>,
-    buffer: BytesMut,
-    out: BytesMut,
-}
-
-impl Conn {
-    async fn send(&mut self, frame: &Frame) -> Result<(), LinkEnd> {
-        self.out.clear();
-        frame.encode(&mut self.out)?;
-        tokio::time::timeout(WRITE_TIMEOUT, self.io.write_all(&self.out))
-            .await
-            .map_err(|_| LinkEnd::Timeout)??;
-        Ok(())
-    }
-
-    /// Cancel-safe: partial frames stay buffered.
-    async fn recv(&mut self) -> Result<Option<Frame>, LinkEnd> {
-        loop {
-            if let Some(frame) = Frame::decode(&mut self.buffer)? {
-                return Ok(Some(frame));
-            }
-            if self.io.read_buf(&mut self.buffer).await? == 0 {
-                return Ok(None);
-            }
-        }
-    }
-}
 
 /// Accepts agent links until the task is dropped; dropping it also ends
 /// every link it accepted (they live in its `JoinSet`), so a stopped
@@ -97,7 +48,7 @@ pub(crate) async fn serve(listener: TcpListener, tls: Option<TlsAcceptor>, state
         links.spawn(async move {
             let _ = stream.set_nodelay(true);
             match handle(stream, tls, state).await {
-                Ok(()) | Err(LinkEnd::Refused) => {}
+                Ok(()) | Err(LinkError::Refused) => {}
                 Err(error) => tracing::info!(%peer, %error, "agent link ended"),
             }
         });
@@ -108,29 +59,25 @@ async fn handle(
     stream: tokio::net::TcpStream,
     tls: Option<TlsAcceptor>,
     state: AppState,
-) -> Result<(), LinkEnd> {
-    let io: Box<dyn Io> = match tls {
+) -> Result<(), LinkError> {
+    let io: Box<dyn LinkIo> = match tls {
         None => Box::new(stream),
         Some(acceptor) => Box::new(
             tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
                 .await
-                .map_err(|_| LinkEnd::Timeout)??,
+                .map_err(|_| LinkError::Timeout)??,
         ),
     };
-    let mut conn = Conn {
-        io,
-        buffer: BytesMut::with_capacity(8 * 1024),
-        out: BytesMut::with_capacity(8 * 1024),
-    };
+    let mut conn = FramedLink::new(io);
     let first = tokio::time::timeout(HANDSHAKE_TIMEOUT, conn.recv())
         .await
-        .map_err(|_| LinkEnd::Timeout)??
-        .ok_or(LinkEnd::Protocol("closed before hello"))?;
+        .map_err(|_| LinkError::Timeout)??
+        .ok_or(LinkError::Protocol("closed before hello"))?;
     if first.kind != FrameKind::Hello {
-        return Err(LinkEnd::Protocol("first frame is not a hello"));
+        return Err(LinkError::Protocol("first frame is not a hello"));
     }
     let hello: Hello =
-        serde_json::from_slice(&first.payload).map_err(|_| LinkEnd::Protocol("bad hello"))?;
+        serde_json::from_slice(&first.payload).map_err(|_| LinkError::Protocol("bad hello"))?;
     let presented = hash_token(&hello.secret);
     let agent = match state.store.find_agent(&hello.name).await {
         Ok(agent) => agent.filter(|a| a.name == hello.name),
@@ -154,8 +101,8 @@ async fn handle(
                 &b"invalid agent key"[..],
             ))
             .await?;
-            let _ = conn.io.shutdown().await;
-            return Err(LinkEnd::Refused);
+            conn.shutdown().await;
+            return Err(LinkError::Refused);
         }
     };
     let metadata = serde_json::json!({
@@ -180,7 +127,7 @@ async fn send_targets(
     outbound: &mpsc::Sender<Frame>,
     state: &AppState,
     agent_id: &str,
-) -> Result<(), LinkEnd> {
+) -> Result<(), LinkError> {
     match crate::api::targets_for_agent(state, agent_id).await {
         Ok(targets) => send_json(outbound, FrameKind::Targets, &Targets { targets }).await,
         Err(error) => {
@@ -190,46 +137,15 @@ async fn send_targets(
     }
 }
 
-async fn send_json(
-    outbound: &mpsc::Sender<Frame>,
-    kind: FrameKind,
-    value: &impl serde::Serialize,
-) -> Result<(), LinkEnd> {
-    let payload = serde_json::to_vec(value).map_err(|_| LinkEnd::Protocol("encode"))?;
-    send(outbound, Frame::control(kind, payload)).await
-}
-
-async fn send(outbound: &mpsc::Sender<Frame>, frame: Frame) -> Result<(), LinkEnd> {
-    outbound
-        .send(frame)
-        .await
-        .map_err(|_| LinkEnd::Protocol("link writer stopped"))
-}
-
-/// Cancel-safe: partial frames stay buffered.
-async fn recv_frame<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    buffer: &mut BytesMut,
-) -> Result<Option<Frame>, LinkEnd> {
-    loop {
-        if let Some(frame) = Frame::decode(buffer)? {
-            return Ok(Some(frame));
-        }
-        if reader.read_buf(buffer).await? == 0 {
-            return Ok(None);
-        }
-    }
-}
-
 /// Serves a linked agent: control frames here, session frames to their
 /// streams, everything outbound through one writer task.
 async fn run_link(
-    conn: Conn,
+    conn: FramedLink,
     state: &AppState,
     agent_id: &str,
     agent_name: &str,
-) -> Result<(), LinkEnd> {
-    let Conn { io, mut buffer, .. } = conn;
+) -> Result<(), LinkError> {
+    let (io, mut buffer) = conn.into_parts();
     let (mut reader, writer) = tokio::io::split(io);
     let (outbound, queue) = mpsc::channel(OUTBOUND_QUEUE);
     let mux = Mux::new(outbound.clone());
@@ -263,7 +179,7 @@ async fn serve_link(
     state: &AppState,
     ticket: &mut crate::links::LinkTicket,
     gate: &mut EventsGate,
-) -> Result<(), LinkEnd> {
+) -> Result<(), LinkError> {
     let outbound = mux.outbound();
     let mut targets_changed = state.links.watch_targets();
     targets_changed.mark_unchanged();
@@ -282,7 +198,7 @@ async fn serve_link(
     loop {
         tokio::select! {
             frame = tokio::time::timeout_at(deadline, recv_frame(reader, buffer)) => {
-                let Some(frame) = frame.map_err(|_| LinkEnd::Timeout)?? else {
+                let Some(frame) = frame.map_err(|_| LinkError::Timeout)?? else {
                     return Ok(());
                 };
                 deadline = tokio::time::Instant::now() + HEARTBEAT * 3;
@@ -292,7 +208,7 @@ async fn serve_link(
                     }
                     FrameKind::Status => {
                         let status: Status = serde_json::from_slice(&frame.payload)
-                            .map_err(|_| LinkEnd::Protocol("bad status"))?;
+                            .map_err(|_| LinkError::Protocol("bad status"))?;
                         state.links.set_reachable(ticket, status.reachable);
                     }
                     FrameKind::Data | FrameKind::Close | FrameKind::Window => mux.dispatch(frame),
@@ -305,7 +221,7 @@ async fn serve_link(
                 return match written {
                     Ok(Ok(())) => Ok(()),
                     Ok(Err(error)) => Err(error.into()),
-                    Err(_) => Err(LinkEnd::Protocol("link writer stopped")),
+                    Err(_) => Err(LinkError::Protocol("link writer stopped")),
                 };
             }
             changed = targets_changed.changed() => {
@@ -339,10 +255,15 @@ struct EventsGate {
 }
 
 impl EventsGate {
-    async fn receive(&mut self, state: &AppState, mux: &Mux, frame: &Frame) -> Result<(), LinkEnd> {
+    async fn receive(
+        &mut self,
+        state: &AppState,
+        mux: &Mux,
+        frame: &Frame,
+    ) -> Result<(), LinkError> {
         let outbound = mux.outbound();
-        let batch: SessionEvents =
-            serde_json::from_slice(&frame.payload).map_err(|_| LinkEnd::Protocol("bad events"))?;
+        let batch: SessionEvents = serde_json::from_slice(&frame.payload)
+            .map_err(|_| LinkError::Protocol("bad events"))?;
         let refusal = match mux.session(frame.stream) {
             Some(bound) if *bound == *batch.session_id => None,
             Some(_) => Some("the stream carries another session"),

@@ -1,12 +1,13 @@
-//! The agent link end to end: a real agent (the `hoop_agent` runtime) over
+//! The agent link end to end: a real agent (the `hoop_proxy::agent` runtime) over
 //! real sockets drives agent and connection status.
 
 use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use bytes::BytesMut;
-use hoop_agent::messages::Hello;
-use hoop_agent::{AgentConfig, Frame, FrameKind};
+use hoop_proxy::agent::AgentConfig;
+use hoop_proxy::link::messages::Hello;
+use hoop_proxy::link::{Frame, FrameKind};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -28,7 +29,7 @@ fn spawn_agent(
         key: key.parse().unwrap(),
         tls,
     };
-    tokio::spawn(hoop_agent::run(config))
+    tokio::spawn(hoop_proxy::agent::run(config))
 }
 
 async fn tcp_connection(gw: &TestGateway, name: &str, agent_id: &str, port: u16) {
@@ -200,7 +201,7 @@ async fn hello(
 async fn bad_keys_are_refused_without_revealing_the_agent() {
     let gw = TestGateway::start(Backend::Sqlite).await;
     let (_, key) = gw.agent("edge").await;
-    let key: hoop_agent::AgentKey = key.parse().unwrap();
+    let key: hoop_proxy::link::AgentKey = key.parse().unwrap();
     let address = gw.gateway.agent_addr;
     let wrong_secret = hello(address, "edge", "not-the-secret").await;
     let unknown_agent = hello(address, "ghost", "not-the-secret").await;
@@ -230,7 +231,7 @@ async fn a_silent_link_is_dropped_within_ten_seconds() {
     // the heartbeat deadline can notice.
     let gw = TestGateway::start(Backend::Sqlite).await;
     let (_, key) = gw.agent("edge").await;
-    let key: hoop_agent::AgentKey = key.parse().unwrap();
+    let key: hoop_proxy::link::AgentKey = key.parse().unwrap();
     let mut stream = TcpStream::connect(gw.gateway.agent_addr).await.unwrap();
     let hello = Hello {
         name: "edge".into(),
@@ -281,7 +282,7 @@ async fn link_uses_tls_when_the_gateway_has_a_certificate() {
         .unwrap();
     let key = created.body["token"].as_str().unwrap();
     assert!(key.starts_with("hoops://"), "{key}");
-    let tls = hoop_agent::tls_client_config(&dir.join("ca.pem")).unwrap();
+    let tls = hoop_proxy::agent::tls_client_config(&dir.join("ca.pem")).unwrap();
     let agent = spawn_agent(key, Some(tls));
     wait_for(&admin, "/api/agents/edge", "status", "CONNECTED").await;
     agent.abort();

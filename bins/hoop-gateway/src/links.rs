@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use hoop_agent::mux::{Mux, StreamReceiver, StreamSender};
-use hoop_agent::{Frame, FrameKind};
+use hoop_proxy::link::mux::{Mux, StreamReceiver, StreamSender};
+use hoop_proxy::link::{Frame, FrameKind};
 use tokio::sync::watch;
 
 /// One agent's live link.

@@ -28,7 +28,7 @@
 use std::net::IpAddr;
 
 use bytes::{Bytes, BytesMut};
-use hoop_agent::mux::{PumpEnd, pump};
+use hoop_proxy::link::mux::{PumpEnd, pump};
 use hoop_proxy::stream::Stream;
 use hoop_wire::postgres::{
     Authentication, BackendMessage, CancelRequest, FrontendDecoder, FrontendMessage, Limits, Notice,
@@ -117,8 +117,8 @@ async fn refuse(tcp: TcpStream, tls: Option<&TlsAcceptor>, links: &LinkRegistry,
 /// in that agent's process, and the request names no session, so every
 /// linked agent is asked.
 async fn forward_cancel(request: CancelRequest, links: &LinkRegistry) {
-    let frame = hoop_agent::cancel_frame(&request);
-    if !hoop_agent::cancel(request).await {
+    let frame = hoop_proxy::agent::cancel_frame(&request);
+    if !hoop_proxy::agent::cancel(request).await {
         links.broadcast(&frame);
     }
 }
@@ -343,7 +343,8 @@ async fn postgres_client(
         Route::InPlace(open) => {
             let session = match in_place::prepare(state, &open) {
                 Ok(session) => session,
-                Err(message) => {
+                Err(error) => {
+                    let message = error.to_string();
                     send_fatal(&mut stream, "08001", &message).await;
                     sessions::finish(state, &opened.id, "failed", Some(message), 0, 0).await;
                     return Ok(());
@@ -358,7 +359,7 @@ async fn postgres_client(
     };
     let first_len = first.len() as u64;
     let report = if sender.send(first.freeze()).await.is_err() {
-        hoop_agent::mux::PumpReport {
+        hoop_proxy::link::mux::PumpReport {
             sent: 0,
             received: 0,
             end: PumpEnd::LinkLost,

@@ -40,8 +40,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use hoop_agent::messages::SessionEnd;
-use hoop_agent::mux::{Inbound, PumpEnd, PumpReport, StreamReceiver, StreamSender, pump};
+use hoop_proxy::link::messages::SessionEnd;
+use hoop_proxy::link::mux::{Inbound, PumpEnd, PumpReport, StreamReceiver, StreamSender, pump};
 use hoop_proxy::mysql::error;
 use hoop_proxy::stream::Stream;
 use hoop_wire::mysql::{
@@ -726,7 +726,8 @@ async fn mysql_client(
                 }
                 handed.map(drop)
             }
-            Err(message) => {
+            Err(error) => {
+                let message = error.to_string();
                 send_err(&mut stream, login.seq, UNAVAILABLE, b"08001", &message).await;
                 sessions::finish(state, &opened.id, "failed", Some(message), 0, 0).await;
                 Ok(())

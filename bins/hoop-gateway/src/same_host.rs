@@ -155,7 +155,7 @@ async fn take(state: &AppState, mut peer: UnixStream, greeting: &[u8]) -> io::Re
     let id = opened.id.clone();
     let ready = match opened.ready(state).await {
         Ok(ready) => ready,
-        Err(message) => return answer(&mut peer, Some(message)).await,
+        Err(error) => return answer(&mut peer, Some(error.to_string())).await,
     };
     let client = std::net::TcpStream::from(client);
     let client = match client

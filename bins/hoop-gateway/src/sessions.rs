@@ -12,10 +12,12 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use hoop_agent::journal::{AuditJournal, JournalHolds, Leftovers};
-use hoop_agent::messages::{BatchId, EventsAck, OpenSession, SessionEnd, SessionEvents};
-use hoop_agent::mux::{PumpEnd, PumpReport, StreamReceiver, StreamSender};
-use hoop_agent::{AuditBatch, Frame, FrameKind};
+use hoop_proxy::agent::StartError;
+use hoop_proxy::link::messages::{BatchId, EventsAck, OpenSession, SessionEnd, SessionEvents};
+use hoop_proxy::link::mux::{PumpEnd, PumpReport, StreamReceiver, StreamSender};
+use hoop_proxy::link::{Frame, FrameKind};
+use hoop_proxy::recorder::AuditBatch;
+use hoop_proxy::recorder::journal::{AuditJournal, JournalHolds, Leftovers};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -648,14 +650,14 @@ impl Opened {
     /// # Errors
     ///
     /// Why the driver cannot start, after recording the session as failed.
-    pub async fn ready(self, state: &AppState) -> Result<Ready, String> {
+    pub async fn ready(self, state: &AppState) -> Result<Ready, StartError> {
         let leg = match self.route {
             Route::Link { sender, receiver } => Leg::Link { sender, receiver },
             Route::InPlace(open) => match crate::in_place::prepare(state, &open) {
                 Ok(session) => Leg::InPlace(session),
-                Err(message) => {
-                    finish(state, &self.id, "failed", Some(message.clone()), 0, 0).await;
-                    return Err(message);
+                Err(error) => {
+                    finish(state, &self.id, "failed", Some(error.to_string()), 0, 0).await;
+                    return Err(error);
                 }
             },
         };
@@ -684,7 +686,7 @@ impl Ready {
         match self.leg {
             Leg::Link { sender, receiver } => {
                 let report =
-                    hoop_agent::mux::pump(&mut client, sender, receiver, Some(LINGER)).await;
+                    hoop_proxy::link::mux::pump(&mut client, sender, receiver, Some(LINGER)).await;
                 if report.end == PumpEnd::LinkLost {
                     client.say_farewell(Farewell::agent_gone(AGENT_GONE)).await;
                 }

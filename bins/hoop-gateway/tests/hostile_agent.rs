@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use hoop_agent::messages::{
+use hoop_proxy::link::messages::{
     EventsAck, Hello, OpenSession, SessionEnd, SessionEvents, Status, Targets,
 };
-use hoop_agent::{AgentKey, Frame, FrameKind};
+use hoop_proxy::link::{AgentKey, Frame, FrameKind};
 use hyper::{Method, StatusCode};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, WriteHalf};

@@ -45,7 +45,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let key = gateway.embedded_agent_key(EMBEDDED_AGENT).await?;
     gateway.serve_in_place(EMBEDDED_AGENT).await?;
     let tls = match (&key.tls, &tls_ca) {
-        (true, Some(ca)) => Some(hoop_agent::tls_client_config(ca)?),
+        (true, Some(ca)) => Some(hoop_proxy::agent::tls_client_config(ca)?),
         _ => None,
     };
     // The embedded agent journals its sessions' events with the gateway's
@@ -55,8 +55,8 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         .events
         .journal()
         .context("the gateway keeps no audit journal")?;
-    let agent = tokio::spawn(hoop_agent::run_embedded(
-        hoop_agent::AgentConfig { key, tls },
+    let agent = tokio::spawn(hoop_proxy::agent::run_embedded(
+        hoop_proxy::agent::AgentConfig { key, tls },
         journal,
     ));
     let applied = gateway.apply_connections(&connections).await?;

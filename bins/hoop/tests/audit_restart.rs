@@ -277,7 +277,10 @@ async fn every_answered_statement_survives_sigterm_and_kill_9() {
         assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     }
     // The separate agent: it outlives the gateway and links again.
-    let edge = tokio::spawn(hoop_agent::run(hoop_agent::AgentConfig { key, tls: None }));
+    let edge = tokio::spawn(hoop_proxy::agent::run(hoop_proxy::agent::AgentConfig {
+        key,
+        tls: None,
+    }));
     wait_online(&client, &["inplace", "linked"]).await;
 
     let mut answered = Vec::new();

@@ -43,7 +43,10 @@ impl Setup {
         let api = format!("http://{}", gateway.api_addr);
         let admin = ApiClient::new(&api, Some(token.clone())).unwrap();
         let key = gateway.embedded_agent_key("default").await.unwrap();
-        let agent = tokio::spawn(hoop_agent::run(hoop_agent::AgentConfig { key, tls: None }));
+        let agent = tokio::spawn(hoop_proxy::agent::run(hoop_proxy::agent::AgentConfig {
+            key,
+            tls: None,
+        }));
         Self {
             gateway,
             admin,

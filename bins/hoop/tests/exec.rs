@@ -33,7 +33,10 @@ async fn hoop_exec_prints_output_of_any_size() {
     let api = format!("http://{}", gateway.api_addr);
     let admin = ApiClient::new(&api, Some(token.clone())).unwrap();
     let key = gateway.embedded_agent_key("default").await.unwrap();
-    let agent = tokio::spawn(hoop_agent::run(hoop_agent::AgentConfig { key, tls: None }));
+    let agent = tokio::spawn(hoop_proxy::agent::run(hoop_proxy::agent::AgentConfig {
+        key,
+        tls: None,
+    }));
     let user = format!("hoop_cli_exec_{}", std::process::id());
     let created = Command::new("mariadb")
         .args(["-h", "127.0.0.1", "-u", "root", "-e"])

@@ -115,8 +115,8 @@ impl Setup {
         if in_place {
             gateway.serve_in_place("default").await.unwrap();
         }
-        let tls = hoop_agent::tls_client_config(&ca).unwrap();
-        let agent = tokio::spawn(hoop_agent::run(hoop_agent::AgentConfig {
+        let tls = hoop_proxy::agent::tls_client_config(&ca).unwrap();
+        let agent = tokio::spawn(hoop_proxy::agent::run(hoop_proxy::agent::AgentConfig {
             key,
             tls: Some(tls),
         }));

@@ -9,9 +9,9 @@ use hoop_wire::mysql::{
 use tokio::io::AsyncWriteExt as _;
 use tokio_rustls::TlsAcceptor;
 
-use super::error::{Culprit, SessionError};
 use super::packet::{self, read_client, session_after_greeting, without_nul};
 use crate::auth::{ClientAuthenticator, ClientCredentials, ClientIdentity};
+use crate::error::{Culprit, SessionError};
 use crate::stream::{ClientIo, Stream};
 
 /// The plugin hoop names in its greeting: what every client answers by

@@ -12,11 +12,12 @@ use hoop_wire::mysql::{
     encode_packet,
 };
 
-use super::error::{Culprit, REFUSED_BY_POLICY, SessionError};
+use super::error::REFUSED_BY_POLICY;
 use super::packet::err_payload;
 use super::threads::{Account, ThreadRegistry};
+use crate::error::{Culprit, SessionError};
 use crate::pipeline::{ClientAction, Interest, ServerAction, SessionHook};
-use crate::relay::{Peer, PeerIoError, RelayCodec};
+use crate::relay::RelayCodec;
 
 /// MariaDB's "metadata follows" flag when column definitions come next.
 const METADATA_FOLLOWS: u8 = 1;
@@ -24,15 +25,6 @@ const METADATA_FOLLOWS: u8 = 1;
 /// Refusals waiting for earlier responses. A client may pipeline commands;
 /// this bounds what a flood of refused ones can make hoop hold.
 const MAX_QUEUED_REFUSALS: usize = 1024;
-
-impl From<PeerIoError> for SessionError {
-    fn from(error: PeerIoError) -> Self {
-        match error.peer {
-            Peer::Client => Self::client_io(error.source),
-            Peer::Server => Self::server_io(error.source),
-        }
-    }
-}
 
 /// One session's relay state.
 pub(crate) struct MysqlCodec<'h> {
@@ -190,9 +182,8 @@ impl<'h> MysqlCodec<'h> {
             (Event::Row { cells }, ServerMessage::BinaryRow(row)) => {
                 let types: Arc<[u8]> = Arc::from(row.types());
                 if !fits_binary_types(&types, &cells) {
-                    return Err(SessionError::Policy(
-                        "the pipeline rewrote a binary row with values that do not fit their column types"
-                            .to_owned(),
+                    return Err(SessionError::Ended(
+                        "the pipeline rewrote a binary row with values that do not fit their column types",
                     ));
                 }
                 let row = BinaryRow::from_cells(types, cells.iter().map(|c| c.as_deref()));
@@ -200,8 +191,8 @@ impl<'h> MysqlCodec<'h> {
                 self.scratch.split()
             }
             _ => {
-                return Err(SessionError::Policy(
-                    "the pipeline rewrote an event the MySQL driver cannot re-encode".to_owned(),
+                return Err(SessionError::Ended(
+                    "the pipeline rewrote an event the MySQL driver cannot re-encode",
                 ));
             }
         };
@@ -328,9 +319,7 @@ impl RelayCodec for MysqlCodec<'_> {
                     // capability, so only a rogue server asks). The final
                     // ERR takes the request's place.
                     self.client_seq = packet.seq;
-                    return Err(SessionError::Policy(
-                        "the database server asked for a local file (LOAD DATA LOCAL INFILE), which this connection does not allow".to_owned(),
-                    ));
+                    return Err(SessionError::Policy("the database server asked for a local file (LOAD DATA LOCAL INFILE), which this connection does not allow".into()));
                 }
                 _ => false,
             };

@@ -1,8 +1,7 @@
-//! How a MySQL session fails, and the ERR packet the client is told.
+//! What a MySQL client is told when its session fails: the ERR packet for
+//! each [`SessionError`].
 
-use std::io;
-
-use hoop_wire::DecodeError;
+use crate::error::{Culprit, SessionError, side};
 
 /// ER_CONNECT_TO_FOREIGN_DATA_SOURCE, for "cannot reach the database
 /// server". Not CR_CONN_HOST_ERROR (2003): codes of 2000 and up are the
@@ -22,184 +21,66 @@ pub const REFUSED_BY_POLICY: (u16, &[u8; 5]) = (1227, b"42000");
 /// ER_CONNECTION_KILLED: a session ended by hoop itself.
 pub const SESSION_ENDED: (u16, &[u8; 5]) = (1927, b"70100");
 
-pub use crate::error::Culprit;
+/// ER_UNKNOWN_ERROR: the number of an ERR packet for a server error that
+/// carried none.
+const UNKNOWN_ERROR: u16 = 1105;
 
-/// A session that could not start or had to end.
-///
-/// Messages never contain the connection's user or password: a server
-/// error during authentication (which names the account) is replaced by
-/// hoop's own wording.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SessionError {
-    /// A socket failed or closed mid-packet.
-    #[error("{culprit:?} connection failed: {source}")]
-    Io {
-        /// Which side's socket.
-        culprit: Culprit,
-        /// The I/O error.
-        source: io::Error,
-    },
-    /// A peer sent bytes that do not follow the protocol.
-    #[error("protocol violation by {culprit:?}: {source}")]
-    Protocol {
-        /// Which side.
-        culprit: Culprit,
-        /// What the decoder found.
-        source: DecodeError,
-    },
-    /// A peer sent a valid packet at the wrong time.
-    #[error("protocol violation by {culprit:?}: unexpected {message}")]
-    Unexpected {
-        /// Which side.
-        culprit: Culprit,
-        /// What arrived.
-        message: &'static str,
-    },
-    /// The database server could not be reached.
-    #[error("cannot reach the database server: {0}")]
-    Unreachable(io::Error),
-    /// TLS to the server failed, or the server lacks it and `SSLMODE`
-    /// requires it.
-    #[error("TLS with the database server failed: {0}")]
-    UpstreamTls(String),
-    /// The client's access token was refused.
-    #[error("client authentication failed")]
-    ClientAuth,
-    /// The server refused the connection's credentials.
-    #[error("the database server refused the connection's credentials")]
-    CredentialsRefused,
-    /// The server asked for an authentication plugin hoop does not speak.
-    #[error("the database server asked for an unsupported authentication plugin")]
-    UnsupportedAuth,
-    /// The server ended the login with an error that is safe to pass on.
-    #[error("database server error {code}")]
-    Server {
-        /// MySQL error number.
-        code: u16,
-        /// SQLSTATE.
-        sql_state: [u8; 5],
-        /// The server's message, the real user blotted out.
-        message: String,
-    },
-    /// The client asked for something hoop refuses.
-    #[error("{0}")]
-    Unsupported(&'static str),
-    /// The pipeline or the connection's settings ended the session.
-    #[error("session ended by policy: {0}")]
-    Policy(String),
-    /// A handshake phase took too long.
-    #[error("{0:?} took too long to authenticate")]
-    Timeout(Culprit),
-}
-
-impl SessionError {
-    pub(crate) fn client_io(source: io::Error) -> Self {
-        Self::Io {
+/// The error number, SQLSTATE and message of the ERR packet a MySQL client
+/// receives for `error`, or `None` when the client is gone.
+pub fn client_error(error: &SessionError) -> Option<(u16, [u8; 5], String)> {
+    let ((code, state), message) = match error {
+        SessionError::Io {
             culprit: Culprit::Client,
-            source,
+            ..
+        } => return None,
+        SessionError::Io { .. } => (
+            UNABLE_TO_CONNECT,
+            "hoop lost the connection to the database server".to_owned(),
+        ),
+        SessionError::Protocol { culprit, source } => (
+            PROTOCOL_VIOLATION,
+            format!("hoop: invalid packet from {}: {source}", side(*culprit)),
+        ),
+        SessionError::Unexpected { culprit, message } => (
+            PROTOCOL_VIOLATION,
+            format!("hoop: unexpected {message} from {}", side(*culprit)),
+        ),
+        SessionError::Unreachable(error) => (
+            UNABLE_TO_CONNECT,
+            format!("hoop cannot reach the database server: {error}"),
+        ),
+        SessionError::UpstreamTls(reason) => (
+            UNABLE_TO_CONNECT,
+            format!("hoop: TLS with the database server failed: {reason}"),
+        ),
+        SessionError::ClientAuth => (ACCESS_DENIED, "hoop: access token refused".to_owned()),
+        SessionError::CredentialsRefused => (
+            ACCESS_DENIED,
+            "hoop: the database server refused the connection's credentials; check the connection's USER and PASS".to_owned(),
+        ),
+        SessionError::UnsupportedAuth(_) => (
+            UNSUPPORTED_AUTH,
+            "hoop: the database server asked for an authentication plugin hoop does not support".to_owned(),
+        ),
+        SessionError::Server(server) => {
+            let state = <[u8; 5]>::try_from(server.sql_state.as_bytes()).unwrap_or(*b"HY000");
+            return Some((
+                server.number.unwrap_or(UNKNOWN_ERROR),
+                state,
+                server.message.clone(),
+            ));
         }
-    }
-
-    pub(crate) fn server_io(source: io::Error) -> Self {
-        Self::Io {
-            culprit: Culprit::Server,
-            source,
-        }
-    }
-
-    pub(crate) fn client_protocol(source: DecodeError) -> Self {
-        Self::Protocol {
-            culprit: Culprit::Client,
-            source,
-        }
-    }
-
-    pub(crate) fn server_protocol(source: DecodeError) -> Self {
-        Self::Protocol {
-            culprit: Culprit::Server,
-            source,
-        }
-    }
-
-    /// Who caused it.
-    pub fn culprit(&self) -> Culprit {
-        match self {
-            Self::Io { culprit, .. }
-            | Self::Protocol { culprit, .. }
-            | Self::Unexpected { culprit, .. }
-            | Self::Timeout(culprit) => *culprit,
-            Self::Unreachable(_)
-            | Self::UpstreamTls(_)
-            | Self::CredentialsRefused
-            | Self::UnsupportedAuth
-            | Self::Server { .. } => Culprit::Server,
-            Self::ClientAuth | Self::Unsupported(_) => Culprit::Client,
-            Self::Policy(_) => Culprit::Hoop,
-        }
-    }
-
-    /// The error number, SQLSTATE and message of the ERR packet the client
-    /// receives, or `None` when the client is gone.
-    pub fn client_error(&self) -> Option<(u16, [u8; 5], String)> {
-        let ((code, state), message) = match self {
-            Self::Io {
-                culprit: Culprit::Client,
-                ..
-            } => return None,
-            Self::Io { .. } => (
-                UNABLE_TO_CONNECT,
-                "hoop lost the connection to the database server".to_owned(),
-            ),
-            Self::Protocol { culprit, source } => (
-                PROTOCOL_VIOLATION,
-                match culprit {
-                    Culprit::Server => {
-                        format!("hoop: invalid packet from the database server: {source}")
-                    }
-                    _ => format!("hoop: invalid packet from the client: {source}"),
-                },
-            ),
-            Self::Unexpected { culprit, message } => (
-                PROTOCOL_VIOLATION,
-                match culprit {
-                    Culprit::Server => format!("hoop: unexpected {message} from the database server"),
-                    _ => format!("hoop: unexpected {message} from the client"),
-                },
-            ),
-            Self::Unreachable(error) => (
-                UNABLE_TO_CONNECT,
-                format!("hoop cannot reach the database server: {error}"),
-            ),
-            Self::UpstreamTls(reason) => (
-                UNABLE_TO_CONNECT,
-                format!("hoop: TLS with the database server failed: {reason}"),
-            ),
-            Self::ClientAuth => (ACCESS_DENIED, "hoop: access token refused".to_owned()),
-            Self::CredentialsRefused => (
-                ACCESS_DENIED,
-                "hoop: the database server refused the connection's credentials; check the connection's USER and PASS".to_owned(),
-            ),
-            Self::UnsupportedAuth => (
-                UNSUPPORTED_AUTH,
-                "hoop: the database server asked for an authentication plugin hoop does not support".to_owned(),
-            ),
-            Self::Server {
-                code,
-                sql_state,
-                message,
-            } => return Some((*code, *sql_state, message.clone())),
-            Self::Unsupported(what) => (NOT_SUPPORTED, format!("hoop: {what}")),
-            Self::Policy(message) => (SESSION_ENDED, format!("hoop: {message}")),
-            Self::Timeout(Culprit::Server) => (
-                UNABLE_TO_CONNECT,
-                "hoop: the database server did not complete the connection in time".to_owned(),
-            ),
-            Self::Timeout(_) => (
-                PROTOCOL_VIOLATION,
-                "hoop: the client did not complete the login in time".to_owned(),
-            ),
-        };
-        Some((code, *state, message))
-    }
+        SessionError::Unsupported(what) => (NOT_SUPPORTED, format!("hoop: {what}")),
+        SessionError::Policy(message) => (SESSION_ENDED, format!("hoop: {message}")),
+        SessionError::Ended(message) => (SESSION_ENDED, format!("hoop: {message}")),
+        SessionError::Timeout(Culprit::Server) => (
+            UNABLE_TO_CONNECT,
+            "hoop: the database server did not complete the connection in time".to_owned(),
+        ),
+        SessionError::Timeout(_) => (
+            PROTOCOL_VIOLATION,
+            "hoop: the client did not complete the login in time".to_owned(),
+        ),
+    };
+    Some((code, *state, message))
 }

@@ -70,13 +70,14 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use self::codec::MysqlCodec;
-pub use self::error::{Culprit, SessionError};
+pub use self::error::client_error;
 pub use self::packet::read_first_packet;
 pub use self::threads::ThreadRegistry;
 use self::upstream::LoginRequest;
 use crate::auth::ClientAuthenticator;
 use crate::connection::DatabaseTarget;
 use crate::driver::{Protocol, Settings};
+use crate::error::{Culprit, SessionError};
 use crate::pipeline::{Pipeline, SessionInfo};
 use crate::relay::{Pump, RelayEnd, relay};
 use crate::stream::{ClientIo, Stream};
@@ -279,7 +280,7 @@ impl MysqlProxy {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let result = self.session(Box::new(stream), peer).await;
-        crate::error::log_session_end(result, SessionError::culprit);
+        crate::error::log_session_end(result);
     }
 
     async fn session(&self, stream: ClientIo, peer: SocketAddr) -> Result<(), SessionError> {
@@ -501,7 +502,7 @@ impl Capabilities {
 /// can still hear), then closes.
 async fn send_error(stream: &mut Stream<ClientIo>, seq: u8, pending: &[u8], error: &SessionError) {
     let mut bytes = BytesMut::from(pending);
-    if let Some((code, state, message)) = error.client_error() {
+    if let Some((code, state, message)) = client_error(error) {
         let payload = packet::err_payload(code, &state, &message);
         hoop_wire::mysql::encode_packet(&mut bytes, seq, &payload);
     }

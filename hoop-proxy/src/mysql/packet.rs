@@ -7,7 +7,7 @@ use hoop_wire::mysql::{
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::error::{Culprit, SessionError};
+use crate::error::{Culprit, SessionError};
 
 /// Writes `payload` as one packet with sequence id `seq`, and flushes.
 pub(crate) async fn write<S: AsyncWrite + Unpin>(

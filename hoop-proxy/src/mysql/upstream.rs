@@ -14,13 +14,14 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 
 use super::client::CLEAR_PASSWORD;
-use super::error::{Culprit, SessionError};
 use super::packet::{self, read_server, session_after_greeting, without_nul};
 use super::scramble;
 use crate::connection::{DatabaseTarget, SslMode};
 use crate::driver::{CONNECT_TIMEOUT, connect_server};
+use crate::error::{Culprit, SessionError};
+use crate::error::{ServerError, UpstreamTlsError};
 use crate::stream::Stream;
-use crate::tls::{SERVER_WITHOUT_TLS, UpstreamTls};
+use crate::tls::UpstreamTls;
 
 const NATIVE_PASSWORD: &[u8] = b"mysql_native_password";
 const CACHING_SHA2: &[u8] = b"caching_sha2_password";
@@ -98,7 +99,9 @@ pub(crate) async fn greet(
         }
     };
     if handshake.capabilities & LOGIN_CAPABILITIES != LOGIN_CAPABILITIES {
-        return Err(SessionError::UnsupportedAuth);
+        return Err(SessionError::UnsupportedAuth(
+            "a login without the 4.1 protocol, secure connection and plugins",
+        ));
     }
     Ok(Greeted {
         tcp,
@@ -119,11 +122,11 @@ fn server_error(err: &ErrPacket, target: &DatabaseTarget) -> SessionError {
     if !target.user.is_empty() {
         message = message.replace(&target.user, "***");
     }
-    SessionError::Server {
-        code: err.code,
-        sql_state: err.sql_state.unwrap_or(*b"HY000"),
+    SessionError::Server(ServerError {
+        number: Some(err.code),
+        sql_state: String::from_utf8_lossy(&err.sql_state.unwrap_or(*b"HY000")).into_owned(),
         message,
-    }
+    })
 }
 
 /// The plugin's first answer to a challenge; `None` for a plugin hoop does
@@ -199,7 +202,9 @@ pub(crate) async fn login(
             (encrypted, true)
         }
         Some(_) if tls.mode() != SslMode::Prefer => {
-            return Err(SessionError::UpstreamTls(SERVER_WITHOUT_TLS.to_owned()));
+            return Err(SessionError::UpstreamTls(
+                UpstreamTlsError::ServerWithoutTls,
+            ));
         }
         _ => (Stream::Plain(tcp), false),
     };
@@ -258,8 +263,9 @@ pub(crate) async fn login(
                 plugin = switch.plugin;
                 nonce = self::nonce(&plugin, &switch.data);
                 asked_for_key = false;
-                let data = answer(&plugin, password, &nonce, encrypted)
-                    .ok_or(SessionError::UnsupportedAuth)?;
+                let data = answer(&plugin, password, &nonce, encrypted).ok_or(
+                    SessionError::UnsupportedAuth("an authentication plugin hoop does not speak"),
+                )?;
                 packet::write(&mut stream, next, &data, Culprit::Server).await?;
             }
             ServerMessage::AuthMoreData(more) if plugin.as_ref() == CACHING_SHA2 => {

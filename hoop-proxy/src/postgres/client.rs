@@ -9,8 +9,8 @@ use hoop_wire::postgres::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 
-use super::error::{Culprit, SessionError};
 use crate::auth::{ClientAuthenticator, ClientCredentials, ClientIdentity};
+use crate::error::{Culprit, SessionError};
 use crate::stream::{ClientIo, Stream};
 
 /// The answer to an SSLRequest or GSSENCRequest we decline.

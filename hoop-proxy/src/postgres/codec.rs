@@ -28,10 +28,10 @@ use hoop_wire::postgres::{
 use hoop_wire::postgres::tags::{backend, frontend};
 
 use super::copy;
-use super::error::{Culprit, SessionError};
 use super::results::{Overflow, Results, ServerStep, columns_of};
+use crate::error::{Culprit, SessionError};
 use crate::pipeline::{ClientAction, Interest, ServerAction, SessionHook};
-use crate::relay::{PeerIoError, RelayCodec};
+use crate::relay::RelayCodec;
 
 /// NoticeResponse fields that carry free text, masked like result cells.
 const NOTICE_TEXT_FIELDS: [(u8, &str); 4] = [
@@ -50,16 +50,7 @@ const SYNC_MESSAGE: [u8; 5] = [frontend::SYNC, 0, 0, 0, 4];
 
 impl From<Overflow> for SessionError {
     fn from(_: Overflow) -> Self {
-        Self::Policy("too many requests or prepared statements in flight to track".to_owned())
-    }
-}
-
-impl From<PeerIoError> for SessionError {
-    fn from(error: PeerIoError) -> Self {
-        match error.peer {
-            crate::relay::Peer::Client => Self::client_io(error.source),
-            crate::relay::Peer::Server => Self::server_io(error.source),
-        }
+        Self::Ended("too many requests or prepared statements in flight to track")
     }
 }
 
@@ -151,7 +142,7 @@ impl<'h> PgCodec<'h> {
             return Ok(false);
         };
         let Some(results) = self.results.as_mut() else {
-            return Err(SessionError::Policy(refusal.message));
+            return Err(SessionError::Policy(refusal.message.into()));
         };
         BackendMessage::ErrorResponse(Notice::error("ERROR", &refusal.code, &refusal.message))
             .encode(&mut self.scratch);
@@ -215,8 +206,8 @@ impl<'h> PgCodec<'h> {
                 Ok((false, true))
             }
             // Fail closed: never forward a row unexamined.
-            ServerStep::Unknown => Err(SessionError::Policy(
-                "a result row arrived whose columns hoop does not know".to_owned(),
+            ServerStep::Unknown => Err(SessionError::Ended(
+                "a result row arrived whose columns hoop does not know",
             )),
         }
     }
@@ -246,9 +237,8 @@ impl<'h> PgCodec<'h> {
                     self.scratch.clear();
                     Ok(true)
                 }
-                _ => Err(SessionError::Policy(
-                    "the pipeline rewrote an event the PostgreSQL driver cannot re-encode"
-                        .to_owned(),
+                _ => Err(SessionError::Ended(
+                    "the pipeline rewrote an event the PostgreSQL driver cannot re-encode",
                 )),
             },
         }
@@ -319,9 +309,7 @@ impl PgCodec<'_> {
             return Ok(());
         };
         if response.format != 0 {
-            return Err(SessionError::Policy(
-                "binary COPY output cannot be masked".to_owned(),
-            ));
+            return Err(SessionError::Ended("binary COPY output cannot be masked"));
         }
         let columns = (0..response.column_formats.len())
             .map(|_| text_column(""))
@@ -345,8 +333,8 @@ impl PgCodec<'_> {
             return Ok(());
         };
         let Some(split) = copy::split(&data.data, csv) else {
-            return Err(SessionError::Policy(
-                "a COPY row hoop cannot split into fields".to_owned(),
+            return Err(SessionError::Ended(
+                "a COPY row hoop cannot split into fields",
             ));
         };
         let mut row = Event::Row {

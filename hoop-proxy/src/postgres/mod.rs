@@ -54,11 +54,12 @@ use tokio_rustls::TlsAcceptor;
 
 use self::client::Hello;
 use self::codec::PgCodec;
-pub use self::error::{Culprit, SessionError};
+pub use self::error::client_error;
 use crate::auth::ClientAuthenticator;
 use crate::cancel::{CancelGuard, CancelKey, CancelRegistry, CancelTarget};
 use crate::connection::DatabaseTarget;
 use crate::driver::{Protocol, Settings};
+use crate::error::{Culprit, SessionError};
 use crate::pipeline::{Pipeline, SessionInfo};
 use crate::relay::{Pump, RelayEnd, relay};
 use crate::stream::{ClientIo, Stream};
@@ -218,7 +219,7 @@ impl PostgresProxy {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let result = self.session(Box::new(stream), peer).await;
-        crate::error::log_session_end(result, SessionError::culprit);
+        crate::error::log_session_end(result);
     }
 
     async fn session(&self, stream: ClientIo, peer: SocketAddr) -> Result<(), SessionError> {
@@ -396,7 +397,7 @@ const FAREWELL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Best effort: sends what was already relayed, then a FATAL ErrorResponse
 /// describing `error`, unless the client is the one that failed.
 async fn send_fatal(client: &mut Stream<ClientIo>, unwritten: &[u8], error: &SessionError) {
-    let Some((code, message)) = error.client_error() else {
+    let Some((code, message)) = client_error(error) else {
         return;
     };
     let mut bytes = BytesMut::from(unwritten);

@@ -13,12 +13,13 @@ use md5::{Digest, Md5};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::error::{Culprit, SessionError};
 use crate::connection::{DatabaseTarget, SslMode};
 use crate::driver::{CONNECT_TIMEOUT, connect_server};
+use crate::error::{Culprit, SessionError};
+use crate::error::{ServerError, UpstreamTlsError};
 use crate::scram::{SCRAM_SHA_256, ScramClient};
 use crate::stream::Stream;
-use crate::tls::{SERVER_WITHOUT_TLS, UpstreamTls};
+use crate::tls::UpstreamTls;
 
 /// SSLRequest: length 8, code 80877103.
 const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f];
@@ -98,7 +99,11 @@ fn server_error(notice: &Notice, target: &DatabaseTarget) -> SessionError {
     if !target.user.is_empty() {
         message = message.replace(&target.user, "***");
     }
-    SessionError::Server { code, message }
+    SessionError::Server(ServerError {
+        number: None,
+        sql_state: code,
+        message,
+    })
 }
 
 /// `md5` authentication: `"md5" + hex(md5(hex(md5(password + user)) + salt))`.
@@ -270,9 +275,9 @@ async fn negotiate_tls(
         BackendMessage::NegotiationResponse(_) if tls.mode() == SslMode::Prefer => {
             Ok(Stream::Plain(tcp))
         }
-        BackendMessage::NegotiationResponse(_) => {
-            Err(SessionError::UpstreamTls(SERVER_WITHOUT_TLS.to_owned()))
-        }
+        BackendMessage::NegotiationResponse(_) => Err(SessionError::UpstreamTls(
+            UpstreamTlsError::ServerWithoutTls,
+        )),
         BackendMessage::ErrorResponse(notice) => Err(server_error(&notice, target)),
         other => Err(SessionError::Unexpected {
             culprit: Culprit::Server,

@@ -4,7 +4,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::Method;
 use axum::routing::{delete, get, post};
-use hoop_agent::AgentKey;
+use hoop_proxy::link::AgentKey;
 use serde_json::{Value, json};
 
 use super::input::Fields;

@@ -700,7 +700,7 @@ async fn resources_for(
 /// How long a create or update waits for the agent's check of a new
 /// target: one probe's limit, and a second for the round trip.
 const STATUS_WAIT: Duration =
-    hoop_agent::agent::CHECK_TIMEOUT.saturating_add(Duration::from_secs(1));
+    hoop_proxy::agent::CHECK_TIMEOUT.saturating_add(Duration::from_secs(1));
 
 /// Whether an update points the connection somewhere else: another host or
 /// port, or another agent. Its last reported status then says nothing.
@@ -959,7 +959,7 @@ async fn remove(
 pub(crate) async fn targets_for_agent(
     state: &AppState,
     agent_id: &str,
-) -> Result<Vec<hoop_agent::messages::Target>, ApiError> {
+) -> Result<Vec<hoop_proxy::link::messages::Target>, ApiError> {
     let resources = resources_by_name(state).await?;
     let mut targets = Vec::new();
     for record in state.store.list_connections().await? {
@@ -972,7 +972,7 @@ pub(crate) async fn targets_for_agent(
             Some((host, port)) => (Some(host), port),
             None => (None, 0),
         };
-        targets.push(hoop_agent::messages::Target {
+        targets.push(hoop_proxy::link::messages::Target {
             connection_id: record.id,
             host,
             port,

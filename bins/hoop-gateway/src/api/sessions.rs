@@ -14,8 +14,8 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::{Bytes, BytesMut};
-use hoop_agent::messages::SessionEnd;
-use hoop_agent::mux::{Inbound, StreamReceiver, StreamSender};
+use hoop_proxy::link::messages::SessionEnd;
+use hoop_proxy::link::mux::{Inbound, StreamReceiver, StreamSender};
 use serde_json::{Value, json};
 
 use super::input::Fields;
@@ -153,7 +153,8 @@ async fn tunnel(
     let id = opened.id.clone();
     let ready = match opened.ready(&state).await {
         Ok(ready) => ready,
-        Err(message) => {
+        Err(error) => {
+            let message = error.to_string();
             return super::json_response(StatusCode::BAD_GATEWAY, &json!({"message": message}));
         }
     };

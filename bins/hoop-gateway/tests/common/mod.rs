@@ -244,8 +244,8 @@ pub(crate) async fn start_gateway(
     }
     let agent_tls = ca
         .as_ref()
-        .map(|ca| hoop_agent::tls_client_config(ca).unwrap());
-    let agent = tokio::spawn(hoop_agent::run(hoop_agent::AgentConfig {
+        .map(|ca| hoop_proxy::agent::tls_client_config(ca).unwrap());
+    let agent = tokio::spawn(hoop_proxy::agent::run(hoop_proxy::agent::AgentConfig {
         key,
         tls: agent_tls,
     }));

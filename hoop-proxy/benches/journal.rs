@@ -5,13 +5,13 @@
 //! and no serialising.
 //!
 //! ```text
-//! cargo bench -p hoop-agent --bench journal
+//! cargo bench -p hoop-proxy --bench journal
 //! ```
 
 use std::io::Write;
 
 use criterion::{Criterion, Throughput};
-use hoop_agent::journal::{AuditJournal, JournalHolds, Leftovers};
+use hoop_proxy::recorder::journal::{AuditJournal, JournalHolds, Leftovers};
 
 /// Appends between releases: rotated segments are removed once released,
 /// so the bench's disk use stays a few segments.

@@ -15,21 +15,21 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use crate::cancel::CancelRegistry;
+use crate::mysql::{MysqlProxy, ThreadRegistry};
+use crate::pipeline::Pipeline;
+use crate::policy::PolicyPipeline;
+use crate::postgres::PostgresProxy;
+use crate::{Credentials, DatabaseTarget};
 use bytes::{Bytes, BytesMut};
-use hoop_proxy::cancel::CancelRegistry;
-use hoop_proxy::mysql::{MysqlProxy, ThreadRegistry};
-use hoop_proxy::pipeline::Pipeline;
-use hoop_proxy::policy::PolicyPipeline;
-use hoop_proxy::postgres::PostgresProxy;
-use hoop_proxy::{Credentials, DatabaseTarget};
 use hoop_wire::postgres::{CancelRequest, FrontendDecoder, FrontendMessage, Limits};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::frame::{Frame, FrameKind};
-use crate::journal::AuditJournal;
-use crate::messages::{OpenSession, SessionEnd};
-use crate::mux::{PumpEnd, StreamReceiver, StreamSender, pump};
-use crate::outbox::AuditOutbox;
+use crate::link::frame::{Frame, FrameKind};
+use crate::link::messages::{OpenSession, SessionEnd};
+use crate::link::mux::{PumpEnd, StreamReceiver, StreamSender, pump};
+use crate::recorder::journal::AuditJournal;
+use crate::recorder::outbox::AuditOutbox;
 use crate::recorder::{AuditBatch, EventRoute, EventSink, RecordingPipeline};
 
 /// Bytes the in-memory duplex between the link and the driver holds per
@@ -50,13 +50,13 @@ pub enum StartError {
     Protocol(String),
     /// The connection's credentials do not name a usable target.
     #[error("connection settings: {0}")]
-    Config(#[from] hoop_proxy::ConfigError),
+    Config(#[from] crate::ConfigError),
     /// The driver could not be built (its TLS settings, say).
     #[error("driver: {0}")]
-    Driver(String),
+    Driver(#[from] crate::tls::TlsConfigError),
     /// The connection's policy does not compile.
     #[error("policy: {0}")]
-    Policy(String),
+    Policy(#[from] hoop_masking::PolicyError),
 }
 
 pub(crate) enum Driver {
@@ -91,7 +91,7 @@ static MYSQL_THREADS: std::sync::LazyLock<ThreadRegistry> =
 /// this process, that handed out its key; false when none did (a session
 /// served by an agent in another process, or one that ended).
 pub async fn cancel(request: hoop_wire::postgres::CancelRequest) -> bool {
-    hoop_proxy::postgres::cancel(&POSTGRES_CANCELS, request).await
+    crate::postgres::cancel(&POSTGRES_CANCELS, request).await
 }
 
 /// The link frame that asks every agent to forward `request`: a cancel
@@ -129,7 +129,7 @@ pub(crate) fn compiled(json: &str) -> Result<PolicyPipeline, StartError> {
     {
         return Ok(policy.clone());
     }
-    let policy = PolicyPipeline::from_json(json).map_err(|e| StartError::Policy(e.to_string()))?;
+    let policy = PolicyPipeline::from_json(json)?;
     let mut cache = POLICIES.lock().unwrap_or_else(PoisonError::into_inner);
     if cache.len() >= POLICY_CACHE {
         cache.clear();
@@ -195,8 +195,7 @@ pub(crate) fn driver(
             PostgresProxy::builder(target(open, 5432)?)
                 .pipeline(pipeline)
                 .cancel_registry(POSTGRES_CANCELS.clone())
-                .build()
-                .map_err(|e| StartError::Driver(e.to_string()))?,
+                .build()?,
         )),
         "mysql" => {
             let mut builder = MysqlProxy::builder(target(open, 3306)?)
@@ -205,11 +204,7 @@ pub(crate) fn driver(
             if let Some(id) = open.client_thread_id {
                 builder = builder.told_thread_id(id);
             }
-            Ok(Driver::Mysql(
-                builder
-                    .build()
-                    .map_err(|e| StartError::Driver(e.to_string()))?,
-            ))
+            Ok(Driver::Mysql(builder.build()?))
         }
         other => Err(StartError::Protocol(other.to_owned())),
     }
@@ -226,7 +221,7 @@ pub(crate) async fn run(
     use tracing::Instrument;
     let span = tracing::info_span!("session", id = %open.session_id, connection = %open.connection);
     if open.mode == "exec" {
-        let end = crate::exec::run(&open, &sender, receiver, &audit)
+        let end = super::exec::run(&open, &sender, receiver, &audit)
             .instrument(span)
             .await;
         if let Ok(payload) = serde_json::to_vec(&end) {

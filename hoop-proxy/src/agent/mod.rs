@@ -1,5 +1,17 @@
-//! The agent's side of the link: dial, authenticate, heartbeat, check
-//! targets, and reconnect with backoff and jitter when anything breaks.
+//! The agent: it sits beside the services it serves, dials the gateway (the
+//! gateway never dials it), keeps one long-lived link, reports whether each
+//! of its connections' targets is reachable, and runs every session's
+//! protocol driver beside the database (`session`, `exec`), so masking and
+//! guardrails act before any data leaves its network.
+//!
+//! It is a module of this library rather than of the `hoop-agent` binary
+//! because three processes run it: `hoop-agent` itself, `hoop up` (an agent
+//! embedded in the gateway's process, [`run_embedded`]), and the gateway's
+//! in-place sessions ([`InPlaceSession`]), which assemble a session exactly
+//! as an agent would, on the client's own stream.
+//!
+//! Its side of the link: dial, authenticate, heartbeat, check targets, and
+//! reconnect with backoff and jitter when anything breaks.
 //!
 //! ```text
 //!  agent                                   gateway
@@ -16,7 +28,12 @@
 //!
 //! A link that stays silent for three heartbeats is dropped by either side.
 //! The audit outbox outlives links: batches the gateway did not acknowledge
-//! go to the next one (see `outbox`).
+//! go to the next one (see [`crate::recorder::outbox`]).
+
+mod exec;
+mod exec_json;
+mod exec_mysql;
+mod session;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,17 +42,22 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use rand::Rng;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::frame::{Frame, FrameError, FrameKind};
-use crate::journal::AuditJournal;
-use crate::key::AgentKey;
-use crate::messages::{EventsAck, Hello, OpenSession, Status, Target, Targets, Welcome};
-use crate::mux::{AbortOnDrop, Mux, OUTBOUND_QUEUE, write_frames};
-use crate::outbox::AuditOutbox;
-use crate::session::LinkAudit;
+pub(crate) use session::compiled;
+pub use session::{InPlaceSession, StartError, cancel, cancel_frame};
+
+use crate::link::messages::{EventsAck, Hello, OpenSession, Status, Target, Targets, Welcome};
+use crate::link::mux::{AbortOnDrop, Mux, OUTBOUND_QUEUE, write_frames};
+use crate::link::{
+    AgentKey, Frame, FrameKind, FramedLink, HANDSHAKE_TIMEOUT, LinkError, LinkIo, LinkTlsError,
+    recv_frame, send, send_json,
+};
+use crate::recorder::journal::AuditJournal;
+use crate::recorder::outbox::AuditOutbox;
+use session::LinkAudit;
 
 /// How long one reachability probe may take before the target counts as
 /// unreachable: short enough that a dead target is reported well within the
@@ -49,41 +71,11 @@ pub const CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// or ignored report heals.
 const STATUS_REFRESH: Duration = Duration::from_secs(10);
 
-/// How long the gateway has to answer the hello.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A write that cannot complete in this time means the link is stuck.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// First reconnect delay; doubles per failure up to [`BACKOFF_MAX`].
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
 
 /// Longest reconnect delay.
 const BACKOFF_MAX: Duration = Duration::from_secs(10);
-
-/// Why one link ended.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum LinkError {
-    /// The socket failed.
-    #[error("link i/o: {0}")]
-    Io(#[from] std::io::Error),
-    /// The gateway refused the key.
-    #[error("the gateway refused the agent key")]
-    Refused,
-    /// The gateway sent something unexpected.
-    #[error("protocol error: {0}")]
-    Protocol(&'static str),
-    /// A frame was oversized.
-    #[error(transparent)]
-    Frame(#[from] FrameError),
-    /// Nothing arrived for three heartbeats, or a write stalled.
-    #[error("the link went silent")]
-    Timeout,
-    /// TLS could not be set up.
-    #[error("tls: {0}")]
-    Tls(String),
-}
 
 /// Everything the agent needs to run.
 #[derive(Clone)]
@@ -113,29 +105,27 @@ pub fn tls_client_config(ca_file: &Path) -> Result<Arc<rustls::ClientConfig>, Li
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let mut roots = rustls::RootCertStore::empty();
-    let certificates = CertificateDer::pem_file_iter(ca_file)
-        .map_err(|e| LinkError::Tls(format!("reading {}: {e}", ca_file.display())))?;
+    let certificates =
+        CertificateDer::pem_file_iter(ca_file).map_err(|source| LinkTlsError::ReadCa {
+            path: ca_file.to_owned(),
+            source,
+        })?;
     for certificate in certificates {
-        let certificate = certificate.map_err(|e| LinkError::Tls(e.to_string()))?;
-        roots
-            .add(certificate)
-            .map_err(|e| LinkError::Tls(e.to_string()))?;
+        let certificate = certificate.map_err(LinkTlsError::Certificate)?;
+        roots.add(certificate).map_err(LinkTlsError::Rustls)?;
     }
     if roots.is_empty() {
-        return Err(LinkError::Tls("the CA file holds no certificate".into()));
+        return Err(LinkTlsError::NoCertificate.into());
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| LinkError::Tls(e.to_string()))?
+    .map_err(LinkTlsError::Rustls)?
     .with_root_certificates(roots)
     .with_no_client_auth();
     Ok(Arc::new(config))
 }
-
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// Runs the agent until the task is dropped: link, serve, and on any failure
 /// wait (exponential backoff with jitter) and link again.
@@ -182,16 +172,13 @@ pub fn backoff(failures: u32) -> Duration {
     half + Duration::from_millis(jitter)
 }
 
-async fn dial(config: &AgentConfig) -> Result<Box<dyn Io>, LinkError> {
+async fn dial(config: &AgentConfig) -> Result<Box<dyn LinkIo>, LinkError> {
     let tcp = TcpStream::connect(&config.key.address).await?;
     tcp.set_nodelay(true)?;
     if !config.key.tls {
         return Ok(Box::new(tcp));
     }
-    let tls = config
-        .tls
-        .clone()
-        .ok_or_else(|| LinkError::Tls("a hoops:// key needs a CA file (HOOP_TLS_CA)".into()))?;
+    let tls = config.tls.clone().ok_or(LinkTlsError::NoCa)?;
     let host = config
         .key
         .address
@@ -200,49 +187,11 @@ async fn dial(config: &AgentConfig) -> Result<Box<dyn Io>, LinkError> {
         .trim_start_matches('[')
         .trim_end_matches(']');
     let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-        .map_err(|e| LinkError::Tls(e.to_string()))?;
+        .map_err(LinkTlsError::ServerName)?;
     let stream = tokio_rustls::TlsConnector::from(tls)
         .connect(name, tcp)
         .await?;
     Ok(Box::new(stream))
-}
-
-struct Link {
-    io: Box<dyn Io>,
-    buffer: BytesMut,
-    out: BytesMut,
-}
-
-impl Link {
-    async fn send(&mut self, frame: &Frame) -> Result<(), LinkError> {
-        self.out.clear();
-        frame.encode(&mut self.out)?;
-        tokio::time::timeout(WRITE_TIMEOUT, self.io.write_all(&self.out))
-            .await
-            .map_err(|_| LinkError::Timeout)??;
-        Ok(())
-    }
-
-    async fn send_json(
-        &mut self,
-        kind: FrameKind,
-        value: &impl serde::Serialize,
-    ) -> Result<(), LinkError> {
-        let payload = serde_json::to_vec(value).map_err(|_| LinkError::Protocol("encode"))?;
-        self.send(&Frame::control(kind, payload)).await
-    }
-
-    /// The next frame. Cancel-safe: bytes read so far stay in the buffer.
-    async fn recv(&mut self) -> Result<Option<Frame>, LinkError> {
-        loop {
-            if let Some(frame) = Frame::decode(&mut self.buffer)? {
-                return Ok(Some(frame));
-            }
-            if self.io.read_buf(&mut self.buffer).await? == 0 {
-                return Ok(None);
-            }
-        }
-    }
 }
 
 fn hostname() -> String {
@@ -257,12 +206,7 @@ async fn link_once(
     outbox: &AuditOutbox,
     journal: Option<&AuditJournal>,
 ) -> Result<(), LinkError> {
-    let io = dial(config).await?;
-    let mut link = Link {
-        io,
-        buffer: BytesMut::with_capacity(8 * 1024),
-        out: BytesMut::with_capacity(8 * 1024),
-    };
+    let mut link = FramedLink::new(dial(config).await?);
     let hello = Hello {
         name: config.key.name.clone(),
         secret: config.key.secret.clone(),
@@ -287,12 +231,12 @@ async fn link_once(
 }
 
 async fn serve(
-    link: Link,
+    link: FramedLink,
     heartbeat: Duration,
     outbox: &AuditOutbox,
     journal: Option<&AuditJournal>,
 ) -> Result<(), LinkError> {
-    let Link { io, mut buffer, .. } = link;
+    let (io, mut buffer) = link.into_parts();
     let (mut reader, writer) = tokio::io::split(io);
     let (outbound, queue) = mpsc::channel(OUTBOUND_QUEUE);
     let mux = Mux::new(outbound.clone());
@@ -321,37 +265,6 @@ async fn serve(
     result
 }
 
-async fn send_json(
-    outbound: &mpsc::Sender<Frame>,
-    kind: FrameKind,
-    value: &impl serde::Serialize,
-) -> Result<(), LinkError> {
-    let payload = serde_json::to_vec(value).map_err(|_| LinkError::Protocol("encode"))?;
-    send(outbound, Frame::control(kind, payload)).await
-}
-
-async fn send(outbound: &mpsc::Sender<Frame>, frame: Frame) -> Result<(), LinkError> {
-    outbound
-        .send(frame)
-        .await
-        .map_err(|_| LinkError::Protocol("link writer stopped"))
-}
-
-/// The next frame. Cancel-safe: bytes read so far stay in the buffer.
-async fn recv_frame<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    buffer: &mut BytesMut,
-) -> Result<Option<Frame>, LinkError> {
-    loop {
-        if let Some(frame) = Frame::decode(buffer)? {
-            return Ok(Some(frame));
-        }
-        if reader.read_buf(buffer).await? == 0 {
-            return Ok(None);
-        }
-    }
-}
-
 fn open_session(
     frame: &Frame,
     mux: &Mux,
@@ -364,7 +277,7 @@ fn open_session(
         return Err(LinkError::Protocol("open on a stream in use"));
     };
     tracing::info!(session = %open.session_id, connection = %open.connection, mode = %open.mode, "session opened");
-    sessions.spawn(crate::session::run(open, sender, receiver, audit.clone()));
+    sessions.spawn(session::run(open, sender, receiver, audit.clone()));
     Ok(())
 }
 
@@ -406,8 +319,8 @@ async fn serve_frames(
                     FrameKind::Cancel => {
                         // Every agent hears it; the one whose driver
                         // handed out the key forwards it, others ignore it.
-                        if let Some(request) = crate::session::cancel_from_frame(&frame.payload) {
-                            tokio::spawn(crate::cancel(request));
+                        if let Some(request) = session::cancel_from_frame(&frame.payload) {
+                            tokio::spawn(cancel(request));
                         }
                     }
                     FrameKind::Open => open_session(&frame, mux, sessions, audit)?,

@@ -41,7 +41,7 @@ pub enum FrameKind {
     /// Agent to gateway: reachability of its targets (JSON).
     Status,
     /// Gateway to agent: a PostgreSQL cancel request the gateway received
-    /// for a session it does not serve (see [`crate::cancel_frame`]).
+    /// for a session it does not serve (see [`crate::agent::cancel_frame`]).
     Cancel,
     /// Opens a session on a new stream id.
     Open,

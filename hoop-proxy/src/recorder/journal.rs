@@ -23,7 +23,7 @@
 //!
 //! Cost: one `write(2)` of about 200 bytes per event, under a lock shared
 //! by the process's sessions: 2.1 µs an append against 2.0 µs for the bare
-//! write, on a 2-core machine under load (`cargo bench -p hoop-agent
+//! write, on a 2-core machine under load (`cargo bench -p hoop-proxy
 //! --bench journal`); the system call is nearly all of it.
 
 use std::fs::{File, OpenOptions};

@@ -31,10 +31,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use crate::frame::{Frame, FrameKind};
-use crate::journal::JournalHolds;
-use crate::messages::{BatchId, EventsAck};
-use crate::mux::Mux;
+use crate::link::frame::{Frame, FrameKind};
+use crate::link::messages::{BatchId, EventsAck};
+use crate::link::mux::Mux;
+use crate::recorder::journal::JournalHolds;
 
 /// The most bytes of unacknowledged batches kept: at the recorder's 64
 /// events a batch, tens of thousands of statements, minutes of a busy

@@ -22,7 +22,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Semaphore, mpsc};
 
-use crate::frame::{Frame, FrameKind};
+use crate::link::frame::{Frame, FrameKind};
 
 /// Bytes a sender may have in flight on one stream: enough to keep a
 /// result stream moving across one round trip of the link, small enough
@@ -45,7 +45,7 @@ pub const OUTBOUND_QUEUE: usize = 256;
 const WRITE_BATCH: usize = 256 * 1024;
 
 /// A link write that cannot complete in this time means the link is stuck.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What arrives on a stream.
 #[derive(Debug, Clone, PartialEq, Eq)]

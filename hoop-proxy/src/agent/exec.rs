@@ -27,11 +27,11 @@ use bytes::{Bytes, BytesMut};
 use tokio_postgres::SimpleColumn;
 use tokio_postgres::SimpleQueryMessage;
 
-use crate::exec_json::{ColumnTypes, JsonKind, RowDescriptionTap, write_row};
+use super::exec_json::{ColumnTypes, JsonKind, RowDescriptionTap, write_row};
 
-use crate::messages::{OpenSession, SessionEnd};
-use crate::mux::{AbortOnDrop, CHUNK, Inbound, StreamReceiver, StreamSender};
-use crate::session::{LinkAudit, driven, driver};
+use super::session::{LinkAudit, driven, driver};
+use crate::link::messages::{OpenSession, SessionEnd};
+use crate::link::mux::{AbortOnDrop, CHUNK, Inbound, StreamReceiver, StreamSender};
 
 /// Runs `open.script` and reports its output and outcome on the stream.
 /// The gateway closing the stream (its client left, or it shuts down) or
@@ -89,7 +89,7 @@ async fn execute(
 ) -> Result<(), String> {
     match open.protocol.as_str() {
         "postgres" => {}
-        "mysql" => return crate::exec_mysql::execute(open, sender, audit, output).await,
+        "mysql" => return super::exec_mysql::execute(open, sender, audit, output).await,
         other => {
             return Err(format!(
                 "exec on {other} connections is not supported; use connect"

@@ -3,7 +3,7 @@
 //! errors and refusals; masked counts at the end) and reports them to the
 //! gateway in `EVENTS` frames. Result values are never recorded.
 //!
-//! Statement texts are recorded as [`AuditText`] makes them: credential
+//! Statement texts are recorded as `AuditText` makes them: credential
 //! literals (`ALTER USER ... PASSWORD '...'`, `IDENTIFIED BY '...'`, a
 //! dblink connection string's password) replaced, and, when the connection
 //! has a masking policy, the values its detectors find masked as the
@@ -14,7 +14,7 @@
 //! statement it rejects (PostgreSQL's `syntax error at or near
 //! "'hunter2'"`, MariaDB's `near 'BY 'hunter2'' at line 1`, cut after 80
 //! characters), so every credential value replaced in the session's recent
-//! statements ([`RECENT_SECRETS`]) is replaced in the message too, as
+//! statements (`RECENT_SECRETS`) is replaced in the message too, as
 //! written, as the server read it, and where the quote is cut inside it
 //! ([`hoop_masking::Secrets::scrub`]); then the detectors apply. Only the
 //! message is recorded: PostgreSQL's detail, hint and position fields are
@@ -34,6 +34,16 @@
 //! closes the session, or when the session's task is dropped (the link was
 //! lost, the gateway stops), in which case the outbox sends it after the
 //! next link is up.
+//!
+//! Its own module, beside [`crate::link`] rather than inside it, because a
+//! recorder does not need a link: in-place sessions record straight into
+//! the gateway's event writer. The [`outbox`] (batches kept until the
+//! gateway acknowledges them, across links) and the [`journal`] (events on
+//! disk before the client gets its answer, in the gateway's process) are
+//! the two ways its batches are kept safe until stored.
+
+pub mod journal;
+pub mod outbox;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
@@ -41,19 +51,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use hoop_masking::{CellMasker, Dialect, RedactedStatement, Secrets, redact_statement};
-use hoop_proxy::pipeline::{
-    ClientAction, Interest, Pipeline, ServerAction, SessionHook, SessionInfo,
-};
-use hoop_proxy::policy::{PolicyPipeline, SessionCounts};
 use hoop_wire::event::Event;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
-use crate::frame::Frame;
-use crate::journal::{AuditJournal, JournalHolds};
-use crate::messages::{BatchId, OpenSession, SessionEvents};
-use crate::outbox::AuditOutbox;
+use crate::link::frame::Frame;
+use crate::link::messages::{BatchId, OpenSession, SessionEvents};
+use crate::pipeline::{ClientAction, Interest, Pipeline, ServerAction, SessionHook, SessionInfo};
+use crate::policy::{PolicyPipeline, SessionCounts};
+use journal::{AuditJournal, JournalHolds};
+use outbox::AuditOutbox;
 
 /// Events gathered before a frame is sent: amortises the frame and the
 /// gateway's store write over many statements.
@@ -469,7 +477,7 @@ pub(crate) fn recorded_error(open: &OpenSession, message: &str) -> String {
     let policy = open
         .policy
         .as_deref()
-        .and_then(|json| crate::session::compiled(json).ok());
+        .and_then(|json| crate::agent::compiled(json).ok());
     let mut audit = AuditText::new(&open.protocol, policy.as_ref());
     let secrets = open
         .script

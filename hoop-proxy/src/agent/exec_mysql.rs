@@ -16,11 +16,11 @@ use hoop_wire::mysql::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
-use crate::exec::Output;
-use crate::exec_json::JsonKind;
-use crate::messages::OpenSession;
-use crate::mux::StreamSender;
-use crate::session::{LinkAudit, driven, driver};
+use super::exec::Output;
+use super::exec_json::JsonKind;
+use super::session::{LinkAudit, driven, driver};
+use crate::link::messages::OpenSession;
+use crate::link::mux::StreamSender;
 
 /// utf8mb4_general_ci.
 const CHARSET_UTF8MB4: u8 = 45;
