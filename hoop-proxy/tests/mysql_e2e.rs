@@ -865,3 +865,42 @@ async fn e2e_mysql_the_hook_sees_statements_columns_rows_completions_and_errors(
         "{events:#?}"
     );
 }
+
+/// Issue 17, item 1: a result set sent while a stored procedure holds a
+/// cursor open carries SERVER_STATUS_CURSOR_EXISTS on its end-of-metadata
+/// EOF, and its rows still follow. Only a cursor-mode COM_STMT_EXECUTE's
+/// rows wait for COM_STMT_FETCH. The mariadb CLI (no CLIENT_DEPRECATE_EOF)
+/// shows it; hoop once took the rows for packets nobody asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_mysql_result_sets_beside_an_open_procedure_cursor_reach_the_cli() {
+    let fixture = Fixture::new("native");
+    let created = std::process::Command::new("mariadb")
+        .args(["-uroot", "-h127.0.0.1", "-P3306", "--delimiter=//", "-e"])
+        .arg(format!(
+            "CREATE PROCEDURE {0}.with_cursor() BEGIN
+               DECLARE c CURSOR FOR SELECT id FROM {0}.t;
+               OPEN c;
+               SELECT label FROM {0}.t ORDER BY id;
+               CLOSE c;
+             END",
+            fixture.db
+        ))
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let proxy = spawn(
+        MysqlProxy::builder(fixture.target())
+            .authenticator(Arc::new(SharedSecret::new(Secret::new(TOKEN))))
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let script = "CALL with_cursor();\n\
+                  DELIMITER //\n\
+                  BEGIN NOT ATOMIC DECLARE c CURSOR FOR SELECT 1; OPEN c; SELECT 'inside'; CLOSE c; END//\n\
+                  DELIMITER ;\n\
+                  SELECT 'after';\n";
+    let (ok, stdout, stderr) = with_stdin(&mut mariadb(proxy, TOKEN), script).await;
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "one\nsecret\nNULL\ninside\nafter\n", "{stderr}");
+}
