@@ -904,3 +904,48 @@ async fn e2e_mysql_result_sets_beside_an_open_procedure_cursor_reach_the_cli() {
     assert!(ok, "{stderr}");
     assert_eq!(stdout, "one\nsecret\nNULL\ninside\nafter\n", "{stderr}");
 }
+
+/// Issue 17, item 3: a server connection that is killed or times out
+/// reaches the client as it would directly, a closed connection (2013
+/// "Lost connection" or 2006 "gone away"), which reconnecting clients act
+/// on; never an ERR of hoop's own. PyMySQL, idle and busy `KILL`s and a
+/// short `wait_timeout`, each followed by the client's own reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_mysql_killed_and_timed_out_server_connections_look_lost_to_the_client() {
+    let fixture = Fixture::new("native");
+    let proxy = spawn(MysqlProxy::builder(fixture.target()).build().unwrap()).await;
+    let out = python(
+        proxy,
+        "import os, threading, time, pymysql
+port = int(os.environ['HOOP_PORT'])
+root = pymysql.connect(host='127.0.0.1', port=3306, user='root', autocommit=True)
+def kill(thread):
+    root.cursor().execute('KILL CONNECTION %d' % thread)
+def attempt(label, conn, sql):
+    try:
+        cur = conn.cursor(); cur.execute(sql); print(label, 'answered', cur.fetchall())
+    except pymysql.err.MySQLError as e:
+        print(label, e.args[0])
+    conn.ping(reconnect=True)
+    cur = conn.cursor(); cur.execute('SELECT 7'); assert cur.fetchone()[0] == 7
+def connect():
+    return pymysql.connect(host='127.0.0.1', port=port, user='me', password='x')
+a = connect(); kill(a.thread_id()); time.sleep(0.3)
+attempt('idle', a, 'SELECT 1')
+b = connect()
+threading.Timer(0.5, kill, (b.thread_id(),)).start()
+attempt('busy', b, 'SELECT SLEEP(5)')
+c = connect(); c.cursor().execute('SET SESSION wait_timeout = 1'); time.sleep(2.5)
+attempt('timeout', c, 'SELECT 1')
+",
+    )
+    .await;
+    let codes: Vec<(&str, &str)> = out
+        .lines()
+        .map(|l| l.split_once(' ').unwrap_or((l, "")))
+        .collect();
+    assert_eq!(codes.len(), 3, "{out}");
+    for (label, code) in codes {
+        assert!(code == "2013" || code == "2006", "{label}: {code}\n{out}");
+    }
+}

@@ -139,6 +139,20 @@ impl SessionError {
         }
     }
 
+    /// True when the database server's connection broke or closed partway
+    /// through a packet (killed, timed out, restarted): once commands flow,
+    /// the client is told by its connection closing, as it would be without
+    /// hoop.
+    pub fn lost_server(&self) -> bool {
+        matches!(
+            self,
+            Self::Io {
+                culprit: Culprit::Server,
+                ..
+            }
+        )
+    }
+
     /// The error number, SQLSTATE and message of the ERR packet the client
     /// receives, or `None` when the client is gone.
     pub fn client_error(&self) -> Option<(u16, [u8; 5], String)> {

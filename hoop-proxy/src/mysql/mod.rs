@@ -451,6 +451,16 @@ impl MysqlProxy {
         }
         match result {
             Ok(_) => Ok(()),
+            Err(error) if error.lost_server() => {
+                // What the server sent before it went is passed on, then the
+                // client's connection closes as the server's did: the client
+                // sees 2013 or 2006, the errors its reconnect logic knows.
+                // An ERR of hoop's own would have no command to answer (the
+                // server went while idle) and no code a client retries on.
+                let _ = client_stream.write_all(to_client.unwritten()).await;
+                let _ = client_stream.shutdown().await;
+                Err(error)
+            }
             Err(error) => {
                 send_error(&mut client_stream, seq, to_client.unwritten(), &error).await;
                 Err(error)
