@@ -949,3 +949,39 @@ attempt('timeout', c, 'SELECT 1')
         assert!(code == "2013" || code == "2006", "{label}: {code}\n{out}");
     }
 }
+
+/// Issue 17, item 4: MariaDB caps a table at 4,096 columns but not a
+/// SELECT list; a 68,001-column result reaches the mariadb CLI whole, and
+/// the hook is told all its columns. Memory stays bounded by
+/// `Limits::max_column_bytes`, not by a count the servers do not have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_mysql_results_wider_than_a_table_reach_the_cli() {
+    const WIDTH: usize = 68_001;
+    let fixture = Fixture::new("native");
+    let recorder = Arc::new(Recorder::default());
+    let proxy = spawn(
+        MysqlProxy::builder(fixture.target())
+            .pipeline(recorder.clone())
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let select = (0..WIDTH)
+        .map(|i| format!("{i} AS c{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (ok, stdout, stderr) =
+        with_stdin(&mut mariadb(proxy, "x"), &format!("SELECT {select};\n")).await;
+    // The CLI echoes the whole statement before its error: the last line only.
+    assert!(ok, "{}", stderr.lines().last().unwrap_or_default());
+    let cells: Vec<&str> = stdout.trim_end().split('\t').collect();
+    assert_eq!(cells.len(), WIDTH);
+    assert_eq!((cells[0], cells[WIDTH - 1]), ("0", "68000"));
+    let events = recorder.events.lock().unwrap().clone();
+    let columns = events
+        .iter()
+        .find(|e| e.starts_with("columns ") && e.contains("c67999"))
+        .unwrap_or_else(|| panic!("no columns event: {:?}", &events[..2]));
+    assert_eq!(columns.split(',').count(), WIDTH);
+    assert!(events.contains(&format!("row {WIDTH}")));
+}

@@ -138,6 +138,8 @@ pub struct Session {
     statements: HashMap<u32, Statement>,
     last_prepared: Option<u32>,
     columns: Vec<ColumnDefinition>,
+    /// What `columns` holds, counted against `Limits::max_column_bytes`.
+    column_bytes: usize,
     /// The current result set's definitions when the server skipped them
     /// (MARIADB_CLIENT_CACHE_METADATA): the statement's cached ones.
     cached_columns: Option<Arc<[ColumnDefinition]>>,
@@ -173,6 +175,7 @@ impl Session {
             statements: HashMap::new(),
             last_prepared: None,
             columns: Vec::new(),
+            column_bytes: 0,
             cached_columns: None,
             cached_bytes: 0,
             column_types: Arc::from([]),
@@ -639,6 +642,7 @@ impl Session {
                     }
                     self.pending.pop_front();
                     self.columns.clear();
+                    self.column_bytes = 0;
                     self.cached_columns = None;
                     self.rows = 0;
                     self.result_binary = binary;
@@ -700,7 +704,7 @@ impl Session {
                 cursor,
             } => {
                 let definition = self.column_definition(&mut r, offset)?;
-                self.columns.push(definition.clone());
+                self.keep_column(&definition, offset)?;
                 self.pending.pop_front();
                 if left > 1 {
                     self.pending.push_front(Expect::Columns {
@@ -793,6 +797,7 @@ impl Session {
                 );
                 self.last_prepared = Some(ok.statement_id);
                 self.columns.clear();
+                self.column_bytes = 0;
                 self.cached_columns = None;
                 if ok.metadata_follows != Some(0) {
                     if ok.num_params > 0 {
@@ -842,7 +847,7 @@ impl Session {
             }
             Expect::PrepareColumns { id, left } => {
                 let definition = self.column_definition(&mut r, offset)?;
-                self.columns.push(definition.clone());
+                self.keep_column(&definition, offset)?;
                 self.pending.pop_front();
                 if left > 1 {
                     self.pending
@@ -911,6 +916,27 @@ impl Session {
             statement.cached_bytes = bytes;
             self.cached_bytes += bytes;
         }
+    }
+
+    /// Keeps one of the current result set's column definitions, within
+    /// `Limits::max_column_bytes`.
+    fn keep_column(
+        &mut self,
+        definition: &ColumnDefinition,
+        offset: u64,
+    ) -> Result<(), DecodeError> {
+        self.column_bytes = self
+            .column_bytes
+            .saturating_add(definition_bytes(definition));
+        if self.column_bytes > self.limits.max_column_bytes {
+            return Err(malformed(
+                offset,
+                "ColumnDefinition41",
+                "column definitions of one result set exceed the limit",
+            ));
+        }
+        self.columns.push(definition.clone());
+        Ok(())
     }
 
     fn forget_statement(&mut self, id: u32) {

@@ -932,3 +932,44 @@ fn skipped_metadata_of_a_closed_or_mismatched_statement_is_an_error() {
         );
     }
 }
+
+/// Issue 17, item 4: a result set may be wider than a table (MariaDB
+/// answers a 68,001-column SELECT), and its definitions are bounded by
+/// bytes, not by a count: past `max_column_bytes` the stream is refused
+/// before more definitions are kept.
+#[test]
+fn wide_results_are_bounded_by_the_bytes_of_their_definitions() {
+    let limits = Limits {
+        max_column_bytes: 4 << 20,
+        ..Limits::default()
+    };
+    for (width, accepted) in [(5_000, true), (100_000, false)] {
+        let mut feeder = Feeder::new(Session::after_handshake(limits, CAPS));
+        let mut query = vec![command::QUERY];
+        query.extend_from_slice(b"SELECT ...");
+        feeder.feed(Dir::Client, &wire(0, &query)).unwrap();
+        let mut count = BytesMut::new();
+        ServerMessage::ColumnCount(ColumnCount {
+            count: width,
+            metadata_follows: None,
+        })
+        .encode_payload(&mut count);
+        feeder.feed(Dir::Server, &wire(1, &count)).unwrap();
+        let mut result = Ok(());
+        for i in 0..width {
+            let mut definition = BytesMut::new();
+            ServerMessage::ColumnDefinition(column(&format!("c{i}"), 3))
+                .encode_payload(&mut definition);
+            if let Err(error) = feeder.feed(Dir::Server, &wire(2, &definition)) {
+                result = Err(error);
+                break;
+            }
+        }
+        assert_eq!(result.is_ok(), accepted, "{width}: {result:?}");
+        if accepted {
+            assert_eq!(feeder.session.columns().len(), 5_000);
+        } else {
+            assert!(feeder.session.columns().len() < 50_000);
+        }
+    }
+}
