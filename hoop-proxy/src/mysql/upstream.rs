@@ -167,8 +167,13 @@ pub(crate) async fn login(
     let server_caps = handshake.capabilities;
     let mut capabilities = (request.capabilities | LOGIN_CAPABILITIES) & !capability::SSL;
     capabilities |= server_caps & capability::PLUGIN_AUTH_LENENC_CLIENT_DATA;
+    // The flag says a database name follows: a client that sets it with an
+    // empty name (mysql-connector-python does) and no DB of the connection
+    // leave none to send.
     if request.database.is_some() {
         capabilities |= capability::CONNECT_WITH_DB;
+    } else {
+        capabilities &= !capability::CONNECT_WITH_DB;
     }
     if request.attributes.is_some() {
         capabilities |= capability::CONNECT_ATTRS;

@@ -626,8 +626,14 @@ fn parse_execute(
     let iteration_count = r.u32_le()?;
     let param_block = r.rest();
     let mut p = Reader::new(param_block.clone());
+    // Under CLIENT_QUERY_ATTRIBUTES the count (parameters, then attributes)
+    // is sent whenever the statement has parameters, and for a statement of
+    // none when PARAMETER_COUNT_AVAILABLE says attributes follow; each bound
+    // type then carries a name (empty for a parameter). MySQL 8.0.26+ and
+    // mysql-connector-python 9 send it so.
     let with_attributes = capabilities & capability::QUERY_ATTRIBUTES != 0;
-    let count = if with_attributes && flags & PARAMETER_COUNT_AVAILABLE != 0 {
+    let counted = statement.count > 0 || flags & PARAMETER_COUNT_AVAILABLE != 0;
+    let count = if with_attributes && counted {
         let count = lenenc_int(&mut p)?;
         usize::try_from(count).map_err(|_| "parameter count overflows")?
     } else {

@@ -973,3 +973,50 @@ fn wide_results_are_bounded_by_the_bytes_of_their_definitions() {
         }
     }
 }
+
+/// Issue 17, item 2: under CLIENT_QUERY_ATTRIBUTES a COM_STMT_EXECUTE of a
+/// statement with parameters carries their count and a name per bound type
+/// even without PARAMETER_COUNT_AVAILABLE. Bytes as mysql-connector-python
+/// 9 (pure Python) sent them to MySQL 9.7 for `SELECT ? + 1, ?` with
+/// (41, 'x'), and as it sends one query attribute `p` = 7 after them.
+#[test]
+fn executions_with_query_attributes_read_their_count_and_names() {
+    use super::client::{Command, StatementParams};
+    let caps = CAPS | capability::QUERY_ATTRIBUTES;
+    let two = || {
+        Some(StatementParams {
+            count: 2,
+            ..StatementParams::default()
+        })
+    };
+    let captured: &[u8] = b"\x17\x01\x00\x00\x00\x00\x01\x00\x00\x00\
+        \x02\x00\x01\x01\x80\x00\xfe\x00\x00\x29\x01x";
+    let with_attribute: &[u8] = b"\x17\x01\x00\x00\x00\x00\x01\x00\x00\x00\
+        \x03\x00\x01\x01\x80\x00\xfe\x00\x00\x08\x00\x01p\x29\x01x\x07\x00\x00\x00\x00\x00\x00\x00";
+    for (bytes, params) in [
+        (captured, vec![Some(&b")"[..]), Some(&b"x"[..])]),
+        (
+            with_attribute,
+            vec![
+                Some(&b")"[..]),
+                Some(&b"x"[..]),
+                Some(&[7, 0, 0, 0, 0, 0, 0, 0][..]),
+            ],
+        ),
+    ] {
+        let mut r = crate::reader::Reader::new(Bytes::copy_from_slice(bytes));
+        let Command::StmtExecute(execute) = Command::parse(&mut r, caps, |_| two()).unwrap() else {
+            panic!("not an execution");
+        };
+        let got: Vec<Option<&[u8]>> = execute.params.iter().map(|p| p.as_deref()).collect();
+        assert_eq!(got, params);
+        let mut again = BytesMut::new();
+        ClientMessage::Command(Command::StmtExecute(execute)).encode_payload(&mut again);
+        assert_eq!(&again[..], bytes);
+    }
+    // Without the capability the same statement's values follow at once.
+    let plain: &[u8] = b"\x17\x01\x00\x00\x00\x00\x01\x00\x00\x00\
+        \x00\x01\x01\x80\xfe\x00\x29\x01x";
+    let mut r = crate::reader::Reader::new(Bytes::copy_from_slice(plain));
+    assert!(Command::parse(&mut r, CAPS, |_| two()).is_ok());
+}
