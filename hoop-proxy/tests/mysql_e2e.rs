@@ -985,3 +985,52 @@ async fn e2e_mysql_results_wider_than_a_table_reach_the_cli() {
     assert_eq!(columns.split(',').count(), WIDTH);
     assert!(events.contains(&format!("row {WIDTH}")));
 }
+
+/// Issue 17, item 5: COM_CHANGE_USER (mysql-connector-python's
+/// `cmd_change_user`, which pools use to reset a connection) resets the
+/// session on the connection's own account: whatever account the client
+/// names, the server leg logs in again with the connection's credentials,
+/// in the database and character set the client asked for. Credentials the
+/// server no longer accepts end the session in hoop's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_mysql_change_user_resets_the_session_on_the_connections_account() {
+    let fixture = Fixture::new("native");
+    root_sql(&format!("CREATE DATABASE {0}_other", fixture.db));
+    let proxy = spawn(MysqlProxy::builder(fixture.target()).build().unwrap()).await;
+    let out = python(
+        proxy,
+        &format!(
+            "import os, mysql.connector
+c = mysql.connector.connect(host='127.0.0.1', port=int(os.environ['HOOP_PORT']), user='me', password='x', use_pure=True, ssl_disabled=True)
+cur = c.cursor()
+cur.execute('SET @v = 1'); cur.execute('CREATE TEMPORARY TABLE tmp (x INT)')
+c.cmd_change_user(username='root', password='guess', database='{0}_other', charset=33)
+cur = c.cursor()
+cur.execute('SELECT CURRENT_USER(), DATABASE(), @v, @@character_set_client'); print(cur.fetchall())
+try:
+    cur.execute('SELECT * FROM tmp'); print('temporary table kept')
+except mysql.connector.Error as e:
+    print(e.errno)
+cur = c.cursor(prepared=True); cur.execute('SELECT ? * 2', (21,)); print(cur.fetchall())
+c.cmd_change_user(username='me', password='x')
+cur = c.cursor(); cur.execute('SELECT DATABASE()'); print(cur.fetchall())
+root = mysql.connector.connect(host='127.0.0.1', port=3306, user='root')
+root.cursor().execute(\"ALTER USER '{1}'@'%' IDENTIFIED BY 'changed-meanwhile'\")
+try:
+    c.cmd_change_user(username='me', password='x'); print('accepted')
+except mysql.connector.Error as e:
+    print(e.errno, 'connection' in e.msg and '{1}' not in e.msg)
+",
+            fixture.db, fixture.user
+        ),
+    )
+    .await;
+    root_sql(&format!("DROP DATABASE {0}_other", fixture.db));
+    assert_eq!(
+        out,
+        format!(
+            "[('{0}@%', '{1}_other', None, 'utf8mb3')]\n1146\n[(42,)]\n[('{1}',)]\n1045 True\n",
+            fixture.user, fixture.db
+        )
+    );
+}

@@ -91,6 +91,11 @@ pub enum SessionError {
     /// A handshake phase took too long.
     #[error("{0:?} took too long to authenticate")]
     Timeout(Culprit),
+    /// Not a failure: the client sent COM_CHANGE_USER, and the relay stops
+    /// for the driver to log in again on the server leg. Never the outcome
+    /// of a session.
+    #[error("the client asked to change user")]
+    ChangeUser,
 }
 
 impl SessionError {
@@ -134,7 +139,7 @@ impl SessionError {
             | Self::CredentialsRefused
             | Self::UnsupportedAuth
             | Self::Server { .. } => Culprit::Server,
-            Self::ClientAuth | Self::Unsupported(_) => Culprit::Client,
+            Self::ClientAuth | Self::Unsupported(_) | Self::ChangeUser => Culprit::Client,
             Self::Policy(_) => Culprit::Hoop,
         }
     }
@@ -204,6 +209,10 @@ impl SessionError {
                 message,
             } => return Some((*code, *sql_state, message.clone())),
             Self::Unsupported(what) => (NOT_SUPPORTED, format!("hoop: {what}")),
+            Self::ChangeUser => (
+                NOT_SUPPORTED,
+                "hoop: COM_CHANGE_USER could not be answered".to_owned(),
+            ),
             Self::Policy(message) => (SESSION_ENDED, format!("hoop: {message}")),
             Self::Timeout(Culprit::Server) => (
                 UNABLE_TO_CONNECT,

@@ -47,8 +47,10 @@
 //!   packet, capped by [`Limits`]); a slow client slows only its own
 //!   session; a client that goes away releases its server connection, and a
 //!   thread still busy for it is ended with `KILL CONNECTION`.
-//! - COM_CHANGE_USER is refused (it would log in past hoop's
-//!   authentication).
+//! - COM_CHANGE_USER resets the session on the connection's own account:
+//!   the server leg logs in again with the connection's credentials, in the
+//!   database and character set the client asks for; the account the client
+//!   names is not used, so the identity stays the connection's.
 
 mod client;
 mod codec;
@@ -411,7 +413,6 @@ impl MysqlProxy {
         let mut client_stream = client.stream;
         let mut server_stream = server.stream;
         let mut hook = inner.pipeline.open(&info);
-        let session = Session::after_handshake(inner.limits, capabilities.server);
         let account = threads::Account {
             host: inner.target.host.clone(),
             port: inner.target.port,
@@ -423,22 +424,53 @@ impl MysqlProxy {
             .as_ref()
             .zip(inner.told_thread_id)
             .map(|(threads, told)| threads.register(told, account.clone(), thread_id));
-        let mut codec = MysqlCodec::new(session, hook.as_mut(), inner.allow_local_infile)
-            .announcing_metadata(capabilities.announces_metadata())
-            .translating_kills(inner.threads.clone().map(|threads| (threads, account)));
         let mut to_server = Pump::new(client.buf);
         let mut to_client = Pump::new(server.buf);
-        let result = relay(
-            &mut codec,
-            &mut client_stream,
-            &mut server_stream,
-            &mut to_server,
-            &mut to_client,
-        )
-        .await;
-        let abandoned = !codec.quit() && codec.busy();
-        let seq = codec.client_seq();
-        drop(codec);
+        let (result, abandoned, seq) = loop {
+            // A fresh conversation each run: COM_CHANGE_USER drops the
+            // server's prepared statements along with the rest.
+            let session = Session::after_handshake(inner.limits, capabilities.server);
+            let mut codec = MysqlCodec::new(session, hook.as_mut(), inner.allow_local_infile)
+                .announcing_metadata(capabilities.announces_metadata())
+                .translating_kills(
+                    inner
+                        .threads
+                        .clone()
+                        .map(|threads| (threads, account.clone())),
+                );
+            let result = relay(
+                &mut codec,
+                &mut client_stream,
+                &mut server_stream,
+                &mut to_server,
+                &mut to_client,
+            )
+            .await;
+            let abandoned = !codec.quit() && codec.busy();
+            let seq = codec.client_seq();
+            let change = codec.take_change_user();
+            drop(codec);
+            let (Err(SessionError::ChangeUser), Some(body)) = (&result, change) else {
+                break (result, abandoned, seq);
+            };
+            let answered = self
+                .change_user(
+                    ChangeUserLegs {
+                        client: &mut client_stream,
+                        server: &mut server_stream,
+                        to_server: &mut to_server,
+                        to_client: &mut to_client,
+                    },
+                    &server.relogin,
+                    capabilities,
+                    body,
+                    seq,
+                )
+                .await;
+            if let Err(error) = answered {
+                break (Err(error), false, seq);
+            }
+        };
         hook.closed();
         let client_gone = matches!(result, Ok(RelayEnd::ClientClosed))
             || matches!(&result, Err(e) if e.culprit() == Culprit::Client);
@@ -504,6 +536,81 @@ impl Capabilities {
     /// Whether hoop adds the "metadata follows" byte the client expects.
     fn announces_metadata(self) -> bool {
         (self.client & !self.server) & capability::MARIADB_CACHE_METADATA != 0
+    }
+}
+
+/// The two legs of a session and their pumps, while the relay is stopped.
+struct ChangeUserLegs<'a> {
+    client: &'a mut Stream<ClientIo>,
+    server: &'a mut crate::stream::Stream,
+    to_server: &'a mut Pump,
+    to_client: &'a mut Pump,
+}
+
+impl MysqlProxy {
+    /// Answers a client's COM_CHANGE_USER (`body`, its packet's sequence id
+    /// plus one in `seq`) as a reset of the session on the connection's own
+    /// account: whatever user and credentials the client names, the server
+    /// leg logs in again as the connection's user with its credentials,
+    /// with the database (or the connection's `DB` when none) and character
+    /// set the client asked for, and the client gets the server's OK. The
+    /// identity stays the connection's, as it was when the client logged in
+    /// to hoop with its token.
+    async fn change_user(
+        &self,
+        legs: ChangeUserLegs<'_>,
+        relogin: &upstream::Relogin,
+        capabilities: Capabilities,
+        body: bytes::Bytes,
+        seq: u8,
+    ) -> Result<(), SessionError> {
+        let inner = &*self.inner;
+        let ChangeUserLegs {
+            client,
+            server,
+            to_server,
+            to_client,
+        } = legs;
+        let request = hoop_wire::mysql::ComChangeUser::parse(body, capabilities.client)
+            .map_err(SessionError::client_protocol)?;
+        // Packets that preceded it and need no answer (COM_STMT_CLOSE), and
+        // what the server sent last, go first.
+        let earlier = to_server.take_unwritten();
+        server
+            .write_all(&earlier)
+            .await
+            .map_err(SessionError::server_io)?;
+        let replies = to_client.take_unwritten();
+        client
+            .write_all(&replies)
+            .await
+            .map_err(SessionError::client_io)?;
+        if to_client.unprocessed() > 0 {
+            return Err(SessionError::Unexpected {
+                culprit: Culprit::Server,
+                message: "data before COM_CHANGE_USER",
+            });
+        }
+        let database = Some(request.database)
+            .filter(|db| !db.is_empty())
+            .or_else(|| {
+                inner
+                    .target
+                    .database
+                    .as_ref()
+                    .map(|db| bytes::Bytes::copy_from_slice(db.as_bytes()))
+            });
+        let ok = upstream::change_user(
+            server,
+            relogin,
+            &inner.target,
+            inner.limits,
+            capabilities.server,
+            database,
+            request.charset,
+        )
+        .await?;
+        packet::write(client, seq, &ok, Culprit::Client).await
     }
 }
 

@@ -44,7 +44,8 @@ mod session;
 mod value;
 
 pub use client::{
-    AuthData, ClientMessage, ComQuery, ComStmtExecute, Command, HandshakeResponse, SslRequest,
+    AuthData, ClientMessage, ComChangeUser, ComQuery, ComStmtExecute, Command, HandshakeResponse,
+    SslRequest,
 };
 pub use consts::{capability, column_type, command, status};
 pub use framing::{Limits, Packet, encode_packet};
