@@ -1034,3 +1034,47 @@ except mysql.connector.Error as e:
         )
     );
 }
+
+/// Issue 17, item 1: a session that fails is recorded with why. The error
+/// hoop told its client (here: the server connection killed mid-query)
+/// reaches the hook as an `Error` event before `closed`, so the recording
+/// shows a failure, not a session that merely ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_mysql_a_failed_session_leaves_its_error_with_the_hook() {
+    let fixture = Fixture::new("native");
+    let recorder = Arc::new(Recorder::default());
+    let proxy = spawn(
+        MysqlProxy::builder(fixture.target())
+            .pipeline(recorder.clone())
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let out = python(
+        proxy,
+        "import os, threading, pymysql
+root = pymysql.connect(host='127.0.0.1', port=3306, user='root', autocommit=True)
+c = pymysql.connect(host='127.0.0.1', port=int(os.environ['HOOP_PORT']), user='me', password='x')
+threading.Timer(0.5, lambda: root.cursor().execute('KILL CONNECTION %d' % c.thread_id())).start()
+try:
+    c.cursor().execute('SELECT SLEEP(5)'); print('answered')
+except pymysql.err.MySQLError as e:
+    print(e.args[0])
+",
+    )
+    .await;
+    assert!(out == "2013\n" || out == "2006\n", "{out}");
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events = recorder.events.lock().unwrap().clone();
+        if events.last().is_some_and(|e| e == "closed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        events[events.len().saturating_sub(3)..],
+        ["query SELECT SLEEP(5)", "error HY000", "closed"],
+        "{events:#?}"
+    );
+}

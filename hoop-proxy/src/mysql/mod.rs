@@ -426,7 +426,7 @@ impl MysqlProxy {
             .map(|(threads, told)| threads.register(told, account.clone(), thread_id));
         let mut to_server = Pump::new(client.buf);
         let mut to_client = Pump::new(server.buf);
-        let (result, abandoned, seq) = loop {
+        let (result, quit, abandoned, seq) = loop {
             // A fresh conversation each run: COM_CHANGE_USER drops the
             // server's prepared statements along with the rest.
             let session = Session::after_handshake(inner.limits, capabilities.server);
@@ -446,12 +446,13 @@ impl MysqlProxy {
                 &mut to_client,
             )
             .await;
-            let abandoned = !codec.quit() && codec.busy();
+            let quit = codec.quit();
+            let abandoned = !quit && codec.busy();
             let seq = codec.client_seq();
             let change = codec.take_change_user();
             drop(codec);
             let (Err(SessionError::ChangeUser), Some(body)) = (&result, change) else {
-                break (result, abandoned, seq);
+                break (result, quit, abandoned, seq);
             };
             let answered = self
                 .change_user(
@@ -468,9 +469,27 @@ impl MysqlProxy {
                 )
                 .await;
             if let Err(error) = answered {
-                break (Err(error), false, seq);
+                break (Err(error), false, false, seq);
             }
         };
+        // A server that closes a connection its client did not quit (killed,
+        // timed out, shut down) lost it, whether or not a command was
+        // waiting: the session failed.
+        let result = match result {
+            Ok(RelayEnd::ServerClosed) if !quit => Err(SessionError::server_io(
+                std::io::ErrorKind::UnexpectedEof.into(),
+            )),
+            other => other,
+        };
+        if let Err(error) = &result
+            && let Some((_, state, message)) = error.client_error()
+        {
+            crate::pipeline::record_failure(
+                hook.as_mut(),
+                String::from_utf8_lossy(&state).into_owned(),
+                message,
+            );
+        }
         hook.closed();
         let client_gone = matches!(result, Ok(RelayEnd::ClientClosed))
             || matches!(&result, Err(e) if e.culprit() == Culprit::Client);

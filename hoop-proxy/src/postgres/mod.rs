@@ -368,6 +368,11 @@ impl PostgresProxy {
         .await;
         let abandoned = !codec.terminated() && codec.busy();
         drop(codec);
+        if let Err(error) = &result
+            && let Some((code, message)) = error.client_error()
+        {
+            crate::pipeline::record_failure(hook.as_mut(), code.to_owned(), message);
+        }
         hook.closed();
         // The client went away while the server was still working for it:
         // stop the query so the server connection is released now, not when
