@@ -1078,3 +1078,71 @@ except pymysql.err.MySQLError as e:
         "{events:#?}"
     );
 }
+
+/// Issue 17, item 6: a client that asks for the compressed protocol
+/// (CLIENT_COMPRESS, zlib) gets it on its leg; hoop inflates what it sends
+/// and deflates what it receives, so statements are judged and rows masked
+/// as without compression, while the server leg stays plain. The mariadb CLI
+/// and mysql-connector-python (pure Python) with compression; the bytes the
+/// client receives show the leg is compressed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_mysql_compressed_clients_are_judged_and_masked() {
+    let fixture = Fixture::new("native");
+    let policy = Arc::new(Policy::default());
+    let proxy = spawn(
+        MysqlProxy::builder(fixture.target())
+            .pipeline(policy.clone())
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let (counted, received) = counting_relay(proxy).await;
+    let (ok, stdout, stderr) = with_stdin(
+        mariadb(counted, "x").args(["--force", "--compress"]),
+        "SELECT label FROM t ORDER BY id;\nSELECT * FROM forbidden_table;\n\
+         SELECT LENGTH(REPEAT('x', 1000000)), REPEAT('x', 1000000) = REPEAT('x', 1000000);\n\
+         SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'COMPRESSION';\n\
+         SELECT REPEAT('x', 1000000);\n",
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("ERROR 1227 (42000)")
+            && stderr.contains("refused by guardrail no-forbidden"),
+        "{stderr}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines.get(..5),
+        Some(&["one", "[MASKED]", "NULL", "1000000\t1", "OFF"][..]),
+        "{stderr}"
+    );
+    assert_eq!(lines.get(5).map(|l| l.len()), Some(1_000_000));
+    // A million 'x' crossed the client leg deflated.
+    let received = received.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(received < 100_000, "{received} bytes reached the client");
+
+    let db = &fixture.db;
+    let out = python(
+        proxy,
+        &format!(
+            "import os, mysql.connector
+c = mysql.connector.connect(host='127.0.0.1', port=int(os.environ['HOOP_PORT']), user='me', password='x', database='{db}', use_pure=True, compress=True)
+cur = c.cursor(prepared=True)
+cur.execute('SELECT id, label FROM t WHERE id >= ? ORDER BY id', (1,))
+print(cur.fetchall())
+cur.execute('SELECT LENGTH(?)', ('z' * 70000,))
+print(cur.fetchall())
+try:
+    cur.execute('SELECT * FROM forbidden_table WHERE id = ?', (1,))
+except mysql.connector.Error as e:
+    print(e.errno)
+"
+        ),
+    )
+    .await;
+    assert_eq!(
+        out,
+        "[(1, 'one'), (2, '[MASKED]'), (3, None)]\n[(70000,)]\n1227\n"
+    );
+}

@@ -54,6 +54,7 @@
 
 mod client;
 mod codec;
+mod compress;
 pub mod error;
 mod packet;
 mod scramble;
@@ -109,7 +110,10 @@ const RELAYED_CAPABILITIES: u64 = (0x0fff_ffff
 /// Offered to every client whatever the server: a client that takes it and
 /// a server that lacks it are bridged by [`MysqlCodec`] adding the
 /// "metadata follows" byte (always 1) to each column count.
-const EMULATED_CAPABILITIES: u64 = capability::MARIADB_CACHE_METADATA;
+///
+/// CLIENT_COMPRESS too: hoop inflates and deflates the client leg itself
+/// ([`compress`]) and keeps the server leg plain.
+const EMULATED_CAPABILITIES: u64 = capability::MARIADB_CACHE_METADATA | capability::COMPRESS;
 
 /// CLIENT_ZSTD_COMPRESSION_ALGORITHM.
 const ZSTD_COMPRESSION: u64 = 1 << 26;
@@ -298,7 +302,7 @@ impl MysqlProxy {
                 // In place of a greeting, as a server that refuses a
                 // connection does.
                 let mut stream = Stream::Plain(stream);
-                send_error(&mut stream, 0, &[], &error).await;
+                send_error(&mut stream, 0, &[], &error, None).await;
                 return Err(error);
             }
         };
@@ -337,7 +341,7 @@ impl MysqlProxy {
                 .await
             }
             Err(error) => {
-                send_error(&mut client.stream, client.seq, &[], &error).await;
+                send_error(&mut client.stream, client.seq, &[], &error, None).await;
                 Err(error)
             }
         }
@@ -426,6 +430,8 @@ impl MysqlProxy {
             .map(|(threads, told)| threads.register(told, account.clone(), thread_id));
         let mut to_server = Pump::new(client.buf);
         let mut to_client = Pump::new(server.buf);
+        let mut compression = (capabilities.client & capability::COMPRESS != 0)
+            .then(compress::ClientCompression::default);
         let (result, quit, abandoned, seq) = loop {
             // A fresh conversation each run: COM_CHANGE_USER drops the
             // server's prepared statements along with the rest.
@@ -438,14 +444,32 @@ impl MysqlProxy {
                         .clone()
                         .map(|threads| (threads, account.clone())),
                 );
-            let result = relay(
-                &mut codec,
-                &mut client_stream,
-                &mut server_stream,
-                &mut to_server,
-                &mut to_client,
-            )
-            .await;
+            let result = match compression.as_mut() {
+                Some(state) => {
+                    let mut compressed = compress::Compressed {
+                        inner: &mut codec,
+                        state,
+                    };
+                    relay(
+                        &mut compressed,
+                        &mut client_stream,
+                        &mut server_stream,
+                        &mut to_server,
+                        &mut to_client,
+                    )
+                    .await
+                }
+                None => {
+                    relay(
+                        &mut codec,
+                        &mut client_stream,
+                        &mut server_stream,
+                        &mut to_server,
+                        &mut to_client,
+                    )
+                    .await
+                }
+            };
             let quit = codec.quit();
             let abandoned = !quit && codec.busy();
             let seq = codec.client_seq();
@@ -461,6 +485,7 @@ impl MysqlProxy {
                         server: &mut server_stream,
                         to_server: &mut to_server,
                         to_client: &mut to_client,
+                        compression: compression.as_mut(),
                     },
                     &server.relogin,
                     capabilities,
@@ -513,7 +538,14 @@ impl MysqlProxy {
                 Err(error)
             }
             Err(error) => {
-                send_error(&mut client_stream, seq, to_client.unwritten(), &error).await;
+                send_error(
+                    &mut client_stream,
+                    seq,
+                    to_client.unwritten(),
+                    &error,
+                    compression.as_mut(),
+                )
+                .await;
                 Err(error)
             }
         }
@@ -545,7 +577,7 @@ impl Capabilities {
         let client = client & offered & !capability::SSL;
         // LONG_PASSWORD is hidden from the client (see `session`), but a
         // MySQL server that offers it gets it, as from any 4.1+ client.
-        let server_side = (client | capability::LONG_PASSWORD) & server;
+        let server_side = (client | capability::LONG_PASSWORD) & server & !capability::COMPRESS;
         Self {
             client,
             server: server_side,
@@ -564,6 +596,7 @@ struct ChangeUserLegs<'a> {
     server: &'a mut crate::stream::Stream,
     to_server: &'a mut Pump,
     to_client: &'a mut Pump,
+    compression: Option<&'a mut compress::ClientCompression>,
 }
 
 impl MysqlProxy {
@@ -589,6 +622,7 @@ impl MysqlProxy {
             server,
             to_server,
             to_client,
+            compression,
         } = legs;
         let request = hoop_wire::mysql::ComChangeUser::parse(body, capabilities.client)
             .map_err(SessionError::client_protocol)?;
@@ -629,17 +663,32 @@ impl MysqlProxy {
             request.charset,
         )
         .await?;
-        packet::write(client, seq, &ok, Culprit::Client).await
+        match compression {
+            Some(state) => client
+                .write_all(&state.frame_packet(seq, &ok))
+                .await
+                .map_err(SessionError::client_io),
+            None => packet::write(client, seq, &ok, Culprit::Client).await,
+        }
     }
 }
 
 /// Writes what was pending, then the ERR packet for `error` (if the client
 /// can still hear), then closes.
-async fn send_error(stream: &mut Stream<ClientIo>, seq: u8, pending: &[u8], error: &SessionError) {
+async fn send_error(
+    stream: &mut Stream<ClientIo>,
+    seq: u8,
+    pending: &[u8],
+    error: &SessionError,
+    compression: Option<&mut compress::ClientCompression>,
+) {
     let mut bytes = BytesMut::from(pending);
     if let Some((code, state, message)) = error.client_error() {
         let payload = packet::err_payload(code, &state, &message);
-        hoop_wire::mysql::encode_packet(&mut bytes, seq, &payload);
+        match compression {
+            Some(framing) => bytes.extend_from_slice(&framing.frame_packet(seq, &payload)),
+            None => hoop_wire::mysql::encode_packet(&mut bytes, seq, &payload),
+        }
     }
     let _ = stream.write_all(&bytes).await;
     let _ = stream.shutdown().await;

@@ -37,6 +37,7 @@
 //! ```
 
 mod client;
+mod compress;
 pub mod consts;
 mod framing;
 mod server;
@@ -47,6 +48,7 @@ pub use client::{
     AuthData, ClientMessage, ComChangeUser, ComQuery, ComStmtExecute, Command, HandshakeResponse,
     SslRequest,
 };
+pub use compress::{Decompressor, compress_frames};
 pub use consts::{capability, column_type, command, status};
 pub use framing::{Limits, Packet, encode_packet};
 pub use server::{
