@@ -1,9 +1,15 @@
-//! The cancel-key registry: hoop hands each client a key of its own and maps a
-//! cancel request carrying it to the real server's key.
+//! The cancel-key registry: hoop hands each client a secret of its own, beside
+//! the server's real process id, and maps a cancel request carrying both to
+//! the real server's key.
 //!
-//! The client never learns the server's key (which would let it cancel other
-//! people's queries on a shared upstream), and a cancel request that arrives
-//! on a new connection, as the protocols require, finds its session here.
+//! The client never learns the server's secret (which would let it cancel
+//! other people's queries on a shared upstream), and a cancel request that
+//! arrives on a new connection, as the protocols require, finds its session
+//! here. The process id is the server's own: applications compare it with
+//! `pg_backend_pid()` and with the pid in `NotificationResponse` to skip
+//! their own notifications. Sessions on different servers may share a
+//! process id; the random secret tells them apart, as it does for
+//! PostgreSQL itself.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,10 +17,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
 
-/// The key a client holds: a process id and a secret, both random.
+/// The key a client holds: the server's process id and a random secret.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CancelKey {
-    /// The process id the client was given.
+    /// The process id the client was given: the server's.
     pub process_id: u32,
     /// The secret the client was given.
     pub secret: Bytes,
@@ -52,14 +58,15 @@ impl CancelRegistry {
         Self::default()
     }
 
-    /// Registers a session under a fresh random key of `secret_len` bytes;
-    /// the entry lives as long as the returned guard.
+    /// Registers a session under the server's process id and a fresh random
+    /// secret of `secret_len` bytes; the entry lives as long as the returned
+    /// guard.
     pub fn register(&self, target: CancelTarget, secret_len: usize) -> CancelGuard {
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
         let key = loop {
             let secret: Vec<u8> = (0..secret_len).map(|_| rand::random::<u8>()).collect();
             let key = CancelKey {
-                process_id: rand::random(),
+                process_id: target.process_id,
                 secret: Bytes::from(secret),
             };
             if !sessions.contains_key(&key) {
@@ -134,7 +141,18 @@ mod tests {
         };
         let guard = registry.register(target.clone(), 4);
         assert_eq!(guard.key().secret.len(), 4);
+        assert_eq!(guard.key().process_id, 42);
+        assert_ne!(guard.key().secret, target.secret);
         assert_eq!(registry.lookup(guard.key()), Some(target));
+        // The server's pid with the server's own secret is not a key hoop
+        // handed out.
+        assert_eq!(
+            registry.lookup(&CancelKey {
+                process_id: 42,
+                secret: Bytes::from_static(b"abcd"),
+            }),
+            None
+        );
         let key = guard.key().clone();
         drop(guard);
         assert_eq!(registry.lookup(&key), None);

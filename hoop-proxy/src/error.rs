@@ -116,6 +116,11 @@ pub enum SessionError {
     /// A handshake phase took too long.
     #[error("{0:?} took too long to authenticate")]
     Timeout(Culprit),
+    /// Not a failure: a MySQL client sent COM_CHANGE_USER, and the relay
+    /// stops for the driver to log in again on the server leg. Never the
+    /// outcome of a session.
+    #[error("the client asked to change user")]
+    ChangeUser,
 }
 
 impl SessionError {
@@ -147,6 +152,20 @@ impl SessionError {
         }
     }
 
+    /// True when the database server's connection broke or closed partway
+    /// through a message (killed, timed out, restarted): once commands
+    /// flow, the client is told by its connection closing, as it would be
+    /// without hoop.
+    pub fn lost_server(&self) -> bool {
+        matches!(
+            self,
+            Self::Io {
+                culprit: Culprit::Server,
+                ..
+            }
+        )
+    }
+
     /// Who caused it.
     pub fn culprit(&self) -> Culprit {
         match self {
@@ -159,7 +178,7 @@ impl SessionError {
             | Self::CredentialsRefused
             | Self::UnsupportedAuth(_)
             | Self::Server(_) => Culprit::Server,
-            Self::ClientAuth | Self::Unsupported(_) => Culprit::Client,
+            Self::ClientAuth | Self::Unsupported(_) | Self::ChangeUser => Culprit::Client,
             Self::Policy(_) => Culprit::Policy,
             Self::Ended(_) => Culprit::Hoop,
         }

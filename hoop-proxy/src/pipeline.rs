@@ -118,6 +118,17 @@ pub trait SessionHook: Send {
     fn closed(&mut self) {}
 }
 
+/// Shows the hook the error that ended its session (hoop's own: a protocol
+/// violation, a lost server), as an [`Event::Error`] before
+/// [`SessionHook::closed`], so a recorder keeps why the session failed
+/// and not only that it ended. Sent only to hooks interested in errors;
+/// what the hook returns is moot, the client has been told already.
+pub(crate) fn record_failure(hook: &mut dyn SessionHook, code: String, message: String) {
+    if hook.interest().errors {
+        let _ = hook.server_event(&mut Event::Error { code, message });
+    }
+}
+
 /// Opens a hook per session.
 pub trait Pipeline: Send + Sync {
     /// The hook for a new session.

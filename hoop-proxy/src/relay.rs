@@ -178,6 +178,21 @@ impl Pump {
         &self.output[self.written..]
     }
 
+    /// Takes the output processed but not yet written, for the caller to
+    /// write itself while the relay is stopped (a MySQL COM_CHANGE_USER the
+    /// driver answers between two runs).
+    pub fn take_unwritten(&mut self) -> Vec<u8> {
+        let unwritten = self.output.split_off(self.written);
+        self.output.clear();
+        self.written = 0;
+        unwritten
+    }
+
+    /// Input read but not yet processed.
+    pub fn unprocessed(&self) -> usize {
+        self.input.len()
+    }
+
     /// Bytes currently held, for memory accounting.
     pub fn buffered(&self) -> usize {
         self.input.capacity() + self.output.capacity()

@@ -181,3 +181,74 @@ async fn caching_sha2_password_logs_in_by_every_path() {
         assert!(ok, "{out}");
     }
 }
+
+/// Issue 17, item 2: query attributes (CLIENT_QUERY_ATTRIBUTES) from
+/// mysql-connector-python's pure-Python client against MySQL 9, in
+/// COM_QUERY and COM_STMT_EXECUTE, with and without attributes. Its
+/// executions carry a parameter count and per-parameter names that hoop
+/// once misread ("parameter types were never bound"), and its login sets
+/// CONNECT_WITH_DB with an empty name, which hoop passed on without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connector_python_query_attributes_reach_mysql_9() {
+    if !Path::new(CHROOT).join(".hoop-initialised").exists() {
+        println!(
+            "SKIPPED: no MySQL 9 chroot at {CHROOT}; build it with scripts/mysql9-chroot.sh build"
+        );
+        return;
+    }
+    let was_running = run_script(&["status"]).0;
+    let (ok, out) = run_script(&["start", PORT]);
+    assert!(ok, "{out}");
+    let port: u16 = out.lines().last().unwrap().trim().parse().unwrap();
+    // mysql_query_attribute_string() comes with this component.
+    let (ok, installed) = run_script(&[
+        "sql",
+        "SELECT COUNT(*) FROM mysql.component WHERE component_urn = 'file://component_query_attributes'",
+    ]);
+    assert!(ok, "{installed}");
+    if installed.trim().ends_with('0') {
+        let (ok, out) = run_script(&[
+            "sql",
+            "INSTALL COMPONENT 'file://component_query_attributes'",
+        ]);
+        assert!(ok, "{out}");
+    }
+    let proxy = spawn(port, PASSWORD, SslMode::Require).await;
+    let output = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys, mysql.connector
+c = mysql.connector.connect(host='127.0.0.1', port=int(sys.argv[1]), user='me', password='x', use_pure=True, ssl_disabled=True)
+cur = c.cursor(prepared=True)
+cur.execute('SELECT ? + 1, ?', (41, 'x')); print(cur.fetchall())
+cur.execute('SELECT ? + 1, ?', (1, 'again')); print(cur.fetchall())
+cur = c.cursor()
+cur.clear_attributes(); cur.add_attribute('who', 'query')
+cur.execute('SELECT mysql_query_attribute_string(%s), %s', ('who', 'y')); print(cur.fetchall())
+cur = c.cursor(prepared=True)
+cur.clear_attributes(); cur.add_attribute('p', 7)
+cur.execute('SELECT mysql_query_attribute_string(?), ?', ('p', 'z')); print(cur.fetchall())
+cur = c.cursor(prepared=True)
+cur.clear_attributes(); cur.add_attribute('n', 'no parameters')
+cur.execute('SELECT mysql_query_attribute_string(\\'n\\')'); print(cur.fetchall())
+",
+        )
+        .arg(proxy.port().to_string())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "[(42, 'x')]\n[(2, 'again')]\n[('query', 'y')]\n[('7', 'z')]\n[('no parameters',)]\n"
+    );
+    if !was_running {
+        let (ok, out) = run_script(&["stop"]);
+        assert!(ok, "{out}");
+    }
+}

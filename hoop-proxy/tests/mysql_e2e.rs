@@ -865,3 +865,284 @@ async fn e2e_mysql_the_hook_sees_statements_columns_rows_completions_and_errors(
         "{events:#?}"
     );
 }
+
+/// Issue 17, item 1: a result set sent while a stored procedure holds a
+/// cursor open carries SERVER_STATUS_CURSOR_EXISTS on its end-of-metadata
+/// EOF, and its rows still follow. Only a cursor-mode COM_STMT_EXECUTE's
+/// rows wait for COM_STMT_FETCH. The mariadb CLI (no CLIENT_DEPRECATE_EOF)
+/// shows it; hoop once took the rows for packets nobody asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_mysql_result_sets_beside_an_open_procedure_cursor_reach_the_cli() {
+    let fixture = Fixture::new("native");
+    let created = std::process::Command::new("mariadb")
+        .args(["-uroot", "-h127.0.0.1", "-P3306", "--delimiter=//", "-e"])
+        .arg(format!(
+            "CREATE PROCEDURE {0}.with_cursor() BEGIN
+               DECLARE c CURSOR FOR SELECT id FROM {0}.t;
+               OPEN c;
+               SELECT label FROM {0}.t ORDER BY id;
+               CLOSE c;
+             END",
+            fixture.db
+        ))
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{created:?}");
+    let proxy = spawn(
+        MysqlProxy::builder(fixture.target())
+            .authenticator(Arc::new(SharedSecret::new(Secret::new(TOKEN))))
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let script = "CALL with_cursor();\n\
+                  DELIMITER //\n\
+                  BEGIN NOT ATOMIC DECLARE c CURSOR FOR SELECT 1; OPEN c; SELECT 'inside'; CLOSE c; END//\n\
+                  DELIMITER ;\n\
+                  SELECT 'after';\n";
+    let (ok, stdout, stderr) = with_stdin(&mut mariadb(proxy, TOKEN), script).await;
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "one\nsecret\nNULL\ninside\nafter\n", "{stderr}");
+}
+
+/// Issue 17, item 3: a server connection that is killed or times out
+/// reaches the client as it would directly, a closed connection (2013
+/// "Lost connection" or 2006 "gone away"), which reconnecting clients act
+/// on; never an ERR of hoop's own. PyMySQL, idle and busy `KILL`s and a
+/// short `wait_timeout`, each followed by the client's own reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_mysql_killed_and_timed_out_server_connections_look_lost_to_the_client() {
+    let fixture = Fixture::new("native");
+    let proxy = spawn(MysqlProxy::builder(fixture.target()).build().unwrap()).await;
+    let out = python(
+        proxy,
+        "import os, threading, time, pymysql
+port = int(os.environ['HOOP_PORT'])
+root = pymysql.connect(host='127.0.0.1', port=3306, user='root', autocommit=True)
+def kill(thread):
+    root.cursor().execute('KILL CONNECTION %d' % thread)
+def attempt(label, conn, sql):
+    try:
+        cur = conn.cursor(); cur.execute(sql); print(label, 'answered', cur.fetchall())
+    except pymysql.err.MySQLError as e:
+        print(label, e.args[0])
+    conn.ping(reconnect=True)
+    cur = conn.cursor(); cur.execute('SELECT 7'); assert cur.fetchone()[0] == 7
+def connect():
+    return pymysql.connect(host='127.0.0.1', port=port, user='me', password='x')
+a = connect(); kill(a.thread_id()); time.sleep(0.3)
+attempt('idle', a, 'SELECT 1')
+b = connect()
+threading.Timer(0.5, kill, (b.thread_id(),)).start()
+attempt('busy', b, 'SELECT SLEEP(5)')
+c = connect(); c.cursor().execute('SET SESSION wait_timeout = 1'); time.sleep(2.5)
+attempt('timeout', c, 'SELECT 1')
+",
+    )
+    .await;
+    let codes: Vec<(&str, &str)> = out
+        .lines()
+        .map(|l| l.split_once(' ').unwrap_or((l, "")))
+        .collect();
+    assert_eq!(codes.len(), 3, "{out}");
+    for (label, code) in codes {
+        assert!(code == "2013" || code == "2006", "{label}: {code}\n{out}");
+    }
+}
+
+/// Issue 17, item 4: MariaDB caps a table at 4,096 columns but not a
+/// SELECT list; a 68,001-column result reaches the mariadb CLI whole, and
+/// the hook is told all its columns. Memory stays bounded by
+/// `Limits::max_column_bytes`, not by a count the servers do not have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_mysql_results_wider_than_a_table_reach_the_cli() {
+    const WIDTH: usize = 68_001;
+    let fixture = Fixture::new("native");
+    let recorder = Arc::new(Recorder::default());
+    let proxy = spawn(
+        MysqlProxy::builder(fixture.target())
+            .pipeline(recorder.clone())
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let select = (0..WIDTH)
+        .map(|i| format!("{i} AS c{i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let (ok, stdout, stderr) =
+        with_stdin(&mut mariadb(proxy, "x"), &format!("SELECT {select};\n")).await;
+    // The CLI echoes the whole statement before its error: the last line only.
+    assert!(ok, "{}", stderr.lines().last().unwrap_or_default());
+    let cells: Vec<&str> = stdout.trim_end().split('\t').collect();
+    assert_eq!(cells.len(), WIDTH);
+    assert_eq!((cells[0], cells[WIDTH - 1]), ("0", "68000"));
+    let events = recorder.events.lock().unwrap().clone();
+    let columns = events
+        .iter()
+        .find(|e| e.starts_with("columns ") && e.contains("c67999"))
+        .unwrap_or_else(|| panic!("no columns event: {:?}", &events[..2]));
+    assert_eq!(columns.split(',').count(), WIDTH);
+    assert!(events.contains(&format!("row {WIDTH}")));
+}
+
+/// Issue 17, item 5: COM_CHANGE_USER (mysql-connector-python's
+/// `cmd_change_user`, which pools use to reset a connection) resets the
+/// session on the connection's own account: whatever account the client
+/// names, the server leg logs in again with the connection's credentials,
+/// in the database and character set the client asked for. Credentials the
+/// server no longer accepts end the session in hoop's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_mysql_change_user_resets_the_session_on_the_connections_account() {
+    let fixture = Fixture::new("native");
+    root_sql(&format!("CREATE DATABASE {0}_other", fixture.db));
+    let proxy = spawn(MysqlProxy::builder(fixture.target()).build().unwrap()).await;
+    let out = python(
+        proxy,
+        &format!(
+            "import os, mysql.connector
+c = mysql.connector.connect(host='127.0.0.1', port=int(os.environ['HOOP_PORT']), user='me', password='x', use_pure=True, ssl_disabled=True)
+cur = c.cursor()
+cur.execute('SET @v = 1'); cur.execute('CREATE TEMPORARY TABLE tmp (x INT)')
+c.cmd_change_user(username='root', password='guess', database='{0}_other', charset=33)
+cur = c.cursor()
+cur.execute('SELECT CURRENT_USER(), DATABASE(), @v, @@character_set_client'); print(cur.fetchall())
+try:
+    cur.execute('SELECT * FROM tmp'); print('temporary table kept')
+except mysql.connector.Error as e:
+    print(e.errno)
+cur = c.cursor(prepared=True); cur.execute('SELECT ? * 2', (21,)); print(cur.fetchall())
+c.cmd_change_user(username='me', password='x')
+cur = c.cursor(); cur.execute('SELECT DATABASE()'); print(cur.fetchall())
+root = mysql.connector.connect(host='127.0.0.1', port=3306, user='root')
+root.cursor().execute(\"ALTER USER '{1}'@'%' IDENTIFIED BY 'changed-meanwhile'\")
+try:
+    c.cmd_change_user(username='me', password='x'); print('accepted')
+except mysql.connector.Error as e:
+    print(e.errno, 'connection' in e.msg and '{1}' not in e.msg)
+",
+            fixture.db, fixture.user
+        ),
+    )
+    .await;
+    root_sql(&format!("DROP DATABASE {0}_other", fixture.db));
+    assert_eq!(
+        out,
+        format!(
+            "[('{0}@%', '{1}_other', None, 'utf8mb3')]\n1146\n[(42,)]\n[('{1}',)]\n1045 True\n",
+            fixture.user, fixture.db
+        )
+    );
+}
+
+/// Issue 17, item 1: a session that fails is recorded with why. The error
+/// hoop told its client (here: the server connection killed mid-query)
+/// reaches the hook as an `Error` event before `closed`, so the recording
+/// shows a failure, not a session that merely ended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_mysql_a_failed_session_leaves_its_error_with_the_hook() {
+    let fixture = Fixture::new("native");
+    let recorder = Arc::new(Recorder::default());
+    let proxy = spawn(
+        MysqlProxy::builder(fixture.target())
+            .pipeline(recorder.clone())
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let out = python(
+        proxy,
+        "import os, threading, pymysql
+root = pymysql.connect(host='127.0.0.1', port=3306, user='root', autocommit=True)
+c = pymysql.connect(host='127.0.0.1', port=int(os.environ['HOOP_PORT']), user='me', password='x')
+threading.Timer(0.5, lambda: root.cursor().execute('KILL CONNECTION %d' % c.thread_id())).start()
+try:
+    c.cursor().execute('SELECT SLEEP(5)'); print('answered')
+except pymysql.err.MySQLError as e:
+    print(e.args[0])
+",
+    )
+    .await;
+    assert!(out == "2013\n" || out == "2006\n", "{out}");
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        events = recorder.events.lock().unwrap().clone();
+        if events.last().is_some_and(|e| e == "closed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        events[events.len().saturating_sub(3)..],
+        ["query SELECT SLEEP(5)", "error HY000", "closed"],
+        "{events:#?}"
+    );
+}
+
+/// Issue 17, item 6: a client that asks for the compressed protocol
+/// (CLIENT_COMPRESS, zlib) gets it on its leg; hoop inflates what it sends
+/// and deflates what it receives, so statements are judged and rows masked
+/// as without compression, while the server leg stays plain. The mariadb CLI
+/// and mysql-connector-python (pure Python) with compression; the bytes the
+/// client receives show the leg is compressed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_mysql_compressed_clients_are_judged_and_masked() {
+    let fixture = Fixture::new("native");
+    let policy = Arc::new(Policy::default());
+    let proxy = spawn(
+        MysqlProxy::builder(fixture.target())
+            .pipeline(policy.clone())
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let (counted, received) = counting_relay(proxy).await;
+    let (ok, stdout, stderr) = with_stdin(
+        mariadb(counted, "x").args(["--force", "--compress"]),
+        "SELECT label FROM t ORDER BY id;\nSELECT * FROM forbidden_table;\n\
+         SELECT LENGTH(REPEAT('x', 1000000)), REPEAT('x', 1000000) = REPEAT('x', 1000000);\n\
+         SELECT VARIABLE_VALUE FROM information_schema.SESSION_STATUS WHERE VARIABLE_NAME = 'COMPRESSION';\n\
+         SELECT REPEAT('x', 1000000);\n",
+    )
+    .await;
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("ERROR 1227 (42000)")
+            && stderr.contains("refused by guardrail no-forbidden"),
+        "{stderr}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines.get(..5),
+        Some(&["one", "[MASKED]", "NULL", "1000000\t1", "OFF"][..]),
+        "{stderr}"
+    );
+    assert_eq!(lines.get(5).map(|l| l.len()), Some(1_000_000));
+    // A million 'x' crossed the client leg deflated.
+    let received = received.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(received < 100_000, "{received} bytes reached the client");
+
+    let db = &fixture.db;
+    let out = python(
+        proxy,
+        &format!(
+            "import os, mysql.connector
+c = mysql.connector.connect(host='127.0.0.1', port=int(os.environ['HOOP_PORT']), user='me', password='x', database='{db}', use_pure=True, compress=True)
+cur = c.cursor(prepared=True)
+cur.execute('SELECT id, label FROM t WHERE id >= ? ORDER BY id', (1,))
+print(cur.fetchall())
+cur.execute('SELECT LENGTH(?)', ('z' * 70000,))
+print(cur.fetchall())
+try:
+    cur.execute('SELECT * FROM forbidden_table WHERE id = ?', (1,))
+except mysql.connector.Error as e:
+    print(e.errno)
+"
+        ),
+    )
+    .await;
+    assert_eq!(
+        out,
+        "[(1, 'one'), (2, '[MASKED]'), (3, None)]\n[(70000,)]\n1227\n"
+    );
+}

@@ -400,6 +400,10 @@ asyncio.run(main())
     assert_eq!(out, format!("{expected} True\n"));
 }
 
+/// Issue 17, item 8: the client holds the server's real process id (what
+/// `pg_backend_pid()` and `NotificationResponse` report, which applications
+/// compare to skip their own notifications) with a secret of hoop's own,
+/// and a cancel through hoop still stops the query.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_request_through_hoop_stops_pg_sleep() {
     let proxy = proxy_for(Role::Scram, SslMode::Prefer, Some("postgres")).await;
@@ -410,8 +414,11 @@ async fn cancel_request_through_hoop_stops_pg_sleep() {
 import os, threading, psycopg
 conn = psycopg.connect(os.environ["HOOP_DSN"])
 real_pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
-# hoop hands out its own key, not the server's.
-print(conn.info.backend_pid != real_pid)
+conn.execute("LISTEN hoop_own")
+conn.execute("NOTIFY hoop_own")
+conn.commit()
+note = next(conn.notifies(timeout=30, stop_after=1))
+print(conn.info.backend_pid == real_pid == note.pid)
 def cancel_when_running():
     watcher = psycopg.connect(os.environ["HOOP_DSN"], autocommit=True)
     while not watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND query LIKE 'SELECT pg_sleep%%'", (real_pid,)).fetchone()[0]:

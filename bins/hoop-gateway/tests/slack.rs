@@ -152,7 +152,10 @@ async fn a_click_in_slack_approves_a_review_and_a_forged_one_changes_nothing() {
     let api = format!("http://{}", gateway.api_addr);
     let admin = ApiClient::new(&api, gateway.first_admin_token.clone()).unwrap();
     let key = gateway.embedded_agent_key("default").await.unwrap();
-    let agent = tokio::spawn(hoop_proxy::agent::run(hoop_proxy::agent::AgentConfig { key, tls: None }));
+    let agent = tokio::spawn(hoop_proxy::agent::run(hoop_proxy::agent::AgentConfig {
+        key,
+        tls: None,
+    }));
     let created = admin
         .json(
             Method::POST,

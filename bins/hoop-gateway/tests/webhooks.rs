@@ -56,7 +56,10 @@ async fn start(dir: &std::path::Path) -> (Gateway, ApiClient, tokio::task::JoinH
     )
     .unwrap();
     let key = gateway.embedded_agent_key("default").await.unwrap();
-    let agent = tokio::spawn(hoop_proxy::agent::run(hoop_proxy::agent::AgentConfig { key, tls: None }));
+    let agent = tokio::spawn(hoop_proxy::agent::run(hoop_proxy::agent::AgentConfig {
+        key,
+        tls: None,
+    }));
     (gateway, admin, agent)
 }
 

@@ -59,7 +59,10 @@ impl Setup {
         let api = format!("http://{}", gateway.api_addr);
         let admin = ApiClient::new(&api, Some(token)).unwrap();
         let key = gateway.embedded_agent_key("default").await.unwrap();
-        let agent = tokio::spawn(hoop_proxy::agent::run(hoop_proxy::agent::AgentConfig { key, tls: None }));
+        let agent = tokio::spawn(hoop_proxy::agent::run(hoop_proxy::agent::AgentConfig {
+            key,
+            tls: None,
+        }));
         sh(Command::new("psql")
             .args(["-X", "-h", "127.0.0.1", "-U", "postgres", "-c"])
             .arg(format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")))

@@ -132,7 +132,7 @@ const LOGIN_ANSWER_SEQ: u8 = 2;
 
 /// Tells the client why its login is refused, then hands the error back.
 async fn refuse(stream: &mut Stream<ClientIo>, seq: u8, error: SessionError) -> SessionError {
-    super::send_error(stream, seq, &[], &error).await;
+    super::send_error(stream, seq, &[], &error, None).await;
     error
 }
 

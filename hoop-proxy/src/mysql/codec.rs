@@ -46,6 +46,8 @@ pub(crate) struct MysqlCodec<'h> {
     /// Translates the connection id of a `KILL` sent as an account (see
     /// [`Self::translating_kills`]).
     threads: Option<(ThreadRegistry, Account)>,
+    /// The body of a COM_CHANGE_USER the relay stopped for.
+    change_user: Option<Bytes>,
     scratch: BytesMut,
 }
 
@@ -68,6 +70,7 @@ impl<'h> MysqlCodec<'h> {
             quit: false,
             announce_metadata: false,
             threads: None,
+            change_user: None,
             scratch: BytesMut::new(),
         }
     }
@@ -92,6 +95,12 @@ impl<'h> MysqlCodec<'h> {
     /// True when the server still owes the client a response.
     pub(crate) fn busy(&self) -> bool {
         self.session.pending_responses() > 0
+    }
+
+    /// The body of the COM_CHANGE_USER that stopped the relay
+    /// ([`SessionError::ChangeUser`]), once.
+    pub(crate) fn take_change_user(&mut self) -> Option<Bytes> {
+        self.change_user.take()
     }
 
     /// True when the client said goodbye with COM_QUIT.
@@ -248,14 +257,17 @@ impl RelayCodec for MysqlCodec<'_> {
             };
             match &message {
                 ClientMessage::Command(Command::Quit) => self.quit = true,
-                ClientMessage::Command(Command::ChangeUser(_)) => {
-                    // It would log in to the server with the client's
-                    // credentials, past hoop's authentication. The final
-                    // ERR answers it.
+                ClientMessage::Command(Command::ChangeUser(body)) => {
+                    // Answered by the driver between two runs of the relay
+                    // (see `ChangeUser`), once every earlier response is in.
                     self.client_seq = packet.seq.wrapping_add(1);
-                    return Err(SessionError::Unsupported(
-                        "COM_CHANGE_USER is not supported through hoop",
-                    ));
+                    if before > 0 || !input.is_empty() {
+                        return Err(SessionError::Unsupported(
+                            "COM_CHANGE_USER pipelined with other commands",
+                        ));
+                    }
+                    self.change_user = Some(body.clone());
+                    return Err(SessionError::ChangeUser);
                 }
                 ClientMessage::Command(
                     Command::Query(_) | Command::StmtPrepare(_) | Command::StmtExecute(_),
@@ -627,8 +639,12 @@ mod tests {
         assert_eq!(to_client, from_server + 3, "one byte per column count");
     }
 
+    /// The client's COM_CHANGE_USER never reaches the server as sent (it
+    /// names an account of the client's choosing): the relay stops for the
+    /// driver, which logs in again as the connection's account. Pipelined
+    /// behind an unanswered command, it is refused.
     #[test]
-    fn change_user_is_refused() {
+    fn change_user_stops_the_relay_and_never_reaches_the_server() {
         let mut hook = crate::pipeline::NoopPipeline;
         let mut codec = MysqlCodec::new(
             Session::after_handshake(Limits::default(), CAPABILITIES),
@@ -639,9 +655,25 @@ mod tests {
         let mut to_server = Vec::new();
         assert!(matches!(
             codec.client_bytes(&mut input, &mut to_server),
-            Err(SessionError::Unsupported(_))
+            Err(SessionError::ChangeUser)
         ));
         assert!(to_server.is_empty());
-        assert_eq!(codec.client_seq(), 1, "the ERR answers the command");
+        assert_eq!(codec.take_change_user().as_deref(), Some(&b"root\0\0"[..]));
+        assert_eq!(codec.client_seq(), 1, "the OK answers the command");
+
+        let mut hook = crate::pipeline::NoopPipeline;
+        let mut codec = MysqlCodec::new(
+            Session::after_handshake(Limits::default(), CAPABILITIES),
+            &mut hook,
+            false,
+        );
+        let mut input =
+            BytesMut::from(&[query("SELECT 1"), packet(0, b"\x11root\0\0")].concat()[..]);
+        let mut to_server = Vec::new();
+        assert!(matches!(
+            codec.client_bytes(&mut input, &mut to_server),
+            Err(SessionError::Unsupported(_))
+        ));
+        assert_eq!(codec.take_change_user(), None);
     }
 }

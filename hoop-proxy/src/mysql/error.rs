@@ -73,6 +73,10 @@ pub fn client_error(error: &SessionError) -> Option<(u16, [u8; 5], String)> {
         SessionError::Unsupported(what) => (NOT_SUPPORTED, format!("hoop: {what}")),
         SessionError::Policy(message) => (SESSION_ENDED, format!("hoop: {message}")),
         SessionError::Ended(message) => (SESSION_ENDED, format!("hoop: {message}")),
+        SessionError::ChangeUser => (
+            NOT_SUPPORTED,
+            "hoop: COM_CHANGE_USER could not be answered".to_owned(),
+        ),
         SessionError::Timeout(Culprit::Server) => (
             UNABLE_TO_CONNECT,
             "hoop: the database server did not complete the connection in time".to_owned(),

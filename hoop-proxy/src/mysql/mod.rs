@@ -47,11 +47,14 @@
 //!   packet, capped by [`Limits`]); a slow client slows only its own
 //!   session; a client that goes away releases its server connection, and a
 //!   thread still busy for it is ended with `KILL CONNECTION`.
-//! - COM_CHANGE_USER is refused (it would log in past hoop's
-//!   authentication).
+//! - COM_CHANGE_USER resets the session on the connection's own account:
+//!   the server leg logs in again with the connection's credentials, in the
+//!   database and character set the client asks for; the account the client
+//!   names is not used, so the identity stays the connection's.
 
 mod client;
 pub(crate) mod codec;
+mod compress;
 pub mod error;
 mod packet;
 mod scramble;
@@ -108,7 +111,10 @@ const RELAYED_CAPABILITIES: u64 = (0x0fff_ffff
 /// Offered to every client whatever the server: a client that takes it and
 /// a server that lacks it are bridged by [`MysqlCodec`] adding the
 /// "metadata follows" byte (always 1) to each column count.
-const EMULATED_CAPABILITIES: u64 = capability::MARIADB_CACHE_METADATA;
+///
+/// CLIENT_COMPRESS too: hoop inflates and deflates the client leg itself
+/// ([`compress`]) and keeps the server leg plain.
+const EMULATED_CAPABILITIES: u64 = capability::MARIADB_CACHE_METADATA | capability::COMPRESS;
 
 /// CLIENT_ZSTD_COMPRESSION_ALGORITHM.
 const ZSTD_COMPRESSION: u64 = 1 << 26;
@@ -297,7 +303,7 @@ impl MysqlProxy {
                 // In place of a greeting, as a server that refuses a
                 // connection does.
                 let mut stream = Stream::Plain(stream);
-                send_error(&mut stream, 0, &[], &error).await;
+                send_error(&mut stream, 0, &[], &error, None).await;
                 return Err(error);
             }
         };
@@ -336,7 +342,7 @@ impl MysqlProxy {
                 .await
             }
             Err(error) => {
-                send_error(&mut client.stream, client.seq, &[], &error).await;
+                send_error(&mut client.stream, client.seq, &[], &error, None).await;
                 Err(error)
             }
         }
@@ -412,7 +418,6 @@ impl MysqlProxy {
         let mut client_stream = client.stream;
         let mut server_stream = server.stream;
         let mut hook = inner.pipeline.open(&info);
-        let session = Session::after_handshake(inner.limits, capabilities.server);
         let account = threads::Account {
             host: inner.target.host.clone(),
             port: inner.target.port,
@@ -424,22 +429,93 @@ impl MysqlProxy {
             .as_ref()
             .zip(inner.told_thread_id)
             .map(|(threads, told)| threads.register(told, account.clone(), thread_id));
-        let mut codec = MysqlCodec::new(session, hook.as_mut(), inner.allow_local_infile)
-            .announcing_metadata(capabilities.announces_metadata())
-            .translating_kills(inner.threads.clone().map(|threads| (threads, account)));
         let mut to_server = Pump::new(client.buf);
         let mut to_client = Pump::new(server.buf);
-        let result = relay(
-            &mut codec,
-            &mut client_stream,
-            &mut server_stream,
-            &mut to_server,
-            &mut to_client,
-        )
-        .await;
-        let abandoned = !codec.quit() && codec.busy();
-        let seq = codec.client_seq();
-        drop(codec);
+        let mut compression = (capabilities.client & capability::COMPRESS != 0)
+            .then(compress::ClientCompression::default);
+        let (result, quit, abandoned, seq) = loop {
+            // A fresh conversation each run: COM_CHANGE_USER drops the
+            // server's prepared statements along with the rest.
+            let session = Session::after_handshake(inner.limits, capabilities.server);
+            let mut codec = MysqlCodec::new(session, hook.as_mut(), inner.allow_local_infile)
+                .announcing_metadata(capabilities.announces_metadata())
+                .translating_kills(
+                    inner
+                        .threads
+                        .clone()
+                        .map(|threads| (threads, account.clone())),
+                );
+            let result = match compression.as_mut() {
+                Some(state) => {
+                    let mut compressed = compress::Compressed {
+                        inner: &mut codec,
+                        state,
+                    };
+                    relay(
+                        &mut compressed,
+                        &mut client_stream,
+                        &mut server_stream,
+                        &mut to_server,
+                        &mut to_client,
+                    )
+                    .await
+                }
+                None => {
+                    relay(
+                        &mut codec,
+                        &mut client_stream,
+                        &mut server_stream,
+                        &mut to_server,
+                        &mut to_client,
+                    )
+                    .await
+                }
+            };
+            let quit = codec.quit();
+            let abandoned = !quit && codec.busy();
+            let seq = codec.client_seq();
+            let change = codec.take_change_user();
+            drop(codec);
+            let (Err(SessionError::ChangeUser), Some(body)) = (&result, change) else {
+                break (result, quit, abandoned, seq);
+            };
+            let answered = self
+                .change_user(
+                    ChangeUserLegs {
+                        client: &mut client_stream,
+                        server: &mut server_stream,
+                        to_server: &mut to_server,
+                        to_client: &mut to_client,
+                        compression: compression.as_mut(),
+                    },
+                    &server.relogin,
+                    capabilities,
+                    body,
+                    seq,
+                )
+                .await;
+            if let Err(error) = answered {
+                break (Err(error), false, false, seq);
+            }
+        };
+        // A server that closes a connection its client did not quit (killed,
+        // timed out, shut down) lost it, whether or not a command was
+        // waiting: the session failed.
+        let result = match result {
+            Ok(RelayEnd::ServerClosed) if !quit => Err(SessionError::server_io(
+                std::io::ErrorKind::UnexpectedEof.into(),
+            )),
+            other => other,
+        };
+        if let Err(error) = &result
+            && let Some((_, state, message)) = client_error(error)
+        {
+            crate::pipeline::record_failure(
+                hook.as_mut(),
+                String::from_utf8_lossy(&state).into_owned(),
+                message,
+            );
+        }
         hook.closed();
         let client_gone = matches!(result, Ok(RelayEnd::ClientClosed))
             || matches!(&result, Err(e) if e.culprit() == Culprit::Client);
@@ -452,8 +528,25 @@ impl MysqlProxy {
         }
         match result {
             Ok(_) => Ok(()),
+            Err(error) if error.lost_server() => {
+                // What the server sent before it went is passed on, then the
+                // client's connection closes as the server's did: the client
+                // sees 2013 or 2006, the errors its reconnect logic knows.
+                // An ERR of hoop's own would have no command to answer (the
+                // server went while idle) and no code a client retries on.
+                let _ = client_stream.write_all(to_client.unwritten()).await;
+                let _ = client_stream.shutdown().await;
+                Err(error)
+            }
             Err(error) => {
-                send_error(&mut client_stream, seq, to_client.unwritten(), &error).await;
+                send_error(
+                    &mut client_stream,
+                    seq,
+                    to_client.unwritten(),
+                    &error,
+                    compression.as_mut(),
+                )
+                .await;
                 Err(error)
             }
         }
@@ -485,7 +578,7 @@ impl Capabilities {
         let client = client & offered & !capability::SSL;
         // LONG_PASSWORD is hidden from the client (see `session`), but a
         // MySQL server that offers it gets it, as from any 4.1+ client.
-        let server_side = (client | capability::LONG_PASSWORD) & server;
+        let server_side = (client | capability::LONG_PASSWORD) & server & !capability::COMPRESS;
         Self {
             client,
             server: server_side,
@@ -498,13 +591,105 @@ impl Capabilities {
     }
 }
 
+/// The two legs of a session and their pumps, while the relay is stopped.
+struct ChangeUserLegs<'a> {
+    client: &'a mut Stream<ClientIo>,
+    server: &'a mut crate::stream::Stream,
+    to_server: &'a mut Pump,
+    to_client: &'a mut Pump,
+    compression: Option<&'a mut compress::ClientCompression>,
+}
+
+impl MysqlProxy {
+    /// Answers a client's COM_CHANGE_USER (`body`, its packet's sequence id
+    /// plus one in `seq`) as a reset of the session on the connection's own
+    /// account: whatever user and credentials the client names, the server
+    /// leg logs in again as the connection's user with its credentials,
+    /// with the database (or the connection's `DB` when none) and character
+    /// set the client asked for, and the client gets the server's OK. The
+    /// identity stays the connection's, as it was when the client logged in
+    /// to hoop with its token.
+    async fn change_user(
+        &self,
+        legs: ChangeUserLegs<'_>,
+        relogin: &upstream::Relogin,
+        capabilities: Capabilities,
+        body: bytes::Bytes,
+        seq: u8,
+    ) -> Result<(), SessionError> {
+        let inner = &*self.inner;
+        let ChangeUserLegs {
+            client,
+            server,
+            to_server,
+            to_client,
+            compression,
+        } = legs;
+        let request = hoop_wire::mysql::ComChangeUser::parse(body, capabilities.client)
+            .map_err(SessionError::client_protocol)?;
+        // Packets that preceded it and need no answer (COM_STMT_CLOSE), and
+        // what the server sent last, go first.
+        let earlier = to_server.take_unwritten();
+        server
+            .write_all(&earlier)
+            .await
+            .map_err(SessionError::server_io)?;
+        let replies = to_client.take_unwritten();
+        client
+            .write_all(&replies)
+            .await
+            .map_err(SessionError::client_io)?;
+        if to_client.unprocessed() > 0 {
+            return Err(SessionError::Unexpected {
+                culprit: Culprit::Server,
+                message: "data before COM_CHANGE_USER",
+            });
+        }
+        let database = Some(request.database)
+            .filter(|db| !db.is_empty())
+            .or_else(|| {
+                inner
+                    .target
+                    .database
+                    .as_ref()
+                    .map(|db| bytes::Bytes::copy_from_slice(db.as_bytes()))
+            });
+        let ok = upstream::change_user(
+            server,
+            relogin,
+            &inner.target,
+            inner.limits,
+            capabilities.server,
+            database,
+            request.charset,
+        )
+        .await?;
+        match compression {
+            Some(state) => client
+                .write_all(&state.frame_packet(seq, &ok))
+                .await
+                .map_err(SessionError::client_io),
+            None => packet::write(client, seq, &ok, Culprit::Client).await,
+        }
+    }
+}
+
 /// Writes what was pending, then the ERR packet for `error` (if the client
 /// can still hear), then closes.
-async fn send_error(stream: &mut Stream<ClientIo>, seq: u8, pending: &[u8], error: &SessionError) {
+async fn send_error(
+    stream: &mut Stream<ClientIo>,
+    seq: u8,
+    pending: &[u8],
+    error: &SessionError,
+    compression: Option<&mut compress::ClientCompression>,
+) {
     let mut bytes = BytesMut::from(pending);
     if let Some((code, state, message)) = client_error(error) {
         let payload = packet::err_payload(code, &state, &message);
-        hoop_wire::mysql::encode_packet(&mut bytes, seq, &payload);
+        match compression {
+            Some(framing) => bytes.extend_from_slice(&framing.frame_packet(seq, &payload)),
+            None => hoop_wire::mysql::encode_packet(&mut bytes, seq, &payload),
+        }
     }
     let _ = stream.write_all(&bytes).await;
     let _ = stream.shutdown().await;

@@ -7,8 +7,8 @@
 
 use bytes::{Bytes, BytesMut};
 use hoop_wire::mysql::{
-    ClientMessage, Command, ErrPacket, Handshake, HandshakeResponse, Limits, ServerMessage,
-    Session, SslRequest, capability,
+    ClientMessage, ComChangeUser, Command, ErrPacket, Handshake, HandshakeResponse, Limits,
+    ServerMessage, Session, SslRequest, capability,
 };
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
@@ -74,6 +74,19 @@ pub(crate) struct ServerLeg {
     pub(crate) buf: BytesMut,
     /// The payload of the server's OK, passed on to the client.
     pub(crate) ok: Bytes,
+    /// What a later COM_CHANGE_USER answers with.
+    pub(crate) relogin: Relogin,
+}
+
+/// What logging in again on the same connection (COM_CHANGE_USER) needs
+/// from the first login: the greeting's challenge and plugin, whether the
+/// leg is encrypted, and the character set asked for.
+#[derive(Debug, Clone)]
+pub(crate) struct Relogin {
+    plugin: Bytes,
+    challenge: Bytes,
+    encrypted: bool,
+    charset: u8,
 }
 
 /// Connects and reads the greeting.
@@ -170,8 +183,13 @@ pub(crate) async fn login(
     let server_caps = handshake.capabilities;
     let mut capabilities = (request.capabilities | LOGIN_CAPABILITIES) & !capability::SSL;
     capabilities |= server_caps & capability::PLUGIN_AUTH_LENENC_CLIENT_DATA;
+    // The flag says a database name follows: a client that sets it with an
+    // empty name (mysql-connector-python does) and no DB of the connection
+    // leave none to send.
     if request.database.is_some() {
         capabilities |= capability::CONNECT_WITH_DB;
+    } else {
+        capabilities &= !capability::CONNECT_WITH_DB;
     }
     if request.attributes.is_some() {
         capabilities |= capability::CONNECT_ATTRS;
@@ -214,11 +232,11 @@ pub(crate) async fn login(
         .as_ref()
         .map(|p| p.expose().as_bytes())
         .unwrap_or_default();
-    let mut plugin = handshake
+    let plugin = handshake
         .auth_plugin_name
         .clone()
         .unwrap_or_else(|| Bytes::from_static(NATIVE_PASSWORD));
-    let mut nonce = nonce(&plugin, &handshake.auth_plugin_data);
+    let nonce = nonce(&plugin, &handshake.auth_plugin_data);
     // A default plugin hoop does not speak gets an empty answer; the server
     // then switches to the account's own plugin.
     let first = answer(&plugin, password, &nonce, encrypted).unwrap_or_default();
@@ -246,67 +264,174 @@ pub(crate) async fn login(
         .decode_client(&mut login)
         .map_err(SessionError::server_protocol)?;
 
-    let mut asked_for_key = false;
-    loop {
-        let (packet, message) = read_server(&mut stream, &mut session, &mut buf).await?;
-        let next = packet.seq.wrapping_add(1);
-        match message {
-            ServerMessage::Ok(_) => {
-                return Ok(ServerLeg {
-                    stream,
-                    buf,
-                    ok: packet.payload,
-                });
-            }
-            ServerMessage::Err(err) => return Err(server_error(&err, target)),
-            ServerMessage::AuthSwitchRequest(switch) => {
-                plugin = switch.plugin;
-                nonce = self::nonce(&plugin, &switch.data);
-                asked_for_key = false;
-                let data = answer(&plugin, password, &nonce, encrypted).ok_or(
-                    SessionError::UnsupportedAuth("an authentication plugin hoop does not speak"),
-                )?;
-                packet::write(&mut stream, next, &data, Culprit::Server).await?;
-            }
-            ServerMessage::AuthMoreData(more) if plugin.as_ref() == CACHING_SHA2 => {
-                match more.data.first() {
-                    _ if asked_for_key => {
-                        let data = scramble::rsa_encrypted_password(password, &nonce, &more.data)
-                            .map_err(|_| SessionError::Unexpected {
-                            culprit: Culprit::Server,
-                            message: "unusable RSA public key",
-                        })?;
-                        packet::write(&mut stream, next, &data, Culprit::Server).await?;
-                    }
-                    Some(&sha2_code::FAST_AUTH_OK) if more.data.len() == 1 => {}
-                    Some(&sha2_code::FULL_AUTH) if more.data.len() == 1 => {
-                        if encrypted {
-                            let data: Vec<u8> = password.iter().copied().chain([0]).collect();
-                            packet::write(&mut stream, next, &data, Culprit::Server).await?;
-                        } else {
-                            asked_for_key = true;
-                            packet::write(
-                                &mut stream,
-                                next,
-                                &[sha2_code::REQUEST_PUBLIC_KEY],
-                                Culprit::Server,
-                            )
-                            .await?;
+    let relogin = Relogin {
+        plugin: plugin.clone(),
+        challenge: handshake.auth_plugin_data.clone(),
+        encrypted,
+        charset: request.charset,
+    };
+    let exchange = Exchange {
+        session: &mut session,
+        buf: &mut buf,
+        plugin,
+        nonce,
+        password,
+        encrypted,
+    };
+    let ok = exchange.run(&mut stream, target).await?;
+    Ok(ServerLeg {
+        stream,
+        buf,
+        ok,
+        relogin,
+    })
+}
+
+/// COM_CHANGE_USER on a logged-in server leg, as the connection's own
+/// account: the server resets the session (variables, temporary tables,
+/// prepared statements, an open transaction) and checks the credentials
+/// again; `database` and `charset` are the client's request. Returns the
+/// server's OK payload.
+pub(crate) async fn change_user(
+    stream: &mut Stream,
+    relogin: &Relogin,
+    target: &DatabaseTarget,
+    limits: Limits,
+    capabilities: u64,
+    database: Option<Bytes>,
+    charset: Option<u16>,
+) -> Result<Bytes, SessionError> {
+    let password = target
+        .password
+        .as_ref()
+        .map(|p| p.expose().as_bytes())
+        .unwrap_or_default();
+    let plugin = relogin.plugin.clone();
+    let nonce = nonce(&plugin, &relogin.challenge);
+    let first = answer(&plugin, password, &nonce, relogin.encrypted).unwrap_or_default();
+    let request = ComChangeUser {
+        user: Bytes::copy_from_slice(target.user.as_bytes()),
+        auth_response: first.into(),
+        database: database.unwrap_or_default(),
+        charset: Some(charset.unwrap_or(u16::from(relogin.charset))),
+        auth_plugin_name: Some(plugin.clone()),
+        // MariaDB and MySQL read an attributes block whenever the login
+        // negotiated CLIENT_CONNECT_ATTRS, and refuse the command without one.
+        attributes: Some(Bytes::new()),
+    };
+    let mut payload = BytesMut::new();
+    request.encode(capabilities, &mut payload);
+    packet::write(stream, 0, &payload, Culprit::Server).await?;
+    let mut session = Session::after_handshake(limits, capabilities);
+    let mut sent = BytesMut::new();
+    hoop_wire::mysql::encode_packet(&mut sent, 0, &payload);
+    session
+        .decode_client(&mut sent)
+        .map_err(SessionError::server_protocol)?;
+    let mut buf = BytesMut::new();
+    let exchange = Exchange {
+        session: &mut session,
+        buf: &mut buf,
+        plugin,
+        nonce,
+        password,
+        encrypted: relogin.encrypted,
+    };
+    let ok = exchange.run(stream, target).await?;
+    if !buf.is_empty() {
+        return Err(SessionError::Unexpected {
+            culprit: Culprit::Server,
+            message: "data after COM_CHANGE_USER's OK",
+        });
+    }
+    Ok(ok)
+}
+
+/// One authentication exchange with the server, from hoop's first answer
+/// to the server's OK.
+struct Exchange<'a> {
+    session: &'a mut Session,
+    buf: &'a mut BytesMut,
+    plugin: Bytes,
+    nonce: Bytes,
+    password: &'a [u8],
+    encrypted: bool,
+}
+
+impl Exchange<'_> {
+    /// Answers the server until its OK (whose payload it returns) or ERR.
+    async fn run(
+        self,
+        stream: &mut Stream,
+        target: &DatabaseTarget,
+    ) -> Result<Bytes, SessionError> {
+        let Self {
+            session,
+            buf,
+            mut plugin,
+            mut nonce,
+            password,
+            encrypted,
+        } = self;
+        let mut asked_for_key = false;
+        loop {
+            let (packet, message) = read_server(stream, session, buf).await?;
+            let next = packet.seq.wrapping_add(1);
+            match message {
+                ServerMessage::Ok(_) => return Ok(packet.payload),
+                ServerMessage::Err(err) => return Err(server_error(&err, target)),
+                ServerMessage::AuthSwitchRequest(switch) => {
+                    plugin = switch.plugin;
+                    nonce = self::nonce(&plugin, &switch.data);
+                    asked_for_key = false;
+                    let data = answer(&plugin, password, &nonce, encrypted).ok_or(
+                        SessionError::UnsupportedAuth(
+                            "an authentication plugin hoop does not speak",
+                        ),
+                    )?;
+                    packet::write(stream, next, &data, Culprit::Server).await?;
+                }
+                ServerMessage::AuthMoreData(more) if plugin.as_ref() == CACHING_SHA2 => {
+                    match more.data.first() {
+                        _ if asked_for_key => {
+                            let data =
+                                scramble::rsa_encrypted_password(password, &nonce, &more.data)
+                                    .map_err(|_| SessionError::Unexpected {
+                                        culprit: Culprit::Server,
+                                        message: "unusable RSA public key",
+                                    })?;
+                            packet::write(stream, next, &data, Culprit::Server).await?;
+                        }
+                        Some(&sha2_code::FAST_AUTH_OK) if more.data.len() == 1 => {}
+                        Some(&sha2_code::FULL_AUTH) if more.data.len() == 1 => {
+                            if encrypted {
+                                let data: Vec<u8> = password.iter().copied().chain([0]).collect();
+                                packet::write(stream, next, &data, Culprit::Server).await?;
+                            } else {
+                                asked_for_key = true;
+                                packet::write(
+                                    stream,
+                                    next,
+                                    &[sha2_code::REQUEST_PUBLIC_KEY],
+                                    Culprit::Server,
+                                )
+                                .await?;
+                            }
+                        }
+                        _ => {
+                            return Err(SessionError::Unexpected {
+                                culprit: Culprit::Server,
+                                message: "caching_sha2_password data",
+                            });
                         }
                     }
-                    _ => {
-                        return Err(SessionError::Unexpected {
-                            culprit: Culprit::Server,
-                            message: "caching_sha2_password data",
-                        });
-                    }
                 }
-            }
-            other => {
-                return Err(SessionError::Unexpected {
-                    culprit: Culprit::Server,
-                    message: other.name(),
-                });
+                other => {
+                    return Err(SessionError::Unexpected {
+                        culprit: Culprit::Server,
+                        message: other.name(),
+                    });
+                }
             }
         }
     }

@@ -58,6 +58,11 @@ pub fn client_error(error: &SessionError) -> Option<(&str, String)> {
         SessionError::Unsupported(what) => (FEATURE_NOT_SUPPORTED, format!("hoop: {what}")),
         SessionError::Policy(message) => (ADMIN_SHUTDOWN, format!("hoop: {message}")),
         SessionError::Ended(message) => (ADMIN_SHUTDOWN, format!("hoop: {message}")),
+        // MySQL's COM_CHANGE_USER pause: never a PostgreSQL session's end.
+        SessionError::ChangeUser => (
+            FEATURE_NOT_SUPPORTED,
+            "hoop: the client asked to change user".to_owned(),
+        ),
         SessionError::Timeout(Culprit::Server) => (
             UNABLE_TO_CONNECT,
             "hoop: the database server did not complete the connection in time".to_owned(),

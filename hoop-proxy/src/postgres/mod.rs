@@ -11,7 +11,7 @@
 //!    │                             │── Startup(real USER, db, params)▶│
 //!    │                             │◀─ SCRAM / md5 / cleartext / ok ─▶│
 //!    │◀── AuthenticationOk ────────│◀─ ParameterStatus.., KeyData, Z ─│
-//!    │◀── ParameterStatus.., hoop's own BackendKeyData, ReadyForQuery │
+//!    │◀── ParameterStatus.., BackendKeyData(server pid, hoop's secret), Z
 //!    │◀════════ relay: decode, events to the hook, re-encode ════════▶│
 //! ```
 //!
@@ -27,8 +27,9 @@
 //!   single message, capped by [`Limits`]); a slow client slows only its own
 //!   session; a client that goes away releases its server connection at once
 //!   (with a cancel request if a query was still running).
-//! - Cancel requests work: clients get hoop's own key, mapped to the server's
-//!   through a [`CancelRegistry`].
+//! - Cancel requests work: clients get the server's real process id (what
+//!   `pg_backend_pid()` and notifications report) with a secret of hoop's
+//!   own, mapped to the server's key through a [`CancelRegistry`].
 //! - Failures reach the client as an ErrorResponse with a SQLSTATE: `08001`
 //!   server unreachable, `28P01` credentials or token refused (never saying
 //!   which credentials), `08P01` protocol violation.
@@ -251,7 +252,7 @@ impl PostgresProxy {
     }
 
     /// Client authentication, then the server leg; answers the client's
-    /// startup with the server's parameters and hoop's own cancel key.
+    /// startup with the server's parameters and a cancel key of the server's process id and hoop's own secret.
     async fn open(
         &self,
         client: &mut client::ClientLeg,
@@ -368,6 +369,11 @@ impl PostgresProxy {
         .await;
         let abandoned = !codec.terminated() && codec.busy();
         drop(codec);
+        if let Err(error) = &result
+            && let Some((code, message)) = client_error(error)
+        {
+            crate::pipeline::record_failure(hook.as_mut(), code.to_owned(), message);
+        }
         hook.closed();
         // The client went away while the server was still working for it:
         // stop the query so the server connection is released now, not when

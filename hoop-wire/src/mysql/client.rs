@@ -4,6 +4,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::consts::{capability, command as com};
 use super::value::{binary_value, lenenc_int, lenenc_str, put_lenenc_str};
+use crate::DecodeError;
 use crate::reader::{ReadError, Reader};
 
 /// A packet from client to server, classified by the session's state.
@@ -327,6 +328,124 @@ pub struct ComQuery {
     pub query: Bytes,
 }
 
+/// COM_CHANGE_USER's body (after the command byte): a new login on an open
+/// connection, which also resets its session state.
+///
+/// ```text
+/// string[NUL] user | auth response (int<1> length + bytes under
+/// CLIENT_SECURE_CONNECTION, else string[NUL]) | string[NUL] database |
+/// [int<2> character set | string[NUL] plugin under CLIENT_PLUGIN_AUTH |
+///  lenenc attributes under CLIENT_CONNECT_ATTRS]
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct ComChangeUser {
+    /// The account to log in as.
+    pub user: Bytes,
+    /// The answer to the connection's first challenge.
+    pub auth_response: Bytes,
+    /// The database to use; empty for none.
+    pub database: Bytes,
+    /// The character set (a collation id), if sent.
+    pub charset: Option<u16>,
+    /// The authentication plugin the answer is for, if sent.
+    pub auth_plugin_name: Option<Bytes>,
+    /// Connection attributes (the lenenc block's contents), if sent.
+    pub attributes: Option<Bytes>,
+}
+
+impl std::fmt::Debug for ComChangeUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // An account name and an answer to a challenge: neither is printed.
+        f.debug_struct("ComChangeUser").finish_non_exhaustive()
+    }
+}
+
+impl ComChangeUser {
+    /// Reads the body of a [`Command::ChangeUser`] under the connection's
+    /// `capabilities`.
+    ///
+    /// # Errors
+    ///
+    /// [`DecodeError::Malformed`] (at offset 0 of the body) when a field is
+    /// cut short or bytes are left over.
+    pub fn parse(body: Bytes, capabilities: u64) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(body);
+        Self::read(&mut r, capabilities)
+            .and_then(|value| r.finish().map(|()| value))
+            .map_err(|reason| DecodeError::Malformed {
+                offset: 0,
+                message: "COM_CHANGE_USER",
+                reason,
+            })
+    }
+
+    fn read(r: &mut Reader, capabilities: u64) -> Result<Self, ReadError> {
+        let user = r.cstr()?;
+        let auth_response = if capabilities & capability::SECURE_CONNECTION != 0 {
+            let len = r.u8()?;
+            r.take(usize::from(len))?
+        } else {
+            r.cstr()?
+        };
+        let database = r.cstr()?;
+        let charset = if r.left() > 0 {
+            Some(r.u16_le()?)
+        } else {
+            None
+        };
+        let auth_plugin_name = if capabilities & capability::PLUGIN_AUTH != 0 && r.left() > 0 {
+            Some(r.cstr()?)
+        } else {
+            None
+        };
+        let attributes = if capabilities & capability::CONNECT_ATTRS != 0 && r.left() > 0 {
+            Some(lenenc_str(r)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            user,
+            auth_response,
+            database,
+            charset,
+            auth_plugin_name,
+            attributes,
+        })
+    }
+
+    /// Appends the whole command payload (command byte first) under the
+    /// connection's `capabilities`. An answer longer than 255 bytes under
+    /// CLIENT_SECURE_CONNECTION cannot be sent and is cut to 255.
+    pub fn encode(&self, capabilities: u64, dst: &mut BytesMut) {
+        dst.put_u8(com::CHANGE_USER);
+        dst.put_slice(&self.user);
+        dst.put_u8(0);
+        if capabilities & capability::SECURE_CONNECTION != 0 {
+            let answer = self.auth_response.get(..255).unwrap_or(&self.auth_response);
+            dst.put_u8(u8::try_from(answer.len()).unwrap_or(u8::MAX));
+            dst.put_slice(answer);
+        } else {
+            dst.put_slice(&self.auth_response);
+            dst.put_u8(0);
+        }
+        dst.put_slice(&self.database);
+        dst.put_u8(0);
+        let Some(charset) = self.charset else {
+            return;
+        };
+        dst.put_u16_le(charset);
+        if capabilities & capability::PLUGIN_AUTH != 0 {
+            dst.put_slice(self.auth_plugin_name.as_deref().unwrap_or_default());
+            dst.put_u8(0);
+        }
+        if capabilities & capability::CONNECT_ATTRS != 0
+            && let Some(attributes) = &self.attributes
+        {
+            put_lenenc_str(dst, attributes);
+        }
+    }
+}
+
 /// COM_STMT_EXECUTE.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ComStmtExecute {
@@ -626,8 +745,14 @@ fn parse_execute(
     let iteration_count = r.u32_le()?;
     let param_block = r.rest();
     let mut p = Reader::new(param_block.clone());
+    // Under CLIENT_QUERY_ATTRIBUTES the count (parameters, then attributes)
+    // is sent whenever the statement has parameters, and for a statement of
+    // none when PARAMETER_COUNT_AVAILABLE says attributes follow; each bound
+    // type then carries a name (empty for a parameter). MySQL 8.0.26+ and
+    // mysql-connector-python 9 send it so.
     let with_attributes = capabilities & capability::QUERY_ATTRIBUTES != 0;
-    let count = if with_attributes && flags & PARAMETER_COUNT_AVAILABLE != 0 {
+    let counted = statement.count > 0 || flags & PARAMETER_COUNT_AVAILABLE != 0;
+    let count = if with_attributes && counted {
         let count = lenenc_int(&mut p)?;
         usize::try_from(count).map_err(|_| "parameter count overflows")?
     } else {

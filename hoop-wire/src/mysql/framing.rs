@@ -19,9 +19,21 @@ pub struct Limits {
     /// be refused by the server too, so this also bounds what one session can
     /// make the proxy hold.
     pub max_payload_len: usize,
-    /// Most columns in one result set. MySQL's own limit is 4,096; it bounds
-    /// the per-result state (column types kept to read binary rows).
+    /// Most columns in one result set. MySQL and MariaDB cap a table at
+    /// 4,096 columns, not a SELECT list: MariaDB answers a 200,000-column
+    /// SELECT, bounded only by `max_allowed_packet` on the query's text. This
+    /// bounds what a count costs before any definition arrives (a column
+    /// type byte each, to read binary rows); `max_column_bytes` bounds the
+    /// definitions themselves.
     pub max_columns: usize,
+    /// Most bytes the current result set's column definitions may hold
+    /// (each definition's fields and its decoded form, about 300 bytes for a
+    /// short name). The definitions are kept until the result set ends, to
+    /// read its rows and tell the hook their columns; without this cap a
+    /// server (or a query) of millions of columns would make one session
+    /// hold gigabytes. 64 MiB, the default `max_payload_len`, holds about
+    /// 200,000 columns.
+    pub max_column_bytes: usize,
     /// Most prepared statements tracked per session. MySQL's
     /// `max_prepared_stmt_count` defaults to 16,382.
     pub max_statements: usize,
@@ -31,7 +43,8 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_payload_len: 64 << 20,
-            max_columns: 4096,
+            max_columns: 1 << 20,
+            max_column_bytes: 64 << 20,
             max_statements: 16_382,
         }
     }

@@ -37,6 +37,7 @@
 //! ```
 
 mod client;
+mod compress;
 pub mod consts;
 mod framing;
 mod server;
@@ -44,8 +45,10 @@ mod session;
 mod value;
 
 pub use client::{
-    AuthData, ClientMessage, ComQuery, ComStmtExecute, Command, HandshakeResponse, SslRequest,
+    AuthData, ClientMessage, ComChangeUser, ComQuery, ComStmtExecute, Command, HandshakeResponse,
+    SslRequest,
 };
+pub use compress::{Decompressor, compress_frames};
 pub use consts::{capability, column_type, command, status};
 pub use framing::{Limits, Packet, encode_packet};
 pub use server::{

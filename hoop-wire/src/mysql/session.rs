@@ -50,17 +50,24 @@ enum Expect {
     Result {
         binary: bool,
         statement: Option<u32>,
+        cursor: bool,
     },
     /// Column definitions of a result set.
     Columns {
         left: usize,
         binary: bool,
         statement: Option<u32>,
+        cursor: bool,
     },
-    /// The EOF after column definitions.
+    /// The EOF after column definitions. `cursor`: the command was a
+    /// COM_STMT_EXECUTE asking for a cursor, the only case in which the
+    /// EOF's SERVER_STATUS_CURSOR_EXISTS means no rows follow (they come
+    /// with COM_STMT_FETCH). Elsewhere the flag only reports a cursor some
+    /// stored procedure holds open, and rows follow as usual.
     ColumnsEof {
         binary: bool,
         statement: Option<u32>,
+        cursor: bool,
     },
     /// Rows until EOF, OK or ERR.
     Rows { binary: bool },
@@ -131,6 +138,8 @@ pub struct Session {
     statements: HashMap<u32, Statement>,
     last_prepared: Option<u32>,
     columns: Vec<ColumnDefinition>,
+    /// What `columns` holds, counted against `Limits::max_column_bytes`.
+    column_bytes: usize,
     /// The current result set's definitions when the server skipped them
     /// (MARIADB_CLIENT_CACHE_METADATA): the statement's cached ones.
     cached_columns: Option<Arc<[ColumnDefinition]>>,
@@ -166,6 +175,7 @@ impl Session {
             statements: HashMap::new(),
             last_prepared: None,
             columns: Vec::new(),
+            column_bytes: 0,
             cached_columns: None,
             cached_bytes: 0,
             column_types: Arc::from([]),
@@ -314,6 +324,7 @@ impl Session {
                     self.pending.push_front(Expect::Result {
                         binary: false,
                         statement: None,
+                        cursor: false,
                     });
                 }
                 ClientMessage::LocalInfileData(packet.payload.clone())
@@ -349,6 +360,7 @@ impl Session {
             Command::Query(_) => Some(Expect::Result {
                 binary: false,
                 statement: None,
+                cursor: false,
             }),
             Command::StmtPrepare(_) => Some(Expect::Prepare),
             Command::StmtExecute(execute) => {
@@ -360,6 +372,7 @@ impl Session {
                 Some(Expect::Result {
                     binary: true,
                     statement: id,
+                    cursor: execute.flags & CURSOR_TYPE_MASK != 0,
                 })
             }
             Command::StmtFetch { statement_id, .. } => {
@@ -415,10 +428,12 @@ impl Session {
                 com::PROCESS_INFO => Some(Expect::Result {
                     binary: false,
                     statement: None,
+                    cursor: false,
                 }),
                 com::STMT_BULK_EXECUTE => Some(Expect::Result {
                     binary: true,
                     statement: None,
+                    cursor: false,
                 }),
                 _ => Some(Expect::Simple),
             },
@@ -576,13 +591,20 @@ impl Session {
                 self.pending.pop_front();
                 ServerMessage::Statistics(payload)
             }
-            Expect::Result { binary, statement } => match first {
+            Expect::Result {
+                binary,
+                statement,
+                cursor,
+            } => match first {
                 Some(header::OK) => {
                     let ok = finish(&mut r, OkPacket::parse, offset, "OK")?;
                     self.pending.pop_front();
                     if ok.status & status::MORE_RESULTS_EXISTS != 0 {
-                        self.pending
-                            .push_front(Expect::Result { binary, statement });
+                        self.pending.push_front(Expect::Result {
+                            binary,
+                            statement,
+                            cursor: false,
+                        });
                     }
                     ServerMessage::Ok(ok)
                 }
@@ -620,6 +642,7 @@ impl Session {
                     }
                     self.pending.pop_front();
                     self.columns.clear();
+                    self.column_bytes = 0;
                     self.cached_columns = None;
                     self.rows = 0;
                     self.result_binary = binary;
@@ -657,13 +680,18 @@ impl Session {
                         self.pending.push_front(if deprecate_eof {
                             Expect::Rows { binary }
                         } else {
-                            Expect::ColumnsEof { binary, statement }
+                            Expect::ColumnsEof {
+                                binary,
+                                statement,
+                                cursor,
+                            }
                         });
                     } else {
                         self.pending.push_front(Expect::Columns {
                             left: columns,
                             binary,
                             statement,
+                            cursor,
                         });
                     }
                     ServerMessage::ColumnCount(count)
@@ -673,15 +701,17 @@ impl Session {
                 left,
                 binary,
                 statement,
+                cursor,
             } => {
                 let definition = self.column_definition(&mut r, offset)?;
-                self.columns.push(definition.clone());
+                self.keep_column(&definition, offset)?;
                 self.pending.pop_front();
                 if left > 1 {
                     self.pending.push_front(Expect::Columns {
                         left: left - 1,
                         binary,
                         statement,
+                        cursor,
                     });
                 } else {
                     self.columns_complete = true;
@@ -695,15 +725,19 @@ impl Session {
                     self.pending.push_front(if deprecate_eof {
                         Expect::Rows { binary }
                     } else {
-                        Expect::ColumnsEof { binary, statement }
+                        Expect::ColumnsEof {
+                            binary,
+                            statement,
+                            cursor,
+                        }
                     });
                 }
                 ServerMessage::ColumnDefinition(definition)
             }
-            Expect::ColumnsEof { binary, .. } => {
+            Expect::ColumnsEof { binary, cursor, .. } => {
                 let eof = finish(&mut r, parse_eof, offset, "EOF")?;
                 self.pending.pop_front();
-                if eof.status & status::CURSOR_EXISTS == 0 {
+                if !(cursor && eof.status & status::CURSOR_EXISTS != 0) {
                     self.pending.push_front(Expect::Rows { binary });
                 }
                 ServerMessage::Eof(eof)
@@ -724,6 +758,7 @@ impl Session {
                         self.pending.push_front(Expect::Result {
                             binary,
                             statement: None,
+                            cursor: false,
                         });
                     }
                     return Ok(message);
@@ -762,6 +797,7 @@ impl Session {
                 );
                 self.last_prepared = Some(ok.statement_id);
                 self.columns.clear();
+                self.column_bytes = 0;
                 self.cached_columns = None;
                 if ok.metadata_follows != Some(0) {
                     if ok.num_params > 0 {
@@ -811,7 +847,7 @@ impl Session {
             }
             Expect::PrepareColumns { id, left } => {
                 let definition = self.column_definition(&mut r, offset)?;
-                self.columns.push(definition.clone());
+                self.keep_column(&definition, offset)?;
                 self.pending.pop_front();
                 if left > 1 {
                     self.pending
@@ -880,6 +916,27 @@ impl Session {
             statement.cached_bytes = bytes;
             self.cached_bytes += bytes;
         }
+    }
+
+    /// Keeps one of the current result set's column definitions, within
+    /// `Limits::max_column_bytes`.
+    fn keep_column(
+        &mut self,
+        definition: &ColumnDefinition,
+        offset: u64,
+    ) -> Result<(), DecodeError> {
+        self.column_bytes = self
+            .column_bytes
+            .saturating_add(definition_bytes(definition));
+        if self.column_bytes > self.limits.max_column_bytes {
+            return Err(malformed(
+                offset,
+                "ColumnDefinition41",
+                "column definitions of one result set exceed the limit",
+            ));
+        }
+        self.columns.push(definition.clone());
+        Ok(())
     }
 
     fn forget_statement(&mut self, id: u32) {
@@ -1024,6 +1081,10 @@ fn next_packet(
 
 /// MariaDB's progress report travels as an ERR packet with this code.
 const PROGRESS_REPORT: u16 = 0xffff;
+
+/// COM_STMT_EXECUTE's cursor types (CURSOR_TYPE_READ_ONLY, _FOR_UPDATE,
+/// _SCROLLABLE): any of them asks the server to open a cursor.
+const CURSOR_TYPE_MASK: u8 = 0x07;
 
 /// MariaDB's COM_STMT_EXECUTE id meaning "the statement prepared last".
 const LAST_PREPARED: u32 = u32::MAX;

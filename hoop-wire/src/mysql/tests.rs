@@ -932,3 +932,91 @@ fn skipped_metadata_of_a_closed_or_mismatched_statement_is_an_error() {
         );
     }
 }
+
+/// Issue 17, item 4: a result set may be wider than a table (MariaDB
+/// answers a 68,001-column SELECT), and its definitions are bounded by
+/// bytes, not by a count: past `max_column_bytes` the stream is refused
+/// before more definitions are kept.
+#[test]
+fn wide_results_are_bounded_by_the_bytes_of_their_definitions() {
+    let limits = Limits {
+        max_column_bytes: 4 << 20,
+        ..Limits::default()
+    };
+    for (width, accepted) in [(5_000, true), (100_000, false)] {
+        let mut feeder = Feeder::new(Session::after_handshake(limits, CAPS));
+        let mut query = vec![command::QUERY];
+        query.extend_from_slice(b"SELECT ...");
+        feeder.feed(Dir::Client, &wire(0, &query)).unwrap();
+        let mut count = BytesMut::new();
+        ServerMessage::ColumnCount(ColumnCount {
+            count: width,
+            metadata_follows: None,
+        })
+        .encode_payload(&mut count);
+        feeder.feed(Dir::Server, &wire(1, &count)).unwrap();
+        let mut result = Ok(());
+        for i in 0..width {
+            let mut definition = BytesMut::new();
+            ServerMessage::ColumnDefinition(column(&format!("c{i}"), 3))
+                .encode_payload(&mut definition);
+            if let Err(error) = feeder.feed(Dir::Server, &wire(2, &definition)) {
+                result = Err(error);
+                break;
+            }
+        }
+        assert_eq!(result.is_ok(), accepted, "{width}: {result:?}");
+        if accepted {
+            assert_eq!(feeder.session.columns().len(), 5_000);
+        } else {
+            assert!(feeder.session.columns().len() < 50_000);
+        }
+    }
+}
+
+/// Issue 17, item 2: under CLIENT_QUERY_ATTRIBUTES a COM_STMT_EXECUTE of a
+/// statement with parameters carries their count and a name per bound type
+/// even without PARAMETER_COUNT_AVAILABLE. Bytes as mysql-connector-python
+/// 9 (pure Python) sent them to MySQL 9.7 for `SELECT ? + 1, ?` with
+/// (41, 'x'), and as it sends one query attribute `p` = 7 after them.
+#[test]
+fn executions_with_query_attributes_read_their_count_and_names() {
+    use super::client::{Command, StatementParams};
+    let caps = CAPS | capability::QUERY_ATTRIBUTES;
+    let two = || {
+        Some(StatementParams {
+            count: 2,
+            ..StatementParams::default()
+        })
+    };
+    let captured: &[u8] = b"\x17\x01\x00\x00\x00\x00\x01\x00\x00\x00\
+        \x02\x00\x01\x01\x80\x00\xfe\x00\x00\x29\x01x";
+    let with_attribute: &[u8] = b"\x17\x01\x00\x00\x00\x00\x01\x00\x00\x00\
+        \x03\x00\x01\x01\x80\x00\xfe\x00\x00\x08\x00\x01p\x29\x01x\x07\x00\x00\x00\x00\x00\x00\x00";
+    for (bytes, params) in [
+        (captured, vec![Some(&b")"[..]), Some(&b"x"[..])]),
+        (
+            with_attribute,
+            vec![
+                Some(&b")"[..]),
+                Some(&b"x"[..]),
+                Some(&[7, 0, 0, 0, 0, 0, 0, 0][..]),
+            ],
+        ),
+    ] {
+        let mut r = crate::reader::Reader::new(Bytes::copy_from_slice(bytes));
+        let Command::StmtExecute(execute) = Command::parse(&mut r, caps, |_| two()).unwrap() else {
+            panic!("not an execution");
+        };
+        let got: Vec<Option<&[u8]>> = execute.params.iter().map(|p| p.as_deref()).collect();
+        assert_eq!(got, params);
+        let mut again = BytesMut::new();
+        ClientMessage::Command(Command::StmtExecute(execute)).encode_payload(&mut again);
+        assert_eq!(&again[..], bytes);
+    }
+    // Without the capability the same statement's values follow at once.
+    let plain: &[u8] = b"\x17\x01\x00\x00\x00\x00\x01\x00\x00\x00\
+        \x00\x01\x01\x80\xfe\x00\x29\x01x";
+    let mut r = crate::reader::Reader::new(Bytes::copy_from_slice(plain));
+    assert!(Command::parse(&mut r, CAPS, |_| two()).is_ok());
+}
