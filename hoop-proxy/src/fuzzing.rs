@@ -36,7 +36,7 @@ impl<'h> PostgresRelay<'h> {
 }
 
 impl RelayCodec for PostgresRelay<'_> {
-    type Error = crate::postgres::SessionError;
+    type Error = crate::error::SessionError;
 
     fn client_bytes(
         &mut self,
@@ -86,7 +86,7 @@ impl<'h> MysqlRelay<'h> {
 }
 
 impl RelayCodec for MysqlRelay<'_> {
-    type Error = crate::mysql::SessionError;
+    type Error = crate::error::SessionError;
 
     fn client_bytes(
         &mut self,
