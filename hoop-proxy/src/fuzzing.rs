@@ -35,34 +35,6 @@ impl<'h> PostgresRelay<'h> {
     }
 }
 
-impl RelayCodec for PostgresRelay<'_> {
-    type Error = crate::error::SessionError;
-
-    fn client_bytes(
-        &mut self,
-        input: &mut BytesMut,
-        output: &mut Vec<u8>,
-    ) -> Result<(), Self::Error> {
-        self.0.client_bytes(input, output)
-    }
-
-    fn server_bytes(
-        &mut self,
-        input: &mut BytesMut,
-        output: &mut Vec<u8>,
-    ) -> Result<(), Self::Error> {
-        self.0.server_bytes(input, output)
-    }
-
-    fn client_replies(&mut self, output: &mut Vec<u8>) {
-        self.0.client_replies(output);
-    }
-
-    fn closed(&mut self, from_client: bool, pending: usize) -> Result<(), Self::Error> {
-        self.0.closed(from_client, pending)
-    }
-}
-
 /// The MySQL relay codec of a session after its handshake.
 pub struct MysqlRelay<'h>(MysqlCodec<'h>);
 
@@ -85,30 +57,39 @@ impl<'h> MysqlRelay<'h> {
     }
 }
 
-impl RelayCodec for MysqlRelay<'_> {
-    type Error = crate::error::SessionError;
+/// The relay codec trait of a wrapper, forwarded to the codec it wraps:
+/// the wrappers exist only to keep the codecs' types private.
+macro_rules! forward_relay_codec {
+    ($relay:ident) => {
+        impl RelayCodec for $relay<'_> {
+            type Error = crate::error::SessionError;
 
-    fn client_bytes(
-        &mut self,
-        input: &mut BytesMut,
-        output: &mut Vec<u8>,
-    ) -> Result<(), Self::Error> {
-        self.0.client_bytes(input, output)
-    }
+            fn client_bytes(
+                &mut self,
+                input: &mut BytesMut,
+                output: &mut Vec<u8>,
+            ) -> Result<(), Self::Error> {
+                self.0.client_bytes(input, output)
+            }
 
-    fn server_bytes(
-        &mut self,
-        input: &mut BytesMut,
-        output: &mut Vec<u8>,
-    ) -> Result<(), Self::Error> {
-        self.0.server_bytes(input, output)
-    }
+            fn server_bytes(
+                &mut self,
+                input: &mut BytesMut,
+                output: &mut Vec<u8>,
+            ) -> Result<(), Self::Error> {
+                self.0.server_bytes(input, output)
+            }
 
-    fn client_replies(&mut self, output: &mut Vec<u8>) {
-        self.0.client_replies(output);
-    }
+            fn client_replies(&mut self, output: &mut Vec<u8>) {
+                self.0.client_replies(output);
+            }
 
-    fn closed(&mut self, from_client: bool, pending: usize) -> Result<(), Self::Error> {
-        self.0.closed(from_client, pending)
-    }
+            fn closed(&mut self, from_client: bool, pending: usize) -> Result<(), Self::Error> {
+                self.0.closed(from_client, pending)
+            }
+        }
+    };
 }
+
+forward_relay_codec!(PostgresRelay);
+forward_relay_codec!(MysqlRelay);
