@@ -11,7 +11,7 @@ use tokio::process::Command;
 
 mod common;
 
-use common::{MysqlSetup, other_addresses, text};
+use common::{MysqlSetup, other_addresses, text, wait_events};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_cli_reaches_mariadb_through_the_listener() {
@@ -44,6 +44,56 @@ async fn mariadb_cli_is_served(tag: &str, in_place: bool) {
     assert_eq!(sessions[0].protocol, "mysql");
     assert!(sessions[0].bytes_in > 0 && sessions[0].bytes_out > 0);
     setup.stop().await;
+}
+
+/// A session that ends in an error is recorded as failed, with the error
+/// event: the server kills the mariadb CLI's connection mid-script, the CLI
+/// sees the lost connection, and `GET /api/sessions/{id}` says `failed`
+/// and why, over the agent link and in place alike.
+async fn a_lost_connection_is_recorded_as_failed(tag: &str, in_place: bool) {
+    let setup = MysqlSetup::start_with(tag, in_place).await;
+    setup.connection("my", json!({})).await;
+    let output = setup
+        .mariadb(
+            "my",
+            &setup.token,
+            "SELECT 1; KILL CONNECTION_ID(); SELECT 2",
+        )
+        .await;
+    assert!(!output.status.success(), "{}", text(&output.stdout));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("ERROR"), "{stderr}");
+    let sessions = setup.ended_sessions("my", 1).await;
+    let id = &sessions[0].id;
+    let record = setup
+        .admin
+        .get(&format!("/api/sessions/{id}"))
+        .await
+        .unwrap();
+    assert_eq!(record.status, StatusCode::OK, "{:?}", record.body);
+    assert_eq!(record.body["status"], "failed", "{:?}", record.body);
+    let error = record.body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("Server connection failed"),
+        "{:?}",
+        record.body
+    );
+    let events = wait_events(&setup.admin, id, "end").await;
+    assert!(
+        events.iter().any(|e| e["type"] == "error"),
+        "no error event: {events:?}"
+    );
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_over_the_link_is_recorded_as_failed() {
+    a_lost_connection_is_recorded_as_failed("lost", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_in_place_is_recorded_as_failed() {
+    a_lost_connection_is_recorded_as_failed("lost_in_place", true).await;
 }
 
 /// A client's cancel through the listener: PyMySQL reads the connection id
