@@ -11,7 +11,7 @@ use tokio::process::Command;
 
 mod common;
 
-use common::{MysqlSetup, other_addresses, text, wait_events};
+use common::{MysqlSetup, b64, other_addresses, text, wait_events, wait_status};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_cli_reaches_mariadb_through_the_listener() {
@@ -94,6 +94,60 @@ async fn a_lost_connection_over_the_link_is_recorded_as_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_connection_in_place_is_recorded_as_failed() {
     a_lost_connection_is_recorded_as_failed("lost_in_place", true).await;
+}
+
+/// A session on a connection whose server is down reaches the mariadb CLI
+/// as an `ERROR` naming why, not as a lost connection: while the agent
+/// reports it `offline` (the gateway refuses), and in the seconds after the
+/// server went and before the agent's next probe noticed (the driver
+/// cannot reach it). The server is a TCP listener of the test's own, which
+/// is enough for the agent's reachability probe.
+async fn a_server_that_is_down_is_named_to_the_client(tag: &str, in_place: bool) {
+    let setup = MysqlSetup::start_with(tag, in_place).await;
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let body = json!({
+        "name": "down", "type": "database", "subtype": "mysql", "agent_id": "default",
+        "secret": {
+            "envvar:HOST": b64("127.0.0.1"), "envvar:PORT": b64(&port.to_string()),
+            "envvar:USER": b64(&setup.name), "envvar:PASS": b64("unused"),
+        },
+    });
+    let created = setup
+        .admin
+        .json(Method::POST, "/api/connections", &body)
+        .await
+        .unwrap();
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    wait_status(&setup.admin, "down", "online").await;
+    // Gone, and the agent has not probed again yet.
+    drop(server);
+    let output = setup.mariadb("down", &setup.token, "SELECT 1").await;
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("ERROR 1429") && stderr.contains("cannot reach the database server"),
+        "{stderr}"
+    );
+    wait_status(&setup.admin, "down", "offline").await;
+    let output = setup.mariadb("down", &setup.token, "SELECT 1").await;
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("ERROR") && stderr.contains("offline") && !stderr.contains("2013"),
+        "{stderr}"
+    );
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_is_down_is_named_over_the_link() {
+    a_server_that_is_down_is_named_to_the_client("down", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_is_down_is_named_in_place() {
+    a_server_that_is_down_is_named_to_the_client("down_in_place", true).await;
 }
 
 /// A client's cancel through the listener: PyMySQL reads the connection id

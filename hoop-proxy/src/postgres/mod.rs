@@ -377,7 +377,19 @@ impl PostgresProxy {
         )
         .await;
         let abandoned = !codec.terminated() && codec.busy();
+        // A server that closes a connection its client did not terminate
+        // (its backend terminated, crashed, shut down) lost the session:
+        // it failed. The client has what the server sent (its FATAL, if
+        // any) and sees the close as it would without hoop.
+        let lost = !codec.terminated() && matches!(result, Ok(RelayEnd::ServerClosed));
         drop(codec);
+        let result = if lost {
+            Err(SessionError::server_io(
+                std::io::ErrorKind::UnexpectedEof.into(),
+            ))
+        } else {
+            result
+        };
         if let Err(error) = &result
             && let Some((code, message)) = client_error(error)
         {
@@ -398,6 +410,9 @@ impl PostgresProxy {
         }
         match result {
             Ok(_) => Ok(()),
+            // Everything the server sent was relayed: its close ends the
+            // client's connection too, with no FATAL of hoop's own.
+            Err(error) if lost => Err(error),
             Err(error) => {
                 send_fatal(&mut client_stream, to_client.unwritten(), &error).await;
                 Err(error)
