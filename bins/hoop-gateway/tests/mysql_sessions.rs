@@ -97,15 +97,20 @@ async fn a_lost_connection_in_place_is_recorded_as_failed() {
 }
 
 /// A session on a connection whose server is down reaches the mariadb CLI
-/// as an `ERROR` naming why, not as a lost connection: while the agent
-/// reports it `offline` (the gateway refuses), and in the seconds after the
-/// server went and before the agent's next probe noticed (the driver
-/// cannot reach it). The server is a TCP listener of the test's own, which
-/// is enough for the agent's reachability probe.
+/// as an `ERROR` naming why, not as a lost connection: while the agent's
+/// probe still finds the server (one restarting accepts and closes; here a
+/// TCP listener of the test's own does, which is all the probe checks) and
+/// the driver gets no greeting, and once the agent reports it `offline`
+/// (the gateway refuses).
 async fn a_server_that_is_down_is_named_to_the_client(tag: &str, in_place: bool) {
     let setup = MysqlSetup::start_with(tag, in_place).await;
-    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = server.local_addr().unwrap().port();
+    let restarting = tokio::spawn(async move {
+        loop {
+            let _ = server.accept().await;
+        }
+    });
     let body = json!({
         "name": "down", "type": "database", "subtype": "mysql", "agent_id": "default",
         "secret": {
@@ -120,15 +125,16 @@ async fn a_server_that_is_down_is_named_to_the_client(tag: &str, in_place: bool)
         .unwrap();
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     wait_status(&setup.admin, "down", "online").await;
-    // Gone, and the agent has not probed again yet.
-    drop(server);
     let output = setup.mariadb("down", &setup.token, "SELECT 1").await;
     let stderr = text(&output.stderr);
     assert!(!output.status.success());
     assert!(
-        stderr.contains("ERROR 1429") && stderr.contains("cannot reach the database server"),
+        stderr.contains("ERROR 1429")
+            && stderr.contains("lost the connection to the database server"),
         "{stderr}"
     );
+    restarting.abort();
+    let _ = restarting.await;
     wait_status(&setup.admin, "down", "offline").await;
     let output = setup.mariadb("down", &setup.token, "SELECT 1").await;
     let stderr = text(&output.stderr);

@@ -990,10 +990,10 @@ async fn hoop_gateway_marks_its_listeners_tls_when_it_has_a_certificate() {
 /// A PostgreSQL session hoop ends with an error is recorded as failed,
 /// with the error event: psql's backend is terminated under it (the server
 /// sends its FATAL and closes), over the agent link and in place alike.
-/// And a server gone in the seconds before the agent's next probe noticed
-/// is named to psql (the driver cannot reach it), the session recorded as
-/// failed with that reason. The server that goes is a TCP listener of the
-/// test's own, which is enough for the agent's reachability probe.
+/// And a server the agent's probe still finds but that gives no greeting
+/// (one restarting accepts and closes; here a TCP listener of the test's
+/// own does, which is all the probe checks) is named to psql, the session
+/// recorded as failed with that reason.
 async fn failed_sessions_are_recorded_as_failed(route: Route) {
     let setup = Setup::start_with(false, route).await;
     setup.connection("pg", 5432, json!({})).await;
@@ -1021,15 +1021,20 @@ async fn failed_sessions_are_recorded_as_failed(route: Route) {
         "no error event: {events:?}"
     );
 
-    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = server.local_addr().unwrap().port();
+    let restarting = tokio::spawn(async move {
+        loop {
+            let _ = server.accept().await;
+        }
+    });
     setup.connection("down", port, json!({})).await;
     setup.wait_status("down", "online").await;
-    drop(server);
     let output = setup.run_psql("down", &setup.token, "SELECT 1").await;
+    restarting.abort();
     assert!(!output.status.success(), "{}", stdout(&output));
     assert!(
-        stderr(&output).contains("cannot reach the database server"),
+        stderr(&output).contains("lost the connection to the database server"),
         "{}",
         stderr(&output)
     );
@@ -1039,7 +1044,7 @@ async fn failed_sessions_are_recorded_as_failed(route: Route) {
         session
             .error
             .as_deref()
-            .is_some_and(|e| e.contains("cannot reach the database server")),
+            .is_some_and(|e| e.contains("Server connection failed")),
         "{session:?}"
     );
     setup.stop().await;
