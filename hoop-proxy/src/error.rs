@@ -186,15 +186,29 @@ impl SessionError {
 }
 
 /// Logs how a session ended: quietly when it simply ended, at `info` when
-/// the client broke it off, at `warn` when the server, the policy or hoop
-/// failed it.
-pub(crate) fn log_session_end(result: Result<(), SessionError>) {
+/// the client went away, at `warn` when the server, the policy or hoop
+/// failed it. Returns why it failed, for its record: every error but the
+/// client's socket closing or failing (a client that leaves ends its
+/// session, it does not fail it).
+pub(crate) fn log_session_end(result: Result<(), SessionError>) -> Option<String> {
     match result {
-        Ok(()) => tracing::debug!("session ended"),
-        Err(error) => match error.culprit() {
-            Culprit::Client => tracing::info!(%error, "session ended by the client"),
-            _ => tracing::warn!(%error, "session failed"),
-        },
+        Ok(()) => {
+            tracing::debug!("session ended");
+            None
+        }
+        Err(
+            error @ SessionError::Io {
+                culprit: Culprit::Client,
+                ..
+            },
+        ) => {
+            tracing::info!(%error, "session ended by the client");
+            None
+        }
+        Err(error) => {
+            tracing::warn!(%error, "session failed");
+            Some(error.to_string())
+        }
     }
 }
 

@@ -50,11 +50,32 @@ pub fn prepare(state: &AppState, open: &OpenSession) -> Result<Prepared, StartEr
     })
 }
 
+/// What an in-place session did, for its record.
+#[derive(Debug, Default)]
+pub struct Served {
+    /// Bytes read from the client.
+    pub bytes_in: u64,
+    /// Bytes written to the client.
+    pub bytes_out: u64,
+    /// Why the driver failed the session, if it did.
+    pub failure: Option<String>,
+}
+
+impl Served {
+    /// The session's status as the driver ended it: `done`, or `failed`
+    /// with why.
+    pub fn outcome(&self) -> (&'static str, Option<String>) {
+        match &self.failure {
+            Some(failure) => ("failed", Some(failure.clone())),
+            None => ("done", None),
+        }
+    }
+}
+
 /// Runs `session` on `client` to its end, or until the gateway stops (the
 /// session is then cut: its recorder still records its end, and its record
-/// says the gateway shut down); returns the bytes read from the client and
-/// written to it.
-pub async fn serve<S>(prepared: Prepared, client: S) -> (u64, u64)
+/// says the gateway shut down).
+pub async fn serve<S>(prepared: Prepared, client: S) -> Served
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -69,14 +90,18 @@ where
         inner: client,
         counts: Arc::clone(&counts),
     });
-    tokio::select! {
-        () = served => {}
-        Ok(_) = stopping.wait_for(|stopping| *stopping) => events.cut(&id),
+    let failure = tokio::select! {
+        failure = served => failure,
+        Ok(_) = stopping.wait_for(|stopping| *stopping) => {
+            events.cut(&id);
+            None
+        }
+    };
+    Served {
+        bytes_in: counts.read.load(Ordering::Relaxed),
+        bytes_out: counts.written.load(Ordering::Relaxed),
+        failure,
     }
-    (
-        counts.read.load(Ordering::Relaxed),
-        counts.written.load(Ordering::Relaxed),
-    )
 }
 
 #[derive(Debug, Default)]

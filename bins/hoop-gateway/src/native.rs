@@ -351,8 +351,10 @@ async fn postgres_client(
                 }
             };
             let client = in_place::Replay::new(first.freeze(), stream);
-            let (bytes_in, bytes_out) = in_place::serve(session, client).await;
-            let (status, error) = opened.live.outcome("done", None);
+            let served = in_place::serve(session, client).await;
+            let (status, error) = served.outcome();
+            let (status, error) = opened.live.outcome(status, error);
+            let (bytes_in, bytes_out) = (served.bytes_in, served.bytes_out);
             sessions::finish(state, &opened.id, status, error, bytes_in, bytes_out).await;
             return Ok(());
         }

@@ -719,9 +719,11 @@ async fn mysql_client(
                 // The driver ends with the client's session (or at once,
                 // when the login failed); its last audit events are queued
                 // by then.
-                let (bytes_in, bytes_out) = driver.await.unwrap_or_default();
+                let served = driver.await.unwrap_or_default();
                 if let Ok(true) = handed {
-                    let (status, error) = opened.live.outcome("done", None);
+                    let (status, error) = served.outcome();
+                    let (status, error) = opened.live.outcome(status, error);
+                    let (bytes_in, bytes_out) = (served.bytes_in, served.bytes_out);
                     sessions::finish(state, &opened.id, status, error, bytes_in, bytes_out).await;
                 }
                 handed.map(drop)

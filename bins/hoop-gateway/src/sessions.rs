@@ -695,9 +695,10 @@ impl Ready {
                 finish(state, id, status, error, report.sent, report.received).await;
             }
             Leg::InPlace(session) => {
-                let (bytes_in, bytes_out) = crate::in_place::serve(session, client).await;
-                let (status, error) = self.live.outcome("done", None);
-                finish(state, id, status, error, bytes_in, bytes_out).await;
+                let served = crate::in_place::serve(session, client).await;
+                let (status, error) = served.outcome();
+                let (status, error) = self.live.outcome(status, error);
+                finish(state, id, status, error, served.bytes_in, served.bytes_out).await;
             }
         }
     }

@@ -11,7 +11,7 @@ use tokio::process::Command;
 
 mod common;
 
-use common::{MysqlSetup, other_addresses, text};
+use common::{MysqlSetup, b64, other_addresses, text, wait_events, wait_status};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mariadb_cli_reaches_mariadb_through_the_listener() {
@@ -44,6 +44,116 @@ async fn mariadb_cli_is_served(tag: &str, in_place: bool) {
     assert_eq!(sessions[0].protocol, "mysql");
     assert!(sessions[0].bytes_in > 0 && sessions[0].bytes_out > 0);
     setup.stop().await;
+}
+
+/// A session that ends in an error is recorded as failed, with the error
+/// event: the server kills the mariadb CLI's connection mid-script, the CLI
+/// sees the lost connection, and `GET /api/sessions/{id}` says `failed`
+/// and why, over the agent link and in place alike.
+async fn a_lost_connection_is_recorded_as_failed(tag: &str, in_place: bool) {
+    let setup = MysqlSetup::start_with(tag, in_place).await;
+    setup.connection("my", json!({})).await;
+    let output = setup
+        .mariadb(
+            "my",
+            &setup.token,
+            "SELECT 1; KILL CONNECTION_ID(); SELECT 2",
+        )
+        .await;
+    assert!(!output.status.success(), "{}", text(&output.stdout));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("ERROR"), "{stderr}");
+    let sessions = setup.ended_sessions("my", 1).await;
+    let id = &sessions[0].id;
+    let record = setup
+        .admin
+        .get(&format!("/api/sessions/{id}"))
+        .await
+        .unwrap();
+    assert_eq!(record.status, StatusCode::OK, "{:?}", record.body);
+    assert_eq!(record.body["status"], "failed", "{:?}", record.body);
+    let error = record.body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("Server connection failed"),
+        "{:?}",
+        record.body
+    );
+    let events = wait_events(&setup.admin, id, "end").await;
+    assert!(
+        events.iter().any(|e| e["type"] == "error"),
+        "no error event: {events:?}"
+    );
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_over_the_link_is_recorded_as_failed() {
+    a_lost_connection_is_recorded_as_failed("lost", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_connection_in_place_is_recorded_as_failed() {
+    a_lost_connection_is_recorded_as_failed("lost_in_place", true).await;
+}
+
+/// A session on a connection whose server is down reaches the mariadb CLI
+/// as an `ERROR` naming why, not as a lost connection: while the agent's
+/// probe still finds the server (one restarting accepts and closes; here a
+/// TCP listener of the test's own does, which is all the probe checks) and
+/// the driver gets no greeting, and once the agent reports it `offline`
+/// (the gateway refuses).
+async fn a_server_that_is_down_is_named_to_the_client(tag: &str, in_place: bool) {
+    let setup = MysqlSetup::start_with(tag, in_place).await;
+    let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = server.local_addr().unwrap().port();
+    let restarting = tokio::spawn(async move {
+        loop {
+            let _ = server.accept().await;
+        }
+    });
+    let body = json!({
+        "name": "down", "type": "database", "subtype": "mysql", "agent_id": "default",
+        "secret": {
+            "envvar:HOST": b64("127.0.0.1"), "envvar:PORT": b64(&port.to_string()),
+            "envvar:USER": b64(&setup.name), "envvar:PASS": b64("unused"),
+        },
+    });
+    let created = setup
+        .admin
+        .json(Method::POST, "/api/connections", &body)
+        .await
+        .unwrap();
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    wait_status(&setup.admin, "down", "online").await;
+    let output = setup.mariadb("down", &setup.token, "SELECT 1").await;
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("ERROR 1429")
+            && stderr.contains("lost the connection to the database server"),
+        "{stderr}"
+    );
+    restarting.abort();
+    let _ = restarting.await;
+    wait_status(&setup.admin, "down", "offline").await;
+    let output = setup.mariadb("down", &setup.token, "SELECT 1").await;
+    let stderr = text(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("ERROR") && stderr.contains("offline") && !stderr.contains("2013"),
+        "{stderr}"
+    );
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_is_down_is_named_over_the_link() {
+    a_server_that_is_down_is_named_to_the_client("down", false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_is_down_is_named_in_place() {
+    a_server_that_is_down_is_named_to_the_client("down_in_place", true).await;
 }
 
 /// A client's cancel through the listener: PyMySQL reads the connection id

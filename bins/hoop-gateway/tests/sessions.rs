@@ -986,3 +986,76 @@ async fn hoop_gateway_marks_its_listeners_tls_when_it_has_a_certificate() {
     let api = line("API:");
     assert!(api.contains("https://127.0.0.1:"), "{api}");
 }
+
+/// A PostgreSQL session hoop ends with an error is recorded as failed,
+/// with the error event: psql's backend is terminated under it (the server
+/// sends its FATAL and closes), over the agent link and in place alike.
+/// And a server the agent's probe still finds but that gives no greeting
+/// (one restarting accepts and closes; here a TCP listener of the test's
+/// own does, which is all the probe checks) is named to psql, the session
+/// recorded as failed with that reason.
+async fn failed_sessions_are_recorded_as_failed(route: Route) {
+    let setup = Setup::start_with(false, route).await;
+    setup.connection("pg", 5432, json!({})).await;
+    setup.wait_status("pg", "online").await;
+    let output = setup
+        .run_psql(
+            "pg",
+            &setup.token,
+            "SELECT pg_terminate_backend(pg_backend_pid())",
+        )
+        .await;
+    assert!(!output.status.success(), "{}", stdout(&output));
+    let session = setup.ended_session("pg").await;
+    assert_eq!(session.status, "failed", "{session:?}");
+    let record = setup
+        .admin
+        .get(&format!("/api/sessions/{}", session.id))
+        .await
+        .unwrap();
+    assert_eq!(record.body["status"], "failed", "{:?}", record.body);
+    assert!(record.body["error"].is_string(), "{:?}", record.body);
+    let events = wait_events(&setup.admin, &session.id, "end").await;
+    assert!(
+        events.iter().any(|e| e["type"] == "error"),
+        "no error event: {events:?}"
+    );
+
+    let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = server.local_addr().unwrap().port();
+    let restarting = tokio::spawn(async move {
+        loop {
+            let _ = server.accept().await;
+        }
+    });
+    setup.connection("down", port, json!({})).await;
+    setup.wait_status("down", "online").await;
+    let output = setup.run_psql("down", &setup.token, "SELECT 1").await;
+    restarting.abort();
+    assert!(!output.status.success(), "{}", stdout(&output));
+    assert!(
+        stderr(&output).contains("lost the connection to the database server"),
+        "{}",
+        stderr(&output)
+    );
+    let session = setup.ended_session("down").await;
+    assert_eq!(session.status, "failed", "{session:?}");
+    assert!(
+        session
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("Server connection failed")),
+        "{session:?}"
+    );
+    setup.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sessions_over_the_link_are_recorded_as_failed() {
+    failed_sessions_are_recorded_as_failed(Route::Link).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sessions_in_place_are_recorded_as_failed() {
+    failed_sessions_are_recorded_as_failed(Route::InPlace).await;
+}

@@ -703,6 +703,49 @@ async fn hoop_connect_tells_a_refused_client_why_in_its_protocol() {
         );
     }
 
+    // The agent's probe still finds the server (it reads online) but the
+    // server gives no greeting, as one restarting accepts and closes (here
+    // a TCP listener of the test's own, all the probe checks): the client
+    // is told so.
+    let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server_port = server.local_addr().unwrap().port().to_string();
+    let restarting = tokio::spawn(async move {
+        loop {
+            let _ = server.accept().await;
+        }
+    });
+    for (name, flags) in [("windowmy", &[][..]), ("windowmytunnel", &["--tunnel"][..])] {
+        let created = up
+            .ok(&[
+                "admin",
+                "create",
+                "conn",
+                name,
+                "-a",
+                "default",
+                "-t",
+                "database/mysql",
+                "-e",
+                "HOST=127.0.0.1",
+                "-e",
+                &format!("PORT={server_port}"),
+                "-e",
+                "USER=root",
+            ])
+            .await;
+        assert_eq!(created, format!("connection {name} created (online)\n"));
+        let mut connect = common::start_connect(up.hoop(), name, flags).await;
+        let refused = mariadb(connect.port).await;
+        connect.child.kill().await.unwrap();
+        let said = text(&refused.stderr);
+        assert!(
+            said.contains("ERROR 1429")
+                && said.contains("lost the connection to the database server"),
+            "{flags:?}: {said}"
+        );
+    }
+    restarting.abort();
+
     // The gateway goes away behind a tunnel: the client is told so.
     let mut connect = common::start_connect(up.hoop(), "pg", &["--tunnel"]).await;
     let before = psql(connect.port).await;

@@ -27,7 +27,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::link::frame::{Frame, FrameKind};
 use crate::link::messages::{OpenSession, SessionEnd};
-use crate::link::mux::{PumpEnd, StreamReceiver, StreamSender, pump};
+use crate::link::mux::{PumpEnd, StreamReceiver, StreamSender, pump_closing};
 use crate::recorder::journal::AuditJournal;
 use crate::recorder::outbox::AuditOutbox;
 use crate::recorder::{AuditBatch, EventRoute, EventSink, RecordingPipeline};
@@ -233,16 +233,11 @@ pub(crate) async fn run(
         .instrument(span)
         .await
     {
-        Ok(PumpEnd::LinkLost) => return,
-        Ok(PumpEnd::Remote(_)) => SessionEnd {
-            status: "done".into(),
-            error: None,
-            exit_code: None,
-            truncated: false,
-        },
-        Ok(PumpEnd::Local) => {
-            // The driver ended the session and the pump told the gateway
-            // with an empty close already.
+        Ok((PumpEnd::LinkLost, _)) => return,
+        Ok((PumpEnd::Remote(_), failure)) => ended(failure),
+        Ok((PumpEnd::Local, _)) => {
+            // The driver ended the session and the pump told the gateway,
+            // with the driver's verdict, already.
             return;
         }
         Err(error) => {
@@ -260,21 +255,36 @@ pub(crate) async fn run(
     }
 }
 
+/// How a `connect` session ended, as the gateway records it: `done`, or
+/// `failed` with why the driver ended it.
+fn ended(failure: Option<String>) -> SessionEnd {
+    SessionEnd {
+        status: if failure.is_some() { "failed" } else { "done" }.into(),
+        error: failure,
+        exit_code: None,
+        truncated: false,
+    }
+}
+
 /// Starts the driver on one end of an in-memory stream, for the agent's
 /// own exec client on the other end: the driver's task, and that end.
 pub(crate) fn driven(driver: Driver) -> (tokio::task::JoinHandle<()>, tokio::io::DuplexStream) {
     let (client, server) = tokio::io::duplex(DUPLEX_BUFFER);
-    (tokio::spawn(drive(driver, server, LINK_PEER)), client)
+    let driving = async move {
+        drive(driver, server, LINK_PEER).await;
+    };
+    (tokio::spawn(driving), client)
 }
 
-/// Runs the driver over `client`, one client's stream, to the session's end.
-pub(crate) async fn drive<S>(driver: Driver, client: S, peer: SocketAddr)
+/// Runs the driver over `client`, one client's stream, to the session's
+/// end; returns why the session failed, if it did.
+pub(crate) async fn drive<S>(driver: Driver, client: S, peer: SocketAddr) -> Option<String>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     match &driver {
-        Driver::Postgres(proxy) => proxy.handle_stream(client, peer).await,
-        Driver::Mysql(proxy) => proxy.handle_stream(client, peer).await,
+        Driver::Postgres(proxy) => proxy.serve_stream(client, peer).await,
+        Driver::Mysql(proxy) => proxy.serve_stream(client, peer).await,
     }
 }
 
@@ -283,14 +293,28 @@ async fn serve(
     sender: StreamSender,
     receiver: StreamReceiver,
     audit: &LinkAudit,
-) -> Result<PumpEnd, StartError> {
+) -> Result<(PumpEnd, Option<String>), StartError> {
     let driver = driver(open, audit.pipeline(open, &sender)?)?;
     let (link, client) = tokio::io::duplex(DUPLEX_BUFFER);
-    let (report, ()) = tokio::join!(
-        pump(link, sender, receiver, None),
-        drive(driver, client, LINK_PEER)
+    // The pump sees the driver's end of the duplex close as the driver
+    // returns: its close waits for the driver's verdict.
+    let (verdict, verdict_rx) = tokio::sync::oneshot::channel();
+    let farewell = async move {
+        let failure = verdict_rx.await.ok().flatten();
+        serde_json::to_vec(&ended(failure))
+            .map(Bytes::from)
+            .unwrap_or_default()
+    };
+    let driving = async move {
+        let failure = drive(driver, client, LINK_PEER).await;
+        let _ = verdict.send(failure.clone());
+        failure
+    };
+    let (report, failure) = tokio::join!(
+        pump_closing(link, sender, receiver, None, farewell),
+        driving
     );
-    Ok(report.end)
+    Ok((report.end, failure))
 }
 
 /// A `connect` session served in this process, on the client's own stream,
@@ -327,15 +351,16 @@ impl InPlaceSession {
         Ok(Self { driver, span })
     }
 
-    /// Runs the driver on `client` until the session ends.
-    pub async fn serve<S>(self, client: S)
+    /// Runs the driver on `client` until the session ends; returns why the
+    /// session failed, if it did, for its record.
+    pub async fn serve<S>(self, client: S) -> Option<String>
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         use tracing::Instrument;
         drive(self.driver, client, LINK_PEER)
             .instrument(self.span)
-            .await;
+            .await
     }
 }
 

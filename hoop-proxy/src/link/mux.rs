@@ -391,11 +391,37 @@ pub struct PumpReport {
 pub async fn pump<S>(
     socket: S,
     sender: StreamSender,
-    mut receiver: StreamReceiver,
+    receiver: StreamReceiver,
     linger: Option<Duration>,
 ) -> PumpReport
 where
     S: AsyncRead + AsyncWrite + Unpin,
+{
+    pump_closing(
+        socket,
+        sender,
+        receiver,
+        linger,
+        std::future::ready(Bytes::new()),
+    )
+    .await
+}
+
+/// [`pump`], whose close when the socket ends first carries what `farewell`
+/// resolves to: an agent waits for its driver's verdict on the session so
+/// the gateway can record a session that failed as failed. A lingering
+/// pump keeps the peer's own explanation, when it sends one, as
+/// [`PumpEnd::Remote`].
+pub async fn pump_closing<S, F>(
+    socket: S,
+    sender: StreamSender,
+    mut receiver: StreamReceiver,
+    linger: Option<Duration>,
+    farewell: F,
+) -> PumpReport
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: std::future::Future<Output = Bytes>,
 {
     let (mut read, mut write) = tokio::io::split(socket);
     let mut sent = 0u64;
@@ -432,20 +458,32 @@ where
             }
         }
     };
-    let end = tokio::select! {
+    let mut end = tokio::select! {
         end = up => end,
         end = down => end,
     };
     match end {
         PumpEnd::Local => {
-            sender.close(Bytes::new()).await;
+            sender.close(farewell.await).await;
             // Keep the stream known until the peer closes too, so what it
-            // sends while finishing (its audit events) is still accepted.
+            // sends while finishing (its audit events, why it failed) is
+            // still accepted.
             if let Some(linger) = linger {
-                let _ = tokio::time::timeout(linger, async {
-                    while let Some(Inbound::Data(_)) = receiver.recv().await {}
+                let closed = tokio::time::timeout(linger, async {
+                    loop {
+                        match receiver.recv().await {
+                            Some(Inbound::Data(_)) => {}
+                            Some(Inbound::Close(reason)) => return Some(reason),
+                            None => return None,
+                        }
+                    }
                 })
                 .await;
+                if let Ok(Some(reason)) = closed
+                    && !reason.is_empty()
+                {
+                    end = PumpEnd::Remote(reason);
+                }
             }
         }
         PumpEnd::Remote(_) => {

@@ -285,8 +285,17 @@ impl MysqlProxy {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        self.serve_stream(stream, peer).await;
+    }
+
+    /// Serves `stream` as [`handle_stream`](Self::handle_stream) does, and
+    /// returns why the session failed, if it did, for the session's record.
+    pub(crate) async fn serve_stream<S>(&self, stream: S, peer: SocketAddr) -> Option<String>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let result = self.session(Box::new(stream), peer).await;
-        crate::error::log_session_end(result);
+        crate::error::log_session_end(result)
     }
 
     async fn session(&self, stream: ClientIo, peer: SocketAddr) -> Result<(), SessionError> {

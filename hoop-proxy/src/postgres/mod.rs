@@ -219,8 +219,17 @@ impl PostgresProxy {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        self.serve_stream(stream, peer).await;
+    }
+
+    /// Serves `stream` as [`handle_stream`](Self::handle_stream) does, and
+    /// returns why the session failed, if it did, for the session's record.
+    pub(crate) async fn serve_stream<S>(&self, stream: S, peer: SocketAddr) -> Option<String>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let result = self.session(Box::new(stream), peer).await;
-        crate::error::log_session_end(result);
+        crate::error::log_session_end(result)
     }
 
     async fn session(&self, stream: ClientIo, peer: SocketAddr) -> Result<(), SessionError> {
@@ -368,7 +377,19 @@ impl PostgresProxy {
         )
         .await;
         let abandoned = !codec.terminated() && codec.busy();
+        // A server that closes a connection its client did not terminate
+        // (its backend terminated, crashed, shut down) lost the session:
+        // it failed. The client has what the server sent (its FATAL, if
+        // any) and sees the close as it would without hoop.
+        let lost = !codec.terminated() && matches!(result, Ok(RelayEnd::ServerClosed));
         drop(codec);
+        let result = if lost {
+            Err(SessionError::server_io(
+                std::io::ErrorKind::UnexpectedEof.into(),
+            ))
+        } else {
+            result
+        };
         if let Err(error) = &result
             && let Some((code, message)) = client_error(error)
         {
@@ -389,6 +410,9 @@ impl PostgresProxy {
         }
         match result {
             Ok(_) => Ok(()),
+            // Everything the server sent was relayed: its close ends the
+            // client's connection too, with no FATAL of hoop's own.
+            Err(error) if lost => Err(error),
             Err(error) => {
                 send_fatal(&mut client_stream, to_client.unwritten(), &error).await;
                 Err(error)
