@@ -15,6 +15,7 @@ pub fn limits() -> Limits {
     Limits {
         max_payload_len: 1 << 16,
         max_columns: 64,
+        max_column_bytes: 1 << 16,
         max_statements: 16,
     }
 }
