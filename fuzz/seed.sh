@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the seed corpora of the fuzz targets (fuzz/corpus/, gitignored)
+# Adds the seeds of the fuzz targets to their corpora (fuzz/corpus/, kept minimized in git)
 # from the public captures in testdata/captures. `.ci/run` runs it before
 # fuzzing; run it yourself before `cargo fuzz run`. Needs tshark and python3.
 # A target seeded from captures gets one line below.
