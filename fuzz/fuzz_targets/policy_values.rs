@@ -5,8 +5,13 @@
 //! Input layout: byte 0 picks the protocol (bit 0: PostgreSQL or MySQL) and the format
 //! (bit 1: text or binary); bytes 1-4 the column's type (a PostgreSQL OID, big-endian,
 //! folded onto the built-in range; MySQL uses byte 1); the rest is the cell. Invariants:
-//! nothing panics; a rewritten PostgreSQL binary cell, masked again, is left as it is
-//! (what the masking writes parses, and holds nothing left to mask).
+//! nothing panics; a rewritten PostgreSQL binary cell parses when read again (the
+//! policy would null a cell it cannot read). Masking it again may find more: a label's
+//! `[` and `]` are word boundaries the text beside them did not have (`919::9W@M.MK`:
+//! the email is masked, and `919::` before the label then reads as an IPv6 address the
+//! input did not hold), so masking is not idempotent and the target does not ask it
+//! to be. That no detected value survives is the masker's own leak check, fuzzed by
+//! `masking_policy`.
 
 #![no_main]
 
@@ -72,8 +77,8 @@ fuzz_target!(|input: &[u8]| {
     let (action, masked) = row(hook.as_mut(), cell);
     if postgres && format == CellFormat::Binary && action == ServerAction::Rewritten {
         if let Some(masked) = masked {
-            let (again, _) = row(hook.as_mut(), &masked);
-            assert_eq!(again, ServerAction::Forward, "masked output masked again");
+            let (_, again) = row(hook.as_mut(), &masked);
+            assert!(again.is_some(), "masked output does not parse");
         }
     }
 });
